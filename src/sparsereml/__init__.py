@@ -1,0 +1,21 @@
+"""sparsereml: REML for large linear mixed models on sparse mixed-model equations.
+
+>>> import sparsereml as sr
+>>> m = sr.fit("dbh ~ Trial", random="~ Trial:Block + Mother + Trial:Mother", data=df)
+>>> m.varcomp
+"""
+from . import datasets
+from .api import LRTResult, fit, lrt
+from .design import Design, build_design
+from .errors import (AliasWarning, ConvergenceWarning, DataError, FormulaError, ModelError,
+                     SparseREMLError)
+from .formula import model_spec
+from .reml.optimizer import OptimResult, ai_reml
+from .reml.problem import REMLProblem
+from .results import FittedModel
+
+__version__ = "0.1.0"
+
+__all__ = ["fit", "lrt", "LRTResult", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem",
+           "ai_reml", "OptimResult", "datasets", "SparseREMLError", "FormulaError", "DataError", "ModelError",
+           "AliasWarning", "ConvergenceWarning", "__version__"]

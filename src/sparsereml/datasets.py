@@ -1,0 +1,171 @@
+"""Simulated multi-site half-sib progeny-trial networks with known truth.
+
+A port of the project's reference simulator (``simulate_trees.py``): the same
+seed gives the same trees, pedigree and truth, number for number; only the
+slow Python loops were vectorised.  Each trial is a randomized complete block
+design on a Row x Col grid; mothers (open-pollinated families) are shared
+across trials and related through a shallow pedigree; a few full-sib trees and
+dead trees (missing dbh) are mixed in.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["simulate_trees", "trial_network"]
+
+
+def _relationship_cholesky(sire: np.ndarray, dam: np.ndarray) -> np.ndarray:
+    """Dense lower Cholesky of the numerator relationship matrix (tabular method)."""
+    n = len(sire)
+    A = np.zeros((n, n))
+    for i in range(n):
+        s, d = sire[i] - 1, dam[i] - 1
+        a = np.zeros(i)
+        if s >= 0:
+            a = a + 0.5 * A[:i, s]
+        if d >= 0:
+            a = a + 0.5 * A[:i, d]
+        A[i, :i] = a
+        A[:i, i] = a
+        A[i, i] = 1.0 + (0.5 * A[s, d] if s >= 0 and d >= 0 else 0.0)
+    return np.linalg.cholesky(A)
+
+
+def _ar1_field(rng, n_row: int, n_col: int, rho_row: float, rho_col: float) -> np.ndarray:
+    """Unit-variance Gaussian field with covariance AR1(rho_row) (x) AR1(rho_col)."""
+    z = rng.standard_normal((n_row, n_col))
+    for i in range(1, n_row):
+        z[i] = rho_row * z[i - 1] + np.sqrt(1 - rho_row**2) * z[i]
+    for j in range(1, n_col):
+        z[:, j] = rho_col * z[:, j - 1] + np.sqrt(1 - rho_col**2) * z[:, j]
+    return z
+
+
+def simulate_trees(seed: int = 2011, trials: int = 31, trees: int = 198_000, mothers: int = 1100,
+                   spatial: bool = False) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """Simulate a trial network.
+
+    Parameters
+    ----------
+    seed : int
+    trials : int
+        Number of trials (sites).
+    trees : int
+        Trees before removing full-sibs and dead trees.
+    mothers : int
+        Number of open-pollinated mothers (families).
+    spatial : bool
+        Make part of each trial's residual an AR1(Row) x AR1(Col) field.
+
+    Returns
+    -------
+    trees : DataFrame
+        Trial, Block, Row, Col, Tree, Mother, Father (0 = half-sib), dbh (NaN = dead).
+    pedigree : DataFrame
+        id, sire, dam ("0" = unknown); mother m is ``M<m>``.
+    truth : dict
+        Every variance and effect used (``sigma2_mother``, ``sigma2_trial_mother``,
+        ``resid_var`` and ``block_var`` per trial, ...).
+    """
+    n_trials, n_trees, n_mothers = trials, trees, mothers
+    rng = np.random.default_rng(seed)
+    srng = np.random.default_rng(seed + 1)  # spatial draws leave the main stream unchanged
+
+    n_gp = max(20, n_mothers // 8)
+    sire, dam = [0] * n_gp, [0] * n_gp
+    related = rng.random(n_mothers) < 0.35
+    for m in range(n_mothers):
+        if related[m]:
+            p = rng.choice(n_gp, size=2, replace=False) + 1
+            sire.append(int(p[0]))
+            dam.append(int(p[1]) if rng.random() < 0.5 else 0)
+        else:
+            sire.append(0)
+            dam.append(0)
+    L = _relationship_cholesky(np.array(sire), np.array(dam))
+    n_ped = n_gp + n_mothers
+
+    sigma2_mother, sigma2_trial_mother = 30.0, 22.5
+    mother_all = np.sqrt(sigma2_mother) * (L @ rng.standard_normal(n_ped))
+    mother_effect = mother_all[n_gp:]
+
+    trial_mean = rng.uniform(120.0, 320.0, n_trials)
+    resid_var = np.exp(rng.normal(np.log(950.0), 0.35, n_trials))
+    block_var = rng.gamma(0.8, 77.0 / 0.8, n_trials)
+    n_blocks = rng.integers(6, 41, n_trials)
+    weights = rng.gamma(2.0, 1.0, n_trials)
+    trees_per_trial = np.maximum(600, (weights / weights.sum() * n_trees).astype(int))
+
+    spatial_share = srng.uniform(0.3, 0.7, n_trials) if spatial else np.zeros(n_trials)
+    rho_row = srng.uniform(0.2, 0.8, n_trials)
+    rho_col = srng.uniform(-0.2, 0.6, n_trials)
+    parts, tm_effects, block_effects = [], {}, {}
+    tree_id = 0
+    for t in range(n_trials):
+        k = int(rng.integers(max(30, n_mothers // 8), max(60, n_mothers // 3)))
+        moth = np.sort(rng.choice(n_mothers, size=k, replace=False))
+        tm = rng.normal(0.0, np.sqrt(sigma2_trial_mother), k)
+        b = rng.normal(0.0, np.sqrt(block_var[t]), n_blocks[t])
+        tm_effects.update({f"{t + 1}:{m + 1}": float(v) for m, v in zip(moth, tm)})
+        block_effects.update({f"{t + 1}:{j + 1}": float(v) for j, v in enumerate(b)})
+        nt = trees_per_trial[t]
+        blk = rng.integers(0, n_blocks[t], nt)
+        mj = rng.integers(0, k, nt)
+        e = rng.normal(0.0, np.sqrt(resid_var[t]), nt)
+        n_col = int(np.ceil(np.sqrt(nt)))
+        pos = np.empty(nt, dtype=int)
+        pos[np.argsort(blk, kind="stable")] = np.arange(nt)
+        row, col = pos // n_col, pos % n_col
+        if spatial:
+            f = _ar1_field(srng, row.max() + 1, n_col, rho_row[t], rho_col[t])
+            share = spatial_share[t]
+            e = np.sqrt(1 - share) * e + np.sqrt(share * resid_var[t]) * f[row, col]
+        y = trial_mean[t] + b[blk] + mother_effect[moth[mj]] + tm[mj] + e
+        father = np.zeros(nt, dtype=int)
+        fs = rng.random(nt) < 0.04
+        father[fs] = rng.integers(1, 60, fs.sum())
+        y[fs] += rng.normal(0.0, 8.0, fs.sum())
+        y[rng.random(nt) < 0.03] = np.nan
+        parts.append(pd.DataFrame({
+            "Trial": np.full(nt, t + 1, dtype=np.int64), "Block": (blk + 1).astype(np.int64),
+            "Row": (row + 1).astype(np.int64), "Col": (col + 1).astype(np.int64),
+            "Tree": np.arange(tree_id + 1, tree_id + nt + 1, dtype=np.int64),
+            "Mother": (moth[mj] + 1).astype(np.int64), "Father": father.astype(np.int64), "dbh": y}))
+        tree_id += nt
+
+    trees_df = pd.concat(parts, ignore_index=True)
+    trees_df["dbh"] = trees_df["dbh"].round(1)
+    ids = [f"G{i}" for i in range(1, n_gp + 1)] + [f"M{m}" for m in range(1, n_mothers + 1)]
+    pedigree = pd.DataFrame({"id": ids,
+                             "sire": [f"G{i}" if i > 0 else "0" for i in sire],
+                             "dam": [f"G{i}" if i > 0 else "0" for i in dam]})
+    truth = {
+        "seed": seed,
+        "sigma2_mother": sigma2_mother,
+        "sigma2_trial_mother": sigma2_trial_mother,
+        "sigma2_block_pooled": 77.0,
+        "trial_mean": trial_mean.round(4).tolist(),
+        "resid_var": resid_var.round(4).tolist(),
+        "block_var": block_var.round(4).tolist(),
+        "spatial": bool(spatial),
+        "spatial_share": spatial_share.round(4).tolist(),
+        "spatial_var": (spatial_share * resid_var).round(4).tolist(),
+        "independent_resid_var": ((1 - spatial_share) * resid_var).round(4).tolist(),
+        "rho_row": rho_row.round(4).tolist() if spatial else [],
+        "rho_col": rho_col.round(4).tolist() if spatial else [],
+        "n_blocks": n_blocks.tolist(),
+        "mother_effect": {f"M{m + 1}": float(v) for m, v in enumerate(mother_effect)},
+        "trial_mother_effect": tm_effects,
+        "block_effect": block_effects,
+        "note": "Mother ids in trees.csv are integers m; the pedigree names them 'M<m>'.",
+    }
+    return trees_df, pedigree, truth
+
+
+def trial_network(seed: int = 2011, trials: int = 31, trees: int = 198_000, mothers: int = 1100,
+                  spatial: bool = False) -> tuple[pd.DataFrame, dict]:
+    """The half-sib trees with a diameter (what models m2, m2b and m2c are fitted to), and the truth."""
+    df, _, truth = simulate_trees(seed, trials, trees, mothers, spatial)
+    half = df[(df["Father"] == 0) & df["dbh"].notna()].reset_index(drop=True)
+    return half, truth

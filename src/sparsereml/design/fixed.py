@@ -1,0 +1,145 @@
+"""Fixed-effect design matrix X: R's contrast rules, then aliased columns found and dropped."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import AliasWarning, DataError
+from ..formula.terms import FixedSpec
+from .coding import Factor, encode, is_factor_column
+
+__all__ = ["FixedDesign", "fixed_design", "find_aliased"]
+
+
+@dataclass
+class FixedDesign:
+    """X (sparse CSC, full column rank) and the names of its columns.
+
+    Attributes
+    ----------
+    X : scipy.sparse.csc_matrix
+    names : list of str
+        ``(Intercept)``, ``Trial_2``, ``x``, ``A_2:B_3``, ...
+    aliased : list of str
+        Columns that were linear combinations of earlier ones and were dropped.
+    term_of : list of str
+        The term label each kept column belongs to.
+    """
+
+    X: sp.csc_matrix
+    names: list
+    aliased: list
+    term_of: list
+
+
+def _term_columns(term, columns: dict, coding: dict, n: int, contrast: dict):
+    """Rows, columns, values and names of the columns of one term."""
+    col = np.zeros(n, dtype=np.int64)
+    valid = np.ones(n, dtype=bool)
+    val = np.ones(n)
+    names = [""]
+    stride = 1
+    for var in term:
+        series = columns[var.name]
+        if var.as_factor or is_factor_column(series):
+            f: Factor = coding[var.name]
+            codes = f.codes
+            if contrast[var.name]:
+                valid &= codes > 0
+                idx, labels = codes - 1, f.levels[1:]
+            else:
+                idx, labels = codes, f.levels
+            col += np.where(valid, idx, 0) * stride
+            stride *= max(len(labels), 1)
+            names = [f"{a}:{var.name}_{lv}" if a else f"{var.name}_{lv}" for lv in labels for a in names]
+        else:
+            val = val * series.to_numpy(dtype=float)
+            names = [f"{a}:{var.name}" if a else var.name for a in names]
+    rows = np.flatnonzero(valid & (val != 0))
+    return rows, col[rows], val[rows], names
+
+
+def find_aliased(xtx: np.ndarray, tol: float = 1e-10) -> np.ndarray:
+    """Columns of X that are (nearly) linear combinations of earlier columns.
+
+    A Cholesky factorisation of the scaled X'X in column order; a column whose
+    pivot falls below ``tol`` is aliased and skipped (as lm, lme4 and ASReml do).
+
+    Returns
+    -------
+    ndarray of bool, True for aliased columns.
+    """
+    p = xtx.shape[0]
+    d = np.diag(xtx).copy()
+    aliased = d <= 0
+    scale = np.where(aliased, 1.0, np.sqrt(np.where(d > 0, d, 1.0)))
+    a = xtx / np.outer(scale, scale)
+    L = np.zeros((p, p))
+    kept: list[int] = []
+    for j in range(p):
+        if aliased[j]:
+            continue
+        lj = L[j, kept]
+        piv = a[j, j] - lj @ lj
+        if piv <= tol:
+            aliased[j] = True
+            continue
+        L[j, j] = np.sqrt(piv)
+        L[j + 1:, j] = (a[j + 1:, j] - L[j + 1:, kept] @ lj) / L[j, j]
+        kept.append(j)
+    return aliased
+
+
+def fixed_design(spec: FixedSpec, columns: dict, n: int) -> FixedDesign:
+    """Build X for the fixed terms with R's treatment-contrast rules.
+
+    For each factor in a term, treatment contrasts are used when the term without
+    that factor is also in the model (the intercept counts as the empty term);
+    otherwise every level gets a column.  Aliased columns are dropped with a
+    warning that names them.
+    """
+    model_terms = {frozenset(v.name for v in t) for t in spec.terms}
+    if spec.intercept:
+        model_terms.add(frozenset())
+    coding = {}
+    for t in spec.terms:
+        for v in t:
+            s = columns[v.name]
+            if (v.as_factor or is_factor_column(s)) and v.name not in coding:
+                coding[v.name] = encode(s, v.name)
+    blocks, names, term_of = [], [], []
+    if spec.intercept:
+        blocks.append(sp.csc_matrix(np.ones((n, 1))))
+        names.append("(Intercept)")
+        term_of.append("(Intercept)")
+    for t in spec.terms:
+        tnames = frozenset(v.name for v in t)
+        contrast = {v.name: (tnames - {v.name}) in model_terms for v in t}
+        rows, cols, vals, cnames = _term_columns(t, columns, coding, n, contrast)
+        blocks.append(sp.csc_matrix((vals, (rows, cols)), shape=(n, len(cnames))))
+        names += cnames
+        term_of += [":".join(v.label for v in t)] * len(cnames)
+    if not blocks:
+        return FixedDesign(sp.csc_matrix((n, 0)), [], [], [])
+    X = sp.hstack(blocks, format="csc")
+    if not np.all(np.isfinite(X.data)):
+        bad = [v.name for t in spec.terms for v in t if not is_factor_column(columns[v.name])
+               and not np.all(np.isfinite(columns[v.name].to_numpy(dtype=float)))]
+        raise DataError(f"covariate {bad[0] if bad else '?'!r} has infinite values")
+    xtx = (X.T @ X).toarray()
+    aliased = find_aliased(xtx)
+    dropped = [nm for nm, a in zip(names, aliased) if a]
+    if dropped:
+        if aliased.all():
+            raise DataError("every fixed-effect column is aliased")
+        shown = ", ".join(dropped[:10]) + (f" and {len(dropped) - 10} more" if len(dropped) > 10 else "")
+        warnings.warn(f"fixed effects are aliased (linear combinations of earlier columns) and were "
+                      f"dropped: {shown}", AliasWarning, stacklevel=3)
+        keep = np.flatnonzero(~aliased)
+        X = X[:, keep]
+        names = [names[i] for i in keep]
+        term_of = [term_of[i] for i in keep]
+    return FixedDesign(X.tocsc(), names, dropped, term_of)

@@ -1,0 +1,120 @@
+"""Random-term and residual-group coding: each record's level of each random term."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DataError, ModelError
+from ..formula.terms import At, RandomTerm, ResidualSpec
+from .coding import Factor, combine, encode
+
+__all__ = ["RandomBlock", "ResidualGroups", "random_block", "residual_groups"]
+
+
+@dataclass
+class RandomBlock:
+    """The columns of one random term.
+
+    Attributes
+    ----------
+    term : RandomTerm
+    codes : ndarray of int64
+        Column (0-based, within the term) of each record; -1 when the record has
+        no effect of this term (outside the levels named in at()).
+    levels : tuple of str
+        Label of each column, e.g. ``"3:17"`` for Trial 3, Mother 17.
+    blocks : list of (label, start, size)
+        One variance parameter per block of consecutive columns: one block for a
+        plain term, one per level of F for ``at(F):T``.
+    """
+
+    term: RandomTerm
+    codes: np.ndarray
+    levels: tuple
+    blocks: list
+
+    @property
+    def size(self) -> int:
+        return len(self.levels)
+
+    @property
+    def label(self) -> str:
+        return self.term.label
+
+
+def _at_levels(at: At, f: Factor) -> list[int]:
+    """Codes of the levels named in at(F, ...): by label first, else by 1-based position (ASReml)."""
+    if at.levels is None:
+        return list(range(f.n_levels))
+    out = []
+    for lv in at.levels:
+        text = str(lv)
+        if text in f.levels:
+            out.append(f.levels.index(text))
+        elif isinstance(lv, int) and 1 <= lv <= f.n_levels:
+            out.append(lv - 1)
+        else:
+            shown = ", ".join(f.levels[:12]) + (" ..." if f.n_levels > 12 else "")
+            raise DataError(f"{at.label}: level {lv!r} is not a level of {at.factor!r} (levels: {shown})")
+    if len(set(out)) != len(out):
+        raise ModelError(f"{at.label} names a level twice")
+    return out
+
+
+def random_block(term: RandomTerm, columns: dict) -> RandomBlock:
+    """Code one random term; every column named in it is a factor whatever its dtype."""
+    inner = combine([encode(columns[v.name], v.name) for v in term.factors])
+    if term.at is None:
+        if inner.n_levels < 2:
+            raise DataError(f"random term {term.label!r} has only one level ({inner.levels[0]}); "
+                            f"its variance cannot be estimated")
+        return RandomBlock(term, inner.codes, inner.levels, [(term.label, 0, inner.n_levels)])
+    af = encode(columns[term.at.factor], term.at.factor)
+    chosen = _at_levels(term.at, af)
+    sel = np.zeros(af.n_levels, dtype=bool)
+    sel[chosen] = True
+    both = combine([af, inner])
+    at_of_col = np.empty(both.n_levels, dtype=np.int64)
+    at_of_col[both.codes] = af.codes  # levels are sorted by F first, so blocks are contiguous
+    keep_level = sel[at_of_col]
+    remap = np.full(both.n_levels, -1, dtype=np.int64)
+    remap[keep_level] = np.arange(int(keep_level.sum()))
+    codes = remap[both.codes]
+    levels = tuple(lv for lv, k in zip(both.levels, keep_level) if k)
+    at_of_col = at_of_col[keep_level]
+    blocks = []
+    for a in sorted(chosen):
+        idx = np.flatnonzero(at_of_col == a)
+        label = term.level_label(af.levels[a])
+        if idx.size == 0:
+            raise DataError(f"{label}: no records have {term.at.factor} = {af.levels[a]}")
+        if idx.size < 2:
+            raise DataError(f"{label} has only one level; its variance cannot be estimated")
+        blocks.append((label, int(idx[0]), int(idx.size)))
+    return RandomBlock(term, codes, levels, blocks)
+
+
+@dataclass
+class ResidualGroups:
+    """Residual groups: one residual variance per group (``at(F):units``) or one in all."""
+
+    spec: ResidualSpec
+    codes: np.ndarray
+    labels: list
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.labels)
+
+
+def residual_groups(spec: ResidualSpec, columns: dict, n: int) -> ResidualGroups:
+    if spec.at is None:
+        return ResidualGroups(spec, np.zeros(n, dtype=np.int64), [spec.label])
+    f = encode(columns[spec.at.factor], spec.at.factor)
+    counts = np.bincount(f.codes, minlength=f.n_levels)
+    small = [f.levels[i] for i in np.flatnonzero(counts < 2)]
+    if small:
+        raise DataError(f"{spec.label}: level {small[0]} of {spec.at.factor!r} has fewer than two records; "
+                        f"its residual variance cannot be estimated")
+    return ResidualGroups(spec, f.codes, [spec.level_label(lv) for lv in f.levels])

@@ -1,0 +1,383 @@
+"""Meaning layer: expand formula syntax trees into lists of model terms.
+
+A *term* is a tuple of *factors* (:class:`Var`, :class:`At`, :class:`Units`).  R's
+rules apply: ``a*b`` is ``a + b + a:b``, ``a/b`` is ``a + a:b``, ``-1`` or ``0``
+removes the intercept, ``(a+b)^2`` gives all products up to order two.  A new
+function in a formula (a new variance structure, say) is added in one place:
+:func:`_expand_call`.
+"""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+
+from ..errors import FormulaError
+from .parser import Bar, BinOp, Call, Formula, Name, Neg, Number, String, parse
+
+__all__ = ["Var", "At", "Units", "Term", "FixedSpec", "RandomTerm", "ResidualSpec", "ModelSpec",
+           "model_spec", "term_label", "quote_name"]
+
+_IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+
+
+def quote_name(name: str) -> str:
+    """Quote a column name with backticks when it is not a plain identifier."""
+    return name if _IDENT.match(name) else f"`{name}`"
+
+
+@dataclass(frozen=True)
+class Var:
+    """A data column.  ``as_factor`` is set by ``C(x)``."""
+
+    name: str
+    as_factor: bool = False
+
+    @property
+    def label(self) -> str:
+        q = quote_name(self.name)
+        return f"C({q})" if self.as_factor else q
+
+
+@dataclass(frozen=True)
+class At:
+    """``at(F)`` or ``at(F, l1, l2, ...)``: a separate variance per level of F."""
+
+    factor: str
+    levels: tuple | None = None
+
+    @property
+    def label(self) -> str:
+        if self.levels is None:
+            return f"at({quote_name(self.factor)})"
+        lv = ", ".join(repr(x) if isinstance(x, str) else _num(x) for x in self.levels)
+        return f"at({quote_name(self.factor)}, {lv})"
+
+    def level_label(self, level: str) -> str:
+        return f"at({quote_name(self.factor)}, {level})"
+
+
+@dataclass(frozen=True)
+class Units:
+    """The ``units`` keyword: one level per record."""
+
+    @property
+    def label(self) -> str:
+        return "units"
+
+
+_ZERO = "__no_intercept__"  # sentinel produced by 0 and -1
+Term = tuple
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def term_label(term: Term) -> str:
+    """The label of a term as written, e.g. ``Trial:Block`` or ``(Intercept)``."""
+    return ":".join(f.label for f in term) if term else "(Intercept)"
+
+
+def _key(term) -> frozenset | str:
+    return term if term == _ZERO else frozenset(term)
+
+
+def _product(a: Term, b: Term) -> Term:
+    return tuple(a) + tuple(f for f in b if f not in a)
+
+
+def _union(left: list, right: list, *, check: bool, text: str) -> list:
+    out = list(left)
+    keys = {_key(t) for t in out}
+    for t in right:
+        k = _key(t)
+        if k in keys:
+            if check and t != _ZERO and t != ():
+                raise FormulaError(f"term {term_label(t)!r} appears more than once in {text!r}")
+            continue
+        keys.add(k)
+        out.append(t)
+    return out
+
+
+def _level_args(node, func: str, text: str) -> list:
+    if isinstance(node, String):
+        return [node.value]
+    if isinstance(node, Number):
+        return [int(node.value) if node.value.is_integer() else node.value]
+    if isinstance(node, Name):
+        return [node.id]
+    if isinstance(node, Call) and node.func == "c":
+        return [v for a in node.args for v in _level_args(a, func, text)]
+    raise FormulaError(f"levels in {func}() must be names, numbers or strings in {text!r}")
+
+
+def _expand_call(node: Call, text: str) -> list:
+    """Expand a function call: the one place where formula functions are defined."""
+    f = node.func
+    if f in ("C", "factor", "as.factor"):
+        if len(node.args) != 1 or not isinstance(node.args[0], Name) or node.kwargs:
+            raise FormulaError(f"{f}() takes one column name, in {text!r}")
+        return [(Var(node.args[0].id, as_factor=True),)]
+    if f == "at":
+        if not node.args or not isinstance(node.args[0], Name) or node.kwargs:
+            raise FormulaError(f"at() needs a factor name first, as in at(Trial) or at(Trial, 3), in {text!r}")
+        levels = [v for a in node.args[1:] for v in _level_args(a, f, text)]
+        return [(At(node.args[0].id, tuple(levels) if levels else None),)]
+    if f in ("idv", "id") and len(node.args) == 1:
+        return _expand(node.args[0], text, check=False)
+    known = "C(), at(), dsum()"
+    raise FormulaError(f"unknown function {f}() in {text!r} (known here: {known})")
+
+
+def _expand(node, text: str, *, check: bool = True) -> list:
+    """Expand a syntax tree into an ordered list of terms (``()`` is the intercept)."""
+    if isinstance(node, Name):
+        return [(Units(),)] if node.id == "units" else [(Var(node.id),)]
+    if isinstance(node, Number):
+        if node.value == 1:
+            return [()]
+        if node.value == 0:
+            return [_ZERO]
+        raise FormulaError(f"the number {node.text} cannot be a term in {text!r} (only 0 and 1)")
+    if isinstance(node, String):
+        raise FormulaError(f"the string {node.value!r} cannot be a term in {text!r}")
+    if isinstance(node, Call):
+        return _expand_call(node, text)
+    if isinstance(node, Neg):
+        inner = _expand(node.operand, text)
+        if inner == [()]:
+            return [_ZERO]
+        raise FormulaError(f"'-' at the start of {text!r} can only remove the intercept (-1)")
+    if isinstance(node, Bar):
+        raise FormulaError(f"a (... | ...) random term must stand on its own, joined by '+', in {text!r}")
+    if isinstance(node, Formula):
+        raise FormulaError(f"unexpected '~' inside {text!r}")
+    if not isinstance(node, BinOp):  # pragma: no cover - the parser makes nothing else
+        raise FormulaError(f"cannot read {text!r}")
+    op = node.op
+    if op == "+":
+        return _union(_expand(node.left, text, check=check), _expand(node.right, text, check=check),
+                      check=check, text=text)
+    if op == "-":
+        left = _expand(node.left, text, check=check)
+        right = _expand(node.right, text, check=False)
+        drop = {_key(t) for t in right}
+        out = [t for t in left if _key(t) not in drop]
+        if () in right:
+            out.append(_ZERO)
+        return out
+    left = [t for t in _expand(node.left, text, check=False) if t != _ZERO]
+    if op == "^":
+        k = int(node.right.value)
+        out: list = []
+        for order in range(1, k + 1):
+            for combo in itertools.combinations(left, order):
+                t = ()
+                for part in combo:
+                    t = _product(t, part)
+                out = _union(out, [t], check=False, text=text)
+        return out
+    right = [t for t in _expand(node.right, text, check=False) if t != _ZERO]
+    products = [_product(a, b) for a in left for b in right]
+    if op in (":", "%in%"):
+        return _union([], products, check=False, text=text)
+    if op == "*":
+        return _union(_union(left, right, check=False, text=text), products, check=False, text=text)
+    if op == "/":
+        whole = ()
+        for t in left:
+            whole = _product(whole, t)
+        return _union(left, [_product(whole, b) for b in right], check=False, text=text)
+    raise FormulaError(f"operator {op!r} is not supported in {text!r}")  # pragma: no cover
+
+
+# ---------------------------------------------------------------------------
+# Model specification
+# ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FixedSpec:
+    response: str
+    intercept: bool
+    terms: tuple  # of Term, without the intercept
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One random term: the factors whose combinations are its levels, and an optional at()."""
+
+    factors: tuple  # of Var
+    at: At | None = None
+
+    @property
+    def label(self) -> str:
+        parts = ([self.at.label] if self.at else []) + [f.label for f in self.factors]
+        return ":".join(parts)
+
+    def level_label(self, level: str) -> str:
+        return ":".join([self.at.level_label(level)] + [f.label for f in self.factors])
+
+
+@dataclass(frozen=True)
+class ResidualSpec:
+    at: At | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.at.label}:units" if self.at else "units"
+
+    def level_label(self, level: str) -> str:
+        return f"{self.at.level_label(level)}:units"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the formulas say, before any data is seen."""
+
+    fixed: FixedSpec
+    random: tuple  # of RandomTerm
+    residual: ResidualSpec
+    formulas: dict = field(default_factory=dict, compare=False)
+
+    def variables(self) -> list[str]:
+        """Every data column the model uses, response first, in order of appearance."""
+        names = [self.fixed.response]
+        for t in self.fixed.terms:
+            names += [f.name for f in t]
+        for r in self.random:
+            names += ([r.at.factor] if r.at else []) + [f.name for f in r.factors]
+        if self.residual.at:
+            names.append(self.residual.at.factor)
+        return list(dict.fromkeys(names))
+
+
+def _split_bars(node, text: str) -> tuple[object | None, list[Bar]]:
+    """Split ``a + (1|g) + b`` into the non-bar part and the list of bars."""
+    if isinstance(node, Bar):
+        return None, [node]
+    if isinstance(node, BinOp) and node.op == "+":
+        left, lb = _split_bars(node.left, text)
+        right, rb = _split_bars(node.right, text)
+        if left is None:
+            return right, lb + rb
+        if right is None:
+            return left, lb + rb
+        return BinOp("+", left, right), lb + rb
+    return node, []
+
+
+def _bar_terms(bar: Bar, text: str) -> list[RandomTerm]:
+    lhs = _expand(bar.lhs, text, check=False)
+    if lhs != [()]:
+        raise FormulaError(
+            f"only random intercepts (1|g) are supported in lme4 syntax; found a random slope in {text!r}")
+    return [_random_term(t, text) for t in _expand(bar.rhs, text) if t not in ((), _ZERO)]
+
+
+def _random_term(term: Term, text: str) -> RandomTerm:
+    ats = [f for f in term if isinstance(f, At)]
+    if len(ats) > 1:
+        raise FormulaError(f"a random term can have one at(), found {term_label(term)!r} in {text!r}")
+    if any(isinstance(f, Units) for f in term):
+        raise FormulaError(f"'units' as a random term is not supported yet (in {text!r})")
+    factors = tuple(Var(f.name) for f in term if isinstance(f, Var))  # random columns are factors anyway
+    if not factors:
+        raise FormulaError(f"{term_label(term)!r} in {text!r} has no factor to give levels, as in at(F):Block")
+    return RandomTerm(factors, ats[0] if ats else None)
+
+
+def _parse_fixed(fixed: str) -> tuple[FixedSpec, list[RandomTerm]]:
+    tree = parse(fixed)
+    if not isinstance(tree, Formula) or tree.lhs is None:
+        raise FormulaError(f"the fixed formula needs a response and '~', as in 'dbh ~ Trial'; got {fixed!r}")
+    if not isinstance(tree.lhs, Name):
+        raise FormulaError(f"the response must be one column name, got {fixed!r}")
+    rest, bars = _split_bars(tree.rhs, fixed)
+    random = [t for b in bars for t in _bar_terms(b, fixed)]
+    terms = _expand(rest, fixed) if rest is not None else [()]
+    intercept = _ZERO not in terms
+    # R orders fixed terms by degree: main effects, then two-way interactions, ...
+    body = tuple(sorted((t for t in terms if t not in ((), _ZERO)), key=len))
+    for t in body:
+        for f in t:
+            if not isinstance(f, Var):
+                raise FormulaError(f"{f.label} cannot be used in the fixed formula {fixed!r}")
+    if any(f.name == tree.lhs.id for t in body for f in t):
+        raise FormulaError(f"the response {tree.lhs.id!r} also appears on the right of {fixed!r}")
+    return FixedSpec(tree.lhs.id, intercept, body), random
+
+
+def _parse_random(random: str | None) -> list[RandomTerm]:
+    if random is None or random.strip() in ("", "~"):
+        return []
+    tree = parse(random)
+    if isinstance(tree, Formula):
+        if tree.lhs is not None:
+            raise FormulaError(f"the random formula has no response: write '~ {random.split('~', 1)[1].strip()}'")
+        tree = tree.rhs
+    rest, bars = _split_bars(tree, random)
+    out = [t for b in bars for t in _bar_terms(b, random)]
+    if rest is not None:
+        terms = _expand(rest, random)
+        if _ZERO in terms or () in terms:
+            raise FormulaError(f"an intercept (1 or 0) has no meaning in the random formula {random!r}")
+        out += [_random_term(t, random) for t in terms]
+    return out
+
+
+def _parse_residual(residual: str | None) -> ResidualSpec:
+    if residual is None or residual.strip() in ("", "~", "~ units", "~units", "units"):
+        return ResidualSpec()
+    tree = parse(residual)
+    if isinstance(tree, Formula):
+        tree = tree.rhs
+    if isinstance(tree, Call) and tree.func == "dsum":  # ASReml: dsum(~ units | F)
+        arg = tree.args[0] if tree.args else None
+        arg = arg.rhs if isinstance(arg, Formula) else arg
+        if isinstance(arg, Bar) and isinstance(arg.rhs, Name) and _expand(arg.lhs, residual) == [(Units(),)]:
+            return ResidualSpec(At(arg.rhs.id))
+        raise FormulaError(f"only dsum(~ units | F) is supported, got {residual!r}")
+    terms = _expand(tree, residual)
+    if len(terms) == 1:
+        t = terms[0]
+        ats = [f for f in t if isinstance(f, At)]
+        if any(isinstance(f, Units) for f in t) and len(ats) + 1 == len(t) and len(ats) <= 1:
+            if ats and ats[0].levels is not None:
+                raise FormulaError(f"every record needs a residual: use at(F):units without levels, "
+                                   f"not {residual!r}")
+            return ResidualSpec(ats[0] if ats else None)
+    raise FormulaError(f"residual {residual!r} is not supported; use '~ units' or '~ at(F):units'")
+
+
+def model_spec(fixed: str, random: str | None = None, residual: str | None = None) -> ModelSpec:
+    """Read the three formulas of a model.
+
+    Parameters
+    ----------
+    fixed : str
+        Response and fixed effects, e.g. ``"dbh ~ Trial"``; may carry lme4 random
+        intercepts, e.g. ``"dbh ~ Trial + (1|Trial:Block) + (1|Mother)"``.
+    random : str, optional
+        Random terms, e.g. ``"~ at(Trial):Block + Mother + Trial:Mother"``.
+    residual : str, optional
+        ``"~ units"`` (default) or ``"~ at(F):units"`` (one variance per level of F).
+
+    Returns
+    -------
+    ModelSpec
+    """
+    fx, bar_random = _parse_fixed(fixed)
+    terms = bar_random + _parse_random(random)
+    seen: dict = {}
+    for t in terms:
+        key = (frozenset(t.factors), t.at.factor if t.at else None)
+        if key in seen:
+            raise FormulaError(f"random term {t.label!r} is given twice")
+        seen[key] = t
+    fixed_keys = {frozenset(f.name for f in t) for t in fx.terms}
+    for t in terms:
+        if t.at is None and frozenset(f.name for f in t.factors) in fixed_keys:
+            raise FormulaError(f"{t.label!r} is both a fixed and a random term")
+    res = _parse_residual(residual)
+    return ModelSpec(fx, tuple(terms), res, {"fixed": fixed, "random": random, "residual": residual})

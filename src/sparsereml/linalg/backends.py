@@ -1,0 +1,157 @@
+"""Numeric sparse factorisation backends: CHOLMOD (scikit-sparse) or QDLDL.
+
+A backend is analysed once for a pattern and refactored for new values; after
+each factorisation it hands back the factor as a permutation and a unit lower
+L with a diagonal D (``LDL``).  Solves, log-determinants and the selected
+inverse are then done by this package's own kernels, so both backends give
+the same numbers from the same code.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import ModelError
+
+__all__ = ["LDL", "NotPositiveDefinite", "available_backends", "make_backend"]
+
+
+class NotPositiveDefinite(ModelError):
+    """The mixed-model equations are not positive definite at these parameters."""
+
+
+@dataclass
+class LDL:
+    """P C P' = L D L' with L unit lower (diagonal not stored), CSC with sorted rows."""
+
+    perm: np.ndarray  # row k of the factor is row perm[k] of C
+    pinv: np.ndarray
+    Lp: np.ndarray
+    Li: np.ndarray
+    Lx: np.ndarray
+    d: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return self.d.shape[0]
+
+
+def _strip_diagonal(L: sp.csc_matrix):
+    """From CHOLMOD's L (LL', diagonal first in each column) to unit L without diagonal, and D."""
+    n = L.shape[0]
+    Lp = L.indptr.astype(np.int64)
+    diag = L.data[Lp[:-1]]
+    if not np.all(L.indices[Lp[:-1]] == np.arange(n)):  # pragma: no cover - CHOLMOD contract
+        raise RuntimeError("CHOLMOD factor without leading diagonal entries")
+    keep = np.ones(L.nnz, dtype=bool)
+    keep[Lp[:-1]] = False
+    counts = np.diff(Lp) - 1
+    newp = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=newp[1:])
+    col = np.repeat(np.arange(n), counts)
+    Lx = L.data[keep] / diag[col]
+    return newp, L.indices[keep].astype(np.int64), Lx, diag * diag
+
+
+class CholmodBackend:
+    """Supernodal (or simplicial) CHOLMOD through scikit-sparse."""
+
+    name = "cholmod"
+
+    def __init__(self, lower: sp.csc_matrix, mode: str = "supernodal", ordering: str | None = None):
+        from sksparse.cholmod import analyze
+
+        self._lower = lower
+        self._factor = analyze(lower, mode=mode, ordering_method=ordering or "default")
+        perm = np.asarray(self._factor.P(), dtype=np.int64)
+        self.perm = perm
+        self.pinv = np.empty_like(perm)
+        self.pinv[perm] = np.arange(perm.size)
+
+    def factorize(self, data: np.ndarray) -> LDL:
+        from sksparse.cholmod import CholmodNotPositiveDefiniteError
+
+        self._lower.data = data
+        try:
+            self._factor.cholesky_inplace(self._lower)
+        except CholmodNotPositiveDefiniteError as exc:
+            raise NotPositiveDefinite(str(exc)) from None
+        L = self._factor.L()
+        if not L.has_sorted_indices:
+            L.sort_indices()
+        Lp, Li, Lx, d = _strip_diagonal(L)
+        return LDL(self.perm, self.pinv, Lp, Li, Lx, d)
+
+
+class QDLDLBackend:
+    """QDLDL (pip wheel): simplicial LDL' with AMD ordering."""
+
+    name = "qdldl"
+
+    def __init__(self, lower: sp.csc_matrix, mode: str | None = None, ordering: str | None = None):
+        self._upper = lower.T.tocsc()  # QDLDL reads the upper triangle
+        self._upper.sort_indices()
+        # transpose map: data of the lower CSC -> data of the upper CSC
+        idx = sp.csc_matrix((np.arange(1, lower.nnz + 1, dtype=float), lower.indices, lower.indptr),
+                            shape=lower.shape).T.tocsc()
+        idx.sort_indices()
+        self._map = idx.data.astype(np.int64) - 1
+        self._solver = None
+
+    def factorize(self, data: np.ndarray) -> LDL:
+        import qdldl
+
+        self._upper.data = data[self._map]
+        if self._solver is None:
+            self._solver = qdldl.Solver(self._upper, upper=True)
+        else:
+            self._solver.update(self._upper, upper=True)
+        L, d, p = self._solver.factors()
+        if not np.all(d > 0):
+            raise NotPositiveDefinite("the mixed-model equations are not positive definite")
+        L = sp.csc_matrix(L)
+        L.sort_indices()
+        perm = np.asarray(p, dtype=np.int64)
+        pinv = np.empty_like(perm)
+        pinv[perm] = np.arange(perm.size)
+        return LDL(perm, pinv, L.indptr.astype(np.int64), L.indices.astype(np.int64),
+                   np.asarray(L.data, dtype=float), np.asarray(d, dtype=float))
+
+
+def available_backends() -> list[str]:
+    """Backends that can be imported here, best first."""
+    out = []
+    try:
+        import sksparse.cholmod  # noqa: F401
+
+        out.append("cholmod")
+    except ImportError:
+        pass
+    try:
+        import qdldl  # noqa: F401
+
+        out.append("qdldl")
+    except ImportError:  # pragma: no cover - qdldl is a dependency
+        pass
+    return out
+
+
+def make_backend(lower: sp.csc_matrix, backend: str | None = None, **options):
+    """Analyse the pattern of the lower triangle ``lower`` with the chosen backend.
+
+    ``backend`` is "cholmod", "qdldl" or None/"auto" (CHOLMOD when importable);
+    the environment variable ``SPARSEREML_BACKEND`` sets the default.
+    """
+    choice = backend or os.environ.get("SPARSEREML_BACKEND", "auto")
+    have = available_backends()
+    if choice == "auto":
+        choice = have[0]
+    if choice not in ("cholmod", "qdldl"):
+        raise ModelError(f"unknown backend {choice!r}; use 'cholmod', 'qdldl' or 'auto'")
+    if choice not in have:
+        raise ModelError(f"backend {choice!r} is not installed here (available: {', '.join(have)})")
+    cls = CholmodBackend if choice == "cholmod" else QDLDLBackend
+    return cls(lower, **options)

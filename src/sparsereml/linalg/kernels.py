@@ -1,0 +1,245 @@
+"""Compiled kernels on an LDL' factor: supernodes, selected inverse, triangular solves.
+
+The factor is held as a unit lower-triangular L without its diagonal, in CSC form
+with sorted row indices (``Lp``, ``Li``, ``Lx``), and the diagonal ``d``.  The
+selected inverse Z = C^-1 on the pattern of L is held the same way: ``Zd`` (the
+diagonal) and ``Zx`` (aligned with ``Li``).
+
+Columns with identical structure below a diagonal block form a supernode; the
+Takahashi recursion is done a supernode at a time so that large ones use BLAS:
+
+    T    = L_SJ L_JJ^-1
+    Z_SJ = -Z_SS T
+    Z_JJ = L_JJ^-T D_J^-1 L_JJ^-1 + T' Z_SS T
+
+where S is the structure below supernode J.  Z_SS lies inside the pattern of L
+(the filled pattern is closed under this), so nothing outside it is needed.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+_BLAS_WORK = 4096  # m*m*w above which a supernode update calls BLAS
+
+
+@njit(cache=True)
+def supernodes(n, Lp, Li):
+    """Fundamental supernodes: column j+1 joins j when struct(j) = {j+1} + struct(j+1)."""
+    start = np.empty(n + 1, dtype=np.int64)
+    ns = 0
+    start[0] = 0
+    for j in range(n - 1):
+        cnt_j = Lp[j + 1] - Lp[j]
+        cnt_k = Lp[j + 2] - Lp[j + 1]
+        if not (cnt_j == cnt_k + 1 and cnt_j > 0 and Li[Lp[j]] == j + 1):
+            ns += 1
+            start[ns] = j + 1
+    ns += 1
+    start[ns] = n
+    sn_start = start[: ns + 1].copy()
+    col_sn = np.empty(n, dtype=np.int64)
+    for s in range(ns):
+        for c in range(sn_start[s], sn_start[s + 1]):
+            col_sn[c] = s
+    return sn_start, col_sn
+
+
+@njit(cache=True)
+def _find(Li, lo, hi, r):
+    """Position of row r in the sorted slice Li[lo:hi], or -1."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        v = Li[mid]
+        if v < r:
+            lo = mid + 1
+        elif v > r:
+            hi = mid
+        else:
+            return mid
+    return -1
+
+
+@njit(cache=True)
+def z_position(r, c, Lp, Li, sn_start, col_sn):
+    """Position in Zx of entry (r, c), r > c, or -1 when (r, c) is outside the pattern."""
+    s = col_sn[c]
+    last = sn_start[s + 1] - 1
+    if r <= last:
+        return Lp[c] + (r - c - 1)
+    base = Lp[c] + (last - c)
+    k = _find(Li, Lp[last], Lp[last + 1], r)
+    if k < 0:
+        return -1
+    return base + (k - Lp[last])
+
+
+@njit(cache=True)
+def _gather_zss(S, m, Zd, Zx, Lp, Li, sn_start, col_sn, out):
+    for b in range(m):
+        c = S[b]
+        out[b, b] = Zd[c]
+        s = col_sn[c]
+        last = sn_start[s + 1] - 1
+        lo = Lp[last]
+        hi = Lp[last + 1]
+        base = Lp[c] + (last - c) - lo
+        for a in range(b + 1, m):
+            r = S[a]
+            if r <= last:
+                v = Zx[Lp[c] + (r - c - 1)]
+            else:
+                # rows increase with a: search from the last hit (galloping then bisection)
+                step = 1
+                while lo + step < hi and Li[lo + step] < r:
+                    step *= 2
+                k = _find(Li, lo, min(lo + step + 1, hi), r)
+                if k < 0:
+                    raise ValueError("selected inverse: factor pattern is not closed")
+                v = Zx[base + k]
+                lo = k + 1
+            out[a, b] = v
+            out[b, a] = v
+
+
+@njit(cache=True)
+def _unit_lower_inverse(Ljj):
+    w = Ljj.shape[0]
+    Linv = np.zeros((w, w))
+    for t in range(w):
+        Linv[t, t] = 1.0
+        for i in range(t + 1, w):
+            acc = 0.0
+            for k in range(t, i):
+                acc -= Ljj[i, k] * Linv[k, t]
+            Linv[i, t] = acc
+    return Linv
+
+
+@njit(cache=True)
+def _matmul(A, B):
+    """A @ B, with BLAS when the work is large enough to pay for the call."""
+    m, k = A.shape
+    w = B.shape[1]
+    if m * k * w > _BLAS_WORK:
+        return np.dot(np.ascontiguousarray(A), np.ascontiguousarray(B))
+    out = np.zeros((m, w))
+    for a in range(m):
+        for b in range(k):
+            z = A[a, b]
+            if z != 0.0:
+                for t in range(w):
+                    out[a, t] += z * B[b, t]
+    return out
+
+
+@njit(cache=True)
+def selinv(n, Lp, Li, Lx, d, sn_start, col_sn, done, Zd, Zx):
+    """Selected inverse on the pattern of L, from the last supernode to the first.
+
+    Supernodes with ``done[s]`` set (dense roots inverted with LAPACK beforehand)
+    are skipped.  ``Zd`` and ``Zx`` are filled in place.
+    """
+    ns = sn_start.shape[0] - 1
+    for s in range(ns - 1, -1, -1):
+        if done[s]:
+            continue
+        f = sn_start[s]
+        last = sn_start[s + 1] - 1
+        w = last - f + 1
+        m = Lp[last + 1] - Lp[last]
+        Ljj = np.zeros((w, w))
+        for t in range(w):
+            Ljj[t, t] = 1.0
+            for i in range(t + 1, w):
+                Ljj[i, t] = Lx[Lp[f + t] + (i - t - 1)]
+        Linv = _unit_lower_inverse(Ljj)
+        LinvD = np.empty((w, w))  # D^-1 L^-1
+        for i in range(w):
+            for j in range(w):
+                LinvD[i, j] = Linv[i, j] / d[f + i]
+        Zjj = _matmul(Linv.T.copy(), LinvD)
+        if m > 0:
+            Lsj = np.empty((m, w))
+            for t in range(w):
+                p0 = Lp[f + t] + (last - f - t)
+                for a in range(m):
+                    Lsj[a, t] = Lx[p0 + a]
+            T = _matmul(Lsj, Linv)
+            Zss = np.empty((m, m))
+            _gather_zss(Li[Lp[last]: Lp[last + 1]], m, Zd, Zx, Lp, Li, sn_start, col_sn, Zss)
+            Y = _matmul(Zss, T)
+            TY = _matmul(T.T.copy(), Y)
+            for t in range(w):
+                p0 = Lp[f + t] + (last - f - t)
+                for a in range(m):
+                    Zx[p0 + a] = -Y[a, t]
+            Zjj += TY
+        for t in range(w):
+            Zd[f + t] = Zjj[t, t]
+            for i in range(t + 1, w):
+                Zx[Lp[f + t] + (i - t - 1)] = Zjj[i, t]
+
+
+@njit(cache=True)
+def scatter_dense_block(f, w, Lp, Zd, Zx, Zjj):
+    """Write a dense w x w inverse block for supernode columns f..f+w-1 into (Zd, Zx)."""
+    for t in range(w):
+        Zd[f + t] = Zjj[t, t]
+        for i in range(t + 1, w):
+            Zx[Lp[f + t] + (i - t - 1)] = Zjj[i, t]
+
+
+@njit(cache=True)
+def gather_dense_block(f, w, Lp, Lx, out):
+    """Copy the unit lower triangle of supernode columns f..f+w-1 into a dense array."""
+    for t in range(w):
+        out[t, t] = 1.0
+        for i in range(t + 1, w):
+            out[i, t] = Lx[Lp[f + t] + (i - t - 1)]
+
+
+@njit(cache=True)
+def ldl_solve_inplace(n, Lp, Li, Lx, d, X):
+    """Solve (L D L') X = B in place for a C-ordered block X (n x m), permuted space."""
+    m = X.shape[1]
+    for j in range(n):
+        for p in range(Lp[j], Lp[j + 1]):
+            i = Li[p]
+            l = Lx[p]
+            for k in range(m):
+                X[i, k] -= l * X[j, k]
+    for j in range(n):
+        inv = 1.0 / d[j]
+        for k in range(m):
+            X[j, k] *= inv
+    for j in range(n - 1, -1, -1):
+        for p in range(Lp[j], Lp[j + 1]):
+            i = Li[p]
+            l = Lx[p]
+            for k in range(m):
+                X[j, k] -= l * X[i, k]
+
+
+@njit(cache=True)
+def pattern_positions(rows, cols, pinv, Lp, Li, sn_start, col_sn):
+    """For entries (rows[e], cols[e]) of C in natural order: where Z holds them.
+
+    Returns ``pos`` with ``pos[e] >= 0`` an index into Zx and ``pos[e] = -1 - k`` for
+    the diagonal entry k of Zd.
+    """
+    ne = rows.shape[0]
+    pos = np.empty(ne, dtype=np.int64)
+    for e in range(ne):
+        a = pinv[rows[e]]
+        b = pinv[cols[e]]
+        if a == b:
+            pos[e] = -1 - a
+            continue
+        r = max(a, b)
+        c = min(a, b)
+        q = z_position(r, c, Lp, Li, sn_start, col_sn)
+        if q < 0:
+            raise ValueError("an entry of C lies outside the pattern of its factor")
+        pos[e] = q
+    return pos

@@ -1,0 +1,192 @@
+"""Results stage: a fitted model shows itself as tables (every table is a DataFrame)."""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from .reml.optimizer import OptimResult
+from .reml.problem import LOG2PI, REMLProblem
+
+__all__ = ["FittedModel"]
+
+
+class FittedModel:
+    """A model fitted by REML.
+
+    Attributes
+    ----------
+    varcomp : DataFrame
+        Variance parameters indexed by label: ``component``, ``std.error`` (from the
+        inverse average-information matrix), ``z.ratio``, ``bound`` (P positive,
+        B held at the boundary, F fixed) and ``%ch`` (percent change in the last iteration).
+    loglik : float
+        Full REML log-likelihood in lme4's convention (``logLik(m, REML = TRUE)``).
+    loglik_asreml : float
+        ``loglik + (n - p)/2 log(2 pi)``, the value ASReml prints.
+    aic, bic : float
+        ``-2 loglik + 2 k`` and ``-2 loglik + k log(n - p)`` with k the number of estimated
+        (code P) variance parameters (asremlPlus convention, on ``loglik``).
+    fixed : DataFrame
+        Fixed effects: ``estimate``, ``std.error``, ``z``.
+    converged : bool
+    iterations : DataFrame
+        One row per iteration: logL, every parameter, seconds.
+    """
+
+    def __init__(self, problem: REMLProblem, result: OptimResult, seconds: dict):
+        self._problem = problem
+        self._result = result
+        self.design = problem.design
+        self.spec = problem.design.spec
+        self.seconds = dict(seconds)
+        ev = result.evaluation
+        self.theta = ev.theta.copy()
+        self.labels = list(problem.params.labels)
+        self.codes = list(result.codes)
+        self.converged = bool(result.converged)
+        self.message = result.message
+        self.backend = problem.factor.backend
+        self.solution = ev.solution
+        self._zc = ev.zc
+        self._ai = ev.ai
+        self.loglik = float(ev.loglik)
+        self.nobs = problem.n
+        self.rank = problem.p
+        self.n_dropped = problem.design.data.n_dropped
+        self.n_dropped_predictors = problem.design.data.n_dropped_predictors
+        mme = problem.mme
+        self._diag_pos = np.empty(mme.N, dtype=np.int64)
+        on = mme.rows == mme.cols
+        self._diag_pos[mme.rows[on]] = np.flatnonzero(on)
+
+    # -- likelihood summaries ---------------------------------------------------------
+    @property
+    def loglik_asreml(self) -> float:
+        return self.loglik + 0.5 * (self.nobs - self.rank) * LOG2PI
+
+    @property
+    def n_params(self) -> int:
+        """Number of estimated variance parameters (code P)."""
+        return sum(c == "P" for c in self.codes)
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.loglik + 2.0 * self.n_params
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.loglik + self.n_params * np.log(self.nobs - self.rank)
+
+    # -- variance parameters -----------------------------------------------------------
+    @cached_property
+    def vcov_params(self) -> pd.DataFrame:
+        """Inverse of the average-information matrix over the estimated (P) parameters."""
+        free = np.array([c == "P" for c in self.codes])
+        out = np.full((len(self.labels), len(self.labels)), np.nan)
+        idx = np.flatnonzero(free)
+        if idx.size:
+            out[np.ix_(idx, idx)] = np.linalg.pinv(self._ai[np.ix_(idx, idx)])
+        return pd.DataFrame(out, index=self.labels, columns=self.labels)
+
+    @cached_property
+    def varcomp(self) -> pd.DataFrame:
+        se = np.sqrt(np.clip(np.diag(self.vcov_params.to_numpy()), 0, None))
+        prev = self._result.previous_theta
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pct = (100.0 * (self.theta - prev) / prev) if prev is not None else np.zeros_like(self.theta)
+            z = self.theta / se
+        df = pd.DataFrame({"component": self.theta, "std.error": se, "z.ratio": z, "bound": self.codes,
+                           "%ch": np.round(pct, 1)}, index=pd.Index(self.labels, name="term"))
+        return df
+
+    # -- fixed and random effects ----------------------------------------------------------
+    def _pev(self, start: int, size: int) -> np.ndarray:
+        return self._zc[self._diag_pos[start:start + size]]
+
+    @cached_property
+    def fixed(self) -> pd.DataFrame:
+        p = self.rank
+        est = self.solution[:p]
+        se = np.sqrt(self._pev(0, p))
+        return pd.DataFrame({"estimate": est, "std.error": se, "z": est / se},
+                            index=pd.Index(self.design.fixed.names, name="effect"))
+
+    @property
+    def random_terms(self) -> list[str]:
+        return [rb.label for rb in self.design.random]
+
+    def blups(self, term: str) -> pd.DataFrame:
+        """BLUPs of one random term with their prediction-error variance (PEV, from the full
+        MME inverse, i.e. including the uncertainty of the fixed effects) and standard error."""
+        labels = self.random_terms
+        if term not in labels:
+            raise KeyError(f"{term!r} is not a random term of this model (terms: {', '.join(labels)})")
+        k = labels.index(term)
+        rb = self.design.random[k]
+        off = self.design.offsets[k]
+        u = self.solution[off:off + rb.size]
+        pev = self._pev(off, rb.size)
+        return pd.DataFrame({"BLUP": u, "PEV": pev, "std.error": np.sqrt(pev)},
+                            index=pd.Index(list(rb.levels), name=term))
+
+    @cached_property
+    def fitted(self) -> pd.Series:
+        """X b + Z u for each record used (indexed like the rows of the data)."""
+        vals = self.design.W() @ self.solution
+        return pd.Series(vals, index=self.design.data.index, name="fitted")
+
+    @property
+    def residuals(self) -> pd.Series:
+        return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.fitted.index, name="residual")
+
+    # -- iterations and report ---------------------------------------------------------
+    @cached_property
+    def iterations(self) -> pd.DataFrame:
+        return pd.DataFrame(self._result.history).set_index("iteration")
+
+    @property
+    def n_iterations(self) -> int:
+        return len(self._result.history) - 1
+
+    def summary(self, n_fixed: int = 12) -> str:
+        """A compact report: model, likelihood, variance components, fixed effects."""
+        f = self.spec.formulas
+        lines = [f"sparsereml REML fit   fixed: {f.get('fixed')}"]
+        if f.get("random"):
+            lines.append(f"                      random: {f.get('random')}")
+        lines.append(f"                      residual: {self.spec.residual.label}")
+        dropped = f", {self.n_dropped} rows dropped for a missing response" if self.n_dropped else ""
+        if self.n_dropped_predictors:
+            dropped += f", {self.n_dropped_predictors} for missing predictors"
+        lines.append(f"n = {self.nobs}{dropped}; rank of X = {self.rank}")
+        lines.append(f"logL = {self.loglik:.4f} (REML, lme4 convention); ASReml convention {self.loglik_asreml:.4f}")
+        lines.append(f"AIC = {self.aic:.2f}   BIC = {self.bic:.2f}   ({self.n_params} variance parameters)")
+        status = "converged" if self.converged else "NOT converged"
+        lines.append(f"{status} in {self.n_iterations} AI-REML iterations, {self.seconds.get('total', 0):.2f} s "
+                     f"({self.backend})")
+        if not self.converged:
+            lines.append(f"  {self.message}")
+        lines.append("")
+        lines.append("Variance components")
+        lines.append(_format_table(self.varcomp))
+        lines.append("")
+        fx = self.fixed
+        head = f"Fixed effects ({len(fx)})" if len(fx) <= n_fixed else f"Fixed effects (first {n_fixed} of {len(fx)})"
+        lines.append(head)
+        lines.append(_format_table(fx.head(n_fixed)))
+        if self.design.fixed.aliased:
+            lines.append(f"aliased and dropped: {', '.join(self.design.fixed.aliased)}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return self.summary()
+
+
+def _format_table(df: pd.DataFrame) -> str:
+    def fmt(v):
+        if isinstance(v, str):
+            return v
+        return "NA" if v is None or not np.isfinite(v) else f"{v:.6g}"
+    return df.to_string(formatters={c: fmt for c in df.columns})
