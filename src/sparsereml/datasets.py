@@ -165,7 +165,13 @@ def simulate_trees(seed: int = 2011, trials: int = 31, trees: int = 198_000, mot
 
 def trial_network(seed: int = 2011, trials: int = 31, trees: int = 198_000, mothers: int = 1100,
                   spatial: bool = False) -> tuple[pd.DataFrame, dict]:
-    """The half-sib trees with a diameter (what models m2, m2b and m2c are fitted to), and the truth."""
+    """The half-sib trees with a diameter (what models m2, m2b and m2c are fitted to), and the truth.
+
+    Trial, Block and Mother are categorical columns, so that ``dbh ~ Trial`` fits one
+    mean per trial (a numeric column in a fixed formula is a covariate).
+    """
     df, _, truth = simulate_trees(seed, trials, trees, mothers, spatial)
     half = df[(df["Father"] == 0) & df["dbh"].notna()].reset_index(drop=True)
+    for col in ("Trial", "Block", "Mother"):
+        half[col] = half[col].astype("category")
     return half, truth

@@ -101,9 +101,17 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int) -> FixedDesign:
     otherwise every level gets a column.  Aliased columns are dropped with a
     warning that names them.
     """
-    model_terms = {frozenset(v.name for v in t) for t in spec.terms}
-    if spec.intercept:
-        model_terms.add(frozenset())
+    # R's rule (model.matrix): a factor in a term is coded by contrasts when the term without
+    # it is also in the model, the empty term counting as present; without an intercept the
+    # first factor of the formula is coded by indicators instead, taking the intercept's place.
+    model_terms = {frozenset(v.name for v in t) for t in spec.terms} | {frozenset()}
+    first_factor = None
+    if not spec.intercept:
+        for t in spec.terms:
+            facs = [v.name for v in t if v.as_factor or is_factor_column(columns[v.name])]
+            if facs:
+                first_factor = (t, facs[0])
+                break
     coding = {}
     for t in spec.terms:
         for v in t:
@@ -118,6 +126,8 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int) -> FixedDesign:
     for t in spec.terms:
         tnames = frozenset(v.name for v in t)
         contrast = {v.name: (tnames - {v.name}) in model_terms for v in t}
+        if first_factor is not None and first_factor[0] is t:
+            contrast[first_factor[1]] = False
         rows, cols, vals, cnames = _term_columns(t, columns, coding, n, contrast)
         blocks.append(sp.csc_matrix((vals, (rows, cols)), shape=(n, len(cnames))))
         names += cnames

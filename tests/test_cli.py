@@ -1,0 +1,50 @@
+"""The command-line tool writes every result file and reports progress per iteration."""
+import json
+
+import pandas as pd
+import pytest
+
+from sparsereml.cli import main
+from sparsereml.datasets import trial_network
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory):
+    df, _ = trial_network(seed=5, trials=4, trees=3000, mothers=60)
+    path = tmp_path_factory.mktemp("cli") / "trees.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_fit_writes_result_files(csv, tmp_path, capsys, backend):
+    out = tmp_path / "res"
+    args = [str(csv), "--fixed", "dbh ~ Trial", "--random", "~ Trial:Block + Mother + Trial:Mother",
+            "--residual", "~ at(Trial):units", "--factors", "Trial", "--out", str(out)]
+    if backend:
+        args += ["--backend", backend]
+    assert main(["fit"] + args) == 0
+    text = capsys.readouterr().out
+    assert "iteration   1  logL" in text and "change" in text and "Variance components" in text
+    names = {p.name for p in out.iterdir()}
+    assert {"varcomp.csv", "fixed.csv", "summary.txt", "fit.json", "blup_Trial_Block.csv", "blup_Mother.csv",
+            "blup_Trial_Mother.csv"} <= names
+    vc = pd.read_csv(out / "varcomp.csv", index_col=0)
+    assert list(vc.columns) == ["component", "std.error", "z.ratio", "bound", "%ch"]
+    assert "at(Trial, 4):units" in vc.index and len(vc) == 7
+    info = json.loads((out / "fit.json").read_text())
+    assert info["converged"] and len(info["iterations"]) >= 3 and "aic" in info
+    fixed = pd.read_csv(out / "fixed.csv", index_col=0)
+    assert fixed.index.tolist() == ["(Intercept)", "Trial_2", "Trial_3", "Trial_4"]
+
+
+def test_fit_reports_bad_input_without_a_traceback(csv, capsys):
+    assert main(["fit", str(csv), "--fixed", "dbh ~ Trail", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "column 'Trail' is not in the data; did you mean 'Trial'?" in err and "Traceback" not in err
+
+
+def test_demo_small_network(capsys, backend):
+    args = ["demo", "--trials", "5", "--trees", "6000", "--mothers", "80"] + (["--backend", backend] if backend else [])
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert text.count("== m2") == 3 and "LRT m2 vs m2b" in text and "LRT m2b vs m2c" in text
