@@ -43,20 +43,25 @@ class CrossProducts:
         return self.yty.shape[0]
 
 
-def lower_pattern(W: sp.csr_matrix, extra: list | None = None) -> sp.csc_matrix:
-    """Lower-triangle pattern of W'W plus the diagonal and any extra (row, col) entries."""
+def lower_pattern(W: sp.csr_matrix, extra: list | None = None, WtW: sp.spmatrix | None = None) -> sp.csc_matrix:
+    """Lower-triangle pattern of W'W plus the diagonal and any extra (row, col) entries.
+
+    ``WtW`` may pass a product already formed; it is used for the pattern when W has no
+    negative entries (then no entry of W'W can cancel to zero).
+    """
     n_col = W.shape[1]
-    ones = sp.csr_matrix((np.ones(W.nnz), W.indices, W.indptr), shape=W.shape)
-    parts = [sp.tril(ones.T @ ones).tocoo(), sp.eye(n_col, format="coo")]
+    if WtW is None or W.data.min(initial=0.0) < 0:
+        ones = sp.csr_matrix((np.ones(W.nnz), W.indices, W.indptr), shape=W.shape)
+        WtW = ones.T @ ones
+    pat = sp.tril(WtW).tocsc()
+    pat.data = np.ones(pat.nnz)
+    has_diag = np.all(np.diff(pat.indptr) > 0) and np.all(pat.indices[pat.indptr[:-1]] == np.arange(n_col))
+    if not has_diag:  # unknowns without records (e.g. pedigree ancestors) still need a diagonal
+        pat = pat + sp.eye(n_col, format="csc")
     for r, c in extra or []:
-        parts.append(sp.coo_matrix((np.ones(len(r)), (np.maximum(r, c), np.minimum(r, c))),
-                                   shape=(n_col, n_col)))
-    rows = np.concatenate([p.row for p in parts])
-    cols = np.concatenate([p.col for p in parts])
-    pat = sp.csc_matrix((np.ones(rows.size), (rows, cols)), shape=(n_col, n_col))
-    pat.sum_duplicates()
+        pat = pat + sp.csc_matrix((np.ones(len(r)), (np.maximum(r, c), np.minimum(r, c))), shape=(n_col, n_col))
     pat.sort_indices()
-    pat.data[:] = 0.0
+    pat.data = np.zeros(pat.nnz)
     return pat
 
 
@@ -139,7 +144,21 @@ def cross_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups
     """
     W = sp.csr_matrix(W)
     W.sort_indices()
-    lower = lower_pattern(W, extra_pattern)
+    full = W.T @ W if n_groups == 1 else None
+    lower = lower_pattern(W, extra_pattern, full)
+    if n_groups == 1:  # one group: W'W from scipy's product, placed on the pattern
+        low = sp.tril(full).tocsc()
+        low.sort_indices()
+        if low.nnz == lower.nnz and np.array_equal(low.indptr, lower.indptr) and np.array_equal(low.indices, lower.indices):
+            WtW = sp.csc_matrix(low.data[:, None])
+        else:
+            low = low.tocoo()
+            n = lower.shape[0]
+            keys = lower.indices.astype(np.int64) + n * np.repeat(np.arange(n, dtype=np.int64), np.diff(lower.indptr))
+            pos = np.searchsorted(keys, low.row.astype(np.int64) + n * low.col.astype(np.int64))
+            WtW = sp.csc_matrix((low.data, (pos, np.zeros(pos.size, dtype=np.int64))), shape=(lower.nnz, 1))
+        Wty = sp.csc_matrix((W.T @ y)[:, None])
+        return CrossProducts(lower, WtW, Wty, np.array([float(y @ y)]), np.array([float(y.size)]))
     order = np.argsort(groups, kind="stable")
     pos, g, val = _group_crossprod(W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data,
                                    order, groups.astype(np.int64), lower.indptr.astype(np.int64),

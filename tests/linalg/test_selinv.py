@@ -59,3 +59,49 @@ def test_not_positive_definite_is_reported():
         f = SparseLDL(low, backend=name)
         with pytest.raises(NotPositiveDefinite):
             f.factorize(low.data)
+
+
+def _mme_like(seed=3, n_a=300, n_b=40, n_c=25):
+    """A pattern like mixed-model equations: a large set A whose block is diagonal (absorbed),
+    each unknown of A linked to a few of B and one of C; B and C denser."""
+    rng = np.random.default_rng(seed)
+    n = n_a + n_b + n_c
+    rows, cols = [], []
+    for j in range(n_a):
+        nb = n_a + rng.choice(n_b, size=3, replace=False)
+        nc = n_a + n_b + rng.integers(n_c)
+        for r in list(nb) + [nc]:
+            rows.append(r)
+            cols.append(j)
+    for _ in range(120):
+        a, b = n_a + rng.integers(n_b + n_c, size=2)
+        if a != b:
+            rows.append(max(a, b))
+            cols.append(min(a, b))
+    A = sp.csc_matrix((rng.uniform(-1, 1, len(rows)), (rows, cols)), shape=(n, n))
+    A = A + A.T
+    A = A + sp.diags(np.abs(A).sum(axis=1).A1 + 0.5)
+    groups = np.repeat([0, 1, 2], [n_a, n_b, n_c])
+    return sp.csc_matrix(A), groups
+
+
+@pytest.mark.parametrize("name", available_backends())
+def test_absorption_and_grouped_ordering_are_exact(name):
+    A, groups = _mme_like()
+    low = sp.tril(A).tocsc()
+    low.sort_indices()
+    f = SparseLDL(low, backend=name, groups=groups)
+    assert f.n_absorbed >= 250  # most of the diagonal block is eliminated before the backend
+    f.factorize(low.data)
+    dense = A.toarray()
+    inv = np.linalg.inv(dense)
+    rows = low.indices
+    cols = np.repeat(np.arange(A.shape[0]), np.diff(low.indptr))
+    np.testing.assert_allclose(f.selected_inverse(), inv[rows, cols], rtol=1e-9, atol=1e-13)
+    assert f.logdet() == pytest.approx(np.linalg.slogdet(dense)[1], rel=1e-12)
+    T = sp.random(A.shape[0], 6, density=0.05, random_state=1, format="csc")
+    np.testing.assert_allclose(f.inverse_quadratic(T), T.T.toarray() @ inv @ T.toarray(), rtol=1e-9, atol=1e-12)
+    no = SparseLDL(low, backend=name, absorb=False)
+    no.factorize(low.data)
+    assert no.n_absorbed == 0 and no.logdet() == pytest.approx(f.logdet(), rel=1e-12)
+    np.testing.assert_allclose(no.inverse_quadratic(T), T.T.toarray() @ inv @ T.toarray(), rtol=1e-9, atol=1e-12)

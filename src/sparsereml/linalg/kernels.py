@@ -141,6 +141,11 @@ def selinv(n, Lp, Li, Lx, d, sn_start, col_sn, done, Zd, Zx):
     are skipped.  ``Zd`` and ``Zx`` are filled in place.
     """
     ns = sn_start.shape[0] - 1
+    mmax = 0
+    for s in range(ns):
+        if sn_start[s + 1] - sn_start[s] == 1:
+            mmax = max(mmax, Lp[sn_start[s] + 1] - Lp[sn_start[s]])
+    zbuf = np.empty((mmax, mmax))
     for s in range(ns - 1, -1, -1):
         if done[s]:
             continue
@@ -148,6 +153,18 @@ def selinv(n, Lp, Li, Lx, d, sn_start, col_sn, done, Zd, Zx):
         last = sn_start[s + 1] - 1
         w = last - f + 1
         m = Lp[last + 1] - Lp[last]
+        if w == 1:  # a single column: the scalar Takahashi recursion, no allocation
+            p0 = Lp[f]
+            _gather_zss(Li[p0: p0 + m], m, Zd, Zx, Lp, Li, sn_start, col_sn, zbuf)
+            acc = 1.0 / d[f]
+            for a in range(m):
+                ya = 0.0
+                for b in range(m):
+                    ya += zbuf[a, b] * Lx[p0 + b]
+                Zx[p0 + a] = -ya
+                acc += Lx[p0 + a] * ya
+            Zd[f] = acc
+            continue
         Ljj = np.zeros((w, w))
         for t in range(w):
             Ljj[t, t] = 1.0

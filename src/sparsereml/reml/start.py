@@ -9,10 +9,64 @@ from .problem import REMLProblem
 __all__ = ["default_start", "resolve_start"]
 
 
+def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float) -> np.ndarray:
+    """Moment estimates of the random-term variances (in the spirit of Henderson's method 1).
+
+    For each variance parameter k (a random term, or one at() level of it) the variance of
+    the level means of the OLS residuals e has expectation about
+        sum_j s2_j * E_kj + s2_e * mean_a(1 / n_a),   E_kj = mean_a sum_b (n_ab / n_a)^2,
+    with n_ab the number of records shared by level a of k and level b of j (from W'W).
+    Together with var(e) = sum_j s2_j f_j + s2_e (f_j: the fraction of records that parameter
+    j covers, below 1 for at() levels) this is a small linear system.
+    """
+    d = problem.design
+    N = problem.mme.N
+    block_of = np.full(N, -1, dtype=np.int64)  # MME column -> variance-parameter block
+    v, cover, inv_n = [], [], []
+    K = 0
+    for rb, off in zip(d.random, d.offsets):
+        ok = rb.codes >= 0
+        cnt = np.bincount(rb.codes[ok], minlength=rb.size).astype(float)
+        means = np.bincount(rb.codes[ok], weights=e[ok], minlength=rb.size) / np.maximum(cnt, 1)
+        for _, start, size in rb.blocks:
+            block_of[off + start: off + start + size] = K
+            sl = slice(start, start + size)
+            v.append(np.var(means[sl], ddof=1) if size > 1 else 0.0)
+            cover.append(cnt[sl].sum() / d.n)
+            inv_n.append(np.mean(1.0 / cnt[sl]))
+            K += 1
+    low = problem.cp.lower
+    n_ab = np.asarray(problem.cp.WtW.sum(axis=1)).ravel()
+    r = low.indices.astype(np.int64)
+    c = np.repeat(np.arange(N, dtype=np.int64), np.diff(low.indptr))
+    n_a = np.zeros(N)
+    on = r == c
+    n_a[r[on]] = n_ab[on]
+    a = np.concatenate([r, c[~on]])  # both triangles of W'W
+    b = np.concatenate([c, r[~on]])
+    w = np.concatenate([n_ab, n_ab[~on]])
+    keep = (block_of[a] >= 0) & (block_of[b] >= 0)
+    E = np.zeros((K + 1, K + 1))
+    E[:K, :K] = np.bincount(block_of[a[keep]] * K + block_of[b[keep]], weights=(w[keep] / n_a[a[keep]]) ** 2,
+                            minlength=K * K).reshape(K, K)
+    levels = np.bincount(block_of[block_of >= 0], minlength=K)
+    E[:K, :K] /= levels[:, None]
+    E[:K, K] = inv_n
+    E[K, :K] = cover
+    E[K, K] = 1.0
+    rhs = np.append(v, pooled)
+    try:
+        sol = np.linalg.solve(E, rhs)
+    except np.linalg.LinAlgError:
+        sol = np.linalg.lstsq(E, rhs, rcond=None)[0]
+    return sol[:K]
+
+
 def default_start(problem: REMLProblem) -> np.ndarray:
-    """Start values: residual variance of an OLS fit of the fixed effects, per residual group,
-    and a tenth of the pooled OLS residual variance for every random-term variance (ASReml's
-    default gamma of 0.1)."""
+    """Start values from the data: moment estimates of the random-term variances from the
+    residuals of an OLS fit of the fixed effects (:func:`_moment_start`), and for each
+    residual group what is left of its OLS residual variance.  Values are kept between 1% and
+    100% of the OLS residual variance, so the start is always positive definite."""
     d = problem.design
     X, y = d.fixed.X, d.y
     if X.shape[1]:
@@ -20,7 +74,7 @@ def default_start(problem: REMLProblem) -> np.ndarray:
         b = np.linalg.lstsq(xtx, X.T @ y, rcond=None)[0]
         e = y - X @ b
     else:
-        e = y.copy()
+        e = y - y.mean()
     g = d.residual.codes
     ng = problem.cp.counts
     ss = np.bincount(g, weights=e * e, minlength=ng.size)
@@ -31,9 +85,14 @@ def default_start(problem: REMLProblem) -> np.ndarray:
         pooled = float(np.var(y)) or 1.0
     s2g = np.where(s2g > 0, s2g, pooled)
     theta = np.empty(problem.params.n)
+    k = 0
+    moments = np.clip(_moment_start(problem, e, pooled), 0.01 * pooled, pooled) if d.random else []
     for sl in problem.params.term_slices:
-        theta[sl] = 0.1 * pooled
-    theta[problem.params.residual_slice] = s2g
+        n_k = sl.stop - sl.start
+        theta[sl] = moments[k:k + n_k]
+        k += n_k
+    per_record = sum(float(np.mean(theta[sl])) for sl in problem.params.term_slices)
+    theta[problem.params.residual_slice] = s2g * max(1.0 - per_record / pooled, 0.3)
     return theta
 
 

@@ -1,0 +1,195 @@
+"""Absorption: eliminate an independent set of low-degree unknowns before the sparse factor.
+
+Mixed-model equations often hold a large set of unknowns that never meet each other in a
+record (e.g. the levels of ``Trial:Mother``): their block of C is diagonal.  Eliminating
+them first is exact and cheap (a Schur complement with a diagonal inverse); the sparse
+factorisation then works on the much smaller reduced matrix
+
+    C_RR - C_RA D_A^-1 C_AR,
+
+and the factor of C is the absorbed columns (``C_RA D_A^-1`` with diagonal ``D_A``) followed by
+the factor of the reduced matrix.  This is the classical absorption of a factor in animal
+breeding programs, chosen here from the pattern alone.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit
+
+__all__ = ["choose_absorbed", "AbsorbPlan"]
+
+
+def _symmetric_pattern(lower: sp.csc_matrix) -> sp.csr_matrix:
+    n = lower.shape[0]
+    ones = sp.csc_matrix((np.ones(lower.nnz), lower.indices, lower.indptr), shape=(n, n))
+    full = (ones + ones.T).tocsr()
+    full.setdiag(0)
+    full.eliminate_zeros()
+    full.sort_indices()
+    return full
+
+
+@njit(cache=True)
+def _independent_set(order, deg, indptr, indices, cap):
+    n = deg.shape[0]
+    blocked = np.zeros(n, dtype=np.bool_)
+    take = np.zeros(n, dtype=np.bool_)
+    for j in order:
+        if deg[j] > cap:
+            break
+        if blocked[j]:
+            continue
+        take[j] = True
+        blocked[j] = True
+        for p in range(indptr[j], indptr[j + 1]):
+            blocked[indices[p]] = True
+    return take
+
+
+def choose_absorbed(lower: sp.csc_matrix, cap: int = 64, min_fraction: float = 0.05) -> np.ndarray:
+    """Unknowns to absorb: a greedy independent set of columns of degree <= ``cap``, lowest
+    degree first.  Returns an empty array when the set would be too small to matter."""
+    full = _symmetric_pattern(lower)
+    deg = np.diff(full.indptr).astype(np.int64)
+    order = np.argsort(deg, kind="stable").astype(np.int64)
+    take = _independent_set(order, deg, full.indptr.astype(np.int64), full.indices.astype(np.int64), cap)
+    if take.sum() < max(16, min_fraction * lower.shape[0]) or take.sum() == lower.shape[0]:
+        return np.empty(0, dtype=np.int64)
+    return np.flatnonzero(take)
+
+
+@njit(cache=True)
+def _pair_count(Sp):
+    total = 0
+    for j in range(Sp.shape[0] - 1):
+        m = Sp[j + 1] - Sp[j]
+        total += m * (m + 1) // 2
+    return total
+
+
+@njit(cache=True)
+def _pairs(Sp, Si, total):
+    """All (a, b), a >= b, of reduced indices in the structure of each absorbed column."""
+    ra = np.empty(total, dtype=np.int64)
+    rb = np.empty(total, dtype=np.int64)
+    k = 0
+    for j in range(Sp.shape[0] - 1):
+        for x in range(Sp[j], Sp[j + 1]):
+            for y in range(Sp[j], x + 1):
+                a, b = Si[x], Si[y]
+                ra[k] = max(a, b)
+                rb[k] = min(a, b)
+                k += 1
+    return ra, rb
+
+
+@njit(cache=True)
+def _find_all(Cp, Ci, rows, cols):
+    out = np.empty(rows.shape[0], dtype=np.int64)
+    for e in range(rows.shape[0]):
+        lo, hi, r = Cp[cols[e]], Cp[cols[e] + 1], rows[e]
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if Ci[mid] < r:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[e] = lo
+    return out
+
+
+@njit(cache=True)
+def _subtract_pairs(Sp, Lx, d, target, out):
+    """out[target[k]] -= l_a l_b d_j over the pairs of every absorbed column j, in _pairs order."""
+    k = 0
+    for j in range(Sp.shape[0] - 1):
+        dj = d[j]
+        for x in range(Sp[j], Sp[j + 1]):
+            lx = Lx[x] * dj
+            for y in range(Sp[j], x + 1):
+                out[target[k]] -= lx * Lx[y]
+                k += 1
+
+
+class AbsorbPlan:
+    """Symbolic part of absorbing ``absorbed`` unknowns of a matrix with lower pattern ``lower``.
+
+    After construction, ``reduced_lower(order)`` gives the pattern of the reduced matrix in a
+    chosen order of the remaining unknowns, and :meth:`reduce` turns C's data into
+    (absorbed L values, absorbed D, reduced data).
+    """
+
+    def __init__(self, lower: sp.csc_matrix, absorbed: np.ndarray):
+        n = lower.shape[0]
+        self.n = n
+        self.absorbed = np.asarray(absorbed, dtype=np.int64)
+        keep = np.ones(n, dtype=bool)
+        keep[self.absorbed] = False
+        self.rest = np.flatnonzero(keep)
+        self.rank = np.full(n, -1, dtype=np.int64)  # unknown -> index among the rest
+        self.rank[self.rest] = np.arange(self.rest.size)
+        rows = lower.indices.astype(np.int64)
+        cols = np.repeat(np.arange(n, dtype=np.int64), np.diff(lower.indptr))
+        self._diag_pos = np.empty(n, dtype=np.int64)
+        on = rows == cols
+        self._diag_pos[rows[on]] = np.flatnonzero(on)
+        # structure of each absorbed column: its neighbours (all in the rest), with C positions
+        is_abs = ~keep
+        e_abs_col = is_abs[cols] & ~on
+        e_abs_row = is_abs[rows] & ~on
+        j = np.concatenate([cols[e_abs_col], rows[e_abs_row]])
+        nb = np.concatenate([rows[e_abs_col], cols[e_abs_row]])
+        pos = np.concatenate([np.flatnonzero(e_abs_col), np.flatnonzero(e_abs_row)])
+        slot = np.full(n, -1, dtype=np.int64)
+        slot[self.absorbed] = np.arange(self.absorbed.size)
+        self._S_owner = slot[j]
+        self._S_nb = self.rank[nb]
+        self._S_src = pos
+        # the rest-rest part of C
+        rr = keep[rows] & keep[cols]
+        self._rr_rows, self._rr_cols = self.rank[rows[rr]], self.rank[cols[rr]]
+        self._rr_src = np.flatnonzero(rr)
+
+    def reduced_pattern(self) -> sp.csc_matrix:
+        """Lower pattern of the reduced matrix, in the natural order of the remaining unknowns."""
+        m = self.rest.size
+        B = sp.csr_matrix((np.ones(self._S_nb.size), (self._S_nb, self._S_owner)), shape=(m, self.absorbed.size))
+        fill = (B @ B.T).tocoo()  # rest x rest pairs that share an absorbed unknown
+        rr = sp.coo_matrix((np.ones(self._rr_rows.size), (self._rr_rows, self._rr_cols)), shape=(m, m))
+        pat = sp.tril(fill + rr + rr.T).tocsc()
+        pat.sort_indices()
+        pat.data[:] = 1.0
+        return pat
+
+    def _structure(self, position: np.ndarray):
+        """CSC-like (Sp, Si, src) of the absorbed columns with neighbours mapped by ``position``
+        and sorted by it."""
+        key = self._S_owner * (self.rest.size + 1) + position[self._S_nb]
+        order = np.argsort(key, kind="stable")
+        counts = np.bincount(self._S_owner, minlength=self.absorbed.size)
+        Sp = np.zeros(self.absorbed.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=Sp[1:])
+        return Sp, position[self._S_nb][order], self._S_src[order]
+
+    def prepare(self, position: np.ndarray, reduced_lower: sp.csc_matrix) -> None:
+        """Fix the order of the reduced unknowns: ``position[r]`` is where rest-unknown r sits in
+        ``reduced_lower`` (the pattern handed to the sparse factorisation)."""
+        self.Sp, self.Si, self.src = self._structure(position)
+        ra, rb = _pairs(self.Sp, self.Si, _pair_count(self.Sp))
+        Cp = reduced_lower.indptr.astype(np.int64)
+        Ci = reduced_lower.indices.astype(np.int64)
+        self.target = _find_all(Cp, Ci, ra, rb)
+        r, c = position[self._rr_rows], position[self._rr_cols]
+        self.rr_target = _find_all(Cp, Ci, np.maximum(r, c), np.minimum(r, c))
+        self.reduced_nnz = reduced_lower.nnz
+
+    def reduce(self, data: np.ndarray):
+        """From C's lower-triangle data: absorbed unit-L values, absorbed D, reduced data."""
+        d = data[self._diag_pos[self.absorbed]]
+        col = np.repeat(np.arange(self.absorbed.size), np.diff(self.Sp))
+        lx = data[self.src] / d[col]
+        out = np.zeros(self.reduced_nnz)
+        out[self.rr_target] = data[self._rr_src]
+        _subtract_pairs(self.Sp, lx, d, self.target, out)
+        return lx, d, out

@@ -1,0 +1,212 @@
+"""SparseLDL: analyse once, refactor per iteration; solves, log|C|, selected inverse, T'C^-1T.
+
+Analysis (once): absorb an independent set of low-degree unknowns (``absorb.py``), choose an
+order for the reduced matrix by a cost model (``ordering.py``; CHOLMOD only, QDLDL orders
+itself), and let the backend analyse the reduced pattern.  Each factorisation then forms the
+reduced matrix, has the backend factor it, and joins the absorbed columns and the backend's
+factor into one unit-lower L with diagonal D over all unknowns.  Everything after that (solves,
+selected inverse, quadratic forms) runs on that joined factor with this package's kernels.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.linalg import lapack, solve_triangular
+
+from . import kernels
+from .absorb import AbsorbPlan, choose_absorbed
+from .backends import LDL, NotPositiveDefinite, make_backend
+from .ordering import choose_order, permute_lower
+from .sparse_solve import forward_sparse
+
+__all__ = ["SparseLDL"]
+
+_LAPACK_ROOT = 48  # dense root supernodes at least this wide are handled with LAPACK
+
+
+def _positions(lower: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    n = lower.shape[0]
+    keys = lower.indices.astype(np.int64) + n * np.repeat(np.arange(n, dtype=np.int64), np.diff(lower.indptr))
+    return np.searchsorted(keys, rows.astype(np.int64) + n * cols.astype(np.int64))
+
+
+class SparseLDL:
+    """Factor of a symmetric positive-definite matrix with a fixed pattern.
+
+    Parameters
+    ----------
+    lower : scipy.sparse.csc_matrix
+        Lower triangle (with the full diagonal) of the matrix; only its pattern is used here.
+    backend : {"cholmod", "qdldl", "auto"}, optional
+    groups : ndarray of int, optional
+        A group label per unknown (e.g. the model term it belongs to, fixed effects last);
+        used to propose orderings that keep groups together.
+    absorb : bool
+        Eliminate an independent set of low-degree unknowns first (exact).
+    """
+
+    def __init__(self, lower: sp.csc_matrix, backend: str | None = None, groups: np.ndarray | None = None,
+                 absorb: bool = True, **options):
+        lower = sp.csc_matrix(lower)
+        lower.sort_indices()
+        self.n = lower.shape[0]
+        self._rows = lower.indices.astype(np.int64)
+        self._cols = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(lower.indptr))
+        absorbed = choose_absorbed(lower) if absorb else np.empty(0, dtype=np.int64)
+        self._plan = AbsorbPlan(lower, absorbed) if absorbed.size else None
+        rest = self._plan.rest if self._plan else np.arange(self.n)
+        reduced = self._plan.reduced_pattern() if self._plan else lower
+        probe = make_backend(sp.eye(1, format="csc"), backend)  # resolve the choice once
+        self.backend = probe.name
+        order = np.arange(rest.size)
+        self.ordering_table = []
+        if self.backend == "cholmod" and groups is not None:
+            from sksparse.cholmod import analyze
+
+            amd = np.asarray(analyze(reduced, mode="simplicial", ordering_method="amd").P(), dtype=np.int64)
+            order, _, self.ordering_table = choose_order(reduced, np.asarray(groups)[rest], [("amd", amd)])
+        self._rest_order = rest[order]  # reduced unknowns in the order handed to the backend
+        qpos = np.empty(rest.size, dtype=np.int64)
+        qpos[order] = np.arange(rest.size)
+        red_q = permute_lower(reduced, order) if not np.array_equal(order, np.arange(rest.size)) else reduced.copy()
+        red_q.sort_indices()
+        if self._plan:
+            self._plan.prepare(qpos, red_q)
+        else:  # map C's data straight into the permuted pattern
+            self._gather = _positions(red_q, np.maximum(qpos[self._rows], qpos[self._cols]),
+                                      np.minimum(qpos[self._rows], qpos[self._cols]))
+        opts = dict(options)
+        if self.backend == "cholmod":
+            opts.setdefault("ordering", "natural")
+        self._red_nnz = red_q.nnz
+        self._backend = make_backend(red_q.astype(float), self.backend, **opts)
+        self._qpos = qpos
+        self.ldl: LDL | None = None
+        self._key = None
+
+    # -- numeric factorisation --------------------------------------------------
+    def factorize(self, data: np.ndarray) -> None:
+        """Factor the matrix whose lower-triangle values (in the analysed pattern) are ``data``."""
+        data = np.asarray(data, dtype=float)
+        if self._plan:
+            lx_a, d_a, rdata = self._plan.reduce(data)
+            if np.any(d_a <= 0):
+                raise NotPositiveDefinite("the mixed-model equations are not positive definite")
+        else:
+            rdata = np.empty(self._red_nnz)
+            rdata[self._gather] = data
+        red = self._backend.factorize(rdata)
+        if self._key is None or not np.array_equal(red.Lp, self._red_Lp):
+            self._join_pattern(red)
+        if self._plan:
+            Lx = np.concatenate([lx_a[self._abs_sort], red.Lx])
+            d = np.concatenate([d_a, red.d])
+        else:
+            Lx, d = red.Lx, red.d
+        self.ldl = LDL(self._perm, self._pinv, self._Lp, self._Li, Lx, d)
+        self._root_L = None
+
+    def _join_pattern(self, red: LDL) -> None:
+        """Pattern of the joined factor: absorbed columns first, then the backend's factor."""
+        self._red_Lp = red.Lp.copy()
+        self._key = True
+        k = self._plan.absorbed.size if self._plan else 0
+        if self._plan:
+            plan = self._plan
+            # rows of absorbed columns in joined positions, sorted within each column
+            rows = k + red.pinv[plan.Si]
+            col = np.repeat(np.arange(k), np.diff(plan.Sp))
+            self._abs_sort = np.lexsort((rows, col))
+            Li = np.concatenate([rows[self._abs_sort], red.Li + k])
+            Lp = np.concatenate([plan.Sp, red.Lp[1:] + plan.Sp[-1]])
+            perm = np.concatenate([plan.absorbed, self._rest_order[red.perm]])
+        else:
+            Lp, Li = red.Lp, red.Li
+            perm = self._rest_order[red.perm]
+        self._Lp, self._Li = Lp.astype(np.int64), Li.astype(np.int64)
+        self._perm = perm.astype(np.int64)
+        self._pinv = np.empty_like(self._perm)
+        self._pinv[self._perm] = np.arange(self.n)
+        self.sn_start, self.col_sn = kernels.supernodes(self.n, self._Lp, self._Li)
+        last = self.sn_start[1:] - 1
+        below = self._Lp[last + 1] - self._Lp[last]
+        widths = np.diff(self.sn_start)
+        self._dense_roots = np.flatnonzero((below == 0) & (widths >= _LAPACK_ROOT))
+        self._done = np.zeros(widths.size, dtype=np.bool_)
+        self._done[self._dense_roots] = True
+        self._zpos = kernels.pattern_positions(self._rows, self._cols, self._pinv, self._Lp, self._Li,
+                                               self.sn_start, self.col_sn)
+        s = self.sn_start
+        tail = self._dense_roots[self._dense_roots == widths.size - 1]
+        self._tail = int(s[tail[0]]) if tail.size else self.n  # first column of a dense trailing root
+
+    # -- results of the factorisation -----------------------------------------------
+    @property
+    def nnz_factor(self) -> int:
+        return int(self.ldl.Lp[-1]) + self.n
+
+    @property
+    def largest_supernode(self) -> int:
+        return int(np.diff(self.sn_start).max())
+
+    @property
+    def n_absorbed(self) -> int:
+        return self._plan.absorbed.size if self._plan else 0
+
+    def logdet(self) -> float:
+        """log |C| = sum log d."""
+        return float(np.sum(np.log(self.ldl.d)))
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        """C^-1 b for a vector or a matrix b (natural order)."""
+        f = self.ldl
+        b = np.asarray(b, dtype=float)
+        vec = b.ndim == 1
+        X = np.ascontiguousarray((b[:, None] if vec else b)[f.perm])
+        kernels.ldl_solve_inplace(f.n, f.Lp, f.Li, f.Lx, f.d, X)
+        out = np.empty_like(X)
+        out[f.perm] = X
+        return out[:, 0] if vec else out
+
+    def _dense_block(self, a: int, b: int) -> np.ndarray:
+        Lc = np.zeros((b - a, b - a), order="F")
+        kernels.gather_dense_block(a, b - a, self.ldl.Lp, self.ldl.Lx, Lc)
+        return Lc
+
+    def selected_inverse(self) -> np.ndarray:
+        """Entries of C^-1 on the analysed pattern of C (aligned with its lower-triangle data)."""
+        f = self.ldl
+        Zd = np.empty(f.n)
+        Zx = np.empty(f.Li.size)
+        for s in self._dense_roots:
+            a, b = self.sn_start[s], self.sn_start[s + 1]
+            Lc = self._dense_block(a, b)
+            Lc *= np.sqrt(f.d[a:b])[None, :]
+            inv, info = lapack.dpotri(Lc, lower=1, overwrite_c=1)
+            if info != 0:  # pragma: no cover - the factor is positive definite
+                raise NotPositiveDefinite("dense block of the factor is singular")
+            kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, np.ascontiguousarray(inv))
+        kernels.selinv(f.n, f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._done, Zd, Zx)
+        pos = self._zpos
+        return np.where(pos >= 0, Zx[np.maximum(pos, 0)], Zd[np.maximum(-1 - pos, 0)])
+
+    def inverse_quadratic(self, T) -> np.ndarray:
+        """T' C^-1 T for a sparse (or dense) n x m matrix T, exploiting its sparsity.
+
+        Forward substitution follows only the elimination-tree paths of T's nonzeros; the
+        dense trailing block of the factor is solved for all columns at once with BLAS.
+        """
+        f = self.ldl
+        T = sp.csc_matrix(T)
+        Tp = T[f.perm].tocsc()
+        Tp.sort_indices()
+        tail = self._tail
+        rows, cols, vals, R = forward_sparse(f.n, f.Lp, f.Li, f.Lx, tail, Tp.indptr.astype(np.int64),
+                                             Tp.indices.astype(np.int64), Tp.data.astype(float))
+        Ys = sp.csc_matrix((vals, (rows, cols)), shape=(tail, T.shape[1]))
+        out = (Ys.T @ sp.diags(1.0 / f.d[:tail]) @ Ys).toarray()
+        if tail < f.n:
+            Lr = self._dense_block(tail, f.n)
+            Y = solve_triangular(Lr, R, lower=True, unit_diagonal=True, check_finite=False)
+            out += (Y / f.d[tail:, None]).T @ Y
+        return out

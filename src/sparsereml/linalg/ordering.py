@@ -1,0 +1,155 @@
+"""Fill-reducing orderings chosen by a cost model of the supernodal factorisation.
+
+Generic minimum-degree orderings minimise fill, but on mixed-model equations they tend to
+eliminate a crossed factor (mothers, say) as many narrow columns that each update a large dense
+corner, which is slow even when the fill is small.  Orderings that keep the levels of one term
+together form wide supernodes that run at BLAS speed.  We compare candidates with a symbolic
+factorisation (elimination tree and column counts, O(nnz(L))) and a simple time model:
+
+    time = sum over supernodes of  flops / rate(width)  +  scatter(m^2)
+
+with BLAS speed for wide supernodes and scalar speed for narrow ones.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit
+
+__all__ = ["symbolic_counts", "predicted_cost", "candidate_orders", "choose_order"]
+
+_BLAS_RATE, _SCALAR_RATE, _SCATTER_RATE = 25e9, 0.5e9, 2e8
+
+
+@njit(cache=True)
+def _etree_counts(n, Up, Ui):
+    """Elimination tree and column counts (with diagonal) of the Cholesky factor.
+
+    (Up, Ui): the lower triangle stored by rows, i.e. row i holds the k <= i with A[i, k] != 0.
+    """
+    parent = np.full(n, -1, dtype=np.int64)
+    ancestor = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        for p in range(Up[i], Up[i + 1]):
+            k = Ui[p]
+            while k != -1 and k < i:
+                nxt = ancestor[k]
+                ancestor[k] = i
+                if nxt == -1:
+                    parent[k] = i
+                k = nxt
+    counts = np.ones(n, dtype=np.int64)
+    mark = np.full(n, -1, dtype=np.int64)
+    for i in range(n):
+        mark[i] = i
+        for p in range(Up[i], Up[i + 1]):
+            j = Ui[p]
+            while j != -1 and j < i and mark[j] != i:
+                mark[j] = i
+                counts[j] += 1
+                j = parent[j]
+    return parent, counts
+
+
+@njit(cache=True)
+def _relax_ok(width, zeros, total):
+    """CHOLMOD's default relaxed amalgamation rule (nrelax 4/16/48, zrelax 0.8/0.1/0.05)."""
+    if width <= 4:
+        return True
+    frac = zeros / max(total, 1.0)
+    if width <= 16:
+        return frac < 0.8
+    if width <= 48:
+        return frac < 0.1
+    return frac < 0.05
+
+
+@njit(cache=True)
+def _cost(parent, counts, blas_rate, scalar_rate, scatter_rate):
+    """Predicted time of a supernodal factorisation plus selected inverse.
+
+    Supernodes are chains of the elimination tree merged as CHOLMOD's relaxed amalgamation
+    would (a few explicit zeros are allowed for wider, BLAS-friendly blocks).
+    """
+    n = parent.shape[0]
+    total = 0.0
+    j = 0
+    while j < n:
+        f = j
+        stored = float(counts[j])  # entries of the trapezoid, explicit zeros included
+        nz = float(counts[j])  # true nonzeros
+        while j + 1 < n and parent[j] == j + 1:
+            # columns f..j+1 stored over struct(j+1): each old column gains the rows struct(j)
+            # lacks, and column j+1 adds counts[j+1]
+            grow = counts[j + 1] + 1 - counts[j]
+            ts = stored + (j + 1 - f) * grow + counts[j + 1]
+            tn = nz + counts[j + 1]
+            if not _relax_ok(j + 2 - f, ts - tn, ts):
+                break
+            stored, nz = ts, tn
+            j += 1
+        w = j - f + 1
+        m = counts[j] - 1
+        flops = w * w * w / 3.0 + w * w * m + w * m * m
+        rate = blas_rate if w >= 8 else scalar_rate
+        total += 3.0 * flops / rate + m * m / scatter_rate  # factor plus the selected inverse
+        j += 1
+    return total
+
+
+def symbolic_counts(lower: sp.csc_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Elimination tree and column counts of the factor of the matrix with this lower pattern."""
+    rows = sp.csr_matrix((np.ones(lower.nnz), lower.indices, lower.indptr), shape=lower.shape[::-1]).T
+    rows = sp.csr_matrix(rows)  # row i: columns k <= i
+    rows.sort_indices()
+    return _etree_counts(lower.shape[0], rows.indptr.astype(np.int64), rows.indices.astype(np.int64))
+
+
+def predicted_cost(lower: sp.csc_matrix) -> float:
+    """Predicted seconds for one factorisation and selected inverse in this order."""
+    parent, counts = symbolic_counts(lower)
+    return float(_cost(parent, counts, _BLAS_RATE, _SCALAR_RATE, _SCATTER_RATE))
+
+
+def permute_lower(lower: sp.csc_matrix, order: np.ndarray) -> sp.csc_matrix:
+    """Lower pattern of P A P' where row/column k of the result is ``order[k]`` of A."""
+    n = lower.shape[0]
+    pos = np.empty(n, dtype=np.int64)
+    pos[order] = np.arange(n)
+    r = pos[lower.indices]
+    c = pos[np.repeat(np.arange(n), np.diff(lower.indptr))]
+    out = sp.csc_matrix((np.ones(r.size), (np.maximum(r, c), np.minimum(r, c))), shape=(n, n))
+    out.sort_indices()
+    return out
+
+
+def candidate_orders(groups: np.ndarray | None, max_perm_groups: int = 3) -> list[np.ndarray]:
+    """Orders that keep each group (term) together, groups permuted, the group with the largest
+    label (the fixed effects) kept last.  With more than ``max_perm_groups`` movable groups,
+    groups are tried in increasing and in decreasing label order."""
+    if groups is None:
+        return []
+    labels = sorted(set(groups.tolist()))
+    members = {g: np.flatnonzero(groups == g) for g in labels}
+    movable, last = labels[:-1], labels[-1:]
+    if len(movable) <= max_perm_groups:
+        perms = list(itertools.permutations(movable))
+    else:
+        perms = [tuple(movable), tuple(reversed(movable))]
+    return [np.concatenate([members[g] for g in p + tuple(last)]) for p in perms]
+
+
+def choose_order(lower: sp.csc_matrix, groups: np.ndarray | None, extra: list | None = None):
+    """Pick the cheapest of the grouped candidate orders and any ``extra`` ones (e.g. AMD).
+
+    Returns (order, predicted seconds, table of (name, cost)).
+    """
+    cands = [(f"groups{i}", o) for i, o in enumerate(candidate_orders(groups))]
+    cands += list(extra or [])
+    if not cands:
+        return np.arange(lower.shape[0]), float("nan"), []
+    table = [(name, predicted_cost(permute_lower(lower, o)), o) for name, o in cands]
+    best = min(table, key=lambda t: t[1])
+    return best[2], best[1], [(t[0], t[1]) for t in table]
