@@ -31,7 +31,7 @@ __all__ = ["fit", "lrt", "LRTResult"]
 
 def fit(fixed: str, random: str | None = None, residual: str | None = None, data=None, *,
         na_action: str = "error", start: dict | None = None, fix: dict | None = None,
-        backend: str | None = None, max_iter: int = 50, tol: float = 1e-7, verbose: bool = False,
+        backend: str | None = None, max_iter: int = 50, tol: float = 1e-6, verbose: bool = False,
         callback=None) -> FittedModel:
     """Fit a linear mixed model by REML.
 

@@ -5,7 +5,7 @@ wanted to go below zero), ``F`` fixed by the user.
 
 Convergence rule (reported in ``OptimResult.message``): stop at the first
 iterate where, for every ``P`` parameter, the AI-Newton step is smaller than
-``tol`` times the parameter (``tol=1e-7`` by default), the log-likelihood
+``tol`` times the parameter (``tol=1e-6`` by default), the log-likelihood
 changed by less than ``tol_loglik`` (1e-6) since the previous iterate, and every
 ``B`` parameter's score points outside the parameter space (or it is released).
 """
@@ -51,7 +51,7 @@ def _newton_step(ev: Evaluation, free: np.ndarray) -> np.ndarray:
 
 
 def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = None, *,
-            max_iter: int = 50, tol: float = 1e-7, tol_loglik: float = 1e-6,
+            max_iter: int = 50, tol: float = 1e-6, tol_loglik: float = 1e-6,
             callback=None) -> OptimResult:
     """Maximise the REML log-likelihood by average-information Newton steps.
 
