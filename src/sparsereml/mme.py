@@ -63,21 +63,27 @@ class MixedModelEquations:
         self._e_pos, self._e_grp, self._e_val = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
         self._e_row, self._e_col = self.rows[self._e_pos], self.cols[self._e_pos]
         self._e_w = self.offdiag_weight[self._e_pos]
-        G = cp.n_groups
+        self._t = None  # where r_g - C_g s lands, built on first use
+        self._one = None  # W'W and W'y as dense vectors when there is one group
+
+    def _residual_pattern(self):
+        """Fixed sparse pattern of the N x G matrix [r_g - C_g s] and where each product lands."""
+        G, N = self.cp.n_groups, self.N
         off = self._e_row != self._e_col
         pr = np.concatenate([self._e_row, self._e_col[off]])
         pg = np.concatenate([self._e_grp, self._e_grp[off]])
-        pat = sp.csc_matrix((np.ones(pr.size), (pr, pg)), shape=(self.N, G))
+        pat = sp.csc_matrix((np.ones(pr.size), (pr, pg)), shape=(N, G))
         pat.sum_duplicates()
         pat.sort_indices()
-        self._t_pattern = pat
-        tkeys = pat.indices.astype(np.int64) + self.N * np.repeat(np.arange(G, dtype=np.int64), np.diff(pat.indptr))
-        self._t_a = np.searchsorted(tkeys, self._e_row + self.N * self._e_grp)
-        self._t_b = np.searchsorted(tkeys, self._e_col[off] + self.N * self._e_grp[off])
-        self._t_off = off
-        wty = cp.Wty.tocoo()
-        self._t_r = np.searchsorted(tkeys, wty.row.astype(np.int64) + self.N * wty.col.astype(np.int64))
-        self._t_rval = wty.data
+        tkeys = pat.indices.astype(np.int64) + N * np.repeat(np.arange(G, dtype=np.int64), np.diff(pat.indptr))
+        wty = self.cp.Wty.tocoo()
+        self._t = {
+            "pattern": pat, "off": off,
+            "a": np.searchsorted(tkeys, self._e_row + N * self._e_grp),
+            "b": np.searchsorted(tkeys, self._e_col[off] + N * self._e_grp[off]),
+            "r": np.searchsorted(tkeys, wty.row.astype(np.int64) + N * wty.col.astype(np.int64)),
+            "rval": wty.data,
+        }
 
     @property
     def n_groups(self) -> int:
@@ -120,10 +126,18 @@ class MixedModelEquations:
 
     def group_residual_rhs(self, s: np.ndarray) -> sp.csc_matrix:
         """(N x G) sparse: column g is r_g - C_g s = W_g'(y_g - W_g s)."""
-        data = np.bincount(self._t_r, weights=self._t_rval, minlength=self._t_pattern.nnz)
-        data -= np.bincount(self._t_a, weights=self._e_val * s[self._e_col], minlength=data.size)
-        off = self._t_off
-        data -= np.bincount(self._t_b, weights=self._e_val[off] * s[self._e_row[off]], minlength=data.size)
-        out = self._t_pattern.copy()
+        if self.n_groups == 1:  # r - W'W s
+            if self._one is None:
+                self._one = (self.cp.WtW[:, 0].toarray().ravel(), self.cp.Wty[:, 0].toarray().ravel())
+            wtw, wty = self._one
+            return sp.csc_matrix((wty - self.matvec(wtw, s))[:, None])
+        if self._t is None:
+            self._residual_pattern()
+        t = self._t
+        data = np.bincount(t["r"], weights=t["rval"], minlength=t["pattern"].nnz)
+        data -= np.bincount(t["a"], weights=self._e_val * s[self._e_col], minlength=data.size)
+        off = t["off"]
+        data -= np.bincount(t["b"], weights=self._e_val[off] * s[self._e_row[off]], minlength=data.size)
+        out = t["pattern"].copy()
         out.data = data
         return out

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from ..data import ModelData, prepare_data
 from ..formula.terms import ModelSpec
-from .coding import Factor, combine, encode
+from .coding import ColumnSet, Factor, combine, encode
 from .fixed import FixedDesign, find_aliased, fixed_design
 from .random import RandomBlock, ResidualGroups, random_block, residual_groups
 
@@ -60,18 +61,43 @@ class Design:
 
     def W(self) -> sp.csr_matrix:
         """W = [X Z] as a CSR matrix with sorted column indices (one row per record)."""
-        X = self.fixed.X.tocoo()
-        rows, cols, vals = [X.row.astype(np.int64)], [X.col.astype(np.int64)], [X.data]
-        for off, rb in zip(self.offsets, self.random):
-            r = np.flatnonzero(rb.codes >= 0)
-            rows.append(r)
-            cols.append(rb.codes[r] + off)
-            vals.append(np.ones(r.size))
-        W = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                          shape=(self.n, self.n_columns))
-        W.sum_duplicates()
-        W.sort_indices()
+        X = sp.csr_matrix(self.fixed.X)
+        X.sort_indices()
+        codes = np.vstack([rb.codes for rb in self.random]) if self.random else np.empty((0, self.n), np.int64)
+        indptr, indices, data = _rows_of_w(X.indptr.astype(np.int64), X.indices.astype(np.int64),
+                                           X.data.astype(float), np.ascontiguousarray(codes, dtype=np.int64),
+                                           np.asarray(self.offsets, dtype=np.int64))
+        W = sp.csr_matrix((data, indices, indptr), shape=(self.n, self.n_columns))
+        W.has_sorted_indices = True
         return W
+
+
+@njit(cache=True)
+def _rows_of_w(Xp, Xi, Xx, codes, offsets):
+    """CSR of [X Z]: each row's X entries, then one 1 per random term it has a level of."""
+    n = Xp.shape[0] - 1
+    K = codes.shape[0]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        c = Xp[i + 1] - Xp[i]
+        for k in range(K):
+            if codes[k, i] >= 0:
+                c += 1
+        indptr[i + 1] = indptr[i] + c
+    indices = np.empty(indptr[n], dtype=np.int64)
+    data = np.empty(indptr[n])
+    for i in range(n):
+        q = indptr[i]
+        for p in range(Xp[i], Xp[i + 1]):
+            indices[q] = Xi[p]
+            data[q] = Xx[p]
+            q += 1
+        for k in range(K):
+            if codes[k, i] >= 0:
+                indices[q] = offsets[k] + codes[k, i]
+                data[q] = 1.0
+                q += 1
+    return indptr, indices, data
 
 
 def build_design(spec: ModelSpec, data, na_action: str = "error") -> Design:
@@ -90,7 +116,8 @@ def build_design(spec: ModelSpec, data, na_action: str = "error") -> Design:
     """
     md = data if isinstance(data, ModelData) else prepare_data(spec, data, na_action)
     n = len(md.y)
-    fx = fixed_design(spec.fixed, md.columns, n)
-    blocks = [random_block(t, md.columns) for t in spec.random]
-    groups = residual_groups(spec.residual, md.columns, n)
+    columns = ColumnSet(md.columns)  # each column coded as a factor at most once
+    fx = fixed_design(spec.fixed, columns, n)
+    blocks = [random_block(t, columns) for t in spec.random]
+    groups = residual_groups(spec.residual, columns, n)
     return Design(spec, md, fx, blocks, groups)

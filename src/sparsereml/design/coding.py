@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["Factor", "encode", "combine", "is_factor_column"]
+__all__ = ["Factor", "encode", "combine", "is_factor_column", "ColumnSet"]
 
 
 @dataclass(frozen=True)
@@ -78,3 +78,13 @@ def combine(factors: list[Factor], name: str | None = None) -> Factor:
         levels = tuple(f"{acc.levels[a]}:{nxt.levels[b]}" for a, b in zip(left, right))
         acc = Factor(f"{acc.name}:{nxt.name}", codes.astype(np.int64, copy=False), levels)
     return Factor(name or acc.name, acc.codes, acc.levels)
+
+
+class ColumnSet(dict):
+    """Data columns by name; :meth:`factor` codes a column once and remembers it."""
+
+    def factor(self, name: str) -> Factor:
+        cache = self.__dict__.setdefault("_factors", {})
+        if name not in cache:
+            cache[name] = encode(self[name], name)
+        return cache[name]

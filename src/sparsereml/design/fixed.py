@@ -117,7 +117,7 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int) -> FixedDesign:
         for v in t:
             s = columns[v.name]
             if (v.as_factor or is_factor_column(s)) and v.name not in coding:
-                coding[v.name] = encode(s, v.name)
+                coding[v.name] = columns.factor(v.name) if hasattr(columns, "factor") else encode(s, v.name)
     blocks, names, term_of = [], [], []
     if spec.intercept:
         blocks.append(sp.csc_matrix(np.ones((n, 1))))

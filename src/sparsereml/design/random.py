@@ -43,6 +43,10 @@ class RandomBlock:
         return self.term.label
 
 
+def _factor(columns, name: str) -> Factor:
+    return columns.factor(name) if hasattr(columns, "factor") else encode(columns[name], name)
+
+
 def _at_levels(at: At, f: Factor) -> list[int]:
     """Codes of the levels named in at(F, ...): by label first, else by 1-based position (ASReml)."""
     if at.levels is None:
@@ -64,13 +68,13 @@ def _at_levels(at: At, f: Factor) -> list[int]:
 
 def random_block(term: RandomTerm, columns: dict) -> RandomBlock:
     """Code one random term; every column named in it is a factor whatever its dtype."""
-    inner = combine([encode(columns[v.name], v.name) for v in term.factors])
+    inner = combine([_factor(columns, v.name) for v in term.factors])
     if term.at is None:
         if inner.n_levels < 2:
             raise DataError(f"random term {term.label!r} has only one level ({inner.levels[0]}); "
                             f"its variance cannot be estimated")
         return RandomBlock(term, inner.codes, inner.levels, [(term.label, 0, inner.n_levels)])
-    af = encode(columns[term.at.factor], term.at.factor)
+    af = _factor(columns, term.at.factor)
     chosen = _at_levels(term.at, af)
     sel = np.zeros(af.n_levels, dtype=bool)
     sel[chosen] = True
@@ -111,7 +115,7 @@ class ResidualGroups:
 def residual_groups(spec: ResidualSpec, columns: dict, n: int) -> ResidualGroups:
     if spec.at is None:
         return ResidualGroups(spec, np.zeros(n, dtype=np.int64), [spec.label])
-    f = encode(columns[spec.at.factor], spec.at.factor)
+    f = _factor(columns, spec.at.factor)
     counts = np.bincount(f.codes, minlength=f.n_levels)
     small = [f.levels[i] for i in np.flatnonzero(counts < 2)]
     if small:

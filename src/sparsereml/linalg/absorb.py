@@ -69,22 +69,6 @@ def _pair_count(Sp):
 
 
 @njit(cache=True)
-def _pairs(Sp, Si, total):
-    """All (a, b), a >= b, of reduced indices in the structure of each absorbed column."""
-    ra = np.empty(total, dtype=np.int64)
-    rb = np.empty(total, dtype=np.int64)
-    k = 0
-    for j in range(Sp.shape[0] - 1):
-        for x in range(Sp[j], Sp[j + 1]):
-            for y in range(Sp[j], x + 1):
-                a, b = Si[x], Si[y]
-                ra[k] = max(a, b)
-                rb[k] = min(a, b)
-                k += 1
-    return ra, rb
-
-
-@njit(cache=True)
 def _find_all(Cp, Ci, rows, cols):
     out = np.empty(rows.shape[0], dtype=np.int64)
     for e in range(rows.shape[0]):
@@ -100,8 +84,32 @@ def _find_all(Cp, Ci, rows, cols):
 
 
 @njit(cache=True)
+def _pair_targets(Sp, Si, Cp, Ci, total):
+    """Position in the reduced pattern of every pair (a, b) of rows of each absorbed column, in
+    the order _subtract_pairs visits them (found by bisection, without storing the pairs)."""
+    out = np.empty(total, dtype=np.int64)
+    k = 0
+    for j in range(Sp.shape[0] - 1):
+        for x in range(Sp[j], Sp[j + 1]):
+            a = Si[x]
+            for y in range(Sp[j], x + 1):
+                b = Si[y]
+                r, c = (a, b) if a >= b else (b, a)
+                lo, hi = Cp[c], Cp[c + 1]
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if Ci[mid] < r:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                out[k] = lo
+                k += 1
+    return out
+
+
+@njit(cache=True)
 def _subtract_pairs(Sp, Lx, d, target, out):
-    """out[target[k]] -= l_a l_b d_j over the pairs of every absorbed column j, in _pairs order."""
+    """out[target[k]] -= l_a l_b d_j over the pairs of every absorbed column j, in _pair_targets order."""
     k = 0
     for j in range(Sp.shape[0] - 1):
         dj = d[j]
@@ -176,10 +184,9 @@ class AbsorbPlan:
         """Fix the order of the reduced unknowns: ``position[r]`` is where rest-unknown r sits in
         ``reduced_lower`` (the pattern handed to the sparse factorisation)."""
         self.Sp, self.Si, self.src = self._structure(position)
-        ra, rb = _pairs(self.Sp, self.Si, _pair_count(self.Sp))
         Cp = reduced_lower.indptr.astype(np.int64)
         Ci = reduced_lower.indices.astype(np.int64)
-        self.target = _find_all(Cp, Ci, ra, rb)
+        self.target = _pair_targets(self.Sp, self.Si, Cp, Ci, _pair_count(self.Sp))
         r, c = position[self._rr_rows], position[self._rr_cols]
         self.rr_target = _find_all(Cp, Ci, np.maximum(r, c), np.minimum(r, c))
         self.reduced_nnz = reduced_lower.nnz

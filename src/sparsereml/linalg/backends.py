@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from ..errors import ModelError
 
@@ -39,21 +40,29 @@ class LDL:
         return self.d.shape[0]
 
 
-def _strip_diagonal(L: sp.csc_matrix):
-    """From CHOLMOD's L (LL', diagonal first in each column) to unit L without diagonal, and D."""
+@njit(cache=True)
+def _unit_columns(Lp, data, out_x, out_d):
+    """From LL' columns with the diagonal first: unit-L values (diagonal dropped) and D."""
+    n = Lp.shape[0] - 1
+    k = 0
+    for j in range(n):
+        dj = data[Lp[j]]
+        out_d[j] = dj * dj
+        for p in range(Lp[j] + 1, Lp[j + 1]):
+            out_x[k] = data[p] / dj
+            k += 1
+
+
+def _strip_pattern(L: sp.csc_matrix):
+    """Column pointers and rows of CHOLMOD's L without its (leading) diagonal entries."""
     n = L.shape[0]
     Lp = L.indptr.astype(np.int64)
-    diag = L.data[Lp[:-1]]
     if not np.all(L.indices[Lp[:-1]] == np.arange(n)):  # pragma: no cover - CHOLMOD contract
         raise RuntimeError("CHOLMOD factor without leading diagonal entries")
     keep = np.ones(L.nnz, dtype=bool)
     keep[Lp[:-1]] = False
-    counts = np.diff(Lp) - 1
-    newp = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(counts, out=newp[1:])
-    col = np.repeat(np.arange(n), counts)
-    Lx = L.data[keep] / diag[col]
-    return newp, L.indices[keep].astype(np.int64), Lx, diag * diag
+    newp = Lp - np.arange(n + 1)
+    return newp, L.indices[keep].astype(np.int64)
 
 
 class CholmodBackend:
@@ -70,8 +79,10 @@ class CholmodBackend:
         self.perm = perm
         self.pinv = np.empty_like(perm)
         self.pinv[perm] = np.arange(perm.size)
+        self._pattern = None
 
-    def factorize(self, data: np.ndarray) -> LDL:
+    def factorize(self, data: np.ndarray, out_x: np.ndarray | None = None, out_d: np.ndarray | None = None) -> LDL:
+        """Factor; the unit-L values and D go into ``out_x`` and ``out_d`` when given."""
         from sksparse.cholmod import CholmodNotPositiveDefiniteError
 
         self._lower.data = data
@@ -82,8 +93,16 @@ class CholmodBackend:
         L = self._factor.L()
         if not L.has_sorted_indices:
             L.sort_indices()
-        Lp, Li, Lx, d = _strip_diagonal(L)
+        if self._pattern is None or not np.array_equal(self._pattern[0], L.indptr):
+            self._pattern = (L.indptr.copy(), *_strip_pattern(L))
+        _, Lp, Li = self._pattern
+        Lx = np.empty(Li.size) if out_x is None else out_x
+        d = np.empty(self.perm.size) if out_d is None else out_d
+        _unit_columns(L.indptr.astype(np.int64), L.data, Lx, d)
         return LDL(self.perm, self.pinv, Lp, Li, Lx, d)
+
+    def nnz_strict(self) -> int | None:
+        return None if self._pattern is None else self._pattern[2].size
 
 
 class QDLDLBackend:
@@ -101,7 +120,7 @@ class QDLDLBackend:
         self._map = idx.data.astype(np.int64) - 1
         self._solver = None
 
-    def factorize(self, data: np.ndarray) -> LDL:
+    def factorize(self, data: np.ndarray, out_x: np.ndarray | None = None, out_d: np.ndarray | None = None) -> LDL:
         import qdldl
 
         self._upper.data = data[self._map]

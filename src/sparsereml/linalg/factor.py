@@ -95,16 +95,27 @@ class SparseLDL:
         else:
             rdata = np.empty(self._red_nnz)
             rdata[self._gather] = data
-        red = self._backend.factorize(rdata)
-        if self._key is None or not np.array_equal(red.Lp, self._red_Lp):
+        k = self._plan.absorbed.size if self._plan else 0
+        if self._key is None:  # first factorisation: learn the backend's pattern
+            red = self._backend.factorize(rdata)
             self._join_pattern(red)
+            red_x, red_d = red.Lx, red.d
+        nA = int(self._Lp[k])
+        Lx = np.empty(self._Li.size)
+        d = np.empty(self.n)
+        if self._key is not None and self.ldl is not None:
+            red = self._backend.factorize(rdata, Lx[nA:], d[k:])
+            if not np.array_equal(red.Lp, self._red_Lp):  # pragma: no cover - fixed by the analysis
+                raise RuntimeError("the factor's pattern changed between factorisations")
+            red_x, red_d = red.Lx, red.d
+        if red_x is not None and not np.shares_memory(red_x, Lx):
+            Lx[nA:] = red_x
+            d[k:] = red_d
         if self._plan:
-            Lx = np.concatenate([lx_a[self._abs_sort], red.Lx])
-            d = np.concatenate([d_a, red.d])
-        else:
-            Lx, d = red.Lx, red.d
+            Lx[:nA] = lx_a[self._abs_sort]
+            d[:k] = d_a
         self.ldl = LDL(self._perm, self._pinv, self._Lp, self._Li, Lx, d)
-        self._root_L = None
+        self._root = None
 
     def _join_pattern(self, red: LDL) -> None:
         """Pattern of the joined factor: absorbed columns first, then the backend's factor."""
@@ -161,17 +172,28 @@ class SparseLDL:
         """C^-1 b for a vector or a matrix b (natural order)."""
         f = self.ldl
         b = np.asarray(b, dtype=float)
-        vec = b.ndim == 1
-        X = np.ascontiguousarray((b[:, None] if vec else b)[f.perm])
+        if b.ndim == 1:
+            x = b[f.perm]
+            kernels.ldl_solve_vec(f.n, f.Lp, f.Li, f.Lx, f.d, x)
+            out = np.empty_like(x)
+            out[f.perm] = x
+            return out
+        X = np.ascontiguousarray(b[f.perm])
         kernels.ldl_solve_inplace(f.n, f.Lp, f.Li, f.Lx, f.d, X)
         out = np.empty_like(X)
         out[f.perm] = X
-        return out[:, 0] if vec else out
+        return out
 
     def _dense_block(self, a: int, b: int) -> np.ndarray:
         Lc = np.zeros((b - a, b - a), order="F")
         kernels.gather_dense_block(a, b - a, self.ldl.Lp, self.ldl.Lx, Lc)
         return Lc
+
+    def _tail_block(self) -> np.ndarray:
+        """The unit-lower dense trailing block of the factor (cached per factorisation)."""
+        if self._root is None:
+            self._root = self._dense_block(self._tail, self.n)
+        return self._root
 
     def selected_inverse(self) -> np.ndarray:
         """Entries of C^-1 on the analysed pattern of C (aligned with its lower-triangle data)."""
@@ -180,12 +202,12 @@ class SparseLDL:
         Zx = np.empty(f.Li.size)
         for s in self._dense_roots:
             a, b = self.sn_start[s], self.sn_start[s + 1]
-            Lc = self._dense_block(a, b)
+            Lc = self._tail_block().copy(order="F") if a == self._tail else self._dense_block(a, b)
             Lc *= np.sqrt(f.d[a:b])[None, :]
             inv, info = lapack.dpotri(Lc, lower=1, overwrite_c=1)
             if info != 0:  # pragma: no cover - the factor is positive definite
                 raise NotPositiveDefinite("dense block of the factor is singular")
-            kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, np.ascontiguousarray(inv))
+            kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, inv)
         kernels.selinv(f.n, f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._done, Zd, Zx)
         pos = self._zpos
         return np.where(pos >= 0, Zx[np.maximum(pos, 0)], Zd[np.maximum(-1 - pos, 0)])
@@ -206,7 +228,7 @@ class SparseLDL:
         Ys = sp.csc_matrix((vals, (rows, cols)), shape=(tail, T.shape[1]))
         out = (Ys.T @ sp.diags(1.0 / f.d[:tail]) @ Ys).toarray()
         if tail < f.n:
-            Lr = self._dense_block(tail, f.n)
+            Lr = self._tail_block()
             Y = solve_triangular(Lr, R, lower=True, unit_diagonal=True, check_finite=False)
             out += (Y / f.d[tail:, None]).T @ Y
         return out

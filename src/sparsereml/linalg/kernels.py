@@ -134,6 +134,42 @@ def _matmul(A, B):
 
 
 @njit(cache=True)
+def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y):
+    """Z_Sj = -Z_SS l and Z_jj = 1/d_j + l'Z_SS l for one column, reading each Z_ab (a >= b) once."""
+    for a in range(m):
+        y[a] = 0.0
+    for b in range(m):
+        c = Li[p0 + b]
+        lb = Lx[p0 + b]
+        y[b] += Zd[c] * lb
+        s = col_sn[c]
+        last = sn_start[s + 1] - 1
+        lo = Lp[last]
+        hi = Lp[last + 1]
+        base = Lp[c] + (last - c) - lo
+        for a in range(b + 1, m):
+            r = Li[p0 + a]
+            if r <= last:
+                z = Zx[Lp[c] + (r - c - 1)]
+            else:
+                step = 1
+                while lo + step < hi and Li[lo + step] < r:
+                    step *= 2
+                k = _find(Li, lo, min(lo + step + 1, hi), r)
+                if k < 0:
+                    raise ValueError("selected inverse: factor pattern is not closed")
+                z = Zx[base + k]
+                lo = k + 1
+            y[a] += z * lb
+            y[b] += z * Lx[p0 + a]
+    acc = 1.0 / d[f]
+    for a in range(m):
+        Zx[p0 + a] = -y[a]
+        acc += Lx[p0 + a] * y[a]
+    Zd[f] = acc
+
+
+@njit(cache=True)
 def selinv(n, Lp, Li, Lx, d, sn_start, col_sn, done, Zd, Zx):
     """Selected inverse on the pattern of L, from the last supernode to the first.
 
@@ -145,7 +181,7 @@ def selinv(n, Lp, Li, Lx, d, sn_start, col_sn, done, Zd, Zx):
     for s in range(ns):
         if sn_start[s + 1] - sn_start[s] == 1:
             mmax = max(mmax, Lp[sn_start[s] + 1] - Lp[sn_start[s]])
-    zbuf = np.empty((mmax, mmax))
+    ybuf = np.empty(mmax)
     for s in range(ns - 1, -1, -1):
         if done[s]:
             continue
@@ -153,17 +189,9 @@ def selinv(n, Lp, Li, Lx, d, sn_start, col_sn, done, Zd, Zx):
         last = sn_start[s + 1] - 1
         w = last - f + 1
         m = Lp[last + 1] - Lp[last]
-        if w == 1:  # a single column: the scalar Takahashi recursion, no allocation
+        if w == 1:  # a single column: the scalar Takahashi recursion on the lower half of Z_SS
             p0 = Lp[f]
-            _gather_zss(Li[p0: p0 + m], m, Zd, Zx, Lp, Li, sn_start, col_sn, zbuf)
-            acc = 1.0 / d[f]
-            for a in range(m):
-                ya = 0.0
-                for b in range(m):
-                    ya += zbuf[a, b] * Lx[p0 + b]
-                Zx[p0 + a] = -ya
-                acc += Lx[p0 + a] * ya
-            Zd[f] = acc
+            _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, ybuf)
             continue
         Ljj = np.zeros((w, w))
         for t in range(w):
@@ -236,6 +264,23 @@ def ldl_solve_inplace(n, Lp, Li, Lx, d, X):
             l = Lx[p]
             for k in range(m):
                 X[j, k] -= l * X[i, k]
+
+
+@njit(cache=True)
+def ldl_solve_vec(n, Lp, Li, Lx, d, x):
+    """Solve (L D L') x = b in place for one vector (permuted space)."""
+    for j in range(n):
+        xj = x[j]
+        if xj != 0.0:
+            for p in range(Lp[j], Lp[j + 1]):
+                x[Li[p]] -= Lx[p] * xj
+    for j in range(n):
+        x[j] /= d[j]
+    for j in range(n - 1, -1, -1):
+        acc = x[j]
+        for p in range(Lp[j], Lp[j + 1]):
+            acc -= Lx[p] * x[Li[p]]
+        x[j] = acc
 
 
 @njit(cache=True)

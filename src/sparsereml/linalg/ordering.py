@@ -125,20 +125,24 @@ def permute_lower(lower: sp.csc_matrix, order: np.ndarray) -> sp.csc_matrix:
     return out
 
 
-def candidate_orders(groups: np.ndarray | None, max_perm_groups: int = 3) -> list[np.ndarray]:
-    """Orders that keep each group (term) together, groups permuted, the group with the largest
-    label (the fixed effects) kept last.  With more than ``max_perm_groups`` movable groups,
-    groups are tried in increasing and in decreasing label order."""
+def candidate_orders(groups: np.ndarray | None, max_perm_groups: int = 3, small: float = 0.02) -> list[np.ndarray]:
+    """Orders that keep each group (term) together, with the group of the largest label (the
+    fixed effects) last.  Groups smaller than ``small`` of all unknowns go first in every
+    candidate; the others are permuted (all orders for up to ``max_perm_groups`` of them, else
+    increasing and decreasing label order)."""
     if groups is None:
         return []
-    labels = sorted(set(groups.tolist()))
+    groups = np.asarray(groups)
+    labels, sizes = np.unique(groups, return_counts=True)
     members = {g: np.flatnonzero(groups == g) for g in labels}
-    movable, last = labels[:-1], labels[-1:]
+    last = labels[-1]
+    lead = [g for g, k in zip(labels[:-1], sizes[:-1]) if k < small * groups.size]
+    movable = [g for g, k in zip(labels[:-1], sizes[:-1]) if k >= small * groups.size]
     if len(movable) <= max_perm_groups:
         perms = list(itertools.permutations(movable))
     else:
         perms = [tuple(movable), tuple(reversed(movable))]
-    return [np.concatenate([members[g] for g in p + tuple(last)]) for p in perms]
+    return [np.concatenate([members[g] for g in lead + list(p) + [last]]) for p in perms]
 
 
 def choose_order(lower: sp.csc_matrix, groups: np.ndarray | None, extra: list | None = None):
