@@ -2,6 +2,11 @@
 
 This is the only stage that touches the records.  Everything later works on
 these cached products, whose size does not grow with the number of records.
+
+W'W is formed once for all records.  Per residual group only the entries whose two
+unknowns both occur in several groups need splitting (e.g. intercept x Mother): an entry
+with an unknown that occurs in one group only (a block, a trial, a family within a trial)
+belongs wholly to that group.  Only the split entries are accumulated record by record.
 """
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ class CrossProducts:
         (G,) y_g'y_g.
     counts : ndarray
         (G,) records per group.
+    total : ndarray
+        (nnz,) W'W over all groups on the pattern of ``lower``.
     """
 
     lower: sp.csc_matrix
@@ -37,6 +44,7 @@ class CrossProducts:
     Wty: sp.csc_matrix
     yty: np.ndarray
     counts: np.ndarray
+    total: np.ndarray
 
     @property
     def n_groups(self) -> int:
@@ -65,6 +73,35 @@ def lower_pattern(W: sp.csr_matrix, extra: list | None = None, WtW: sp.spmatrix 
     return pat
 
 
+def _keys(lower: sp.csc_matrix) -> np.ndarray:
+    n = lower.shape[0]
+    return lower.indices.astype(np.int64) + n * np.repeat(np.arange(n, dtype=np.int64), np.diff(lower.indptr))
+
+
+def _on_pattern(lower: sp.csc_matrix, M: sp.spmatrix) -> np.ndarray:
+    """Values of the lower triangle of M placed on the (larger) pattern ``lower``."""
+    low = sp.tril(M).tocoo()
+    n = lower.shape[0]
+    pos = np.searchsorted(_keys(lower), low.row.astype(np.int64) + n * low.col.astype(np.int64))
+    return np.bincount(pos, weights=low.data, minlength=lower.nnz)
+
+
+@njit(cache=True)
+def _column_groups(Wp, Wi, gcode, n_col):
+    """Smallest and largest residual group among the records of each unknown."""
+    gmin = np.full(n_col, np.iinfo(np.int64).max, dtype=np.int64)
+    gmax = np.full(n_col, -1, dtype=np.int64)
+    for i in range(Wp.shape[0] - 1):
+        g = gcode[i]
+        for p in range(Wp[i], Wp[i + 1]):
+            c = Wi[p]
+            if g < gmin[c]:
+                gmin[c] = g
+            if g > gmax[c]:
+                gmax[c] = g
+    return gmin, gmax
+
+
 @njit(cache=True)
 def _find(Ci, lo, hi, r):
     while lo < hi:
@@ -80,19 +117,22 @@ def _find(Ci, lo, hi, r):
 
 
 @njit(cache=True)
-def _group_crossprod(Wp, Wi, Wx, order, gcode, Cp, Ci, nnz):
-    """Triplets (position in pattern, group, value) of every W_g'W_g."""
+def _split_entries(Wp, Wi, Wx, order, gcode, multi, Cp, Ci, nnz):
+    """Triplets (position, group, value) of W_g'W_g for entries whose two unknowns are both in
+    several groups, accumulated group by group over the records (sorted by group)."""
     acc = np.zeros(nnz)
     mark = np.zeros(nnz, dtype=np.bool_)
     touched = np.empty(nnz, dtype=np.int64)
-    cap = max(nnz, 16)
+    cols = np.empty(Wi.shape[0], dtype=np.int64)
+    vals = np.empty(Wi.shape[0])
+    cap = 1024
     out_pos = np.empty(cap, dtype=np.int64)
     out_g = np.empty(cap, dtype=np.int64)
     out_val = np.empty(cap)
     nout = 0
     nt = 0
     n = order.shape[0]
-    cur = gcode[order[0]]
+    cur = gcode[order[0]] if n else 0
     for idx in range(n + 1):
         g = -1 if idx == n else gcode[order[idx]]
         if g != cur:  # flush the finished group
@@ -114,16 +154,20 @@ def _group_crossprod(Wp, Wi, Wx, order, gcode, Cp, Ci, nnz):
         if idx == n:
             break
         i = order[idx]
-        for a in range(Wp[i], Wp[i + 1]):
-            ca = Wi[a]
-            va = Wx[a]
-            for b in range(Wp[i], a + 1):
-                p = _find(Ci, Cp[Wi[b]], Cp[Wi[b] + 1], ca)
+        k = 0
+        for p in range(Wp[i], Wp[i + 1]):
+            if multi[Wi[p]]:
+                cols[k] = Wi[p]
+                vals[k] = Wx[p]
+                k += 1
+        for a in range(k):
+            for b in range(a + 1):
+                p = _find(Ci, Cp[cols[b]], Cp[cols[b] + 1], cols[a])
                 if not mark[p]:
                     mark[p] = True
                     touched[nt] = p
                     nt += 1
-                acc[p] += va * Wx[b]
+                acc[p] += vals[a] * vals[b]
     return out_pos[:nout], out_g[:nout], out_val[:nout]
 
 
@@ -144,28 +188,30 @@ def cross_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups
     """
     W = sp.csr_matrix(W)
     W.sort_indices()
-    full = W.T @ W if n_groups == 1 else None
+    full = W.T @ W
     lower = lower_pattern(W, extra_pattern, full)
-    if n_groups == 1:  # one group: W'W from scipy's product, placed on the pattern
-        low = sp.tril(full).tocsc()
-        low.sort_indices()
-        if low.nnz == lower.nnz and np.array_equal(low.indptr, lower.indptr) and np.array_equal(low.indices, lower.indices):
-            WtW = sp.csc_matrix(low.data[:, None])
-        else:
-            low = low.tocoo()
-            n = lower.shape[0]
-            keys = lower.indices.astype(np.int64) + n * np.repeat(np.arange(n, dtype=np.int64), np.diff(lower.indptr))
-            pos = np.searchsorted(keys, low.row.astype(np.int64) + n * low.col.astype(np.int64))
-            WtW = sp.csc_matrix((low.data, (pos, np.zeros(pos.size, dtype=np.int64))), shape=(lower.nnz, 1))
+    total = _on_pattern(lower, full)
+    yty = np.bincount(groups, weights=y * y, minlength=n_groups)
+    counts = np.bincount(groups, minlength=n_groups).astype(float)
+    if n_groups == 1:
+        WtW = sp.csc_matrix(total[:, None])
         Wty = sp.csc_matrix((W.T @ y)[:, None])
-        return CrossProducts(lower, WtW, Wty, np.array([float(y @ y)]), np.array([float(y.size)]))
+        return CrossProducts(lower, WtW, Wty, yty, counts, total)
+    Wp, Wi = W.indptr.astype(np.int64), W.indices.astype(np.int64)
+    g64 = groups.astype(np.int64)
+    gmin, gmax = _column_groups(Wp, Wi, g64, lower.shape[0])
+    multi = gmax > gmin
+    rows = lower.indices.astype(np.int64)
+    cols = np.repeat(np.arange(lower.shape[0], dtype=np.int64), np.diff(lower.indptr))
+    single = ~(multi[rows] & multi[cols]) & (total != 0)
+    owner = np.where(multi[rows], gmin[cols], gmin[rows])[single]
     order = np.argsort(groups, kind="stable")
-    pos, g, val = _group_crossprod(W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data,
-                                   order, groups.astype(np.int64), lower.indptr.astype(np.int64),
-                                   lower.indices.astype(np.int64), lower.nnz)
+    pos, g, val = _split_entries(Wp, Wi, W.data, order, g64, multi, lower.indptr.astype(np.int64),
+                                 rows, lower.nnz)
+    pos = np.concatenate([np.flatnonzero(single), pos])
+    g = np.concatenate([owner, g])
+    val = np.concatenate([total[single], val])
     WtW = sp.csc_matrix((val, (pos, g)), shape=(lower.nnz, n_groups))
     Y = sp.csc_matrix((y, (np.arange(y.size), groups)), shape=(y.size, n_groups))
     Wty = (W.T @ Y).tocsc()
-    yty = np.bincount(groups, weights=y * y, minlength=n_groups)
-    counts = np.bincount(groups, minlength=n_groups).astype(float)
-    return CrossProducts(lower, WtW, Wty, yty, counts)
+    return CrossProducts(lower, WtW, Wty, yty, counts, total)

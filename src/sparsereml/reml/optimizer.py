@@ -6,7 +6,8 @@ wanted to go below zero), ``F`` fixed by the user.
 Convergence rule (reported in ``OptimResult.message``): stop at the first
 iterate where, for every ``P`` parameter, the AI-Newton step is smaller than
 ``tol`` times the parameter (``tol=1e-6`` by default), the log-likelihood
-changed by less than ``tol_loglik`` (1e-6) since the previous iterate, and every
+changed by less than ``tol_loglik`` (1e-6) since the previous iterate, or by less than 1e-12 of
+|logL| (the rounding level of logL on very large data sets), and every
 ``B`` parameter's score points outside the parameter space (or it is released).
 """
 from __future__ import annotations
@@ -88,7 +89,8 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
         step = _newton_step(ev, free)
         rel = np.abs(step[free]) / np.maximum(np.abs(theta[free]), eps)
         small = rel.size == 0 or rel.max() < tol
-        if small and prev_ll is not None and abs(ev.loglik - prev_ll) < tol_loglik:
+        ll_tol = max(tol_loglik, 1e-12 * abs(ev.loglik))
+        if small and prev_ll is not None and abs(ev.loglik - prev_ll) < ll_tol:
             converged = True
             message = (f"converged: AI-Newton steps below {tol:g} of each parameter and logL change "
                        f"below {tol_loglik:g}")

@@ -36,7 +36,7 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float) -> np.ndar
             inv_n.append(np.mean(1.0 / cnt[sl]))
             K += 1
     low = problem.cp.lower
-    n_ab = np.asarray(problem.cp.WtW.sum(axis=1)).ravel()
+    n_ab = problem.cp.total
     r = low.indices.astype(np.int64)
     c = np.repeat(np.arange(N, dtype=np.int64), np.diff(low.indptr))
     n_a = np.zeros(N)

@@ -1,0 +1,32 @@
+"""Per-group cross-products against W_g'W_g formed directly."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from sparsereml.crossprod import cross_products
+
+
+@pytest.mark.parametrize("n_groups", [1, 3, 7])
+def test_per_group_products_match_direct_ones(n_groups):
+    rng = np.random.default_rng(n_groups)
+    n, ncol = 400, 60
+    rows = np.repeat(np.arange(n), 4)
+    cols = np.concatenate([np.zeros((n, 1), int), rng.integers(1, ncol, (n, 3))], axis=1).ravel()
+    vals = np.where(cols == 0, 1.0, rng.normal(size=cols.size))  # covariates with both signs
+    W = sp.csr_matrix((vals, (rows, cols)), shape=(n, ncol))
+    W.sum_duplicates()
+    # groups: some columns occur in one group only, others in several
+    groups = np.minimum(rows[::4] * n_groups // n, n_groups - 1)
+    y = rng.normal(size=n)
+    cp = cross_products(W, y, groups, n_groups)
+    low = cp.lower
+    r = low.indices
+    c = np.repeat(np.arange(ncol), np.diff(low.indptr))
+    for g in range(n_groups):
+        Wg = W[groups == g]
+        direct = (Wg.T @ Wg).toarray()
+        np.testing.assert_allclose(cp.WtW[:, g].toarray().ravel(), direct[r, c], atol=1e-12)
+        np.testing.assert_allclose(cp.Wty[:, g].toarray().ravel(), Wg.T @ y[groups == g], atol=1e-12)
+        assert cp.yty[g] == pytest.approx(float(y[groups == g] @ y[groups == g]))
+        assert cp.counts[g] == (groups == g).sum()
+    np.testing.assert_allclose(cp.total, (W.T @ W).toarray()[r, c], atol=1e-12)
