@@ -171,6 +171,70 @@ def _split_entries(Wp, Wi, Wx, order, gcode, multi, Cp, Ci, nnz):
     return out_pos[:nout], out_g[:nout], out_val[:nout]
 
 
+@njit(cache=True)
+def _group_order(gcode, n_groups):
+    """Records sorted by group (counting sort, stable)."""
+    start = np.zeros(n_groups + 1, dtype=np.int64)
+    for g in gcode:
+        start[g + 1] += 1
+    for g in range(n_groups):
+        start[g + 1] += start[g]
+    order = np.empty(gcode.shape[0], dtype=np.int64)
+    for i in range(gcode.shape[0]):
+        g = gcode[i]
+        order[start[g]] = i
+        start[g] += 1
+    return order
+
+
+@njit(cache=True)
+def _split_rhs(Wp, Wi, Wx, y, order, gcode, multi):
+    """Triplets (column, group, value) of W_g'y_g for the columns that span several groups,
+    accumulated group by group over the records sorted by group."""
+    n_col = multi.shape[0]
+    acc = np.zeros(n_col)
+    mark = np.zeros(n_col, dtype=np.bool_)
+    touched = np.empty(n_col, dtype=np.int64)
+    cap = 1024
+    out_c = np.empty(cap, dtype=np.int64)
+    out_g = np.empty(cap, dtype=np.int64)
+    out_v = np.empty(cap)
+    nout = 0
+    nt = 0
+    n = order.shape[0]
+    cur = gcode[order[0]] if n else 0
+    for idx in range(n + 1):
+        g = -1 if idx == n else gcode[order[idx]]
+        if g != cur:
+            if nout + nt > cap:
+                cap = 2 * (nout + nt)
+                out_c = np.concatenate((out_c[:nout], np.empty(cap - nout, dtype=np.int64)))
+                out_g = np.concatenate((out_g[:nout], np.empty(cap - nout, dtype=np.int64)))
+                out_v = np.concatenate((out_v[:nout], np.empty(cap - nout)))
+            for t in range(nt):
+                c = touched[t]
+                out_c[nout] = c
+                out_g[nout] = cur
+                out_v[nout] = acc[c]
+                nout += 1
+                acc[c] = 0.0
+                mark[c] = False
+            nt = 0
+            cur = g
+        if idx == n:
+            break
+        i = order[idx]
+        for p in range(Wp[i], Wp[i + 1]):
+            c = Wi[p]
+            if multi[c]:
+                if not mark[c]:
+                    mark[c] = True
+                    touched[nt] = c
+                    nt += 1
+                acc[c] += Wx[p] * y[i]
+    return out_c[:nout], out_g[:nout], out_v[:nout]
+
+
 def cross_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups: int,
                    extra_pattern: list | None = None) -> CrossProducts:
     """Form the per-group cross-products in one pass over the records.
@@ -189,14 +253,22 @@ def cross_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups
     W = sp.csr_matrix(W)
     W.sort_indices()
     full = W.T @ W
-    lower = lower_pattern(W, extra_pattern, full)
-    total = _on_pattern(lower, full)
+    low = sp.tril(full).tocsc()
+    low.sort_indices()
+    n_col = W.shape[1]
+    plain = (not extra_pattern and W.data.min(initial=0.0) >= 0 and np.all(np.diff(low.indptr) > 0)
+             and np.all(low.indices[low.indptr[:-1]] == np.arange(n_col)))
+    if plain:  # the pattern is W'W's own: no cancellation possible, every diagonal present
+        lower = sp.csc_matrix((np.zeros(low.nnz), low.indices, low.indptr), shape=low.shape)
+        total = low.data.copy()
+    else:
+        lower = lower_pattern(W, extra_pattern, full)
+        total = _on_pattern(lower, full)
     yty = np.bincount(groups, weights=y * y, minlength=n_groups)
     counts = np.bincount(groups, minlength=n_groups).astype(float)
+    wty = W.T @ y
     if n_groups == 1:
-        WtW = sp.csc_matrix(total[:, None])
-        Wty = sp.csc_matrix((W.T @ y)[:, None])
-        return CrossProducts(lower, WtW, Wty, yty, counts, total)
+        return CrossProducts(lower, sp.csc_matrix(total[:, None]), sp.csc_matrix(wty[:, None]), yty, counts, total)
     Wp, Wi = W.indptr.astype(np.int64), W.indices.astype(np.int64)
     g64 = groups.astype(np.int64)
     gmin, gmax = _column_groups(Wp, Wi, g64, lower.shape[0])
@@ -205,13 +277,17 @@ def cross_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups
     cols = np.repeat(np.arange(lower.shape[0], dtype=np.int64), np.diff(lower.indptr))
     single = ~(multi[rows] & multi[cols]) & (total != 0)
     owner = np.where(multi[rows], gmin[cols], gmin[rows])[single]
-    order = np.argsort(groups, kind="stable")
+    order = _group_order(g64, n_groups)
     pos, g, val = _split_entries(Wp, Wi, W.data, order, g64, multi, lower.indptr.astype(np.int64),
                                  rows, lower.nnz)
     pos = np.concatenate([np.flatnonzero(single), pos])
     g = np.concatenate([owner, g])
     val = np.concatenate([total[single], val])
     WtW = sp.csc_matrix((val, (pos, g)), shape=(lower.nnz, n_groups))
-    Y = sp.csc_matrix((y, (np.arange(y.size), groups)), shape=(y.size, n_groups))
-    Wty = (W.T @ Y).tocsc()
+    # W_g'y_g: a column confined to one group takes all of W'y; the others are split record by record
+    mrow, mgrp, mval = _split_rhs(Wp, Wi, W.data, y, order, g64, multi)
+    one = np.flatnonzero(~multi & (gmax >= 0))
+    Wty = sp.csc_matrix((np.concatenate([wty[one], mval]),
+                         (np.concatenate([one, mrow]), np.concatenate([gmin[one], mgrp]))),
+                        shape=(n_col, n_groups))
     return CrossProducts(lower, WtW, Wty, yty, counts, total)

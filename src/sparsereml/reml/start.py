@@ -2,11 +2,38 @@
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from ..errors import ModelError
 from .problem import REMLProblem
 
 __all__ = ["default_start", "resolve_start"]
+
+
+@njit(cache=True)
+def _shared_levels(Cp, Ci, total, block_of, K):
+    """sum over levels a of block k and b of block j of (n_ab / n_a)^2, from W'W's lower triangle."""
+    n = Cp.shape[0] - 1
+    n_a = np.zeros(n)
+    for c in range(n):
+        for p in range(Cp[c], Cp[c + 1]):
+            if Ci[p] == c:
+                n_a[c] = total[p]
+    E = np.zeros((K, K))
+    for c in range(n):
+        kc = block_of[c]
+        if kc < 0:
+            continue
+        for p in range(Cp[c], Cp[c + 1]):
+            r = Ci[p]
+            kr = block_of[r]
+            if kr < 0 or total[p] == 0.0:
+                continue
+            v = total[p]
+            E[kr, kc] += (v / n_a[r]) ** 2
+            if r != c:
+                E[kc, kr] += (v / n_a[c]) ** 2
+    return E
 
 
 def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float) -> np.ndarray:
@@ -36,19 +63,9 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float) -> np.ndar
             inv_n.append(np.mean(1.0 / cnt[sl]))
             K += 1
     low = problem.cp.lower
-    n_ab = problem.cp.total
-    r = low.indices.astype(np.int64)
-    c = np.repeat(np.arange(N, dtype=np.int64), np.diff(low.indptr))
-    n_a = np.zeros(N)
-    on = r == c
-    n_a[r[on]] = n_ab[on]
-    a = np.concatenate([r, c[~on]])  # both triangles of W'W
-    b = np.concatenate([c, r[~on]])
-    w = np.concatenate([n_ab, n_ab[~on]])
-    keep = (block_of[a] >= 0) & (block_of[b] >= 0)
     E = np.zeros((K + 1, K + 1))
-    E[:K, :K] = np.bincount(block_of[a[keep]] * K + block_of[b[keep]], weights=(w[keep] / n_a[a[keep]]) ** 2,
-                            minlength=K * K).reshape(K, K)
+    E[:K, :K] = _shared_levels(low.indptr.astype(np.int64), low.indices.astype(np.int64), problem.cp.total,
+                               block_of, K)
     levels = np.bincount(block_of[block_of >= 0], minlength=K)
     E[:K, :K] /= levels[:, None]
     E[:K, K] = inv_n
