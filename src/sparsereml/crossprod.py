@@ -51,26 +51,92 @@ class CrossProducts:
         return self.yty.shape[0]
 
 
-def lower_pattern(W: sp.csr_matrix, extra: list | None = None, WtW: sp.spmatrix | None = None) -> sp.csc_matrix:
-    """Lower-triangle pattern of W'W plus the diagonal and any extra (row, col) entries.
-
-    ``WtW`` may pass a product already formed; it is used for the pattern when W has no
-    negative entries (then no entry of W'W can cancel to zero).
-    """
-    n_col = W.shape[1]
-    if WtW is None or W.data.min(initial=0.0) < 0:
-        ones = sp.csr_matrix((np.ones(W.nnz), W.indices, W.indptr), shape=W.shape)
-        WtW = ones.T @ ones
-    pat = sp.tril(WtW).tocsc()
-    pat.data = np.ones(pat.nnz)
-    has_diag = np.all(np.diff(pat.indptr) > 0) and np.all(pat.indices[pat.indptr[:-1]] == np.arange(n_col))
-    if not has_diag:  # unknowns without records (e.g. pedigree ancestors) still need a diagonal
-        pat = pat + sp.eye(n_col, format="csc")
+def lower_pattern(gram: sp.csc_matrix, extra: list | None = None) -> sp.csc_matrix:
+    """Pattern of a structural lower W'W (``gram``) plus the full diagonal and extra (row, col)
+    entries (e.g. off-diagonal G^-1 entries); unknowns without records still get a diagonal."""
+    n_col = gram.shape[0]
+    pat = sp.csc_matrix((np.ones(gram.nnz), gram.indices, gram.indptr), shape=gram.shape) + sp.eye(n_col, format="csc")
     for r, c in extra or []:
         pat = pat + sp.csc_matrix((np.ones(len(r)), (np.maximum(r, c), np.minimum(r, c))), shape=(n_col, n_col))
     pat.sort_indices()
     pat.data = np.zeros(pat.nnz)
     return pat
+
+
+@njit(cache=True)
+def _lower_gram(Wp, Wi, Wx, n_col):
+    """Structural lower triangle of W'W (CSC, sorted rows) and its values, in one pass.
+
+    Column b collects, over the records that have b, every column a >= b of those records;
+    the pattern is structural, so entries that cancel numerically are kept.
+    """
+    n = Wp.shape[0] - 1
+    # transpose: records of each column, with the position of the entry in its row
+    cnt = np.zeros(n_col + 1, dtype=np.int64)
+    for p in range(Wi.shape[0]):
+        cnt[Wi[p] + 1] += 1
+    for c in range(n_col):
+        cnt[c + 1] += cnt[c]
+    tp = cnt.copy()
+    where = np.empty(Wi.shape[0], dtype=np.int64)
+    rec = np.empty(Wi.shape[0], dtype=np.int64)
+    fill = cnt[:-1].copy()
+    for i in range(n):
+        for p in range(Wp[i], Wp[i + 1]):
+            c = Wi[p]
+            where[fill[c]] = p
+            rec[fill[c]] = i
+            fill[c] += 1
+    marker = np.full(n_col, -1, dtype=np.int64)
+    slot = np.empty(n_col, dtype=np.int64)
+    Cp = np.zeros(n_col + 1, dtype=np.int64)
+    for b in range(n_col):  # pass 1: count
+        k = 0
+        for q in range(tp[b], tp[b + 1]):
+            i, p = rec[q], where[q]
+            for p2 in range(p, Wp[i + 1]):
+                a = Wi[p2]
+                if marker[a] != b:
+                    marker[a] = b
+                    k += 1
+        Cp[b + 1] = Cp[b] + k
+    Ci = np.empty(Cp[n_col], dtype=np.int64)
+    Cx = np.zeros(Cp[n_col])
+    marker[:] = -1
+    for b in range(n_col):  # pass 2: rows and values
+        k = Cp[b]
+        for q in range(tp[b], tp[b + 1]):
+            i, p = rec[q], where[q]
+            wb = Wx[p]
+            for p2 in range(p, Wp[i + 1]):
+                a = Wi[p2]
+                if marker[a] != b:
+                    marker[a] = b
+                    slot[a] = k
+                    Ci[k] = a
+                    k += 1
+                Cx[slot[a]] += wb * Wx[p2]
+        _sort_pairs(Ci, Cx, Cp[b], k)
+    return Cp, Ci, Cx
+
+
+@njit(cache=True)
+def _sort_pairs(keys, vals, lo, hi):
+    """Sort keys[lo:hi] ascending, carrying vals along (insertion sort for short runs)."""
+    if hi - lo > 48:
+        order = np.argsort(keys[lo:hi])
+        keys[lo:hi] = keys[lo:hi][order]
+        vals[lo:hi] = vals[lo:hi][order]
+        return
+    for i in range(lo + 1, hi):
+        k, v = keys[i], vals[i]
+        j = i - 1
+        while j >= lo and keys[j] > k:
+            keys[j + 1] = keys[j]
+            vals[j + 1] = vals[j]
+            j -= 1
+        keys[j + 1] = k
+        vals[j + 1] = v
 
 
 def _keys(lower: sp.csc_matrix) -> np.ndarray:
@@ -79,8 +145,8 @@ def _keys(lower: sp.csc_matrix) -> np.ndarray:
 
 
 def _on_pattern(lower: sp.csc_matrix, M: sp.spmatrix) -> np.ndarray:
-    """Values of the lower triangle of M placed on the (larger) pattern ``lower``."""
-    low = sp.tril(M).tocoo()
+    """Values of a lower-triangular M placed on the (larger) pattern ``lower``."""
+    low = sp.coo_matrix(M)
     n = lower.shape[0]
     pos = np.searchsorted(_keys(lower), low.row.astype(np.int64) + n * low.col.astype(np.int64))
     return np.bincount(pos, weights=low.data, minlength=lower.nnz)
@@ -252,18 +318,16 @@ def cross_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups
     """
     W = sp.csr_matrix(W)
     W.sort_indices()
-    full = W.T @ W
-    low = sp.tril(full).tocsc()
-    low.sort_indices()
     n_col = W.shape[1]
-    plain = (not extra_pattern and W.data.min(initial=0.0) >= 0 and np.all(np.diff(low.indptr) > 0)
-             and np.all(low.indices[low.indptr[:-1]] == np.arange(n_col)))
-    if plain:  # the pattern is W'W's own: no cancellation possible, every diagonal present
-        lower = sp.csc_matrix((np.zeros(low.nnz), low.indices, low.indptr), shape=low.shape)
-        total = low.data.copy()
+    Cp, Ci, Cx = _lower_gram(W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data.astype(float), n_col)
+    gram = sp.csc_matrix((Cx, Ci, Cp), shape=(n_col, n_col))
+    has_diag = np.all(np.diff(Cp) > 0) and np.all(Ci[Cp[:-1]] == np.arange(n_col))
+    if has_diag and not extra_pattern:
+        lower = sp.csc_matrix((np.zeros(Ci.size), Ci, Cp), shape=(n_col, n_col))
+        total = Cx
     else:
-        lower = lower_pattern(W, extra_pattern, full)
-        total = _on_pattern(lower, full)
+        lower = lower_pattern(gram, extra_pattern)
+        total = _on_pattern(lower, gram)
     yty = np.bincount(groups, weights=y * y, minlength=n_groups)
     counts = np.bincount(groups, minlength=n_groups).astype(float)
     wty = W.T @ y
