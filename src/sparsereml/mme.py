@@ -67,21 +67,24 @@ class MixedModelEquations:
         self._one = None  # W'W and W'y as dense vectors when there is one group
 
     def _residual_pattern(self):
-        """Fixed sparse pattern of the N x G matrix [r_g - C_g s] and where each product lands."""
+        """Fixed sparse pattern of the N x G matrix [r_g - C_g s] and where each product lands.
+
+        Column g is nonzero exactly on the unknowns that occur in group g, i.e. where C_g has
+        a diagonal entry."""
         G, N = self.cp.n_groups, self.N
-        off = self._e_row != self._e_col
-        pr = np.concatenate([self._e_row, self._e_col[off]])
-        pg = np.concatenate([self._e_grp, self._e_grp[off]])
-        pat = sp.csc_matrix((np.ones(pr.size), (pr, pg)), shape=(N, G))
-        pat.sum_duplicates()
-        pat.sort_indices()
-        tkeys = pat.indices.astype(np.int64) + N * np.repeat(np.arange(G, dtype=np.int64), np.diff(pat.indptr))
+        on = self._e_row == self._e_col
+        keys = np.unique(self._e_grp[on] * N + self._e_row[on])
+        counts = np.bincount(keys // N, minlength=G)
+        indptr = np.zeros(G + 1, dtype=np.int64)
+        np.cumsum(counts, out=indptr[1:])
+        pat = sp.csc_matrix((np.ones(keys.size), keys % N, indptr), shape=(N, G))
+        off = ~on
         wty = self.cp.Wty.tocoo()
         self._t = {
             "pattern": pat, "off": off,
-            "a": np.searchsorted(tkeys, self._e_row + N * self._e_grp),
-            "b": np.searchsorted(tkeys, self._e_col[off] + N * self._e_grp[off]),
-            "r": np.searchsorted(tkeys, wty.row.astype(np.int64) + N * wty.col.astype(np.int64)),
+            "a": np.searchsorted(keys, self._e_grp * N + self._e_row),
+            "b": np.searchsorted(keys, self._e_grp[off] * N + self._e_col[off]),
+            "r": np.searchsorted(keys, wty.col.astype(np.int64) * N + wty.row.astype(np.int64)),
             "rval": wty.data,
         }
 

@@ -5,7 +5,7 @@ holding everything later stages need, with no reference back to the data frame.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -34,6 +34,7 @@ class Design:
     fixed: FixedDesign
     random: list
     residual: ResidualGroups
+    _W: sp.csr_matrix | None = field(default=None, repr=False, compare=False)
 
     @property
     def y(self) -> np.ndarray:
@@ -60,7 +61,12 @@ class Design:
         return self.p + sum(rb.size for rb in self.random)
 
     def W(self) -> sp.csr_matrix:
-        """W = [X Z] as a CSR matrix with sorted column indices (one row per record)."""
+        """W = [X Z] as a CSR matrix with sorted column indices (one row per record), built once."""
+        if self._W is None:
+            self._W = self._build_W()
+        return self._W
+
+    def _build_W(self) -> sp.csr_matrix:
         X = sp.csr_matrix(self.fixed.X)
         X.sort_indices()
         codes = np.vstack([rb.codes for rb in self.random]) if self.random else np.empty((0, self.n), np.int64)

@@ -20,18 +20,29 @@ from numba import njit
 __all__ = ["choose_absorbed", "AbsorbPlan"]
 
 
-def _symmetric_pattern(lower: sp.csc_matrix) -> sp.csr_matrix:
-    n = lower.shape[0]
-    ones = sp.csc_matrix((np.ones(lower.nnz), lower.indices, lower.indptr), shape=(n, n))
-    full = (ones + ones.T).tocsr()
-    full.setdiag(0)
-    full.eliminate_zeros()
-    full.sort_indices()
-    return full
+@njit(cache=True)
+def _rows_of_lower(n, Cp, Ci):
+    """Row-wise view of a lower pattern: for each row r, the columns c < r with an entry (r, c)."""
+    cnt = np.zeros(n + 1, dtype=np.int64)
+    for c in range(n):
+        for p in range(Cp[c], Cp[c + 1]):
+            if Ci[p] != c:
+                cnt[Ci[p] + 1] += 1
+    for r in range(n):
+        cnt[r + 1] += cnt[r]
+    Rj = np.empty(cnt[n], dtype=np.int64)
+    fill = cnt[:-1].copy()
+    for c in range(n):
+        for p in range(Cp[c], Cp[c + 1]):
+            r = Ci[p]
+            if r != c:
+                Rj[fill[r]] = c
+                fill[r] += 1
+    return cnt, Rj
 
 
 @njit(cache=True)
-def _independent_set(order, deg, indptr, indices, cap):
+def _independent_set(order, deg, Cp, Ci, Rp, Rj, cap):
     n = deg.shape[0]
     blocked = np.zeros(n, dtype=np.bool_)
     take = np.zeros(n, dtype=np.bool_)
@@ -42,19 +53,23 @@ def _independent_set(order, deg, indptr, indices, cap):
             continue
         take[j] = True
         blocked[j] = True
-        for p in range(indptr[j], indptr[j + 1]):
-            blocked[indices[p]] = True
+        for p in range(Cp[j], Cp[j + 1]):
+            blocked[Ci[p]] = True
+        for p in range(Rp[j], Rp[j + 1]):
+            blocked[Rj[p]] = True
     return take
 
 
 def choose_absorbed(lower: sp.csc_matrix, cap: int = 64, min_fraction: float = 0.05) -> np.ndarray:
     """Unknowns to absorb: a greedy independent set of columns of degree <= ``cap``, lowest
     degree first.  Returns an empty array when the set would be too small to matter."""
-    full = _symmetric_pattern(lower)
-    deg = np.diff(full.indptr).astype(np.int64)
+    n = lower.shape[0]
+    Cp, Ci = lower.indptr.astype(np.int64), lower.indices.astype(np.int64)
+    Rp, Rj = _rows_of_lower(n, Cp, Ci)
+    deg = np.diff(Cp) - 1 + np.diff(Rp)  # neighbours below and above, diagonal excluded
     order = np.argsort(deg, kind="stable").astype(np.int64)
-    take = _independent_set(order, deg, full.indptr.astype(np.int64), full.indices.astype(np.int64), cap)
-    if take.sum() < max(16, min_fraction * lower.shape[0]) or take.sum() == lower.shape[0]:
+    take = _independent_set(order, deg, Cp, Ci, Rp, Rj, cap)
+    if take.sum() < max(16, min_fraction * n) or take.sum() == n:
         return np.empty(0, dtype=np.int64)
     return np.flatnonzero(take)
 
@@ -85,23 +100,27 @@ def _find_all(Cp, Ci, rows, cols):
 
 @njit(cache=True)
 def _pair_targets(Sp, Si, Cp, Ci, total):
-    """Position in the reduced pattern of every pair (a, b) of rows of each absorbed column, in
-    the order _subtract_pairs visits them (found by bisection, without storing the pairs)."""
+    """Position in the reduced pattern of every pair (a, b), a >= b, of rows of each absorbed
+    column, in the order _subtract_pairs visits them.  Rows of a column are sorted, so for a
+    fixed b the rows a increase and each is found by galloping from the previous one."""
     out = np.empty(total, dtype=np.int64)
     k = 0
     for j in range(Sp.shape[0] - 1):
-        for x in range(Sp[j], Sp[j + 1]):
-            a = Si[x]
-            for y in range(Sp[j], x + 1):
-                b = Si[y]
-                r, c = (a, b) if a >= b else (b, a)
-                lo, hi = Cp[c], Cp[c + 1]
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    if Ci[mid] < r:
+        for y in range(Sp[j], Sp[j + 1]):
+            b = Si[y]
+            lo, hi = Cp[b], Cp[b + 1]
+            for x in range(y, Sp[j + 1]):
+                a = Si[x]
+                step = 1
+                while lo + step < hi and Ci[lo + step] < a:
+                    step *= 2
+                top = min(lo + step + 1, hi)
+                while lo < top:
+                    mid = (lo + top) // 2
+                    if Ci[mid] < a:
                         lo = mid + 1
                     else:
-                        hi = mid
+                        top = mid
                 out[k] = lo
                 k += 1
     return out
@@ -113,10 +132,10 @@ def _subtract_pairs(Sp, Lx, d, target, out):
     k = 0
     for j in range(Sp.shape[0] - 1):
         dj = d[j]
-        for x in range(Sp[j], Sp[j + 1]):
-            lx = Lx[x] * dj
-            for y in range(Sp[j], x + 1):
-                out[target[k]] -= lx * Lx[y]
+        for y in range(Sp[j], Sp[j + 1]):
+            ly = Lx[y] * dj
+            for x in range(y, Sp[j + 1]):
+                out[target[k]] -= ly * Lx[x]
                 k += 1
 
 

@@ -70,11 +70,11 @@ class CholmodBackend:
 
     name = "cholmod"
 
-    def __init__(self, lower: sp.csc_matrix, mode: str = "supernodal", ordering: str | None = None):
+    def __init__(self, lower: sp.csc_matrix, mode: str = "supernodal", ordering: str | None = None, factor=None):
         from sksparse.cholmod import analyze
 
         self._lower = lower
-        self._factor = analyze(lower, mode=mode, ordering_method=ordering or "default")
+        self._factor = factor if factor is not None else analyze(lower, mode=mode, ordering_method=ordering or "default")
         perm = np.asarray(self._factor.P(), dtype=np.int64)
         self.perm = perm
         self.pinv = np.empty_like(perm)
@@ -110,7 +110,7 @@ class QDLDLBackend:
 
     name = "qdldl"
 
-    def __init__(self, lower: sp.csc_matrix, mode: str | None = None, ordering: str | None = None):
+    def __init__(self, lower: sp.csc_matrix, mode: str | None = None, ordering: str | None = None, factor=None):
         self._upper = lower.T.tocsc()  # QDLDL reads the upper triangle
         self._upper.sort_indices()
         # transpose map: data of the lower CSC -> data of the upper CSC

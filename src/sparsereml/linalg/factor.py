@@ -60,11 +60,16 @@ class SparseLDL:
         self.backend = probe.name
         order = np.arange(rest.size)
         self.ordering_table = []
+        opts = dict(options)
         if self.backend == "cholmod" and groups is not None:
             from sksparse.cholmod import analyze
 
-            amd = np.asarray(analyze(reduced, mode="simplicial", ordering_method="amd").P(), dtype=np.int64)
-            order, _, self.ordering_table = choose_order(reduced, np.asarray(groups)[rest], [("amd", amd)])
+            amd = analyze(reduced, mode="supernodal", ordering_method="amd")
+            order, _, self.ordering_table = choose_order(
+                reduced, np.asarray(groups)[rest], [("amd", np.asarray(amd.P(), dtype=np.int64))])
+            if min(self.ordering_table, key=lambda t: t[1])[0] == "amd":  # keep CHOLMOD's own analysis
+                order = np.arange(rest.size)
+                opts["factor"] = amd
         self._rest_order = rest[order]  # reduced unknowns in the order handed to the backend
         qpos = np.empty(rest.size, dtype=np.int64)
         qpos[order] = np.arange(rest.size)
@@ -75,7 +80,6 @@ class SparseLDL:
         else:  # map C's data straight into the permuted pattern
             self._gather = _positions(red_q, np.maximum(qpos[self._rows], qpos[self._cols]),
                                       np.minimum(qpos[self._rows], qpos[self._cols]))
-        opts = dict(options)
         if self.backend == "cholmod":
             opts.setdefault("ordering", "natural")
         self._red_nnz = red_q.nnz

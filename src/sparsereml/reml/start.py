@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from numba import njit
 
 from ..errors import ModelError
@@ -36,7 +37,7 @@ def _shared_levels(Cp, Ci, total, block_of, K):
     return E
 
 
-def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float) -> np.ndarray:
+def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.ndarray | None = None) -> np.ndarray:
     """Moment estimates of the random-term variances (in the spirit of Henderson's method 1).
 
     For each variance parameter k (a random term, or one at() level of it) the variance of
@@ -44,7 +45,9 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float) -> np.ndar
         sum_j s2_j * E_kj + s2_e * mean_a(1 / n_a),   E_kj = mean_a sum_b (n_ab / n_a)^2,
     with n_ab the number of records shared by level a of k and level b of j (from W'W).
     Together with var(e) = sum_j s2_j f_j + s2_e (f_j: the fraction of records that parameter
-    j covers, below 1 for at() levels) this is a small linear system.
+    j covers, below 1 for at() levels) this is a small linear system.  When the residual
+    variance of each record is known (``s2e``, from replicates within cells) the last equation
+    is dropped and ``s2_e mean_a(1/n_a)`` becomes ``mean_a(sum_{i in a} s2e_i / n_a^2)``.
     """
     d = problem.design
     N = problem.mme.N
@@ -55,12 +58,14 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float) -> np.ndar
         ok = rb.codes >= 0
         cnt = np.bincount(rb.codes[ok], minlength=rb.size).astype(float)
         means = np.bincount(rb.codes[ok], weights=e[ok], minlength=rb.size) / np.maximum(cnt, 1)
+        if s2e is not None:
+            noise = np.bincount(rb.codes[ok], weights=s2e[ok], minlength=rb.size) / np.maximum(cnt, 1) ** 2
         for _, start, size in rb.blocks:
             block_of[off + start: off + start + size] = K
             sl = slice(start, start + size)
             v.append(np.var(means[sl], ddof=1) if size > 1 else 0.0)
             cover.append(cnt[sl].sum() / d.n)
-            inv_n.append(np.mean(1.0 / cnt[sl]))
+            inv_n.append(np.mean(noise[sl]) if s2e is not None else np.mean(1.0 / cnt[sl]))
             K += 1
     low = problem.cp.lower
     E = np.zeros((K + 1, K + 1))
@@ -71,7 +76,10 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float) -> np.ndar
     E[:K, K] = inv_n
     E[K, :K] = cover
     E[K, K] = 1.0
-    rhs = np.append(v, pooled)
+    if s2e is not None:  # residual variances known: K equations in the K random variances
+        E, rhs = E[:K, :K], np.asarray(v) - np.asarray(inv_n)
+    else:
+        rhs = np.append(v, pooled)
     try:
         sol = np.linalg.solve(E, rhs)
     except np.linalg.LinAlgError:
@@ -79,11 +87,52 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float) -> np.ndar
     return sol[:K]
 
 
+@njit(cache=True)
+def _row_hashes(Wp, Wi, Wbits, groups):
+    """A 64-bit hash of each record's row of W (column indices and the bits of the values) and
+    its residual group."""
+    n = Wp.shape[0] - 1
+    out = np.empty(n, dtype=np.uint64)
+    gold = np.uint64(0x9E3779B97F4A7C15)
+    mult = np.uint64(0xBF58476D1CE4E5B9)
+    for i in range(n):
+        h = np.uint64(groups[i]) * gold + np.uint64(1)
+        for p in range(Wp[i], Wp[i + 1]):
+            h ^= np.uint64(Wi[p]) + gold + (h << np.uint64(6)) + (h >> np.uint64(2))
+            h *= mult
+            h ^= Wbits[p] + gold + (h << np.uint64(6)) + (h >> np.uint64(2))
+            h *= mult
+            h ^= h >> np.uint64(31)
+        out[i] = h
+    return out
+
+
+def _within_cell_variance(W, y: np.ndarray, groups: np.ndarray, n_groups: int):
+    """Pooled variance of y within cells of records with identical rows of W (same fixed and
+    random levels), per residual group, and its degrees of freedom.  Within a cell only the
+    residual varies, so this estimates each residual variance directly."""
+    W = W.tocsr()
+    h = _row_hashes(W.indptr.astype(np.int64), W.indices.astype(np.int64),
+                    np.ascontiguousarray(W.data, dtype=np.float64).view(np.uint64), groups.astype(np.int64))
+    cell, _ = pd.factorize(h)
+    cnt = np.bincount(cell)
+    mean = np.bincount(cell, weights=y) / cnt
+    ss = np.bincount(groups, weights=(y - mean[cell]) ** 2, minlength=n_groups)
+    cell_group = np.zeros(cnt.size, dtype=np.int64)
+    cell_group[cell] = groups
+    df = np.bincount(groups, minlength=n_groups) - np.bincount(cell_group, minlength=n_groups)
+    return np.where(df > 0, ss / np.maximum(df, 1), np.nan), df
+
+
 def default_start(problem: REMLProblem) -> np.ndarray:
-    """Start values from the data: moment estimates of the random-term variances from the
-    residuals of an OLS fit of the fixed effects (:func:`_moment_start`), and for each
-    residual group what is left of its OLS residual variance.  Values are kept between 1% and
-    100% of the OLS residual variance, so the start is always positive definite."""
+    """Start values from the data.
+
+    Residual variances: the variance of y within cells of records that share every fixed and
+    random level (:func:`_within_cell_variance`), per residual group, when there are enough
+    such replicates; otherwise what the random terms leave of the OLS residual variance.
+    Random-term variances: moment estimates from the residuals of an OLS fit of the fixed
+    effects (:func:`_moment_start`).  Values are kept between 1% and 100% of the OLS residual
+    variance, so the start is always positive definite."""
     d = problem.design
     X, y = d.fixed.X, d.y
     if X.shape[1]:
@@ -101,15 +150,23 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     if not pooled > 0:
         pooled = float(np.var(y)) or 1.0
     s2g = np.where(s2g > 0, s2g, pooled)
+    within, df = _within_cell_variance(problem.design.W(), y, g, ng.size) if d.random else (None, None)
+    enough = None if within is None else (df >= np.maximum(10, 0.02 * ng)) & (within > 0)
+    s2e = None
+    if enough is not None and enough.all():
+        s2e = within[g]  # residual variance of each record
     theta = np.empty(problem.params.n)
     k = 0
-    moments = np.clip(_moment_start(problem, e, pooled), 0.01 * pooled, pooled) if d.random else []
+    moments = np.clip(_moment_start(problem, e, pooled, s2e), 0.01 * pooled, pooled) if d.random else []
     for sl in problem.params.term_slices:
         n_k = sl.stop - sl.start
         theta[sl] = moments[k:k + n_k]
         k += n_k
-    per_record = sum(float(np.mean(theta[sl])) for sl in problem.params.term_slices)
-    theta[problem.params.residual_slice] = s2g * max(1.0 - per_record / pooled, 0.3)
+    if s2e is not None:
+        theta[problem.params.residual_slice] = np.clip(within, 0.01 * pooled, None)
+    else:
+        per_record = sum(float(np.mean(theta[sl])) for sl in problem.params.term_slices)
+        theta[problem.params.residual_slice] = s2g * max(1.0 - per_record / pooled, 0.3)
     return theta
 
 
