@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
+from numba import get_num_threads, njit, prange
 
 __all__ = ["CrossProducts", "cross_products", "lower_pattern"]
 
@@ -63,60 +63,71 @@ def lower_pattern(gram: sp.csc_matrix, extra: list | None = None) -> sp.csc_matr
     return pat
 
 
-@njit(cache=True)
-def _lower_gram(Wp, Wi, Wx, n_col):
-    """Structural lower triangle of W'W (CSC, sorted rows) and its values, in one pass.
+@njit(parallel=True, cache=True)
+def _lower_gram(Wp, Wi, Wx, n_col, nchunk):
+    """Structural lower triangle of W'W (CSC, sorted rows) and its values.
 
     Column b collects, over the records that have b, every column a >= b of those records;
-    the pattern is structural, so entries that cancel numerically are kept.
+    the pattern is structural, so entries that cancel numerically are kept.  Columns are
+    split into ``nchunk`` ranges of about equal work, done in parallel.
     """
     n = Wp.shape[0] - 1
     # transpose: records of each column, with the position of the entry in its row
-    cnt = np.zeros(n_col + 1, dtype=np.int64)
+    tp = np.zeros(n_col + 1, dtype=np.int64)
     for p in range(Wi.shape[0]):
-        cnt[Wi[p] + 1] += 1
+        tp[Wi[p] + 1] += 1
     for c in range(n_col):
-        cnt[c + 1] += cnt[c]
-    tp = cnt.copy()
+        tp[c + 1] += tp[c]
     where = np.empty(Wi.shape[0], dtype=np.int64)
     rec = np.empty(Wi.shape[0], dtype=np.int64)
-    fill = cnt[:-1].copy()
+    fill = tp[:-1].copy()
+    work = np.zeros(n_col + 1)
     for i in range(n):
         for p in range(Wp[i], Wp[i + 1]):
             c = Wi[p]
             where[fill[c]] = p
             rec[fill[c]] = i
             fill[c] += 1
-    marker = np.full(n_col, -1, dtype=np.int64)
-    slot = np.empty(n_col, dtype=np.int64)
+            work[c + 1] += Wp[i + 1] - p
+    for c in range(n_col):
+        work[c + 1] += work[c]
+    bounds = np.searchsorted(work, np.linspace(0.0, work[n_col], nchunk + 1))
+    bounds[0], bounds[nchunk] = 0, n_col
+    counts = np.zeros(n_col, dtype=np.int64)
+    for ch in prange(nchunk):  # pass 1: how many rows each column has
+        marker = np.full(n_col, -1, dtype=np.int64)
+        for b in range(bounds[ch], bounds[ch + 1]):
+            k = 0
+            for q in range(tp[b], tp[b + 1]):
+                i, p = rec[q], where[q]
+                for p2 in range(p, Wp[i + 1]):
+                    a = Wi[p2]
+                    if marker[a] != b:
+                        marker[a] = b
+                        k += 1
+            counts[b] = k
     Cp = np.zeros(n_col + 1, dtype=np.int64)
-    for b in range(n_col):  # pass 1: count
-        k = 0
-        for q in range(tp[b], tp[b + 1]):
-            i, p = rec[q], where[q]
-            for p2 in range(p, Wp[i + 1]):
-                a = Wi[p2]
-                if marker[a] != b:
-                    marker[a] = b
-                    k += 1
-        Cp[b + 1] = Cp[b] + k
+    for b in range(n_col):
+        Cp[b + 1] = Cp[b] + counts[b]
     Ci = np.empty(Cp[n_col], dtype=np.int64)
     Cx = np.zeros(Cp[n_col])
-    marker[:] = -1
-    for b in range(n_col):  # pass 2: rows and values
-        k = Cp[b]
-        for q in range(tp[b], tp[b + 1]):
-            i, p = rec[q], where[q]
-            wb = Wx[p]
-            for p2 in range(p, Wp[i + 1]):
-                a = Wi[p2]
-                if marker[a] != b:
-                    marker[a] = b
-                    slot[a] = k
-                    Ci[k] = a
-                    k += 1
-                Cx[slot[a]] += wb * Wx[p2]
-        _sort_pairs(Ci, Cx, Cp[b], k)
+    for ch in prange(nchunk):  # pass 2: rows and values
+        marker = np.full(n_col, -1, dtype=np.int64)
+        slot = np.empty(n_col, dtype=np.int64)
+        for b in range(bounds[ch], bounds[ch + 1]):
+            k = Cp[b]
+            for q in range(tp[b], tp[b + 1]):
+                i, p = rec[q], where[q]
+                wb = Wx[p]
+                for p2 in range(p, Wp[i + 1]):
+                    a = Wi[p2]
+                    if marker[a] != b:
+                        marker[a] = b
+                        slot[a] = k
+                        Ci[k] = a
+                        k += 1
+                    Cx[slot[a]] += wb * Wx[p2]
+            _sort_pairs(Ci, Cx, Cp[b], k)
     return Cp, Ci, Cx
 
 
@@ -319,7 +330,8 @@ def cross_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups
     W = sp.csr_matrix(W)
     W.sort_indices()
     n_col = W.shape[1]
-    Cp, Ci, Cx = _lower_gram(W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data.astype(float), n_col)
+    Cp, Ci, Cx = _lower_gram(W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data.astype(float), n_col,
+                             get_num_threads())
     gram = sp.csc_matrix((Cx, Ci, Cp), shape=(n_col, n_col))
     has_diag = np.all(np.diff(Cp) > 0) and np.all(Ci[Cp[:-1]] == np.arange(n_col))
     if has_diag and not extra_pattern:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
+from numba import njit, prange
 
 from ..errors import ModelError
 
@@ -40,14 +40,14 @@ class LDL:
         return self.d.shape[0]
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _unit_columns(Lp, data, out_x, out_d):
     """From LL' columns with the diagonal first: unit-L values (diagonal dropped) and D."""
     n = Lp.shape[0] - 1
-    k = 0
-    for j in range(n):
+    for j in prange(n):
         dj = data[Lp[j]]
         out_d[j] = dj * dj
+        k = Lp[j] - j  # entries of earlier columns, less their diagonals
         for p in range(Lp[j] + 1, Lp[j + 1]):
             out_x[k] = data[p] / dj
             k += 1
@@ -91,14 +91,13 @@ class CholmodBackend:
         except CholmodNotPositiveDefiniteError as exc:
             raise NotPositiveDefinite(str(exc)) from None
         L = self._factor.L()
-        if not L.has_sorted_indices:
-            L.sort_indices()
         if self._pattern is None or not np.array_equal(self._pattern[0], L.indptr):
+            L.sort_indices()  # CHOLMOD returns sorted columns; checked once per pattern
             self._pattern = (L.indptr.copy(), *_strip_pattern(L))
-        _, Lp, Li = self._pattern
+        indptr, Lp, Li = self._pattern
         Lx = np.empty(Li.size) if out_x is None else out_x
         d = np.empty(self.perm.size) if out_d is None else out_d
-        _unit_columns(L.indptr.astype(np.int64), L.data, Lx, d)
+        _unit_columns(indptr.astype(np.int64, copy=False), L.data, Lx, d)
         return LDL(self.perm, self.pinv, Lp, Li, Lx, d)
 
     def nnz_strict(self) -> int | None:

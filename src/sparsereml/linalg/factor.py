@@ -90,7 +90,9 @@ class SparseLDL:
 
     # -- numeric factorisation --------------------------------------------------
     def factorize(self, data: np.ndarray) -> None:
-        """Factor the matrix whose lower-triangle values (in the analysed pattern) are ``data``."""
+        """Factor the matrix whose lower-triangle values (in the analysed pattern) are ``data``.
+
+        The factor's arrays (``self.ldl``) are overwritten by the next factorisation."""
         data = np.asarray(data, dtype=float)
         if self._plan:
             lx_a, d_a, rdata = self._plan.reduce(data)
@@ -100,21 +102,23 @@ class SparseLDL:
             rdata = np.empty(self._red_nnz)
             rdata[self._gather] = data
         k = self._plan.absorbed.size if self._plan else 0
-        if self._key is None:  # first factorisation: learn the backend's pattern
+        if self._key is None:  # first factorisation: learn the joined pattern
             red = self._backend.factorize(rdata)
             self._join_pattern(red)
-            red_x, red_d = red.Lx, red.d
-        nA = int(self._Lp[k])
-        Lx = np.empty(self._Li.size)
-        d = np.empty(self.n)
-        if self._key is not None and self.ldl is not None:
+            nA = int(self._Lp[k])
+            # buffers reused by every later factorisation (fresh pages cost more than the copy)
+            self._Lx_buf, self._d_buf = np.empty(self._Li.size), np.empty(self.n)
+            self._Zd_buf, self._Zx_buf = np.empty(self.n), np.empty(self._Li.size)
+            Lx, d = self._Lx_buf, self._d_buf
+            Lx[nA:], d[k:] = red.Lx, red.d
+        else:
+            nA = int(self._Lp[k])
+            Lx, d = self._Lx_buf, self._d_buf
             red = self._backend.factorize(rdata, Lx[nA:], d[k:])
             if not np.array_equal(red.Lp, self._red_Lp):  # pragma: no cover - fixed by the analysis
                 raise RuntimeError("the factor's pattern changed between factorisations")
-            red_x, red_d = red.Lx, red.d
-        if red_x is not None and not np.shares_memory(red_x, Lx):
-            Lx[nA:] = red_x
-            d[k:] = red_d
+            if red.Lx.base is not Lx:  # the backend returned arrays of its own (QDLDL)
+                Lx[nA:], d[k:] = red.Lx, red.d
         if self._plan:
             Lx[:nA] = lx_a[self._abs_sort]
             d[:k] = d_a
@@ -149,6 +153,7 @@ class SparseLDL:
         self._dense_roots = np.flatnonzero((below == 0) & (widths >= _LAPACK_ROOT))
         self._done = np.zeros(widths.size, dtype=np.bool_)
         self._done[self._dense_roots] = True
+        self._levels = kernels.supernode_levels(self._Lp, self._Li, self.sn_start, self.col_sn)
         self._zpos = kernels.pattern_positions(self._rows, self._cols, self._pinv, self._Lp, self._Li,
                                                self.sn_start, self.col_sn)
         s = self.sn_start
@@ -202,8 +207,7 @@ class SparseLDL:
     def selected_inverse(self) -> np.ndarray:
         """Entries of C^-1 on the analysed pattern of C (aligned with its lower-triangle data)."""
         f = self.ldl
-        Zd = np.empty(f.n)
-        Zx = np.empty(f.Li.size)
+        Zd, Zx = self._Zd_buf, self._Zx_buf
         for s in self._dense_roots:
             a, b = self.sn_start[s], self.sn_start[s + 1]
             Lc = self._tail_block().copy(order="F") if a == self._tail else self._dense_block(a, b)
@@ -212,7 +216,7 @@ class SparseLDL:
             if info != 0:  # pragma: no cover - the factor is positive definite
                 raise NotPositiveDefinite("dense block of the factor is singular")
             kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, inv)
-        kernels.selinv(f.n, f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._done, Zd, Zx)
+        kernels.selinv(f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._done, *self._levels, Zd, Zx)
         pos = self._zpos
         return np.where(pos >= 0, Zx[np.maximum(pos, 0)], Zd[np.maximum(-1 - pos, 0)])
 

@@ -18,7 +18,7 @@ where S is the structure below supernode J.  Z_SS lies inside the pattern of L
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 _BLAS_WORK = 4096  # m*m*w above which a supernode update calls BLAS
 
@@ -170,60 +170,81 @@ def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y):
 
 
 @njit(cache=True)
-def selinv(n, Lp, Li, Lx, d, sn_start, col_sn, done, Zd, Zx):
-    """Selected inverse on the pattern of L, from the last supernode to the first.
+def _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx):
+    """Selected inverse of the columns of supernode s, given Z on all its ancestors."""
+    f = sn_start[s]
+    last = sn_start[s + 1] - 1
+    w = last - f + 1
+    m = Lp[last + 1] - Lp[last]
+    if w == 1:  # a single column: the scalar Takahashi recursion on the lower half of Z_SS
+        _singleton(f, Lp[f], m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, np.empty(m))
+        return
+    Ljj = np.zeros((w, w))
+    for t in range(w):
+        Ljj[t, t] = 1.0
+        for i in range(t + 1, w):
+            Ljj[i, t] = Lx[Lp[f + t] + (i - t - 1)]
+    Linv = _unit_lower_inverse(Ljj)
+    LinvD = np.empty((w, w))  # D^-1 L^-1
+    for i in range(w):
+        for j in range(w):
+            LinvD[i, j] = Linv[i, j] / d[f + i]
+    Zjj = _matmul(Linv.T.copy(), LinvD)
+    if m > 0:
+        Lsj = np.empty((m, w))
+        for t in range(w):
+            p0 = Lp[f + t] + (last - f - t)
+            for a in range(m):
+                Lsj[a, t] = Lx[p0 + a]
+        T = _matmul(Lsj, Linv)
+        Zss = np.empty((m, m))
+        _gather_zss(Li[Lp[last]: Lp[last + 1]], m, Zd, Zx, Lp, Li, sn_start, col_sn, Zss)
+        Y = _matmul(Zss, T)
+        TY = _matmul(T.T.copy(), Y)
+        for t in range(w):
+            p0 = Lp[f + t] + (last - f - t)
+            for a in range(m):
+                Zx[p0 + a] = -Y[a, t]
+        Zjj += TY
+    for t in range(w):
+        Zd[f + t] = Zjj[t, t]
+        for i in range(t + 1, w):
+            Zx[Lp[f + t] + (i - t - 1)] = Zjj[i, t]
 
-    Supernodes with ``done[s]`` set (dense roots inverted with LAPACK beforehand)
-    are skipped.  ``Zd`` and ``Zx`` are filled in place.
+
+@njit(cache=True)
+def supernode_levels(Lp, Li, sn_start, col_sn):
+    """Supernodes grouped by depth in the supernodal elimination tree (roots at depth 0).
+
+    Supernodes of one depth only read Z of their ancestors, so they can be done in parallel.
+    Returns (level pointers, supernodes ordered by depth).
     """
     ns = sn_start.shape[0] - 1
-    mmax = 0
-    for s in range(ns):
-        if sn_start[s + 1] - sn_start[s] == 1:
-            mmax = max(mmax, Lp[sn_start[s] + 1] - Lp[sn_start[s]])
-    ybuf = np.empty(mmax)
+    depth = np.zeros(ns, dtype=np.int64)
     for s in range(ns - 1, -1, -1):
-        if done[s]:
-            continue
-        f = sn_start[s]
         last = sn_start[s + 1] - 1
-        w = last - f + 1
-        m = Lp[last + 1] - Lp[last]
-        if w == 1:  # a single column: the scalar Takahashi recursion on the lower half of Z_SS
-            p0 = Lp[f]
-            _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, ybuf)
-            continue
-        Ljj = np.zeros((w, w))
-        for t in range(w):
-            Ljj[t, t] = 1.0
-            for i in range(t + 1, w):
-                Ljj[i, t] = Lx[Lp[f + t] + (i - t - 1)]
-        Linv = _unit_lower_inverse(Ljj)
-        LinvD = np.empty((w, w))  # D^-1 L^-1
-        for i in range(w):
-            for j in range(w):
-                LinvD[i, j] = Linv[i, j] / d[f + i]
-        Zjj = _matmul(Linv.T.copy(), LinvD)
-        if m > 0:
-            Lsj = np.empty((m, w))
-            for t in range(w):
-                p0 = Lp[f + t] + (last - f - t)
-                for a in range(m):
-                    Lsj[a, t] = Lx[p0 + a]
-            T = _matmul(Lsj, Linv)
-            Zss = np.empty((m, m))
-            _gather_zss(Li[Lp[last]: Lp[last + 1]], m, Zd, Zx, Lp, Li, sn_start, col_sn, Zss)
-            Y = _matmul(Zss, T)
-            TY = _matmul(T.T.copy(), Y)
-            for t in range(w):
-                p0 = Lp[f + t] + (last - f - t)
-                for a in range(m):
-                    Zx[p0 + a] = -Y[a, t]
-            Zjj += TY
-        for t in range(w):
-            Zd[f + t] = Zjj[t, t]
-            for i in range(t + 1, w):
-                Zx[Lp[f + t] + (i - t - 1)] = Zjj[i, t]
+        if Lp[last + 1] > Lp[last]:
+            depth[s] = depth[col_sn[Li[Lp[last]]]] + 1
+    order = np.argsort(depth, kind="mergesort")
+    nlev = depth.max() + 1 if ns else 0
+    ptr = np.zeros(nlev + 1, dtype=np.int64)
+    for s in range(ns):
+        ptr[depth[s] + 1] += 1
+    for k in range(nlev):
+        ptr[k + 1] += ptr[k]
+    return ptr, order
+
+
+@njit(parallel=True, cache=True)
+def selinv(Lp, Li, Lx, d, sn_start, col_sn, done, level_ptr, level_order, Zd, Zx):
+    """Selected inverse on the pattern of L, level by level from the roots down, the
+    supernodes of a level in parallel.  Supernodes with ``done[s]`` set (dense roots inverted
+    with LAPACK beforehand) are skipped.  ``Zd`` and ``Zx`` are filled in place."""
+    for lev in range(level_ptr.shape[0] - 1):
+        for k in prange(level_ptr[lev], level_ptr[lev + 1]):
+            s = level_order[k]
+            if not done[s]:
+                _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx)
 
 
 @njit(cache=True)
@@ -283,7 +304,7 @@ def ldl_solve_vec(n, Lp, Li, Lx, d, x):
         x[j] = acc
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def pattern_positions(rows, cols, pinv, Lp, Li, sn_start, col_sn):
     """For entries (rows[e], cols[e]) of C in natural order: where Z holds them.
 
@@ -292,7 +313,7 @@ def pattern_positions(rows, cols, pinv, Lp, Li, sn_start, col_sn):
     """
     ne = rows.shape[0]
     pos = np.empty(ne, dtype=np.int64)
-    for e in range(ne):
+    for e in prange(ne):
         a = pinv[rows[e]]
         b = pinv[cols[e]]
         if a == b:

@@ -1,32 +1,27 @@
 """Forward substitution with sparse right-hand sides (many columns at once)."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
-from numba import njit
+from numba import get_num_threads, njit
 
 __all__ = ["forward_sparse"]
 
 
-@njit(cache=True)
-def forward_sparse(n, Lp, Li, Lx, tail, Tp, Ti, Tx):
-    """Y = L^-1 T for unit lower L, column by column, following only elimination-tree paths.
-
-    Columns ``tail..n-1`` (a dense trailing block) are not solved: their accumulated right-hand
-    sides are returned in the dense (n - tail) x m array R, for a BLAS triangular solve.
-    The sparse part of Y (rows < tail) is returned as triplets (rows, cols, vals).
-    """
-    m = Tp.shape[0] - 1
-    K = n - tail
-    R = np.zeros((K, m))
+@njit(cache=True, nogil=True)
+def _columns(n, Lp, Li, Lx, tail, Tp, Ti, Tx, k0, k1, R):
+    """Solve columns k0..k1-1 (see forward_sparse); returns their sparse part as triplets."""
     x = np.zeros(n)
     mark = np.full(n, -1, dtype=np.int64)
     touched = np.empty(n, dtype=np.int64)
+    K = n - tail
     cap = 1024
     rows = np.empty(cap, dtype=np.int64)
     cols = np.empty(cap, dtype=np.int64)
     vals = np.empty(cap)
     nout = 0
-    for k in range(m):
+    for k in range(k0, k1):
         nt = 0
         for p in range(Tp[k], Tp[k + 1]):
             i = Ti[p]
@@ -60,4 +55,25 @@ def forward_sparse(n, Lp, Li, Lx, tail, Tp, Ti, Tx):
         for r in range(K):
             R[r, k] = x[tail + r]
             x[tail + r] = 0.0
-    return rows[:nout], cols[:nout], vals[:nout], R
+    return rows[:nout], cols[:nout], vals[:nout]
+
+
+def forward_sparse(n, Lp, Li, Lx, tail, Tp, Ti, Tx):
+    """Y = L^-1 T for unit lower L, column by column, following only elimination-tree paths.
+
+    Columns ``tail..n-1`` (a dense trailing block) are not solved: their accumulated right-hand
+    sides are returned in the dense (n - tail) x m array R, for a BLAS triangular solve.
+    The sparse part of Y (rows < tail) is returned as triplets (rows, cols, vals).  Columns
+    are split into one chunk per thread.
+    """
+    m = Tp.shape[0] - 1
+    R = np.zeros((n - tail, m))
+    bounds = np.linspace(0, m, min(get_num_threads(), max(m, 1)) + 1).astype(np.int64)
+    args = (n, Lp, Li, Lx, tail, Tp, Ti, Tx)
+    if bounds.size <= 2:
+        parts = [_columns(*args, 0, m, R)]
+    else:  # the kernel releases the GIL: one Python thread per chunk of columns
+        with ThreadPoolExecutor(bounds.size - 1) as pool:
+            parts = list(pool.map(lambda c: _columns(*args, bounds[c], bounds[c + 1], R), range(bounds.size - 1)))
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]), R)

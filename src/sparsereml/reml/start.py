@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from numba import njit
+from numba import njit, prange
 
 from ..errors import ModelError
 from .problem import REMLProblem
@@ -87,7 +87,7 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
     return sol[:K]
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _row_hashes(Wp, Wi, Wbits, groups):
     """A 64-bit hash of each record's row of W (column indices and the bits of the values) and
     its residual group."""
@@ -95,7 +95,7 @@ def _row_hashes(Wp, Wi, Wbits, groups):
     out = np.empty(n, dtype=np.uint64)
     gold = np.uint64(0x9E3779B97F4A7C15)
     mult = np.uint64(0xBF58476D1CE4E5B9)
-    for i in range(n):
+    for i in prange(n):
         h = np.uint64(groups[i]) * gold + np.uint64(1)
         for p in range(Wp[i], Wp[i + 1]):
             h ^= np.uint64(Wi[p]) + gold + (h << np.uint64(6)) + (h >> np.uint64(2))
@@ -151,10 +151,11 @@ def default_start(problem: REMLProblem) -> np.ndarray:
         pooled = float(np.var(y)) or 1.0
     s2g = np.where(s2g > 0, s2g, pooled)
     within, df = _within_cell_variance(problem.design.W(), y, g, ng.size) if d.random else (None, None)
-    enough = None if within is None else (df >= np.maximum(10, 0.02 * ng)) & (within > 0)
+    ok = np.zeros(ng.size, dtype=bool) if within is None else (df >= np.maximum(5, 0.005 * ng)) & (within > 0)
+    # per-record residual variances for the moment system when most records have replicates
     s2e = None
-    if enough is not None and enough.all():
-        s2e = within[g]  # residual variance of each record
+    if ok.any() and ng[ok].sum() >= 0.8 * d.n:
+        s2e = np.where(ok, within, np.median(within[ok]))[g]
     theta = np.empty(problem.params.n)
     k = 0
     moments = np.clip(_moment_start(problem, e, pooled, s2e), 0.01 * pooled, pooled) if d.random else []
@@ -162,11 +163,10 @@ def default_start(problem: REMLProblem) -> np.ndarray:
         n_k = sl.stop - sl.start
         theta[sl] = moments[k:k + n_k]
         k += n_k
-    if s2e is not None:
-        theta[problem.params.residual_slice] = np.clip(within, 0.01 * pooled, None)
-    else:
-        per_record = sum(float(np.mean(theta[sl])) for sl in problem.params.term_slices)
-        theta[problem.params.residual_slice] = s2g * max(1.0 - per_record / pooled, 0.3)
+    per_record = sum(float(np.mean(theta[sl])) for sl in problem.params.term_slices)
+    fallback = s2g * max(1.0 - per_record / pooled, 0.3)
+    theta[problem.params.residual_slice] = np.where(ok, np.clip(np.nan_to_num(within), 0.01 * pooled, None),
+                                                    fallback) if within is not None else fallback
     return theta
 
 
