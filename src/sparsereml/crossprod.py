@@ -16,6 +16,8 @@ import numpy as np
 import scipy.sparse as sp
 from numba import get_num_threads, njit, prange
 
+from ._compiled import find_sorted, grow_triplets
+
 __all__ = ["CrossProducts", "cross_products", "lower_pattern"]
 
 
@@ -180,20 +182,6 @@ def _column_groups(Wp, Wi, gcode, n_col):
 
 
 @njit(cache=True)
-def _find(Ci, lo, hi, r):
-    while lo < hi:
-        mid = (lo + hi) // 2
-        v = Ci[mid]
-        if v < r:
-            lo = mid + 1
-        elif v > r:
-            hi = mid
-        else:
-            return mid
-    return -1
-
-
-@njit(cache=True)
 def _split_entries(Wp, Wi, Wx, order, gcode, multi, Cp, Ci, nnz):
     """Triplets (position, group, value) of W_g'W_g for entries whose two unknowns are both in
     several groups, accumulated group by group over the records (sorted by group)."""
@@ -213,11 +201,7 @@ def _split_entries(Wp, Wi, Wx, order, gcode, multi, Cp, Ci, nnz):
     for idx in range(n + 1):
         g = -1 if idx == n else gcode[order[idx]]
         if g != cur:  # flush the finished group
-            if nout + nt > cap:
-                cap = 2 * (nout + nt)
-                out_pos = np.concatenate((out_pos[:nout], np.empty(cap - nout, dtype=np.int64)))
-                out_g = np.concatenate((out_g[:nout], np.empty(cap - nout, dtype=np.int64)))
-                out_val = np.concatenate((out_val[:nout], np.empty(cap - nout)))
+            out_pos, out_g, out_val = grow_triplets(out_pos, out_g, out_val, nout, nt)
             for t in range(nt):
                 p = touched[t]
                 out_pos[nout] = p
@@ -239,7 +223,7 @@ def _split_entries(Wp, Wi, Wx, order, gcode, multi, Cp, Ci, nnz):
                 k += 1
         for a in range(k):
             for b in range(a + 1):
-                p = _find(Ci, Cp[cols[b]], Cp[cols[b] + 1], cols[a])
+                p = find_sorted(Ci, Cp[cols[b]], Cp[cols[b] + 1], cols[a])
                 if not mark[p]:
                     mark[p] = True
                     touched[nt] = p
@@ -283,11 +267,7 @@ def _split_rhs(Wp, Wi, Wx, y, order, gcode, multi):
     for idx in range(n + 1):
         g = -1 if idx == n else gcode[order[idx]]
         if g != cur:
-            if nout + nt > cap:
-                cap = 2 * (nout + nt)
-                out_c = np.concatenate((out_c[:nout], np.empty(cap - nout, dtype=np.int64)))
-                out_g = np.concatenate((out_g[:nout], np.empty(cap - nout, dtype=np.int64)))
-                out_v = np.concatenate((out_v[:nout], np.empty(cap - nout)))
+            out_c, out_g, out_v = grow_triplets(out_c, out_g, out_v, nout, nt)
             for t in range(nt):
                 c = touched[t]
                 out_c[nout] = c

@@ -105,12 +105,15 @@ class MixedModelEquations:
         w = 1.0 / s2_res
         return C, H, self.cp.Wty @ w, float(self.cp.yty @ w)
 
-    def matvec(self, data: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """(symmetric matrix with lower-triangle ``data``) @ x, for a vector or a matrix x."""
+    def matvec(self, data: np.ndarray, x):
+        """(symmetric matrix with lower-triangle ``data``) @ x, for a vector, a matrix or a sparse
+        matrix x (then the result is sparse too)."""
         low = sp.csc_matrix((data, self.lower.indices, self.lower.indptr), shape=(self.N, self.N))
         diag = np.zeros(self.N)
         on = self.rows == self.cols
         diag[self.rows[on]] = data[on]
+        if sp.issparse(x):
+            return (low @ x + low.T @ x - sp.diags(diag) @ x).tocsc()
         dx = diag * x if x.ndim == 1 else diag[:, None] * x
         return low @ x + low.T @ x - dx
 

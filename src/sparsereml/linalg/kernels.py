@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .._compiled import find_sorted, gallop
+
 _BLAS_WORK = 4096  # m*m*w above which a supernode update calls BLAS
 
 
@@ -46,21 +48,6 @@ def supernodes(n, Lp, Li):
 
 
 @njit(cache=True)
-def _find(Li, lo, hi, r):
-    """Position of row r in the sorted slice Li[lo:hi], or -1."""
-    while lo < hi:
-        mid = (lo + hi) // 2
-        v = Li[mid]
-        if v < r:
-            lo = mid + 1
-        elif v > r:
-            hi = mid
-        else:
-            return mid
-    return -1
-
-
-@njit(cache=True)
 def z_position(r, c, Lp, Li, sn_start, col_sn):
     """Position in Zx of entry (r, c), r > c, or -1 when (r, c) is outside the pattern."""
     s = col_sn[c]
@@ -68,7 +55,7 @@ def z_position(r, c, Lp, Li, sn_start, col_sn):
     if r <= last:
         return Lp[c] + (r - c - 1)
     base = Lp[c] + (last - c)
-    k = _find(Li, Lp[last], Lp[last + 1], r)
+    k = find_sorted(Li, Lp[last], Lp[last + 1], r)
     if k < 0:
         return -1
     return base + (k - Lp[last])
@@ -88,12 +75,8 @@ def _gather_zss(S, m, Zd, Zx, Lp, Li, sn_start, col_sn, out):
             r = S[a]
             if r <= last:
                 v = Zx[Lp[c] + (r - c - 1)]
-            else:
-                # rows increase with a: search from the last hit (galloping then bisection)
-                step = 1
-                while lo + step < hi and Li[lo + step] < r:
-                    step *= 2
-                k = _find(Li, lo, min(lo + step + 1, hi), r)
+            else:  # rows increase with a: search from the last hit
+                k = gallop(Li, lo, hi, r)
                 if k < 0:
                     raise ValueError("selected inverse: factor pattern is not closed")
                 v = Zx[base + k]
@@ -152,10 +135,7 @@ def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y):
             if r <= last:
                 z = Zx[Lp[c] + (r - c - 1)]
             else:
-                step = 1
-                while lo + step < hi and Li[lo + step] < r:
-                    step *= 2
-                k = _find(Li, lo, min(lo + step + 1, hi), r)
+                k = gallop(Li, lo, hi, r)
                 if k < 0:
                     raise ValueError("selected inverse: factor pattern is not closed")
                 z = Zx[base + k]

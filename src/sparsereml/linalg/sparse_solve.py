@@ -6,6 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from numba import get_num_threads, njit
 
+from .._compiled import grow_triplets
+
 __all__ = ["forward_sparse"]
 
 
@@ -39,11 +41,7 @@ def _columns(n, Lp, Li, Lx, tail, Tp, Ti, Tx, k0, k1, R):
             if xj != 0.0:
                 for p in range(Lp[j], Lp[j + 1]):
                     x[Li[p]] -= Lx[p] * xj
-        if nout + nt > cap:
-            cap = 2 * (nout + nt)
-            rows = np.concatenate((rows[:nout], np.empty(cap - nout, dtype=np.int64)))
-            cols = np.concatenate((cols[:nout], np.empty(cap - nout, dtype=np.int64)))
-            vals = np.concatenate((vals[:nout], np.empty(cap - nout)))
+        rows, cols, vals = grow_triplets(rows, cols, vals, nout, nt)
         for idx in range(nt):
             j = order[idx]
             if x[j] != 0.0:

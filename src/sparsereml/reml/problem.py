@@ -144,7 +144,7 @@ class REMLProblem:
         score[self.params.residual_slice] = -0.5 * (n_g / s2 - tr / s2**2 - ee / s2**2)
         # average information: AI = 1/2 (Q - T'C^-1 T)
         beta = sp.hstack(betas, format="csc") if betas else sp.csc_matrix((mme.N, 0))
-        T_g = sp.csc_matrix(mme.matvec(ev.parts["H"], beta.toarray())) if betas else beta
+        T_g = mme.matvec(ev.parts["H"], beta) if betas else beta  # H beta_i, kept sparse
         T_r = mme.group_residual_rhs(s) @ sp.diags(1.0 / s2**2)
         T = sp.hstack([T_g, T_r], format="csc")
         ng = beta.shape[1]

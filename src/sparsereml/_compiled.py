@@ -1,0 +1,42 @@
+"""Small compiled helpers shared by the data pass and the linear algebra."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = ["find_sorted", "gallop", "grow_triplets"]
+
+
+@njit(cache=True, nogil=True)
+def find_sorted(a, lo, hi, v):
+    """Position of v in the sorted slice a[lo:hi], or -1 when absent."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        x = a[mid]
+        if x < v:
+            lo = mid + 1
+        elif x > v:
+            hi = mid
+        else:
+            return mid
+    return -1
+
+
+@njit(cache=True, nogil=True)
+def gallop(a, lo, hi, v):
+    """find_sorted for a search that starts near ``lo`` (successive values increase)."""
+    step = 1
+    while lo + step < hi and a[lo + step] < v:
+        step *= 2
+    return find_sorted(a, lo, min(lo + step + 1, hi), v)
+
+
+@njit(cache=True, nogil=True)
+def grow_triplets(i, j, v, used, need):
+    """Make room for ``need`` more triplets after the first ``used`` (doubling the arrays)."""
+    if used + need <= i.shape[0]:
+        return i, j, v
+    cap = 2 * (used + need)
+    return (np.concatenate((i[:used], np.empty(cap - used, dtype=np.int64))),
+            np.concatenate((j[:used], np.empty(cap - used, dtype=np.int64))),
+            np.concatenate((v[:used], np.empty(cap - used))))
