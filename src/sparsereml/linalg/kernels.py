@@ -293,16 +293,16 @@ def pattern_positions(rows, cols, pinv, Lp, Li, sn_start, col_sn):
     """
     ne = rows.shape[0]
     pos = np.empty(ne, dtype=np.int64)
+    missing = np.zeros(ne, dtype=np.bool_)
     for e in prange(ne):
         a = pinv[rows[e]]
         b = pinv[cols[e]]
         if a == b:
             pos[e] = -1 - a
-            continue
-        r = max(a, b)
-        c = min(a, b)
-        q = z_position(r, c, Lp, Li, sn_start, col_sn)
-        if q < 0:
-            raise ValueError("an entry of C lies outside the pattern of its factor")
-        pos[e] = q
+        else:
+            q = z_position(max(a, b), min(a, b), Lp, Li, sn_start, col_sn)
+            pos[e] = q
+            missing[e] = q < 0
+    if missing.any():
+        raise ValueError("an entry of C lies outside the pattern of its factor")
     return pos
