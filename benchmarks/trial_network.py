@@ -46,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 NETWORKS = {"default": dict(seed=2011, trials=31, trees=198_000, mothers=1100),
             "large": dict(seed=2011, trials=310, trees=1_980_000, mothers=2000),
             "small": dict(seed=2011, trials=6, trees=8000, mothers=80)}
-WARMUP = dict(seed=1, trials=3, trees=2000, mothers=80)  # the simulator needs >= 60 mothers
+WARMUP = dict(seed=1, trials=6, trees=12000, mothers=200)  # big enough to reach every compiled code path
 BASE = "~ Trial:Block + Mother + Trial:Mother"
 MODELS = {"m2": (BASE, None), "m2b": (BASE, "~ at(Trial):units"),
           "m2c": ("~ at(Trial):Block + Mother + Trial:Mother", "~ at(Trial):units")}

@@ -18,7 +18,6 @@ from .absorb import AbsorbPlan, choose_absorbed
 from .backends import LDL, NotPositiveDefinite, make_backend
 from .ordering import choose_order, permute_lower
 from .sparse_solve import forward_sparse
-from .threads import dense_threads
 
 __all__ = ["SparseLDL"]
 
@@ -213,8 +212,7 @@ class SparseLDL:
             a, b = self.sn_start[s], self.sn_start[s + 1]
             Lc = self._tail_block().copy(order="F") if a == self._tail else self._dense_block(a, b)
             Lc *= np.sqrt(f.d[a:b])[None, :]
-            with dense_threads(b - a):
-                inv, info = lapack.dpotri(Lc, lower=1, overwrite_c=1)
+            inv, info = lapack.dpotri(Lc, lower=1, overwrite_c=1)
             if info != 0:  # pragma: no cover - the factor is positive definite
                 raise NotPositiveDefinite("dense block of the factor is singular")
             kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, inv)
@@ -239,7 +237,6 @@ class SparseLDL:
         out = (Ys.T @ sp.diags(1.0 / f.d[:tail]) @ Ys).toarray()
         if tail < f.n:
             Lr = self._tail_block()
-            with dense_threads(Lr.shape[0]):
-                Y = solve_triangular(Lr, R, lower=True, unit_diagonal=True, check_finite=False)
+            Y = solve_triangular(Lr, R, lower=True, unit_diagonal=True, check_finite=False)
             out += (Y / f.d[tail:, None]).T @ Y
         return out
