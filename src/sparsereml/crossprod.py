@@ -182,57 +182,6 @@ def _column_groups(Wp, Wi, gcode, n_col):
 
 
 @njit(cache=True)
-def _split_entries(Wp, Wi, Wx, order, gcode, multi, Cp, Ci, nnz):
-    """Triplets (position, group, value) of W_g'W_g for entries whose two unknowns are both in
-    several groups, accumulated group by group over the records (sorted by group)."""
-    acc = np.zeros(nnz)
-    mark = np.zeros(nnz, dtype=np.bool_)
-    touched = np.empty(nnz, dtype=np.int64)
-    cols = np.empty(Wi.shape[0], dtype=np.int64)
-    vals = np.empty(Wi.shape[0])
-    cap = 1024
-    out_pos = np.empty(cap, dtype=np.int64)
-    out_g = np.empty(cap, dtype=np.int64)
-    out_val = np.empty(cap)
-    nout = 0
-    nt = 0
-    n = order.shape[0]
-    cur = gcode[order[0]] if n else 0
-    for idx in range(n + 1):
-        g = -1 if idx == n else gcode[order[idx]]
-        if g != cur:  # flush the finished group
-            out_pos, out_g, out_val = grow_triplets(out_pos, out_g, out_val, nout, nt)
-            for t in range(nt):
-                p = touched[t]
-                out_pos[nout] = p
-                out_g[nout] = cur
-                out_val[nout] = acc[p]
-                nout += 1
-                acc[p] = 0.0
-                mark[p] = False
-            nt = 0
-            cur = g
-        if idx == n:
-            break
-        i = order[idx]
-        k = 0
-        for p in range(Wp[i], Wp[i + 1]):
-            if multi[Wi[p]]:
-                cols[k] = Wi[p]
-                vals[k] = Wx[p]
-                k += 1
-        for a in range(k):
-            for b in range(a + 1):
-                p = find_sorted(Ci, Cp[cols[b]], Cp[cols[b] + 1], cols[a])
-                if not mark[p]:
-                    mark[p] = True
-                    touched[nt] = p
-                    nt += 1
-                acc[p] += vals[a] * vals[b]
-    return out_pos[:nout], out_g[:nout], out_val[:nout]
-
-
-@njit(cache=True)
 def _group_order(gcode, n_groups):
     """Records sorted by group (counting sort, stable)."""
     start = np.zeros(n_groups + 1, dtype=np.int64)
@@ -249,47 +198,76 @@ def _group_order(gcode, n_groups):
 
 
 @njit(cache=True)
-def _split_rhs(Wp, Wi, Wx, y, order, gcode, multi):
-    """Triplets (column, group, value) of W_g'y_g for the columns that span several groups,
-    accumulated group by group over the records sorted by group."""
-    n_col = multi.shape[0]
-    acc = np.zeros(n_col)
-    mark = np.zeros(n_col, dtype=np.bool_)
-    touched = np.empty(n_col, dtype=np.int64)
-    cap = 1024
-    out_c = np.empty(cap, dtype=np.int64)
-    out_g = np.empty(cap, dtype=np.int64)
-    out_v = np.empty(cap)
-    nout = 0
-    nt = 0
+def _flush(acc, mark, touched, nt, group, oi, og, ov, nout):
+    """Move the touched accumulators of one group into the triplet buffers and reset them."""
+    oi, og, ov = grow_triplets(oi, og, ov, nout, nt)
+    for t in range(nt):
+        p = touched[t]
+        oi[nout] = p
+        og[nout] = group
+        ov[nout] = acc[p]
+        nout += 1
+        acc[p] = 0.0
+        mark[p] = False
+    return oi, og, ov, nout
+
+
+@njit(cache=True)
+def _split_by_group(Wp, Wi, Wx, y, order, gcode, multi, Cp, Ci):
+    """Per-group parts of W'W and W'y for the unknowns that occur in several groups.
+
+    Records are visited group by group (``order``); for each, the products of its columns that
+    span several groups are accumulated (W'W on the pattern (Cp, Ci), W'y by column) and
+    written out as (position or column, group, value) triplets when the group ends.
+    """
+    n_col = Cp.shape[0] - 1
+    nnz = Ci.shape[0]
+    acc, mark, touched = np.zeros(nnz), np.zeros(nnz, dtype=np.bool_), np.empty(nnz, dtype=np.int64)
+    racc, rmark, rtouched = np.zeros(n_col), np.zeros(n_col, dtype=np.bool_), np.empty(n_col, dtype=np.int64)
+    cols = np.empty(Wi.shape[0], dtype=np.int64)
+    vals = np.empty(Wi.shape[0])
+    oi, og, ov = np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64), np.empty(1024)
+    ri, rg, rv = np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64), np.empty(1024)
+    nout = nrout = nt = nrt = 0
     n = order.shape[0]
     cur = gcode[order[0]] if n else 0
     for idx in range(n + 1):
         g = -1 if idx == n else gcode[order[idx]]
-        if g != cur:
-            out_c, out_g, out_v = grow_triplets(out_c, out_g, out_v, nout, nt)
-            for t in range(nt):
-                c = touched[t]
-                out_c[nout] = c
-                out_g[nout] = cur
-                out_v[nout] = acc[c]
-                nout += 1
-                acc[c] = 0.0
-                mark[c] = False
-            nt = 0
+        if g != cur:  # the group is complete
+            oi, og, ov, nout = _flush(acc, mark, touched, nt, cur, oi, og, ov, nout)
+            ri, rg, rv, nrout = _flush(racc, rmark, rtouched, nrt, cur, ri, rg, rv, nrout)
+            nt = nrt = 0
             cur = g
         if idx == n:
             break
         i = order[idx]
+        k = 0
         for p in range(Wp[i], Wp[i + 1]):
             c = Wi[p]
             if multi[c]:
-                if not mark[c]:
-                    mark[c] = True
-                    touched[nt] = c
+                cols[k] = c
+                vals[k] = Wx[p]
+                k += 1
+                if not rmark[c]:
+                    rmark[c] = True
+                    rtouched[nrt] = c
+                    nrt += 1
+                racc[c] += Wx[p] * y[i]
+        for a in range(k):
+            for b in range(a + 1):
+                cb = cols[b]
+                if a == b:  # the diagonal leads its column
+                    p = Cp[cb]
+                elif Cp[cb + 1] - Cp[cb] == n_col - cb:  # a dense column (e.g. the intercept)
+                    p = Cp[cb] + (cols[a] - cb)
+                else:
+                    p = find_sorted(Ci, Cp[cb], Cp[cb + 1], cols[a])
+                if not mark[p]:
+                    mark[p] = True
+                    touched[nt] = p
                     nt += 1
-                acc[c] += Wx[p] * y[i]
-    return out_c[:nout], out_g[:nout], out_v[:nout]
+                acc[p] += vals[a] * vals[b]
+    return oi[:nout], og[:nout], ov[:nout], ri[:nrout], rg[:nrout], rv[:nrout]
 
 
 def cross_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups: int,
@@ -334,14 +312,13 @@ def cross_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups
     single = ~(multi[rows] & multi[cols]) & (total != 0)
     owner = np.where(multi[rows], gmin[cols], gmin[rows])[single]
     order = _group_order(g64, n_groups)
-    pos, g, val = _split_entries(Wp, Wi, W.data, order, g64, multi, lower.indptr.astype(np.int64),
-                                 rows, lower.nnz)
+    pos, g, val, mrow, mgrp, mval = _split_by_group(Wp, Wi, W.data, y, order, g64, multi,
+                                                    lower.indptr.astype(np.int64), rows)
     pos = np.concatenate([np.flatnonzero(single), pos])
     g = np.concatenate([owner, g])
     val = np.concatenate([total[single], val])
     WtW = sp.csc_matrix((val, (pos, g)), shape=(lower.nnz, n_groups))
-    # W_g'y_g: a column confined to one group takes all of W'y; the others are split record by record
-    mrow, mgrp, mval = _split_rhs(Wp, Wi, W.data, y, order, g64, multi)
+    # W_g'y_g: a column confined to one group takes all of W'y; the others were split above
     one = np.flatnonzero(~multi & (gmax >= 0))
     Wty = sp.csc_matrix((np.concatenate([wty[one], mval]),
                          (np.concatenate([one, mrow]), np.concatenate([gmin[one], mgrp]))),

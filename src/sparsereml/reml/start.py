@@ -151,7 +151,8 @@ def default_start(problem: REMLProblem) -> np.ndarray:
         pooled = float(np.var(y)) or 1.0
     s2g = np.where(s2g > 0, s2g, pooled)
     within, df = _within_cell_variance(problem.design.W(), y, g, ng.size) if d.random else (None, None)
-    ok = np.zeros(ng.size, dtype=bool) if within is None else (df >= np.maximum(5, 0.005 * ng)) & (within > 0)
+    # a within-cell estimate on few degrees of freedom is too noisy to start from (sd ~ sqrt(2/df))
+    ok = np.zeros(ng.size, dtype=bool) if within is None else (df >= np.maximum(30, 0.05 * ng)) & (within > 0)
     # per-record residual variances for the moment system when most records have replicates
     s2e = None
     if ok.any() and ng[ok].sum() >= 0.8 * d.n:
