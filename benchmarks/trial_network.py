@@ -2,13 +2,14 @@
 
 What it measures
   Networks from ``sparsereml.datasets.trial_network``: "default" (seed 2011, 31 trials, 198,000
-  trees, 1,100 mothers; 184,413 half-sib records), "large" (310 trials, 1,980,000 trees, 2,000
+  trees, 1,100 mothers; 184,413 half-sib records), "deep" (the same trials and mothers with
+  990,000 trees: more records, equations of the same size), "large" (310 trials, 1,980,000 trees, 2,000
   mothers; about 1.8M records) and, with --small, a quick one (6 trials, 8,000 trees, 80 mothers).
     m2   dbh ~ Trial, random ~ Trial:Block + Mother + Trial:Mother
     m2b  m2 with residual ~ at(Trial):units                    (peer: glmmTMB, dispformula = ~ 0 + Trial)
     m2c  random ~ at(Trial):Block + Mother + Trial:Mother, residual ~ at(Trial):units   (no peer)
   The peer of m2 is lme4::lmer (REML).  Peers run through benchmarks/peers.R, only on the
-  default and small networks unless --peers-on-large.
+  default and small networks unless --peers-on-large (deep and large take R very long).
 
   sparsereml: every fit runs in a fresh child process that simulates the data, does one warm-up
   fit on a tiny network (so numba's compiled-code cache is loaded), then times ``sr.fit(...)``
@@ -45,6 +46,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 NETWORKS = {"default": dict(seed=2011, trials=31, trees=198_000, mothers=1100),
             "large": dict(seed=2011, trials=310, trees=1_980_000, mothers=2000),
+            # the default network's trials, blocks and mothers with five times the trees: the
+            # mixed-model equations keep their size, so time per iteration should not change
+            "deep": dict(seed=2011, trials=31, trees=990_000, mothers=1100),
             "small": dict(seed=2011, trials=6, trees=8000, mothers=80)}
 WARMUP = dict(seed=1, trials=6, trees=12000, mothers=200)  # big enough to reach every compiled code path
 BASE = "~ Trial:Block + Mother + Trial:Mother"
@@ -218,18 +222,24 @@ def targets(rows: list) -> list:
     base = get("default", "m2b", "sparsereml")
     if base and big:
         out.append(f"info  m2b time per iteration, large / default: {big['per_iteration'] / base['per_iteration']:.2f}"
-                   f" (records ratio {big['nobs'] / base['nobs']:.1f})")
+                   f" (records ratio {big['nobs'] / base['nobs']:.1f}; the equations grow too)")
+    deep = get("deep", "m2b", "sparsereml")
+    if base and deep:
+        ratio = deep["per_iteration"] / base["per_iteration"]
+        out.append(f"{verdict(ratio < 1.5)}  m2b time per iteration independent of the number of records (same "
+                   f"equations, {deep['nobs'] / base['nobs']:.1f}x the records): ratio {ratio:.2f}")
     else:
-        out.append("info  m2b time per iteration, large / default: needs both networks")
+        out.append("n/a   time per iteration independent of the number of records: needs the default and deep networks")
     return out
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--sizes", default="default,large", help="networks: default, large (comma-separated)")
+    ap.add_argument("--sizes", default="default,deep,large",
+                    help="networks: default, deep (5x the trees, same equations), large (comma-separated)")
     ap.add_argument("--models", default="m2,m2b,m2c")
     ap.add_argument("--peers", action=argparse.BooleanOptionalAction, default=True, help="run lme4/glmmTMB")
-    ap.add_argument("--peers-on-large", action="store_true", help="also run the R peers on the large network")
+    ap.add_argument("--peers-on-large", action="store_true", help="also run the R peers on the deep and large networks")
     ap.add_argument("--peer-timeout", type=float, default=3600.0, help="seconds per R fit")
     ap.add_argument("--repeat", type=int, default=1, help="sparsereml: best of N fits")
     ap.add_argument("--small", action="store_true", help="only a quick network (6 trials, 8000 trees, 80 mothers)")
@@ -271,7 +281,7 @@ def main(argv=None) -> int:
                 rows.append(ours)
                 print(table_row(ours), flush=True)
                 tool = PEERS.get(model)
-                if not args.peers or tool is None or (network == "large" and not args.peers_on_large):
+                if not args.peers or tool is None or (network in ("large", "deep") and not args.peers_on_large):
                     continue
                 if versions is None:
                     peer = dict(network=network, model=model, tool=tool, nobs=ours.get("nobs"), error="not installed")
