@@ -118,3 +118,8 @@ def test_polars_dataframe(df, backend):
     pl = pytest.importorskip("polars")
     m = sr.fit("dbh ~ Trial", "~ Mother", data=pl.from_pandas(df), backend=backend)
     assert m.loglik == pytest.approx(sr.fit("dbh ~ Trial", "~ Mother", data=df, backend=backend).loglik)
+
+
+def test_unknown_backend(df):
+    with pytest.raises(ModelError, match="unknown backend 'magma'"):
+        fit_unchanged(df, "dbh ~ Trial", "~ Mother", backend="magma")

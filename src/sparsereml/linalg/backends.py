@@ -17,7 +17,7 @@ from numba import njit, prange
 
 from ..errors import ModelError
 
-__all__ = ["LDL", "NotPositiveDefinite", "available_backends", "make_backend"]
+__all__ = ["LDL", "NotPositiveDefinite", "available_backends", "make_backend", "resolve_backend"]
 
 
 class NotPositiveDefinite(ModelError):
@@ -157,19 +157,21 @@ def available_backends() -> list[str]:
     return out
 
 
-def make_backend(lower: sp.csc_matrix, backend: str | None = None, **options):
-    """Analyse the pattern of the lower triangle ``lower`` with the chosen backend.
-
-    ``backend`` is "cholmod", "qdldl" or None/"auto" (CHOLMOD when importable);
-    the environment variable ``SPARSEREML_BACKEND`` sets the default.
-    """
+def resolve_backend(backend: str | None = None) -> str:
+    """The backend to use: ``backend`` ("cholmod", "qdldl" or None/"auto"), else the environment
+    variable ``SPARSEREML_BACKEND``, else CHOLMOD when importable."""
     choice = backend or os.environ.get("SPARSEREML_BACKEND", "auto")
     have = available_backends()
     if choice == "auto":
-        choice = have[0]
+        return have[0]
     if choice not in ("cholmod", "qdldl"):
         raise ModelError(f"unknown backend {choice!r}; use 'cholmod', 'qdldl' or 'auto'")
     if choice not in have:
         raise ModelError(f"backend {choice!r} is not installed here (available: {', '.join(have)})")
-    cls = CholmodBackend if choice == "cholmod" else QDLDLBackend
+    return choice
+
+
+def make_backend(lower: sp.csc_matrix, backend: str | None = None, **options):
+    """Analyse the pattern of the lower triangle ``lower`` with the chosen backend."""
+    cls = CholmodBackend if resolve_backend(backend) == "cholmod" else QDLDLBackend
     return cls(lower, **options)

@@ -15,7 +15,7 @@ from scipy.linalg import lapack, solve_triangular
 
 from . import kernels
 from .absorb import AbsorbPlan, choose_absorbed
-from .backends import LDL, NotPositiveDefinite, make_backend
+from .backends import LDL, NotPositiveDefinite, make_backend, resolve_backend
 from .ordering import choose_order, permute_lower
 from .sparse_solve import forward_sparse
 
@@ -56,8 +56,7 @@ class SparseLDL:
         self._plan = AbsorbPlan(lower, absorbed) if absorbed.size else None
         rest = self._plan.rest if self._plan else np.arange(self.n)
         reduced = self._plan.reduced_pattern() if self._plan else lower
-        probe = make_backend(sp.eye(1, format="csc"), backend)  # resolve the choice once
-        self.backend = probe.name
+        self.backend = resolve_backend(backend)
         order = np.arange(rest.size)
         self.ordering_table = []
         opts = dict(options)
@@ -84,9 +83,8 @@ class SparseLDL:
             opts.setdefault("ordering", "natural")
         self._red_nnz = red_q.nnz
         self._backend = make_backend(red_q.astype(float), self.backend, **opts)
-        self._qpos = qpos
         self.ldl: LDL | None = None
-        self._key = None
+        self._joined = False  # the joined factor's pattern is known after the first factorisation
 
     # -- numeric factorisation --------------------------------------------------
     def factorize(self, data: np.ndarray) -> None:
@@ -102,7 +100,7 @@ class SparseLDL:
             rdata = np.empty(self._red_nnz)
             rdata[self._gather] = data
         k = self._plan.absorbed.size if self._plan else 0
-        if self._key is None:  # first factorisation: learn the joined pattern
+        if not self._joined:  # first factorisation: learn the joined pattern
             red = self._backend.factorize(rdata)
             self._join_pattern(red)
             nA = int(self._Lp[k])
@@ -128,7 +126,7 @@ class SparseLDL:
     def _join_pattern(self, red: LDL) -> None:
         """Pattern of the joined factor: absorbed columns first, then the backend's factor."""
         self._red_Lp = red.Lp.copy()
-        self._key = True
+        self._joined = True
         k = self._plan.absorbed.size if self._plan else 0
         if self._plan:
             plan = self._plan
