@@ -63,6 +63,15 @@ class FittedModel:
 
     # -- likelihood summaries ---------------------------------------------------------
     @property
+    def equations(self) -> dict:
+        """Size of the mixed-model equations and of their factor (for the curious and for tuning)."""
+        f = self._problem.factor
+        table = dict(f.ordering_table)
+        chosen = min(table, key=table.get) if table else "backend's own"
+        return {"unknowns": f.n, "absorbed": f.n_absorbed, "factor_nonzeros": f.nnz_factor,
+                "largest_dense_block": f.largest_supernode, "ordering": chosen, "backend": f.backend}
+
+    @property
     def loglik_asreml(self) -> float:
         return self.loglik + 0.5 * (self.nobs - self.rank) * LOG2PI
 
@@ -168,6 +177,9 @@ class FittedModel:
                      f"({self.backend})")
         if not self.converged:
             lines.append(f"  {self.message}")
+        eq = self.equations
+        lines.append(f"mixed-model equations: {eq['unknowns']:,} unknowns ({eq['absorbed']:,} absorbed), factor "
+                     f"{eq['factor_nonzeros']:,} nonzeros, largest dense block {eq['largest_dense_block']:,}")
         lines.append("")
         lines.append("Variance components")
         lines.append(_format_table(self.varcomp))

@@ -17,6 +17,17 @@ def _spd(n, density, seed, blocks=1):
     return sp.csc_matrix(A)
 
 
+def assert_matches_dense(f, A, low):
+    """The factor's selected inverse and log-determinant equal numpy's dense ones."""
+    dense = A.toarray()
+    inv = np.linalg.inv(dense)
+    rows = low.indices
+    cols = np.repeat(np.arange(A.shape[0]), np.diff(low.indptr))
+    np.testing.assert_allclose(f.selected_inverse(), inv[rows, cols], rtol=1e-9, atol=1e-13)
+    assert f.logdet() == pytest.approx(np.linalg.slogdet(dense)[1], rel=1e-12)
+    return inv
+
+
 @pytest.mark.parametrize("name", available_backends())
 @pytest.mark.parametrize("n,density,blocks", [(40, 0.08, 1), (300, 0.02, 2), (900, 0.01, 1)])
 def test_selected_inverse_logdet_solve(name, n, density, blocks):
@@ -25,12 +36,7 @@ def test_selected_inverse_logdet_solve(name, n, density, blocks):
     low.sort_indices()
     f = SparseLDL(low, backend=name)
     f.factorize(low.data)
-    dense = A.toarray()
-    inv = np.linalg.inv(dense)
-    rows = low.indices
-    cols = np.repeat(np.arange(A.shape[0]), np.diff(low.indptr))
-    np.testing.assert_allclose(f.selected_inverse(), inv[rows, cols], rtol=1e-9, atol=1e-13)
-    assert f.logdet() == pytest.approx(np.linalg.slogdet(dense)[1], rel=1e-12)
+    assert_matches_dense(f, A, low)
     b = np.random.default_rng(0).standard_normal((A.shape[0], 3))
     np.testing.assert_allclose(A @ f.solve(b), b, atol=1e-9)
     np.testing.assert_allclose(A @ f.solve(b[:, 0]), b[:, 0], atol=1e-9)
@@ -93,12 +99,7 @@ def test_absorption_and_grouped_ordering_are_exact(name):
     f = SparseLDL(low, backend=name, groups=groups)
     assert f.n_absorbed >= 250  # most of the diagonal block is eliminated before the backend
     f.factorize(low.data)
-    dense = A.toarray()
-    inv = np.linalg.inv(dense)
-    rows = low.indices
-    cols = np.repeat(np.arange(A.shape[0]), np.diff(low.indptr))
-    np.testing.assert_allclose(f.selected_inverse(), inv[rows, cols], rtol=1e-9, atol=1e-13)
-    assert f.logdet() == pytest.approx(np.linalg.slogdet(dense)[1], rel=1e-12)
+    inv = assert_matches_dense(f, A, low)
     T = sp.random(A.shape[0], 6, density=0.05, random_state=1, format="csc")
     np.testing.assert_allclose(f.inverse_quadratic(T), T.T.toarray() @ inv @ T.toarray(), rtol=1e-9, atol=1e-12)
     no = SparseLDL(low, backend=name, absorb=False)

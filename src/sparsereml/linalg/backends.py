@@ -100,10 +100,6 @@ class CholmodBackend:
         _unit_columns(indptr.astype(np.int64, copy=False), L.data, Lx, d)
         return LDL(self.perm, self.pinv, Lp, Li, Lx, d)
 
-    def nnz_strict(self) -> int | None:
-        return None if self._pattern is None else self._pattern[2].size
-
-
 class QDLDLBackend:
     """QDLDL (pip wheel): simplicial LDL' with AMD ordering."""
 

@@ -62,15 +62,21 @@ def z_position(r, c, Lp, Li, sn_start, col_sn):
 
 
 @njit(cache=True)
+def _window(c, Lp, sn_start, col_sn):
+    """Where column c keeps Z: the last column of its supernode, the slice of that column's rows
+    below the supernode, and the offset that turns a position in that slice into one in column c."""
+    s = col_sn[c]
+    last = sn_start[s + 1] - 1
+    lo = Lp[last]
+    return last, lo, Lp[last + 1], Lp[c] + (last - c) - lo
+
+
+@njit(cache=True)
 def _gather_zss(S, m, Zd, Zx, Lp, Li, sn_start, col_sn, out):
     for b in range(m):
         c = S[b]
         out[b, b] = Zd[c]
-        s = col_sn[c]
-        last = sn_start[s + 1] - 1
-        lo = Lp[last]
-        hi = Lp[last + 1]
-        base = Lp[c] + (last - c) - lo
+        last, lo, hi, base = _window(c, Lp, sn_start, col_sn)
         for a in range(b + 1, m):
             r = S[a]
             if r <= last:
@@ -125,11 +131,7 @@ def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y):
         c = Li[p0 + b]
         lb = Lx[p0 + b]
         y[b] += Zd[c] * lb
-        s = col_sn[c]
-        last = sn_start[s + 1] - 1
-        lo = Lp[last]
-        hi = Lp[last + 1]
-        base = Lp[c] + (last - c) - lo
+        last, lo, hi, base = _window(c, Lp, sn_start, col_sn)
         for a in range(b + 1, m):
             r = Li[p0 + a]
             if r <= last:
