@@ -18,6 +18,11 @@ class ModelError(SparseREMLError):
     """A model that cannot be fitted as specified (repeated terms, bad start values, ...)."""
 
 
+class NotPositiveDefinite(ModelError):
+    """The mixed-model equations, or a covariance matrix of the model, are not positive definite
+    at these parameters."""
+
+
 class ConvergenceWarning(UserWarning):
     """The REML iterations stopped before the convergence rule was met."""
 

@@ -42,9 +42,11 @@ class FittedModel:
         self.spec = problem.design.spec
         self.seconds = dict(seconds)
         ev = result.evaluation
-        self.theta = ev.theta.copy()
-        self.labels = list(problem.params.labels)
-        self.codes = list(result.codes)
+        self.theta_working = ev.theta.copy()
+        self._working_codes = np.array(result.codes, dtype=object)
+        self.theta, self._jacobian = problem.report(ev.theta)
+        self.labels = list(problem.report_labels)
+        self.codes = self._report_codes()
         self.converged = bool(result.converged)
         self.message = result.message
         self.backend = problem.factor.backend
@@ -60,6 +62,14 @@ class FittedModel:
         self._diag_pos = np.empty(mme.N, dtype=np.int64)
         on = mme.rows == mme.cols
         self._diag_pos[mme.rows[on]] = np.flatnonzero(on)
+
+    def _report_codes(self) -> list:
+        """A reported parameter is F when all it depends on is fixed, B when any of it is at a bound."""
+        out = []
+        for row in self._jacobian:
+            used = self._working_codes[np.abs(row) > 0]
+            out.append("F" if used.size and (used == "F").all() else "B" if (used == "B").any() else "P")
+        return out
 
     # -- likelihood summaries ---------------------------------------------------------
     @property
@@ -78,7 +88,7 @@ class FittedModel:
     @property
     def n_params(self) -> int:
         """Number of estimated variance parameters (code P)."""
-        return sum(c == "P" for c in self.codes)
+        return int(np.sum(self._working_codes == "P"))
 
     @property
     def aic(self) -> float:
@@ -91,18 +101,27 @@ class FittedModel:
     # -- variance parameters -----------------------------------------------------------
     @cached_property
     def vcov_params(self) -> pd.DataFrame:
-        """Inverse of the average-information matrix over the estimated (P) parameters."""
-        free = np.array([c == "P" for c in self.codes])
-        out = np.full((len(self.labels), len(self.labels)), np.nan)
+        """Sampling covariance of the reported parameters: the inverse average-information matrix
+        over the estimated (P) working parameters, mapped by the delta method; NaN where a
+        parameter depends on one held at a bound or fixed."""
+        free = self._working_codes == "P"
+        V = np.zeros((free.size, free.size))
         idx = np.flatnonzero(free)
         if idx.size:
-            out[np.ix_(idx, idx)] = np.linalg.pinv(self._ai[np.ix_(idx, idx)])
+            V[np.ix_(idx, idx)] = np.linalg.pinv(self._ai[np.ix_(idx, idx)])
+        J = self._jacobian
+        out = J @ V @ J.T
+        bad = np.array([c != "P" for c in self.codes])
+        out[bad, :] = np.nan
+        out[:, bad] = np.nan
         return pd.DataFrame(out, index=self.labels, columns=self.labels)
 
     @cached_property
     def varcomp(self) -> pd.DataFrame:
         se = np.sqrt(np.clip(np.diag(self.vcov_params.to_numpy()), 0, None))
         prev = self._result.previous_theta
+        if prev is not None:
+            prev = self._problem.report(prev)[0]
         with np.errstate(divide="ignore", invalid="ignore"):
             pct = (100.0 * (self.theta - prev) / prev) if prev is not None else np.zeros_like(self.theta)
             z = self.theta / se

@@ -26,13 +26,17 @@ class RandomBlock:
         Label of each column, e.g. ``"3:17"`` for Trial 3, Mother 17.
     blocks : list of (label, start, size)
         One variance parameter per block of consecutive columns: one block for a
-        plain term, one per level of F for ``at(F):T``.
+        plain term, one per level of F for ``at(F):T`` and ``diag(F):T``; a correlated
+        term (``us(F):T``, ``fa(F, k):T``, ...) is one block whose parameters come from its
+        covariance model across ``cov_levels``.
     """
 
     term: RandomTerm
     codes: np.ndarray
     levels: tuple
     blocks: list
+    cov_levels: tuple | None = None  # levels of the structure's factor (correlated terms)
+    units: int = 0  # independent units of a correlated term (levels of its other factors)
 
     @property
     def size(self) -> int:
@@ -69,13 +73,23 @@ def _at_levels(at: At, f: Factor) -> list[int]:
 def random_block(term: RandomTerm, columns: dict) -> RandomBlock:
     """Code one random term; every column named in it is a factor whatever its dtype."""
     inner = combine([_factor(columns, v.name) for v in term.factors])
-    if term.at is None:
-        if inner.n_levels < 2:
-            raise DataError(f"random term {term.label!r} has only one level ({inner.levels[0]}); "
-                            f"its variance cannot be estimated")
-        return RandomBlock(term, inner.codes, inner.levels, [(term.label, 0, inner.n_levels)])
-    af = _factor(columns, term.at.factor)
-    chosen = _at_levels(term.at, af)
+    if term.struct is not None and term.struct.kind != "diag":
+        return _correlated_block(term, inner, columns)
+    if term.struct is not None:  # diag(F):T is at(F):T with its own labels
+        return _per_level_block(term, At(term.struct.factor), inner, columns,
+                                lambda lv: f"{term.label}!{lv}")
+    if term.at is not None:
+        return _per_level_block(term, term.at, inner, columns, term.level_label)
+    if inner.n_levels < 2:
+        raise DataError(f"random term {term.label!r} has only one level ({inner.levels[0]}); "
+                        f"its variance cannot be estimated")
+    return RandomBlock(term, inner.codes, inner.levels, [(term.label, 0, inner.n_levels)])
+
+
+def _per_level_block(term: RandomTerm, at: At, inner: Factor, columns: dict, label_of) -> RandomBlock:
+    """One variance per level of ``at.factor``: the columns are the (F level, T level) pairs seen."""
+    af = _factor(columns, at.factor)
+    chosen = _at_levels(at, af)
     sel = np.zeros(af.n_levels, dtype=bool)
     sel[chosen] = True
     both = combine([af, inner])
@@ -90,15 +104,27 @@ def random_block(term: RandomTerm, columns: dict) -> RandomBlock:
     blocks = []
     for a in sorted(chosen):
         idx = np.flatnonzero(at_of_col == a)
-        label = term.level_label(af.levels[a])
+        label = label_of(af.levels[a])
         if idx.size == 0:
-            raise DataError(f"{label}: no records have {term.at.factor} = {af.levels[a]}")
+            raise DataError(f"{label}: no records have {at.factor} = {af.levels[a]}")
         if idx.size < 2:
             raise DataError(f"{label} has only one level; its variance cannot be estimated")
         blocks.append((label, int(idx[0]), int(idx.size)))
     return RandomBlock(term, codes, levels, blocks)
 
 
+def _correlated_block(term: RandomTerm, inner: Factor, columns: dict) -> RandomBlock:
+    """Effects correlated across the levels of the structure's factor (us, fa, corh, ...): one
+    effect for every (unit, level) pair, seen or not, ordered unit by unit."""
+    sf = _factor(columns, term.struct.factor)
+    n, q = sf.n_levels, inner.n_levels
+    if n < 2:
+        raise DataError(f"{term.struct.label} in {term.label!r}: {term.struct.factor!r} has one level only")
+    if q < 2:
+        raise DataError(f"random term {term.label!r}: {inner.name!r} has one level only")
+    codes = inner.codes * n + sf.codes
+    levels = tuple(f"{sf.levels[i]}:{inner.levels[m]}" for m in range(q) for i in range(n))
+    return RandomBlock(term, codes, levels, [(term.label, 0, q * n)], cov_levels=sf.levels, units=q)
 @dataclass
 class ResidualGroups:
     """Residual groups: one residual variance per group (``at(F):units``) or one in all."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..errors import FormulaError
 from .parser import Bar, BinOp, Call, Formula, Name, Neg, Number, String, parse
 
-__all__ = ["Var", "At", "Units", "Term", "FixedSpec", "RandomTerm", "ResidualSpec", "ModelSpec",
+__all__ = ["Var", "At", "Units", "Struct", "STRUCTURES", "Term", "FixedSpec", "RandomTerm", "ResidualSpec", "ModelSpec",
            "model_spec", "term_label", "quote_name"]
 
 _IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
@@ -66,6 +66,21 @@ class Units:
         return "units"
 
 
+@dataclass(frozen=True)
+class Struct:
+    """A covariance model across the levels of a factor: ``us(Trial)``, ``fa(Trial, 2)``, ..."""
+
+    kind: str
+    factor: str
+    args: tuple = ()
+
+    @property
+    def label(self) -> str:
+        extra = "".join(f", {_num(a)}" for a in self.args)
+        return f"{self.kind}({quote_name(self.factor)}{extra})"
+
+
+STRUCTURES = ("diag", "corv", "corh", "corgh", "us", "fa")
 _ZERO = "__no_intercept__"  # sentinel produced by 0 and -1
 Term = tuple
 
@@ -127,7 +142,20 @@ def _expand_call(node: Call, text: str) -> list:
         return [(At(node.args[0].id, tuple(levels) if levels else None),)]
     if f in ("idv", "id") and len(node.args) == 1:
         return _expand(node.args[0], text, check=False)
-    known = "C(), at(), dsum()"
+    if f in STRUCTURES:
+        if not node.args or not isinstance(node.args[0], Name) or node.kwargs:
+            raise FormulaError(f"{f}() needs a factor name first, as in {f}(Trial), in {text!r}")
+        extra = []
+        for a in node.args[1:]:
+            if not (isinstance(a, Number) and a.value.is_integer() and a.value >= 1):
+                raise FormulaError(f"{f}(): the number of factors must be a whole number >= 1, in {text!r}")
+            extra.append(int(a.value))
+        if f == "fa" and len(extra) != 1:
+            raise FormulaError(f"fa() needs the number of factors, as in fa(Trial, 2), in {text!r}")
+        if f != "fa" and extra:
+            raise FormulaError(f"{f}() takes only a factor name, in {text!r}")
+        return [(Struct(f, node.args[0].id, tuple(extra)),)]
+    known = "C(), at(), dsum(), diag(), corv(), corh(), corgh(), us(), fa()"
     raise FormulaError(f"unknown function {f}() in {text!r} (known here: {known})")
 
 
@@ -209,11 +237,12 @@ class RandomTerm:
 
     factors: tuple  # of Var
     at: At | None = None
+    struct: Struct | None = None
 
     @property
     def label(self) -> str:
-        parts = ([self.at.label] if self.at else []) + [f.label for f in self.factors]
-        return ":".join(parts)
+        parts = ([self.at.label] if self.at else []) + ([self.struct.label] if self.struct else [])
+        return ":".join(parts + [f.label for f in self.factors])
 
     def level_label(self, level: str) -> str:
         return ":".join([self.at.level_label(level)] + [f.label for f in self.factors])
@@ -246,7 +275,8 @@ class ModelSpec:
         for t in self.fixed.terms:
             names += [f.name for f in t]
         for r in self.random:
-            names += ([r.at.factor] if r.at else []) + [f.name for f in r.factors]
+            names += ([r.at.factor] if r.at else []) + ([r.struct.factor] if r.struct else [])
+            names += [f.name for f in r.factors]
         if self.residual.at:
             names.append(self.residual.at.factor)
         return list(dict.fromkeys(names))
@@ -277,14 +307,23 @@ def _bar_terms(bar: Bar, text: str) -> list[RandomTerm]:
 
 def _random_term(term: Term, text: str) -> RandomTerm:
     ats = [f for f in term if isinstance(f, At)]
+    structs = [f for f in term if isinstance(f, Struct)]
     if len(ats) > 1:
         raise FormulaError(f"a random term can have one at(), found {term_label(term)!r} in {text!r}")
+    if len(structs) > 1:
+        raise FormulaError(f"a random term can have one covariance structure, found {term_label(term)!r} "
+                           f"in {text!r}")
+    if structs and ats:
+        raise FormulaError(f"at() and {structs[0].kind}() cannot be combined in one term yet: {term_label(term)!r}")
     if any(isinstance(f, Units) for f in term):
         raise FormulaError(f"'units' as a random term is not supported yet (in {text!r})")
     factors = tuple(Var(f.name) for f in term if isinstance(f, Var))  # random columns are factors anyway
     if not factors:
-        raise FormulaError(f"{term_label(term)!r} in {text!r} has no factor to give levels, as in at(F):Block")
-    return RandomTerm(factors, ats[0] if ats else None)
+        example = f"{structs[0].label}:Mother" if structs else "at(F):Block"
+        raise FormulaError(f"{term_label(term)!r} in {text!r} has no factor to give levels, as in {example}")
+    if structs and structs[0].factor in {f.name for f in factors}:
+        raise FormulaError(f"{structs[0].factor!r} appears twice in {term_label(term)!r}")
+    return RandomTerm(factors, ats[0] if ats else None, structs[0] if structs else None)
 
 
 def _parse_fixed(fixed: str) -> tuple[FixedSpec, list[RandomTerm]]:
@@ -371,13 +410,13 @@ def model_spec(fixed: str, random: str | None = None, residual: str | None = Non
     terms = bar_random + _parse_random(random)
     seen: dict = {}
     for t in terms:
-        key = (frozenset(t.factors), t.at.factor if t.at else None)
+        key = (frozenset(t.factors), t.at.factor if t.at else None, t.struct.factor if t.struct else None)
         if key in seen:
             raise FormulaError(f"random term {t.label!r} is given twice")
         seen[key] = t
     fixed_keys = {frozenset(f.name for f in t) for t in fx.terms}
     for t in terms:
-        if t.at is None and frozenset(f.name for f in t.factors) in fixed_keys:
+        if t.at is None and t.struct is None and frozenset(f.name for f in t.factors) in fixed_keys:
             raise FormulaError(f"{t.label!r} is both a fixed and a random term")
     res = _parse_residual(residual)
     return ModelSpec(fx, tuple(terms), res, {"fixed": fixed, "random": random, "residual": residual})

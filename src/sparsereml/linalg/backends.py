@@ -15,13 +15,9 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
-from ..errors import ModelError
+from ..errors import ModelError, NotPositiveDefinite
 
 __all__ = ["LDL", "NotPositiveDefinite", "available_backends", "make_backend", "resolve_backend"]
-
-
-class NotPositiveDefinite(ModelError):
-    """The mixed-model equations are not positive definite at these parameters."""
 
 
 @dataclass

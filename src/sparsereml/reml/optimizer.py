@@ -18,9 +18,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import NotPositiveDefinite
 from .problem import Evaluation, REMLProblem
 
 __all__ = ["ai_reml", "OptimResult"]
+
+# (damping, step length) tried in turn until the log-likelihood does not fall
+_STEP_CONTROL = [(0.0, 1.0), (0.0, 0.5), (0.0, 0.25), (0.1, 1.0), (1.0, 1.0), (1.0, 0.5), (10.0, 1.0),
+                 (10.0, 0.25), (100.0, 1.0), (1e3, 1.0), (1e4, 1.0), (1e5, 1.0)]
 
 
 @dataclass
@@ -38,12 +43,24 @@ class OptimResult:
         return len(self.history)
 
 
-def _newton_step(ev: Evaluation, free: np.ndarray) -> np.ndarray:
+def _newton_step(ev: Evaluation, free: np.ndarray, damping: float = 0.0) -> np.ndarray:
+    """Solve (H + damping diag(H)) step = score over the free parameters, where H is AI plus the
+    second-derivative term of parameters that enter G nonlinearly (corh, us, fa) when that sum
+    is positive definite, else AI."""
     step = np.zeros_like(ev.theta)
     idx = np.flatnonzero(free)
     if idx.size == 0:
         return step
     A = ev.ai[np.ix_(idx, idx)]
+    if ev.curvature is not None and np.any(ev.curvature):
+        H = A + ev.curvature[np.ix_(idx, idx)]
+        try:
+            np.linalg.cholesky(H)
+            A = H
+        except np.linalg.LinAlgError:
+            pass
+    if damping:
+        A = A + damping * np.diag(np.diag(A))
     g = ev.score[idx]
     try:
         step[idx] = np.linalg.solve(A, g)
@@ -73,22 +90,34 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     theta = np.asarray(start, dtype=float).copy()
     fixed = np.zeros(theta.size, dtype=bool) if fixed is None else np.asarray(fixed, dtype=bool)
     codes = np.where(fixed, "F", "P").astype(object)
-    scale = float(np.max(np.abs(theta[~fixed]))) if (~fixed).any() else 1.0
-    eps = 1e-8 * scale  # value that stands for a variance held at zero
-    lower = problem.params.lower
+    pt = problem.params
+    is_var = np.array([k == "var" for k in pt.kinds])
+    var_free = is_var & ~fixed
+    scale = float(np.max(np.abs(theta[var_free]))) if var_free.any() else 1.0
+    # distance from a bound that stands for "on the bound": 1e-8 of the variances' scale for
+    # variances (a variance held at zero), 1e-6 for correlations (held at +-1)
+    # a Cholesky diagonal (us) is held further from 0, at 1e-3 sqrt(scale): Sigma^-1 stays usable
+    kind_eps = {"var": 1e-8 * scale, "cor": 1e-6, "cov": 0.0, "load": 0.0, "chol": 1e-3 * np.sqrt(scale)}
+    eps = np.array([kind_eps[k] for k in pt.kinds])
+    # below these magnitudes steps are judged absolutely (a loading or covariance may be ~0)
+    kind_floor = {"var": 1e-8 * scale, "cor": 1e-4, "cov": 1e-4 * scale, "load": 1e-4 * np.sqrt(scale),
+                  "chol": 1e-4 * np.sqrt(scale)}
+    floor = np.array([kind_floor[k] for k in pt.kinds])
+    lower, upper = pt.lower, pt.upper
     t0 = time.perf_counter()
     ev = problem.derivatives(problem.evaluate(theta))
-    history = [_row(0, ev, codes, time.perf_counter() - t0, problem.params.labels)]
+    history = [_row(0, ev, codes, time.perf_counter() - t0, problem)]
     if callback:
         callback(history[-1])
     prev_theta = None
     converged, message = False, f"stopped after {max_iter} iterations without meeting the convergence rule"
     for it in range(1, max_iter + 1):
-        release = (codes == "B") & (ev.score > 0)
+        at_lower = theta <= lower + eps
+        release = (codes == "B") & np.where(at_lower, ev.score > 0, ev.score < 0)  # score points inside
         codes[release] = "P"
         free = codes == "P"
         step = _newton_step(ev, free)
-        rel = np.abs(step[free]) / np.maximum(np.abs(theta[free]), eps)
+        rel = np.abs(step[free]) / np.maximum(np.abs(theta[free]), floor[free])
         small = rel.size == 0 or rel.max() < tol
         gain = 0.5 * float(step[free] @ ev.score[free])
         if small and gain < max(tol_loglik, 1e-12 * abs(ev.loglik)):
@@ -97,32 +126,41 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
                        f"logL gain {gain:.2g}")
             break
         t_it = time.perf_counter()
-        lam, new_ev, new_codes = 1.0, None, codes.copy()
-        for _ in range(12):
+        new_ev, new_codes = None, codes.copy()
+        # step control: the AI step, then shorter steps that also turn towards the score
+        # (Levenberg-Marquardt damping): plain halving stalls where AI is a poor model, e.g. a
+        # us() covariance near singularity
+        for damping, lam in _STEP_CONTROL:
+            if damping:
+                step = _newton_step(ev, free, damping)
             trial = theta + lam * step
             new_codes = codes.copy()
-            hit = free & (trial < lower + eps)
-            trial[hit] = lower[hit] + eps
-            new_codes[hit] = "B"
-            cand = problem.evaluate(trial)
+            low_hit = free & (trial < lower + eps)
+            high_hit = free & (trial > upper - eps)
+            trial = np.where(low_hit, lower + eps, np.where(high_hit, upper - eps, trial))
+            new_codes[low_hit | high_hit] = "B"
+            try:
+                cand = problem.evaluate(trial)
+            except NotPositiveDefinite:  # a covariance left the positive-definite cone
+                continue
             if np.isfinite(cand.loglik) and cand.loglik >= ev.loglik - 1e-10 * max(1.0, abs(ev.loglik)):
                 new_ev = cand
                 break
-            lam *= 0.5
         if new_ev is None:
             message = f"stopped at iteration {it}: no step increased the log-likelihood"
             break
         prev_theta = theta
         theta, codes = new_ev.theta, new_codes
         ev = problem.derivatives(new_ev)
-        history.append(_row(it, ev, codes, time.perf_counter() - t_it, problem.params.labels))
+        history.append(_row(it, ev, codes, time.perf_counter() - t_it, problem))
         if callback:
             callback(history[-1])
     return OptimResult(theta, list(codes), ev, converged, message, history, prev_theta)
 
 
-def _row(it: int, ev: Evaluation, codes, seconds: float, labels: list) -> dict:
+def _row(it: int, ev: Evaluation, codes, seconds: float, problem: REMLProblem) -> dict:
+    """History row: logL, seconds and every reported parameter."""
     row = {"iteration": it, "loglik": ev.loglik, "seconds": seconds}
-    row.update({lab: float(v) for lab, v in zip(labels, ev.theta)})
+    row.update({lab: float(v) for lab, v in zip(problem.report_labels, problem.report(ev.theta)[0])})
     row["bounds"] = "".join(codes)
     return row

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg import block_diag
 
 from ..crossprod import cross_products
 from ..design import Design
 from ..linalg import SparseLDL
 from ..mme import MixedModelEquations
-from ..structures import IdentityBlocks, Structure
+from ..structures import IdentityBlocks, KronStructure, Structure, make_cov_model
 
 __all__ = ["REMLProblem", "Evaluation", "ParameterTable"]
 
@@ -31,7 +32,9 @@ class ParameterTable:
     labels: list
     term_slices: list  # slice of theta for each random term
     residual_slice: slice
-    lower: np.ndarray  # lower bound of each parameter (0 for variances)
+    lower: np.ndarray  # smallest admissible value (0 for variances, -1 for correlations)
+    upper: np.ndarray  # largest admissible value (inf, or 1 for correlations)
+    kinds: list  # 'var', 'cor', 'cov' or 'load'
 
     @property
     def n(self) -> int:
@@ -54,13 +57,22 @@ class Evaluation:
     parts: dict
     score: np.ndarray | None = None
     ai: np.ndarray | None = None
+    curvature: np.ndarray | None = None  # second-derivative term AI omits (nonlinear parameters)
     zc: np.ndarray | None = None
     seconds: dict = field(default_factory=dict)
 
 
 def structures_for(design: Design) -> list[Structure]:
-    """One variance structure per random term (identity blocks: plain or at() terms)."""
-    return [IdentityBlocks([b[2] for b in rb.blocks], [b[0] for b in rb.blocks]) for rb in design.random]
+    """One variance structure per random term: identity blocks (plain, at() and diag() terms) or
+    a covariance model across a factor (us, fa, corh, ...) for correlated terms."""
+    out = []
+    for rb in design.random:
+        if rb.cov_levels is not None:
+            st = rb.term.struct
+            out.append(KronStructure(make_cov_model(st.kind, rb.cov_levels, st.args), rb.units, rb.label))
+        else:
+            out.append(IdentityBlocks([b[2] for b in rb.blocks], [b[0] for b in rb.blocks]))
+    return out
 
 
 class REMLProblem:
@@ -91,15 +103,40 @@ class REMLProblem:
             groups[off: off + st.size] = k
         self.factor = SparseLDL(self.mme.lower, backend, groups=groups)
         self.seconds = {"data_pass": t1 - t0, "analyse": time.perf_counter() - t1}
-        labels, slices, lower, k = [], [], [], 0
+        labels, slices, lower, upper, kinds, k = [], [], [], [], [], 0
         for st in self.structures:
             labels += st.labels
             slices.append(slice(k, k + st.n_params))
-            lower.append(st.lower_bounds())
+            lo, hi = st.bounds()
+            lower.append(lo)
+            upper.append(hi)
+            kinds += st.kinds
             k += st.n_params
+        ng = design.residual.n_groups
         labels += list(design.residual.labels)
-        lower.append(np.zeros(design.residual.n_groups))
-        self.params = ParameterTable(labels, slices, slice(k, len(labels)), np.concatenate(lower))
+        lower.append(np.zeros(ng))
+        upper.append(np.full(ng, np.inf))
+        kinds += ["var"] * ng
+        self.params = ParameterTable(labels, slices, slice(k, len(labels)), np.concatenate(lower),
+                                     np.concatenate(upper), kinds)
+
+    # -- reported parameters ------------------------------------------------------
+    @property
+    def report_labels(self) -> list:
+        return [lab for st in self.structures for lab in st.report_labels] + \
+            self.params.labels[self.params.residual_slice]
+
+    @property
+    def report_kinds(self) -> list:
+        return [k for st in self.structures for k in st.report_kinds] + ["var"] * self.design.residual.n_groups
+
+    def report(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Reported parameter values and d(reported)/d(working) (block diagonal)."""
+        th_terms, s2 = self.split(theta)
+        vals = [st.report(th) for st, th in zip(self.structures, th_terms)] + [s2]
+        J = block_diag(*[st.report_jacobian(th) for st, th in zip(self.structures, th_terms)],
+                       np.eye(s2.size))
+        return np.concatenate(vals), np.asarray(J)
 
     # -- pieces ------------------------------------------------------------------
     def split(self, theta: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
@@ -131,10 +168,13 @@ class REMLProblem:
         zc = self.factor.selected_inverse()
         t1 = time.perf_counter()
         score = np.empty(self.params.n)
+        curvature = np.zeros((self.params.n, self.params.n))
         betas = []  # working variates of the random-term parameters, in MME coordinates
         for k, (st, th, off, pos) in enumerate(zip(self.structures, th_terms, mme.offsets, mme.ginv_pos)):
             u = s[off: off + st.size]
-            score[self.params.term_slices[k]] = st.score(th, zc[pos], u)
+            sl = self.params.term_slices[k]
+            score[sl] = st.score(th, zc[pos], u)
+            curvature[sl, sl] = st.curvature(th, zc[pos], u)
             B = st.dG_apply(th, st.ginv_apply(th, u)).tocoo()
             betas.append(sp.csc_matrix((B.data, (B.row + off, B.col)), shape=(mme.N, st.n_params)))
         sr, scs = mme.group_sr_scs(s)
@@ -153,6 +193,6 @@ class REMLProblem:
         Q[ng:, :ng] = Q[:ng, ng:].T
         Q[ng:, ng:] = np.diag(ee / s2**3)
         ai = 0.5 * (Q - self.factor.inverse_quadratic(T))
-        ev.score, ev.ai, ev.zc = score, 0.5 * (ai + ai.T), zc
+        ev.score, ev.ai, ev.zc, ev.curvature = score, 0.5 * (ai + ai.T), zc, curvature
         ev.seconds.update(selinv=t1 - t0, derivatives=time.perf_counter() - t1)
         return ev

@@ -55,6 +55,8 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
     v, cover, inv_n = [], [], []
     K = 0
     for rb, off in zip(d.random, d.offsets):
+        if rb.cov_levels is not None:  # correlated terms get their own start (_correlated_start)
+            continue
         ok = rb.codes >= 0
         cnt = np.bincount(rb.codes[ok], minlength=rb.size).astype(float)
         means = np.bincount(rb.codes[ok], weights=e[ok], minlength=rb.size) / np.maximum(cnt, 1)
@@ -124,6 +126,40 @@ def _within_cell_variance(W, y: np.ndarray, groups: np.ndarray, n_groups: int):
     return np.where(df > 0, ss / np.maximum(df, 1), np.nan), df
 
 
+def _correlated_start(rb, structure, e: np.ndarray, s2e: np.ndarray | None, pooled: float) -> np.ndarray:
+    """Start values of a correlated term (us, fa, corh, ...) from a moment estimate of Sigma:
+    covariances between levels from the means of e per (unit, level) over units seen at both,
+    variances from their spread less the noise of the means."""
+    q, n = rb.units, len(rb.cov_levels)
+    ok = rb.codes >= 0
+    codes = rb.codes[ok]
+    cnt = np.bincount(codes, minlength=q * n).reshape(q, n).astype(float)
+    means = np.bincount(codes, weights=e[ok], minlength=q * n).reshape(q, n) / np.maximum(cnt, 1)
+    noise_w = s2e[ok] if s2e is not None else np.full(codes.size, pooled)
+    noise = np.bincount(codes, weights=noise_w, minlength=q * n).reshape(q, n) / np.maximum(cnt, 1) ** 2
+    seen = cnt > 0
+    S = np.zeros((n, n))
+    for i in range(n):
+        for j in range(i + 1):
+            both = seen[:, i] & seen[:, j]
+            if both.sum() < 3:
+                continue
+            a, b = means[both, i], means[both, j]
+            S[i, j] = S[j, i] = float(np.mean((a - a.mean()) * (b - b.mean())))
+        S[i, i] -= float(np.mean(noise[seen[:, i], i])) if seen[:, i].any() else 0.0
+    floor = 0.05 * max(float(np.mean(np.diag(S))), 0.01 * pooled)
+    d = np.maximum(np.diag(S), floor)
+    R = np.clip(S / np.sqrt(np.outer(d, d)), -1.0, 1.0)
+    R[np.diag_indices(n)] = 1.0
+    # shrink the noisy correlations towards 0 until the smallest eigenvalue is >= 0.2: a start
+    # near the edge of the positive-definite cone makes the first AI steps leave it
+    lam = float(np.linalg.eigvalsh(R).min())
+    alpha = max(0.2, (0.2 - lam) / (1.0 - lam)) if lam < 1.0 else 0.2
+    R = (1.0 - alpha) * R + alpha * np.eye(n)
+    S = R * np.sqrt(np.outer(d, d))
+    return structure.model.start(S)
+
+
 def default_start(problem: REMLProblem) -> np.ndarray:
     """Start values from the data.
 
@@ -158,13 +194,15 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     if ok.any() and ng[ok].sum() >= 0.8 * d.n:
         s2e = np.where(ok, within, np.median(within[ok]))[g]
     theta = np.empty(problem.params.n)
-    k = 0
-    moments = np.clip(_moment_start(problem, e, pooled, s2e), 0.01 * pooled, pooled) if d.random else []
-    for sl in problem.params.term_slices:
-        n_k = sl.stop - sl.start
-        theta[sl] = moments[k:k + n_k]
-        k += n_k
-    per_record = sum(float(np.mean(theta[sl])) for sl in problem.params.term_slices)
+    moments = list(np.clip(_moment_start(problem, e, pooled, s2e), 0.01 * pooled, pooled)) if d.random else []
+    per_record = 0.0
+    for rb, st, sl in zip(d.random, problem.structures, problem.params.term_slices):
+        if rb.cov_levels is not None:
+            theta[sl] = _correlated_start(rb, st, e, s2e, pooled)
+            per_record += float(np.mean(np.diag(st.model.sigma(theta[sl]))))
+        else:
+            theta[sl] = [moments.pop(0) for _ in range(sl.stop - sl.start)]
+            per_record += float(np.mean(theta[sl]))
     fallback = s2g * max(1.0 - per_record / pooled, 0.3)
     theta[problem.params.residual_slice] = np.where(ok, np.clip(np.nan_to_num(within), 0.01 * pooled, None),
                                                     fallback) if within is not None else fallback
@@ -190,9 +228,12 @@ def resolve_start(problem: REMLProblem, start: dict | None, fix: dict | None):
             except (TypeError, ValueError):
                 raise ModelError(f"{name}: the value for {lab!r} must be a number, got {val!r}") from None
             i = labels.index(lab)
-            if not np.isfinite(v) or v <= problem.params.lower[i]:
-                raise ModelError(f"{name}: {lab!r} = {v:g} is not a valid variance (it must be positive, "
-                                 f"so that the start is positive definite)")
+            lo, hi = problem.params.lower[i], problem.params.upper[i]
+            if not np.isfinite(v) or v <= lo or v >= hi:
+                what = "variance (it must be positive" if problem.params.kinds[i] == "var" else \
+                    f"value (it must lie between {lo:g} and {hi:g}"
+                raise ModelError(f"{name}: {lab!r} = {v:g} is not a valid {what}, so that the start is "
+                                 f"positive definite)")
             theta[i] = v
             fixed[i] |= is_fixed
     return theta, fixed

@@ -7,7 +7,7 @@ its log-determinant and their derivatives.  The REML stage needs nothing else:
     score_i = -1/2 [ dlog|G|/dtheta_i + tr(dGinv_i C^-1_kk) + u' dGinv_i u ]
     working variate of theta_i: beta_i = dG/dtheta_i G^-1 u  (in the term's columns)
 
-New structures (diag, us, fa, ar1, vm, ...) are new subclasses of :class:`Structure`.
+New structures are new subclasses of :class:`Structure` (see ``kron.py`` for diag, us, fa, ...).
 """
 from __future__ import annotations
 
@@ -53,9 +53,33 @@ class Structure(ABC):
     def dG_apply(self, theta: np.ndarray, x: np.ndarray) -> sp.csc_matrix:
         """(size x n_params) sparse: column i is (dG/dtheta_i) x."""
 
-    @abstractmethod
+    @property
+    def kinds(self) -> list:
+        """'var', 'cor', 'cov' or 'load' for each parameter."""
+        return ["var"] * self.n_params
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        """Smallest and largest admissible value of each parameter."""
+        return np.zeros(self.n_params), np.full(self.n_params, np.inf)
+
     def lower_bounds(self) -> np.ndarray:
-        """Smallest admissible value of each parameter (0 for variances)."""
+        return self.bounds()[0]
+
+    # Reported parameters (what varcomp shows) are the working ones unless a structure
+    # reparametrises (us() works on a Cholesky factor).
+    @property
+    def report_labels(self) -> list:
+        return list(self.labels)
+
+    @property
+    def report_kinds(self) -> list:
+        return list(self.kinds)
+
+    def report(self, theta: np.ndarray) -> np.ndarray:
+        return np.asarray(theta, dtype=float)
+
+    def report_jacobian(self, theta: np.ndarray) -> np.ndarray:
+        return np.eye(self.n_params)
 
     def ginv_apply(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
         """G^-1 u from the pattern values."""
@@ -65,6 +89,10 @@ class Structure(ABC):
         off = r != c
         out += np.bincount(c[off], weights=v[off] * u[r[off]], minlength=self.size)
         return out
+
+    def curvature(self, theta: np.ndarray, zpat: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Second-derivative term of -d2logL missing from AI (zero for parameters linear in G)."""
+        return np.zeros((self.n_params, self.n_params))
 
     def score(self, theta: np.ndarray, zpat: np.ndarray, u: np.ndarray) -> np.ndarray:
         """dlogL/dtheta from the selected inverse on the pattern (``zpat``) and the BLUPs ``u``."""
@@ -105,9 +133,6 @@ class IdentityBlocks(Structure):
 
     def dG_apply(self, theta, x):
         return sp.csc_matrix((x, (np.arange(self.size), self.block_of)), shape=(self.size, self.n_params))
-
-    def lower_bounds(self):
-        return np.zeros(self.n_params)
 
     def score(self, theta, zpat, u):
         # closed form of the generic rule: -1/2 [q/s2 - (tr C^-1_kk + u'u)/s2^2]
