@@ -99,16 +99,21 @@ class FittedModel:
         return -2.0 * self.loglik + self.n_params * np.log(self.nobs - self.rank)
 
     # -- variance parameters -----------------------------------------------------------
+    def _working_vcov(self) -> np.ndarray:
+        """Inverse AI over the estimated working parameters; NaN rows/columns for B and F."""
+        free = self._working_codes == "P"
+        V = np.full((free.size, free.size), np.nan)
+        idx = np.flatnonzero(free)
+        if idx.size:
+            V[np.ix_(idx, idx)] = np.linalg.pinv(self._ai[np.ix_(idx, idx)])
+        return V
+
     @cached_property
     def vcov_params(self) -> pd.DataFrame:
         """Sampling covariance of the reported parameters: the inverse average-information matrix
         over the estimated (P) working parameters, mapped by the delta method; NaN where a
         parameter depends on one held at a bound or fixed."""
-        free = self._working_codes == "P"
-        V = np.zeros((free.size, free.size))
-        idx = np.flatnonzero(free)
-        if idx.size:
-            V[np.ix_(idx, idx)] = np.linalg.pinv(self._ai[np.ix_(idx, idx)])
+        V = np.nan_to_num(self._working_vcov())
         J = self._jacobian
         out = J @ V @ J.T
         bad = np.array([c != "P" for c in self.codes])
@@ -158,6 +163,47 @@ class FittedModel:
         pev = self._pev(off, rb.size)
         return pd.DataFrame({"BLUP": u, "PEV": pev, "std.error": np.sqrt(pev)},
                             index=pd.Index(list(rb.levels), name=term))
+
+    def vcov(self, term: str) -> dict:
+        """The estimated covariance of a random term's effects across its structure's factor.
+
+        Returns a dict with ``covariance``, its ``covariance_se`` (delta method from the inverse
+        average information, parameters held at a bound taken as known) and ``correlation``
+        (DataFrames indexed by the levels); for ``fa(F, k)`` also ``loadings`` (levels x
+        factors) and ``specific`` variances.  A plain term gives its 1 x 1 variance, an
+        at()/diag() term the diagonal.
+        """
+        labels = self.random_terms
+        if term not in labels:
+            raise KeyError(f"{term!r} is not a random term of this model (terms: {', '.join(labels)})")
+        k = labels.index(term)
+        st = self._problem.structures[k]
+        th = self.theta_working[self._problem.params.term_slices[k]]
+        rb = self.design.random[k]
+        sl = self._problem.params.term_slices[k]
+        V = np.nan_to_num(self._working_vcov()[sl, sl])  # parameters at a bound count as known
+        if hasattr(st, "model"):
+            levels = list(st.model.levels)
+            S = st.model.sigma(th)
+            D = st.model.dsigma(th)  # delta method for the entries of Sigma
+            S_se = np.sqrt(np.clip(np.einsum("kab,kl,lab->ab", D, V, D), 0, None))
+            extra = st.model.describe(th)
+        else:
+            levels = [b[0] for b in rb.blocks]
+            S = np.diag(th)
+            S_se = np.diag(np.sqrt(np.clip(np.diag(V), 0, None)))
+            extra = {}
+        d = np.sqrt(np.clip(np.diag(S), 0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            R = S / np.outer(d, d)
+        out = {"covariance": pd.DataFrame(S, index=levels, columns=levels),
+               "covariance_se": pd.DataFrame(S_se, index=levels, columns=levels),
+               "correlation": pd.DataFrame(R, index=levels, columns=levels)}
+        if "loadings" in extra:
+            L, names = extra["loadings"]
+            out["loadings"] = pd.DataFrame(L, index=levels, columns=names)
+            out["specific"] = pd.Series(extra["specific"], index=levels, name="specific variance")
+        return out
 
     @cached_property
     def fitted(self) -> pd.Series:

@@ -53,3 +53,40 @@ def dense_derivatives(design, theta):
     q = [Vd @ Py for Vd in Vdots]
     ai = np.array([[0.5 * qi @ P @ qj for qj in q] for qi in q])
     return score, ai
+
+
+def dense_generic(problem, theta):
+    """logL, scores and AI from dense V built with each structure's G^-1 and dG^-1 only:
+    G = inv(G^-1), dG_i = -G dG^-1_i G (any structure: identity blocks, us, fa, ...)."""
+    design = problem.design
+    W = design.W().toarray()
+    X, y = W[:, : design.p], design.y
+    groups = design.residual.codes
+    th_terms, s2 = problem.split(np.asarray(theta, float))
+    V = np.diag(s2[groups])
+    Vdots = []
+    for off, st, th in zip(design.offsets, problem.structures, th_terms):
+        Z = W[:, off: off + st.size]
+        r, c = st.pattern()
+        Gi = np.zeros((st.size, st.size))
+        Gi[r, c] = st.ginv(th)
+        Gi[c, r] = st.ginv(th)
+        G = np.linalg.inv(Gi)
+        V += Z @ G @ Z.T
+        D = st.dginv(th).toarray()
+        for i in range(st.n_params):
+            dGi = np.zeros((st.size, st.size))
+            dGi[r, c] = D[i]
+            dGi[c, r] = D[i]
+            Vdots.append(Z @ (-G @ dGi @ G) @ Z.T)
+    Vdots += [np.diag((groups == g).astype(float)) for g in range(s2.size)]
+    Vi = np.linalg.inv(V)
+    XVX = X.T @ Vi @ X
+    P = Vi - Vi @ X @ np.linalg.solve(XVX, X.T @ Vi)
+    n, p = X.shape
+    ll = -0.5 * ((n - p) * np.log(2 * np.pi) + np.linalg.slogdet(V)[1] + np.linalg.slogdet(XVX)[1] + y @ P @ y)
+    Py = P @ y
+    score = np.array([-0.5 * (np.trace(P @ Vd) - Py @ Vd @ Py) for Vd in Vdots])
+    q = [Vd @ Py for Vd in Vdots]
+    ai = np.array([[0.5 * qi @ P @ qj for qj in q] for qi in q])
+    return ll, score, ai

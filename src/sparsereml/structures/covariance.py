@@ -6,7 +6,7 @@
 | corv     | ``var``, ``cor``                                      | v (rho 11' + (1 - rho) I)      |
 | corh     | ``cor``, one variance per level                       | rho s_i s_j, v_i on the diagonal |
 | corgh    | one correlation per pair (``T2:T1``), then variances  | rho_ij s_i s_j                 |
-| us       | every variance and covariance (``T1:T1``, ``T2:T1``)  | unstructured (fitted as L L')  |
+| us       | every variance and covariance (``T1:T1``, ``T2:T1``)  | unstructured (fitted as L D L')|
 | fa(k)    | specific variances (``var.T1``), loadings (``fa1.T1``)| Lambda Lambda' + Psi           |
 
 Factor-analytic loadings are identified by fixing lambda_ir = 0 for r > i (the first level
@@ -226,65 +226,13 @@ class CorH(CovModel):
         return _d2_scaled_correlation(R, theta[1:], 1, [(0, None)])
 
 
-class CorGH(CovModel):
-    name = "corgh"
-
-    def _pairs(self):
-        return [(i, j) for i in range(self.n) for j in range(i)]
-
-    @property
-    def labels(self):
-        return [f"{self.levels[i]}:{self.levels[j]}" for i, j in self._pairs()] + list(self.levels)
-
-    @property
-    def kinds(self):
-        return ["cor"] * len(self._pairs()) + ["var"] * self.n
-
-    def sigma(self, theta):
-        m = len(self._pairs())
-        v = theta[m:]
-        s = np.sqrt(v)
-        R = np.eye(self.n)
-        for k, (i, j) in enumerate(self._pairs()):
-            R[i, j] = R[j, i] = theta[k]
-        return R * np.outer(s, s)
-
-    def dsigma(self, theta):
-        pairs = self._pairs()
-        m = len(pairs)
-        v = theta[m:]
-        s = np.sqrt(v)
-        R = np.eye(self.n)
-        for k, (i, j) in enumerate(pairs):
-            R[i, j] = R[j, i] = theta[k]
-        D = np.zeros((m + self.n, self.n, self.n))
-        for k, (i, j) in enumerate(pairs):
-            D[k, i, j] = D[k, j, i] = s[i] * s[j]
-        for k in range(self.n):
-            row = R[k] * s / (2.0 * s[k])
-            D[m + k, k, :] = row
-            D[m + k, :, k] = row
-            D[m + k, k, k] = 1.0
-        return D
-
-    def start(self, S):
-        R = np.clip(self._corr(nearest_pd(S)), -0.95, 0.95)
-        return np.concatenate([[R[i, j] for i, j in self._pairs()], np.diag(S)])
-
-    def d2sigma(self, theta):
-        pairs = self._pairs()
-        m = len(pairs)
-        R = np.eye(self.n)
-        for k, (i, j) in enumerate(pairs):
-            R[i, j] = R[j, i] = theta[k]
-        return _d2_scaled_correlation(R, theta[m:], m, [(k, p) for k, p in enumerate(pairs)])
-
-
 class US(CovModel):
-    """Unstructured Sigma.  The optimiser works on its Cholesky factor L (Sigma = L L', diagonal
-    of L >= 0), so Sigma stays positive semi-definite; a diagonal of L held at 0 (code B) is a
-    singular Sigma, the boundary where REML estimates of us() often sit.  Reported parameters are
-    the entries of Sigma."""
+    """Unstructured Sigma, fitted on its Cholesky factor: Sigma = L L' (diagonal of L >= 0).
+
+    Sigma stays positive semi-definite; a diagonal of L held at its small bound (code B) is a
+    nearly singular Sigma, the boundary where REML estimates of us() often sit.  Reported
+    parameters are the entries of Sigma (``T1:T1``, ``T2:T1``, ...).
+    """
 
     name = "us"
 
@@ -296,7 +244,7 @@ class US(CovModel):
         return [f"chol.{self.levels[i]}:{self.levels[j]}" for i, j in self._entries()]
 
     @property
-    def kinds(self):  # 'chol': a diagonal of L, held above 1e-3 sqrt(scale) (see the optimiser)
+    def kinds(self):  # 'chol': a diagonal of L (see the optimiser for its bound)
         return ["chol" if i == j else "load" for i, j in self._entries()]
 
     @property
@@ -325,10 +273,6 @@ class US(CovModel):
             D[k, :, a] += L[:, b]
         return D
 
-    def start(self, S):
-        L = np.linalg.cholesky(nearest_pd(S))
-        return np.array([L[i, j] for i, j in self._entries()])
-
     def d2sigma(self, theta):
         ent = self._entries()
         out = []
@@ -342,6 +286,10 @@ class US(CovModel):
                     out.append((k1, k2, M))
         return out
 
+    def start(self, S):
+        L = np.linalg.cholesky(nearest_pd(S))
+        return np.array([L[i, j] for i, j in self._entries()])
+
     def report(self, theta):
         S = self.sigma(theta)
         return np.array([S[i, j] for i, j in self._entries()])
@@ -349,6 +297,43 @@ class US(CovModel):
     def report_jacobian(self, theta):
         D = self.dsigma(theta)
         return np.array([[D[k, i, j] for k in range(len(theta))] for i, j in self._entries()])
+
+
+class CorGH(US):
+    """Correlations and heterogeneous variances (``T2:T1`` correlations, then ``T1`` variances).
+
+    The same model as us(), reported on another scale; it is fitted on the same Cholesky
+    factor, so the correlation matrix stays positive definite."""
+
+    name = "corgh"
+
+    def _pairs(self):
+        return [(i, j) for i in range(self.n) for j in range(i)]
+
+    @property
+    def report_labels(self):
+        return [f"{self.levels[i]}:{self.levels[j]}" for i, j in self._pairs()] + list(self.levels)
+
+    @property
+    def report_kinds(self):
+        return ["cor"] * len(self._pairs()) + ["var"] * self.n
+
+    def report(self, theta):
+        S = self.sigma(theta)
+        d = np.diag(S)
+        cors = [S[i, j] / np.sqrt(d[i] * d[j]) for i, j in self._pairs()]
+        return np.concatenate([cors, d])
+
+    def report_jacobian(self, theta):
+        S = self.sigma(theta)
+        D = self.dsigma(theta)
+        d = np.diag(S)
+        rows = []
+        for i, j in self._pairs():  # r = S_ij / sqrt(S_ii S_jj)
+            r = S[i, j] / np.sqrt(d[i] * d[j])
+            rows.append(D[:, i, j] / np.sqrt(d[i] * d[j]) - 0.5 * r * (D[:, i, i] / d[i] + D[:, j, j] / d[j]))
+        rows += [D[:, i, i] for i in range(self.n)]
+        return np.array(rows)
 
 
 class FA(CovModel):
