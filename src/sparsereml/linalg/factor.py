@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import lapack, solve_triangular
+from scipy.linalg import blas, lapack, solve_triangular
 
 from . import kernels
 from .absorb import AbsorbPlan, choose_absorbed
 from .backends import LDL, NotPositiveDefinite, make_backend, resolve_backend
 from .ordering import choose_order, permute_lower
 from .sparse_solve import forward_sparse
+
+_DENSE_LIMIT = 50_000_000  # entries (400 MB): above this the solved columns stay sparse
 
 __all__ = ["SparseLDL"]
 
@@ -231,8 +233,17 @@ class SparseLDL:
         tail = self._tail
         rows, cols, vals, R = forward_sparse(f.n, f.Lp, f.Li, f.Lx, tail, Tp.indptr.astype(np.int64),
                                              Tp.indices.astype(np.int64), Tp.data.astype(float))
-        Ys = sp.csc_matrix((vals, (rows, cols)), shape=(tail, T.shape[1]))
-        out = (Ys.T @ sp.diags(1.0 / f.d[:tail]) @ Ys).toarray()
+        m = T.shape[1]
+        scale = 1.0 / np.sqrt(f.d[:tail])
+        if vals.size > 0.05 * tail * m and tail * m <= _DENSE_LIMIT:
+            # the solves filled in: a dense product (BLAS syrk) beats sparse-times-sparse by far
+            Yd = np.zeros((tail, m))
+            Yd[rows, cols] = vals * scale[rows]
+            out = blas.dsyrk(1.0, Yd, trans=1, lower=0)
+            out = np.triu(out) + np.triu(out, 1).T
+        else:
+            Ys = sp.csc_matrix((vals * scale[rows], (rows, cols)), shape=(tail, m))
+            out = (Ys.T @ Ys).toarray()
         if tail < f.n:
             Lr = self._tail_block()
             Y = solve_triangular(Lr, R, lower=True, unit_diagonal=True, check_finite=False)

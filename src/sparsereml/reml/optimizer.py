@@ -159,7 +159,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
                 cand = problem.evaluate(trial)
             except NotPositiveDefinite:  # a covariance left the positive-definite cone
                 continue
-            if np.isfinite(cand.loglik) and cand.loglik >= ev.loglik - 1e-10 * max(1.0, abs(ev.loglik)):
+            if np.isfinite(cand.loglik) and cand.loglik >= ev.loglik - 1e-12 * max(1.0, abs(ev.loglik)):
                 new_ev = cand
                 break
         if new_ev is None:
