@@ -7,6 +7,11 @@ W'W is formed once for all records.  Per residual group only the entries whose t
 unknowns both occur in several groups need splitting (e.g. intercept x Mother): an entry
 with an unknown that occurs in one group only (a block, a trial, a family within a trial)
 belongs wholly to that group.  Only the split entries are accumulated record by record.
+
+A group with a structured residual (a grid, e.g. AR1 x AR1) has R^-1 = sum_b c_b(theta) B_b
+over fixed sparse basis matrices B_b, so it contributes one *component* W'B_b W per basis
+matrix instead of W_g'W_g (structures/residual.py).  Cells of its grid without a record get a
+missing-value unknown each, numbered after the design's columns.
 """
 from __future__ import annotations
 
@@ -23,22 +28,29 @@ __all__ = ["CrossProducts", "cross_products", "lower_pattern"]
 
 @dataclass
 class CrossProducts:
-    """Per-group cross-products on one shared lower-triangle pattern.
+    """Per-component cross-products on one shared lower-triangle pattern.
+
+    A component is a residual group with independent records (W_g'W_g) or one basis matrix
+    of a structured group (W_g'B_b W_g on its grid).
 
     Attributes
     ----------
     lower : scipy.sparse.csc_matrix
-        Pattern (sorted rows, with the full diagonal) of the lower triangle of W'W.
+        Pattern (sorted rows, with the full diagonal) of the lower triangle of the MME.
     WtW : scipy.sparse.csc_matrix
-        (nnz x G): column g holds W_g'W_g on the pattern of ``lower``.
+        (nnz x K): column k holds component k on the pattern of ``lower``.
     Wty : scipy.sparse.csc_matrix
-        (N x G): column g is W_g'y_g.
+        (N x K): W_g'B_b y_g.
     yty : ndarray
-        (G,) y_g'y_g.
+        (K,) y_g'B_b y_g.
     counts : ndarray
         (G,) records per group.
     total : ndarray
-        (nnz,) W'W over all groups on the pattern of ``lower``.
+        (nnz,) W'W over all records on the pattern of ``lower``.
+    group_of : ndarray
+        (K,) residual group of each component.
+    cells : dict
+        Group -> (W on the grid's cells, y on the cells) for structured groups.
     """
 
     lower: sp.csc_matrix
@@ -47,9 +59,21 @@ class CrossProducts:
     yty: np.ndarray
     counts: np.ndarray
     total: np.ndarray
+    group_of: np.ndarray | None = None
+    cells: dict | None = None
+
+    def __post_init__(self):
+        if self.group_of is None:
+            self.group_of = np.arange(self.yty.shape[0])
+        if self.cells is None:
+            self.cells = {}
 
     @property
     def n_groups(self) -> int:
+        return self.counts.shape[0]
+
+    @property
+    def n_components(self) -> int:
         return self.yty.shape[0]
 
 
@@ -270,8 +294,29 @@ def _split_by_group(Wp, Wi, Wx, y, order, gcode, multi, Cp, Ci):
     return oi[:nout], og[:nout], ov[:nout], ri[:nrout], rg[:nrout], rv[:nrout]
 
 
+def grid_products(W: sp.csr_matrix, y: np.ndarray, layout, basis: list, first_missing: int):
+    """W and y laid out on a group's grid (one row per cell; a missing cell holds only its own
+    missing-value unknown) and the components W'B_b W (lower, COO), W'B_b y, y'B_b y."""
+    n_cells, N = layout.n_cells, W.shape[1]
+    P = sp.csr_matrix((np.ones(layout.cells.size), (layout.cells, np.arange(layout.cells.size))),
+                      shape=(n_cells, layout.cells.size))
+    miss = layout.missing
+    Wc = sp.csr_matrix(P @ W[layout.records]) + sp.csr_matrix(
+        (np.ones(miss.size), (miss, first_missing + np.arange(miss.size))), shape=(n_cells, N))
+    Wc.sort_indices()
+    yc = np.zeros(n_cells)
+    yc[layout.cells] = y[layout.records]
+    comps = []
+    WcT = Wc.T.tocsr()
+    for B in basis:
+        By = B @ yc
+        M = sp.tril(WcT @ (B @ Wc)).tocoo()
+        comps.append((M, WcT @ By, float(yc @ By)))
+    return Wc, yc, comps
+
+
 def cross_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups: int,
-                   extra_pattern: list | None = None) -> CrossProducts:
+                   extra_pattern: list | None = None, grids: list | None = None) -> CrossProducts:
     """Form the per-group cross-products in one pass over the records.
 
     Parameters
@@ -284,9 +329,53 @@ def cross_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups
     n_groups : int
     extra_pattern : list of (rows, cols), optional
         Entries the pattern must hold besides W'W (e.g. off-diagonal G^-1 entries).
+    grids : list, optional
+        Per group: None, or (GridLayout, basis matrices) of a structured residual.  Missing
+        cells add unknowns after W's columns, group by group.
     """
     W = sp.csr_matrix(W)
     W.sort_indices()
+    grids = grids or [None] * n_groups
+    n_missing = sum(g[0].missing.size for g in grids if g is not None)
+    if n_missing:
+        W = sp.csr_matrix((W.data, W.indices, W.indptr), shape=(W.shape[0], W.shape[1] + n_missing))
+    gridded = {}
+    first = W.shape[1] - n_missing
+    extra_pattern = list(extra_pattern or [])
+    for g, spec in enumerate(grids):
+        if spec is not None:
+            layout, basis = spec
+            gridded[g] = grid_products(W, y, layout, basis, first)
+            first += layout.missing.size
+            for M, _, _ in gridded[g][2]:
+                extra_pattern.append((M.row, M.col))
+    cp = _plain_products(W, y, groups, n_groups, extra_pattern)
+    return _with_grids(cp, gridded) if gridded else cp
+
+
+def _with_grids(cp: CrossProducts, gridded: dict) -> CrossProducts:
+    """Replace each structured group's W_g'W_g by its basis components."""
+    K = cp.n_groups
+    keep = [g for g in range(K) if g not in gridded]
+    WtW = [cp.WtW[:, keep]]
+    Wty = [cp.Wty[:, keep]]
+    yty, group_of = [cp.yty[keep]], [np.array(keep)]
+    cells = {}
+    for g, (Wc, yc, comps) in gridded.items():
+        for M, wty, yy in comps:
+            WtW.append(sp.csc_matrix(_on_pattern(cp.lower, M)[:, None]))
+            Wty.append(sp.csc_matrix(wty[:, None]))
+            yty.append([yy])
+            group_of.append([g])
+        cells[g] = (Wc, yc)
+    return CrossProducts(cp.lower, sp.hstack(WtW, format="csc"), sp.hstack(Wty, format="csc"),
+                         np.concatenate(yty).astype(float), cp.counts, cp.total,
+                         np.concatenate(group_of).astype(np.int64), cells)
+
+
+def _plain_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups: int,
+                    extra_pattern: list) -> CrossProducts:
+    """W_g'W_g, W_g'y_g and y_g'y_g of every group (records only)."""
     n_col = W.shape[1]
     Cp, Ci, Cx = _lower_gram(W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data.astype(float), n_col,
                              get_num_threads())

@@ -1,12 +1,14 @@
 """MME stage: assemble C(theta), the right-hand side and y'R^-1y from cached cross-products.
 
-    C   = sum_g W_g'W_g / s2_g + blockdiag(0_p, G^-1(theta))
-    rhs = sum_g W_g'y_g / s2_g,   y'R^-1 y = sum_g y_g'y_g / s2_g
+    C   = sum_k c_k W_k'W_k + blockdiag(0_p, G^-1(theta))
+    rhs = sum_k c_k W_k'y_k,   y'R^-1 y = sum_k c_k y_k'y_k
 
-C is held as the data of a lower-triangle CSC matrix on a fixed pattern; each
-iteration only recomputes that data vector.  The per-group quantities the REML
-scores and average information need (s'r_g, s'C_g s, tr(C^-1 C_g), r_g - C_g s)
-come from the same cached products, never from the records.
+over the residual components k (a group with independent records: c = 1/s2_g; a structured
+group: one component per basis matrix of its R^-1, see structures/residual.py).  C is held as
+the data of a lower-triangle CSC matrix on a fixed pattern; each iteration only recomputes
+that data vector.  The per-component quantities the REML scores and average information
+need (s'r_k, s'C_k s, tr(C^-1 C_k), r_k - C_k s) come from the same cached products, never
+from the records.
 """
 from __future__ import annotations
 
@@ -67,19 +69,19 @@ class MixedModelEquations:
         self._one = None  # W'W and W'y as dense vectors when there is one group
 
     def _residual_pattern(self):
-        """Fixed sparse pattern of the N x G matrix [r_g - C_g s] and where each product lands.
+        """Fixed sparse pattern of the N x K matrix [r_k - C_k s] and where each product lands.
 
-        Column g is nonzero exactly on the unknowns that occur in group g, i.e. where C_g has
-        a diagonal entry."""
-        G, N = self.cp.n_groups, self.N
-        on = self._e_row == self._e_col
-        keys = np.unique(self._e_grp[on] * N + self._e_row[on])
+        Column k is nonzero on the unknowns that appear in component k's entries or right-hand
+        side."""
+        G, N = self.cp.n_components, self.N
+        wty = self.cp.Wty.tocoo()
+        keys = np.unique(np.concatenate([self._e_grp * N + self._e_row, self._e_grp * N + self._e_col,
+                                         wty.col.astype(np.int64) * N + wty.row.astype(np.int64)]))
         counts = np.bincount(keys // N, minlength=G)
         indptr = np.zeros(G + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])
         pat = sp.csc_matrix((np.ones(keys.size), keys % N, indptr), shape=(N, G))
-        off = ~on
-        wty = self.cp.Wty.tocoo()
+        off = self._e_row != self._e_col
         self._t = {
             "pattern": pat, "off": off,
             "a": np.searchsorted(keys, self._e_grp * N + self._e_row),
@@ -89,21 +91,21 @@ class MixedModelEquations:
         }
 
     @property
-    def n_groups(self) -> int:
-        return self.cp.n_groups
+    def n_components(self) -> int:
+        return self.cp.n_components
 
-    def data_part(self, s2_res: np.ndarray) -> np.ndarray:
-        """Values of H = W'R^-1W on the pattern."""
-        return self.cp.WtW @ (1.0 / s2_res)
+    def data_part(self, coef: np.ndarray) -> np.ndarray:
+        """Values of H = W'R^-1W = sum_k c_k W_k'W_k on the pattern."""
+        return self.cp.WtW @ coef
 
-    def assemble(self, theta_terms: list[np.ndarray], s2_res: np.ndarray):
-        """Return (C data, H data, rhs, y'R^-1y) at these parameters."""
-        H = self.data_part(s2_res)
+    def assemble(self, theta_terms: list[np.ndarray], coef: np.ndarray):
+        """Return (C data, H data, rhs, y'R^-1y) at these parameters (``coef``: the residual
+        components' coefficients c_k)."""
+        H = self.data_part(coef)
         C = H.copy()
         for pos, st, th in zip(self.ginv_pos, self.structures, theta_terms):
             C[pos] += st.ginv(th)
-        w = 1.0 / s2_res
-        return C, H, self.cp.Wty @ w, float(self.cp.yty @ w)
+        return C, H, self.cp.Wty @ coef, float(self.cp.yty @ coef)
 
     def matvec(self, data: np.ndarray, x):
         """(symmetric matrix with lower-triangle ``data``) @ x, for a vector, a matrix or a sparse
@@ -117,22 +119,22 @@ class MixedModelEquations:
         dx = diag * x if x.ndim == 1 else diag[:, None] * x
         return low @ x + low.T @ x - dx
 
-    def group_sr_scs(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """s'r_g and s'C_g s for every residual group."""
-        G = self.n_groups
+    def component_sr_scs(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """s'r_k and s'C_k s for every residual component."""
+        G = self.n_components
         sr = self.cp.Wty.T @ s
         scs = np.bincount(self._e_grp, weights=self._e_w * self._e_val * s[self._e_row] * s[self._e_col],
                           minlength=G)
         return np.asarray(sr).ravel(), scs
 
-    def group_trace(self, zc: np.ndarray) -> np.ndarray:
-        """tr(C^-1 C_g) for every group, from the selected inverse on the pattern."""
+    def component_trace(self, zc: np.ndarray) -> np.ndarray:
+        """tr(C^-1 C_k) for every component, from the selected inverse on the pattern."""
         return np.bincount(self._e_grp, weights=self._e_w * self._e_val * zc[self._e_pos],
-                           minlength=self.n_groups)
+                           minlength=self.n_components)
 
-    def group_residual_rhs(self, s: np.ndarray) -> sp.csc_matrix:
-        """(N x G) sparse: column g is r_g - C_g s = W_g'(y_g - W_g s)."""
-        if self.n_groups == 1:  # r - W'W s
+    def component_residual_rhs(self, s: np.ndarray) -> sp.csc_matrix:
+        """(N x K) sparse: column k is r_k - C_k s = W_k'B_k(y - W s)."""
+        if self.n_components == 1:  # r - W'W s
             if self._one is None:
                 self._one = (self.cp.WtW[:, 0].toarray().ravel(), self.cp.Wty[:, 0].toarray().ravel())
             wtw, wty = self._one

@@ -60,7 +60,13 @@ def test_at_with_named_levels():
     ("y ~ x + (x|g)", None, None, "random slope"),
     ("y ~ foo(x)", None, None, "unknown function foo()"),
     ("~ x", None, None, "needs a response"),
-    ("y ~ x", "~ at(s, 'a'):units", None, "units"),
+    ("y ~ x", "~ units:g", None, "'units' stands alone"),
+    ("y ~ x", "~ ar1(row):col", None, "residual formula only"),
+    ("y ~ x", None, "~ ar1(row):id(row)", "appears twice"),
+    ("y ~ x", None, "~ at(s, 'a'):ar1(r) + at(t, 'b'):ar1(r)", "of one factor"),
+    ("y ~ x", None, "~ at(s, 'a'):ar1(r) + ar1(r)", "of one factor"),
+    ("y ~ x", None, "~ units:us(trait)", "multivariate"),
+    ("y ~ x", None, "dsum(~ units | s, levels = 1)", "one '~ structure | F' argument"),
     ("y ~ x", None, "~ at(s, 'a'):units", "every record needs a residual"),
     ("y ~ x", None, "~ ar9(row)", "unknown function"),
     ("y ~ y + x", None, None, "also appears on the right"),
@@ -74,3 +80,26 @@ def test_bad_formulas_get_clear_messages(fixed, random, residual, message):
 def test_parser_keeps_positions_in_messages():
     with pytest.raises(FormulaError, match="position 7"):
         parse("y ~ a ) b")
+
+
+@pytest.mark.parametrize("residual, label, dims", [
+    ("~ units", "units", ()),
+    ("dsum(~ units | Trial)", "at(Trial):units", ()),
+    ("~ ar1(Row):ar1(Col)", "ar1(Row):ar1(Col)", (("ar1", "Row"), ("ar1", "Col"))),
+    ("~ at(Trial):ar1(Row):ar1(Col)", "at(Trial):ar1(Row):ar1(Col)", (("ar1", "Row"), ("ar1", "Col"))),
+    ("dsum(~ ar1(Row):ar1(Col) | Trial)", "at(Trial):ar1(Row):ar1(Col)", (("ar1", "Row"), ("ar1", "Col"))),
+    ("~ id(Col):ar1(Row)", "id(Col):ar1(Row)", (("id", "Col"), ("ar1", "Row"))),
+    ("~ tree:us(dir)", "id(tree):us(dir)", (("id", "tree"), ("us", "dir"))),
+    ("~ Row:Col", "units", ()),  # id x id: independent records
+])
+def test_residual_structures(residual, label, dims):
+    spec = model_spec("y ~ 1", None, residual)
+    assert spec.residual.label == label
+    assert tuple((d.kind, d.column) for d in spec.residual.sections[0].dims) == dims
+
+
+def test_residual_sections_by_level():
+    spec = model_spec("y ~ 1", None, "~ at(site, c(S1, S2)):ar1(col):ar1(row) + at(site, S3):id(col):ar1(row)")
+    assert [s.at.levels for s in spec.residual.sections] == [("S1", "S2"), ("S3",)]
+    assert spec.residual.at.factor == "site"
+    assert spec.variables() == ["y", "site", "col", "row"]

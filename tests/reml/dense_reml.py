@@ -55,15 +55,41 @@ def dense_derivatives(design, theta):
     return score, ai
 
 
+def dense_residual(problem, th_res):
+    """R over the records and dR/dtheta_j for the residual parameters: a plain group is s2 I;
+    a structured group R = (sum_b c_b B_b)^-1 on its full grid (missing cells included), then
+    the rows and columns of its records (a missing value is deleted from V)."""
+    design = problem.design
+    n = design.n
+    R = np.zeros((n, n))
+    Rdots = []
+    for res, th, grid, g in zip(problem.residuals, problem.residual_parts(th_res), design.residual.grids,
+                                range(len(problem.residuals))):
+        if grid is None:
+            on = (design.residual.codes == g).astype(float)
+            R += np.diag(on * th[0])
+            Rdots.append(np.diag(on))
+            continue
+        basis = [B.toarray() for B in res.basis()]
+        Rg = np.linalg.inv(sum(c * B for c, B in zip(res.coef(th), basis)))
+        rec, cells = grid.records, grid.cells
+        R[np.ix_(rec, rec)] = Rg[np.ix_(cells, cells)]
+        for j, dc in enumerate(res.dcoef(th).T):
+            dRg = -Rg @ sum(c * B for c, B in zip(dc, basis)) @ Rg
+            Rd = np.zeros((n, n))
+            Rd[np.ix_(rec, rec)] = dRg[np.ix_(cells, cells)]
+            Rdots.append(Rd)
+    return R, Rdots
+
+
 def dense_generic(problem, theta):
     """logL, scores and AI from dense V built with each structure's G^-1 and dG^-1 only:
     G = inv(G^-1), dG_i = -G dG^-1_i G (any structure: identity blocks, us, fa, ...)."""
     design = problem.design
     W = design.W().toarray()
     X, y = W[:, : design.p], design.y
-    groups = design.residual.codes
-    th_terms, s2 = problem.split(np.asarray(theta, float))
-    V = np.diag(s2[groups])
+    th_terms, th_res = problem.split(np.asarray(theta, float))
+    V, Rdots = dense_residual(problem, th_res)
     Vdots = []
     for off, st, th in zip(design.offsets, problem.structures, th_terms):
         Z = W[:, off: off + st.size]
@@ -79,7 +105,7 @@ def dense_generic(problem, theta):
             dGi[r, c] = D[i]
             dGi[c, r] = D[i]
             Vdots.append(Z @ (-G @ dGi @ G) @ Z.T)
-    Vdots += [np.diag((groups == g).astype(float)) for g in range(s2.size)]
+    Vdots += Rdots
     Vi = np.linalg.inv(V)
     XVX = X.T @ Vi @ X
     P = Vi - Vi @ X @ np.linalg.solve(XVX, X.T @ Vi)

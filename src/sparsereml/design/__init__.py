@@ -15,10 +15,11 @@ from ..data import ModelData, prepare_data
 from ..formula.terms import ModelSpec
 from .coding import ColumnSet, Factor, combine, encode
 from .fixed import FixedDesign, find_aliased, fixed_design
-from .random import RandomBlock, ResidualGroups, random_block, residual_groups
+from .random import RandomBlock, random_block
+from .residual import GridLayout, ResidualGroups, residual_groups
 
 __all__ = ["Design", "build_design", "Factor", "encode", "combine", "find_aliased", "RandomBlock",
-           "ResidualGroups", "FixedDesign"]
+           "ResidualGroups", "GridLayout", "FixedDesign"]
 
 
 @dataclass
@@ -124,6 +125,6 @@ def build_design(spec: ModelSpec, data, na_action: str = "error") -> Design:
     n = len(md.y)
     columns = ColumnSet(md.columns)  # each column coded as a factor at most once
     fx = fixed_design(spec.fixed, columns, n)
-    blocks = [random_block(t, columns) for t in spec.random]
+    blocks = [random_block(t, columns, n) for t in spec.random]
     groups = residual_groups(spec.residual, columns, n)
     return Design(spec, md, fx, blocks, groups)

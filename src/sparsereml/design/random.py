@@ -1,4 +1,4 @@
-"""Random-term and residual-group coding: each record's level of each random term."""
+"""Random-term coding: each record's level of each random term."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -6,10 +6,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DataError, ModelError
-from ..formula.terms import At, RandomTerm, ResidualSpec
+from ..formula.terms import At, RandomTerm, Units
 from .coding import Factor, combine, encode
 
-__all__ = ["RandomBlock", "ResidualGroups", "random_block", "residual_groups"]
+__all__ = ["RandomBlock", "random_block"]
 
 
 @dataclass
@@ -51,6 +51,11 @@ def _factor(columns, name: str) -> Factor:
     return columns.factor(name) if hasattr(columns, "factor") else encode(columns[name], name)
 
 
+def _units(n: int) -> Factor:
+    """``units``: one level per record, labelled by its position among the records used."""
+    return Factor("units", np.arange(n, dtype=np.int64), tuple(str(i + 1) for i in range(n)))
+
+
 def _at_levels(at: At, f: Factor) -> list[int]:
     """Codes of the levels named in at(F, ...): by label first, else by 1-based position (ASReml)."""
     if at.levels is None:
@@ -70,9 +75,10 @@ def _at_levels(at: At, f: Factor) -> list[int]:
     return out
 
 
-def random_block(term: RandomTerm, columns: dict) -> RandomBlock:
-    """Code one random term; every column named in it is a factor whatever its dtype."""
-    inner = combine([_factor(columns, v.name) for v in term.factors])
+def random_block(term: RandomTerm, columns: dict, n: int | None = None) -> RandomBlock:
+    """Code one random term; every column named in it is a factor whatever its dtype.  ``n``
+    (the number of records) is needed for ``units``."""
+    inner = combine([_units(n) if isinstance(v, Units) else _factor(columns, v.name) for v in term.factors])
     if term.struct is not None and term.struct.kind != "diag":
         return _correlated_block(term, inner, columns)
     if term.struct is not None:  # diag(F):T is at(F):T with its own labels
@@ -125,26 +131,3 @@ def _correlated_block(term: RandomTerm, inner: Factor, columns: dict) -> RandomB
     codes = inner.codes * n + sf.codes
     levels = tuple(f"{sf.levels[i]}:{inner.levels[m]}" for m in range(q) for i in range(n))
     return RandomBlock(term, codes, levels, [(term.label, 0, q * n)], cov_levels=sf.levels, units=q)
-@dataclass
-class ResidualGroups:
-    """Residual groups: one residual variance per group (``at(F):units``) or one in all."""
-
-    spec: ResidualSpec
-    codes: np.ndarray
-    labels: list
-
-    @property
-    def n_groups(self) -> int:
-        return len(self.labels)
-
-
-def residual_groups(spec: ResidualSpec, columns: dict, n: int) -> ResidualGroups:
-    if spec.at is None:
-        return ResidualGroups(spec, np.zeros(n, dtype=np.int64), [spec.label])
-    f = _factor(columns, spec.at.factor)
-    counts = np.bincount(f.codes, minlength=f.n_levels)
-    small = [f.levels[i] for i in np.flatnonzero(counts < 2)]
-    if small:
-        raise DataError(f"{spec.label}: level {small[0]} of {spec.at.factor!r} has fewer than two records; "
-                        f"its residual variance cannot be estimated")
-    return ResidualGroups(spec, f.codes, [spec.level_label(lv) for lv in f.levels])

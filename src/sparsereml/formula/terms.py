@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from ..errors import FormulaError
 from .parser import Bar, BinOp, Call, Formula, Name, Neg, Number, String, parse
 
-__all__ = ["Var", "At", "Units", "Struct", "STRUCTURES", "Term", "FixedSpec", "RandomTerm", "ResidualSpec", "ModelSpec",
+__all__ = ["Var", "At", "Units", "Struct", "STRUCTURES", "Term", "FixedSpec", "RandomTerm", "ResidualSpec",
+           "ResidualSection", "ResidualDim", "ModelSpec",
            "model_spec", "term_label", "quote_name"]
 
 _IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
@@ -81,6 +82,7 @@ class Struct:
 
 
 STRUCTURES = ("diag", "corv", "corh", "corgh", "us", "fa")
+RESIDUAL_ONLY = ("ar1",)  # structures of residual dimensions only (for now)
 _ZERO = "__no_intercept__"  # sentinel produced by 0 and -1
 Term = tuple
 
@@ -142,7 +144,7 @@ def _expand_call(node: Call, text: str) -> list:
         return [(At(node.args[0].id, tuple(levels) if levels else None),)]
     if f in ("idv", "id") and len(node.args) == 1:
         return _expand(node.args[0], text, check=False)
-    if f in STRUCTURES:
+    if f in STRUCTURES or f in RESIDUAL_ONLY:
         if not node.args or not isinstance(node.args[0], Name) or node.kwargs:
             raise FormulaError(f"{f}() needs a factor name first, as in {f}(Trial), in {text!r}")
         extra = []
@@ -155,7 +157,7 @@ def _expand_call(node: Call, text: str) -> list:
         if f != "fa" and extra:
             raise FormulaError(f"{f}() takes only a factor name, in {text!r}")
         return [(Struct(f, node.args[0].id, tuple(extra)),)]
-    known = "C(), at(), dsum(), diag(), corv(), corh(), corgh(), us(), fa()"
+    known = "C(), at(), dsum(), id(), ar1(), diag(), corv(), corh(), corgh(), us(), fa()"
     raise FormulaError(f"unknown function {f}() in {text!r} (known here: {known})")
 
 
@@ -249,15 +251,50 @@ class RandomTerm:
 
 
 @dataclass(frozen=True)
-class ResidualSpec:
-    at: At | None = None
+class ResidualDim:
+    """One dimension of a residual grid: ``id`` (a plain factor), ``ar1`` or a covariance model."""
+
+    kind: str
+    column: str
+    args: tuple = ()
 
     @property
     def label(self) -> str:
-        return f"{self.at.label}:units" if self.at else "units"
+        return f"id({quote_name(self.column)})" if self.kind == "id" else Struct(self.kind, self.column, self.args).label
+
+
+@dataclass(frozen=True)
+class ResidualSection:
+    """The residual of the groups selected by ``at``: a Kronecker product of ``dims`` (none:
+    independent records with one variance)."""
+
+    at: At | None = None
+    dims: tuple = ()
+
+    @property
+    def label(self) -> str:
+        parts = ([self.at.label] if self.at else []) + [d.label for d in self.dims]
+        return ":".join(parts) if self.dims else (f"{self.at.label}:units" if self.at else "units")
+
+
+@dataclass(frozen=True)
+class ResidualSpec:
+    """Residual sections; several only as ``at(F, levels)`` sections of one factor F."""
+
+    sections: tuple = (ResidualSection(),)
+
+    @property
+    def at(self) -> At | None:
+        """at(F) of the groups (the factor that splits the records), or None for one group."""
+        a = self.sections[0].at
+        return At(a.factor) if a is not None else None
+
+    @property
+    def label(self) -> str:
+        return " + ".join(sec.label for sec in self.sections)
 
     def level_label(self, level: str) -> str:
-        return f"{self.at.level_label(level)}:units"
+        return f"{At(self.sections[0].at.factor).level_label(level)}:units"
 
 
 @dataclass(frozen=True)
@@ -276,9 +313,11 @@ class ModelSpec:
             names += [f.name for f in t]
         for r in self.random:
             names += ([r.at.factor] if r.at else []) + ([r.struct.factor] if r.struct else [])
-            names += [f.name for f in r.factors]
+            names += [f.name for f in r.factors if isinstance(f, Var)]
         if self.residual.at:
             names.append(self.residual.at.factor)
+        for sec in self.residual.sections:
+            names += [d.column for d in sec.dims]
         return list(dict.fromkeys(names))
 
 
@@ -313,11 +352,17 @@ def _random_term(term: Term, text: str) -> RandomTerm:
     if len(structs) > 1:
         raise FormulaError(f"a random term can have one covariance structure, found {term_label(term)!r} "
                            f"in {text!r}")
+    if structs and structs[0].kind in RESIDUAL_ONLY:
+        raise FormulaError(f"{structs[0].label} is supported in the residual formula only, not in the random "
+                           f"term {term_label(term)!r}")
     if structs and ats:
         raise FormulaError(f"at() and {structs[0].kind}() cannot be combined in one term yet: {term_label(term)!r}")
-    if any(isinstance(f, Units) for f in term):
-        raise FormulaError(f"'units' as a random term is not supported yet (in {text!r})")
-    factors = tuple(Var(f.name) for f in term if isinstance(f, Var))  # random columns are factors anyway
+    if any(isinstance(f, Units) for f in term) and (structs or any(isinstance(f, Var) for f in term)):
+        raise FormulaError(f"'units' stands alone as a random term (or as at(F):units), not in "
+                           f"{term_label(term)!r} of {text!r}")
+    # random columns are factors anyway; C(x) is kept in the label (x may also be a fixed covariate);
+    # units: one effect per record (a nugget beside a spatial residual)
+    factors = tuple(f for f in term if isinstance(f, (Var, Units)))
     if not factors:
         example = f"{structs[0].label}:Mother" if structs else "at(F):Block"
         raise FormulaError(f"{term_label(term)!r} in {text!r} has no factor to give levels, as in {example}")
@@ -365,28 +410,64 @@ def _parse_random(random: str | None) -> list[RandomTerm]:
     return out
 
 
+def _residual_section(term: Term, text: str) -> ResidualSection:
+    ats = [f for f in term if isinstance(f, At)]
+    if len(ats) > 1:
+        raise FormulaError(f"a residual section can have one at(), found {term_label(term)!r} in {text!r}")
+    dims = []
+    for f in term:
+        if isinstance(f, Var):
+            dims.append(ResidualDim("id", f.name))
+        elif isinstance(f, Struct):
+            if f.kind not in RESIDUAL_ONLY + STRUCTURES:  # pragma: no cover - the expander knows no others
+                raise FormulaError(f"{f.label} cannot be a residual dimension in {text!r}")
+            dims.append(ResidualDim(f.kind, f.factor, f.args))
+    names = [d.column for d in dims]
+    if len(set(names)) < len(names):
+        raise FormulaError(f"a column appears twice in the residual {term_label(term)!r} of {text!r}")
+    if any(isinstance(f, Units) for f in term) and dims:
+        raise FormulaError(f"'units' with other factors in the residual {term_label(term)!r} needs a multivariate "
+                           f"response, which is not supported yet; write the grid's factors, as in "
+                           f"'~ ar1(Row):ar1(Col)' or '~ tree:us(dir)'")
+    if not dims and not any(isinstance(f, Units) for f in term):
+        raise FormulaError(f"residual {term_label(term)!r} in {text!r}: write at(F):units or give its dimensions")
+    if dims and all(d.kind == "id" for d in dims):
+        dims = []  # id x id x ... is independent records with one variance
+    return ResidualSection(ats[0] if ats else None, tuple(dims))
+
+
 def _parse_residual(residual: str | None) -> ResidualSpec:
     if residual is None or residual.strip() in ("", "~", "~ units", "~units", "units"):
         return ResidualSpec()
     tree = parse(residual)
     if isinstance(tree, Formula):
         tree = tree.rhs
-    if isinstance(tree, Call) and tree.func == "dsum":  # ASReml: dsum(~ units | F)
-        arg = tree.args[0] if tree.args else None
+    if isinstance(tree, Call) and tree.func == "dsum":  # ASReml: dsum(~ units | F), dsum(~ ar1(r):ar1(c) | F)
+        arg = tree.args[0] if len(tree.args) == 1 and not tree.kwargs else None
         arg = arg.rhs if isinstance(arg, Formula) else arg
-        if isinstance(arg, Bar) and isinstance(arg.rhs, Name) and _expand(arg.lhs, residual) == [(Units(),)]:
-            return ResidualSpec(At(arg.rhs.id))
-        raise FormulaError(f"only dsum(~ units | F) is supported, got {residual!r}")
+        if not (isinstance(arg, Bar) and isinstance(arg.rhs, Name)):
+            raise FormulaError(f"dsum() takes one '~ structure | F' argument, as in dsum(~ units | Trial); got "
+                               f"{residual!r} (for different structures per level use at(F, levels) sections)")
+        inner = _expand(arg.lhs, residual)
+        if len(inner) != 1:
+            raise FormulaError(f"dsum(~ ... | F) takes one residual structure, got {residual!r}")
+        return ResidualSpec((_residual_section((At(arg.rhs.id),) + tuple(inner[0]), residual),))
     terms = _expand(tree, residual)
-    if len(terms) == 1:
-        t = terms[0]
-        ats = [f for f in t if isinstance(f, At)]
-        if any(isinstance(f, Units) for f in t) and len(ats) + 1 == len(t) and len(ats) <= 1:
-            if ats and ats[0].levels is not None:
-                raise FormulaError(f"every record needs a residual: use at(F):units without levels, "
-                                   f"not {residual!r}")
-            return ResidualSpec(ats[0] if ats else None)
-    raise FormulaError(f"residual {residual!r} is not supported; use '~ units' or '~ at(F):units'")
+    sections = tuple(_residual_section(t, residual) for t in terms if t not in ((), _ZERO))
+    if len(sections) != len(terms):
+        raise FormulaError(f"an intercept has no meaning in the residual formula {residual!r}")
+    if len(sections) == 1:
+        sec = sections[0]
+        if sec.at is not None and sec.at.levels is not None:
+            raise FormulaError(f"every record needs a residual: use at(F):units without levels, or one "
+                               f"at(F, levels) section per set of levels, not {residual!r}")
+        return ResidualSpec(sections)
+    factors = {sec.at.factor if sec.at else None for sec in sections}
+    if len(factors) != 1 or None in factors or any(sec.at.levels is None for sec in sections):
+        raise FormulaError(f"several residual sections must each be at(F, levels) of one factor F, as in "
+                           f"'~ at(site, c(S1, S2)):ar1(col):ar1(row) + at(site, S3):id(col):ar1(row)'; "
+                           f"got {residual!r}")
+    return ResidualSpec(sections)
 
 
 def model_spec(fixed: str, random: str | None = None, residual: str | None = None) -> ModelSpec:
@@ -400,7 +481,10 @@ def model_spec(fixed: str, random: str | None = None, residual: str | None = Non
     random : str, optional
         Random terms, e.g. ``"~ at(Trial):Block + Mother + Trial:Mother"``.
     residual : str, optional
-        ``"~ units"`` (default) or ``"~ at(F):units"`` (one variance per level of F).
+        ``"~ units"`` (default), ``"~ at(F):units"`` (one variance per level of F), a grid
+        ``"~ ar1(Row):ar1(Col)"`` / ``"~ id(Col):ar1(Row)"`` / ``"~ tree:us(dir)"``, each also
+        per level of F (``"~ at(Trial):ar1(Row):ar1(Col)"`` or ``dsum(~ ... | F)``), or
+        ``at(F, levels)`` sections with different structures joined by ``+``.
 
     Returns
     -------
@@ -410,13 +494,14 @@ def model_spec(fixed: str, random: str | None = None, residual: str | None = Non
     terms = bar_random + _parse_random(random)
     seen: dict = {}
     for t in terms:
-        key = (frozenset(t.factors), t.at.factor if t.at else None, t.struct.factor if t.struct else None)
+        key = (frozenset(getattr(f, "name", "units") for f in t.factors), t.at.factor if t.at else None, t.struct.factor if t.struct else None)
         if key in seen:
             raise FormulaError(f"random term {t.label!r} is given twice")
         seen[key] = t
     fixed_keys = {frozenset(f.name for f in t) for t in fx.terms}
     for t in terms:
-        if t.at is None and t.struct is None and frozenset(f.name for f in t.factors) in fixed_keys:
+        if t.at is None and t.struct is None and not any(getattr(f, "as_factor", True) for f in t.factors) \
+                and frozenset(f.name for f in t.factors) in fixed_keys:
             raise FormulaError(f"{t.label!r} is both a fixed and a random term")
     res = _parse_residual(residual)
     return ModelSpec(fx, tuple(terms), res, {"fixed": fixed, "random": random, "residual": residual})

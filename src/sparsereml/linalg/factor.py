@@ -218,7 +218,11 @@ class SparseLDL:
             kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, inv)
         kernels.selinv(f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._done, *self._levels, Zd, Zx)
         pos = self._zpos
-        return np.where(pos >= 0, Zx[np.maximum(pos, 0)], Zd[np.maximum(-1 - pos, 0)])
+        out = np.empty(pos.size)
+        off = pos >= 0
+        out[off] = Zx[pos[off]]
+        out[~off] = Zd[-1 - pos[~off]]
+        return out
 
     def inverse_quadratic(self, T) -> np.ndarray:
         """T' C^-1 T for a sparse (or dense) n x m matrix T, exploiting its sparsity.

@@ -96,6 +96,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     codes = np.where(fixed, "F", "P").astype(object)
     pt = problem.params
     is_var = np.array([k == "var" for k in pt.kinds])
+    is_cor = np.array([k == "cor" for k in pt.kinds])
     var_free = is_var & ~fixed
     scale = float(np.max(np.abs(theta[var_free]))) if var_free.any() else 1.0
     # distance from a bound that stands for "on the bound": 1e-8 of the variances' scale for
@@ -149,7 +150,14 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
         for damping, lam in _STEP_CONTROL:
             if damping:
                 step = _newton_step(ev, free, damping)
-            trial = theta + lam * step
+            try:
+                trial = problem.move(theta, lam * step)
+            except NotPositiveDefinite:  # a covariance left the positive-definite cone
+                continue
+            # a correlation stepping past +-1 goes halfway there instead: at +-1 the model is
+            # degenerate, and from a poor start the AI step often overshoots
+            past = is_cor & free & ((trial < lower + eps) | (trial > upper - eps))
+            trial[past] = 0.5 * (theta[past] + np.where(trial[past] < theta[past], lower[past], upper[past]))
             new_codes = codes.copy()
             low_hit = free & (trial < lower + eps)
             high_hit = free & (trial > upper - eps)
@@ -161,6 +169,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
                 continue
             if np.isfinite(cand.loglik) and cand.loglik >= ev.loglik - 1e-12 * max(1.0, abs(ev.loglik)):
                 new_ev = cand
+                step_label = f"{lam:g}" if not damping else f"{lam:g} LM {damping:g}"
                 break
         if new_ev is None:
             message = f"stopped at iteration {it}: no step increased the log-likelihood"
@@ -168,15 +177,16 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
         prev_theta = theta
         theta, codes = new_ev.theta, new_codes
         ev = problem.derivatives(new_ev)
-        history.append(_row(it, ev, codes, time.perf_counter() - t_it, problem))
+        history.append(_row(it, ev, codes, time.perf_counter() - t_it, problem, step_label))
         if callback:
             callback(history[-1])
     return OptimResult(theta, list(codes), ev, converged, message, history, prev_theta)
 
 
-def _row(it: int, ev: Evaluation, codes, seconds: float, problem: REMLProblem) -> dict:
-    """History row: logL, seconds and every reported parameter."""
-    row = {"iteration": it, "loglik": ev.loglik, "seconds": seconds}
+def _row(it: int, ev: Evaluation, codes, seconds: float, problem: REMLProblem, step: str = "") -> dict:
+    """History row: logL, seconds, the step taken (fraction of the AI step, and the
+    Levenberg-Marquardt damping if any) and every reported parameter."""
+    row = {"iteration": it, "loglik": ev.loglik, "seconds": seconds, "step": step}
     row.update({lab: float(v) for lab, v in zip(problem.report_labels, problem.report(ev.theta)[0])})
     row["bounds"] = "".join(codes)
     return row

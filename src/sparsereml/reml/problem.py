@@ -19,6 +19,7 @@ from ..design import Design
 from ..linalg import SparseLDL
 from ..mme import MixedModelEquations
 from ..structures import IdentityBlocks, KronStructure, Structure, make_cov_model
+from ..structures.residual import Ar1Dim, CovDim, GroupResidual, IdDim
 
 __all__ = ["REMLProblem", "Evaluation", "ParameterTable"]
 
@@ -75,6 +76,30 @@ def structures_for(design: Design) -> list[Structure]:
     return out
 
 
+def residuals_for(design: Design) -> list[GroupResidual]:
+    """One residual structure per residual group: independent records with one variance, or a
+    Kronecker product over the dimensions of the group's grid."""
+    out = []
+    counts = np.bincount(design.residual.codes, minlength=design.residual.n_groups)
+    random_labels = {b[0] for rb in design.random for b in rb.blocks}
+    clash = any(lab in random_labels for lab in design.residual.labels)  # a random units term
+    for label, grid, n_g in zip(design.residual.labels, design.residual.grids, counts):
+        var_label = f"{label}!R" if clash else None
+        if grid is None:
+            out.append(GroupResidual(label, [], n_g, var_label))
+            continue
+        dims = []
+        for d, m, levels in zip(grid.dims, grid.shape, grid.levels):
+            if d.kind == "ar1":
+                dims.append(Ar1Dim(d.column, m))
+            elif d.kind == "id":
+                dims.append(IdDim(d.column, m))
+            else:
+                dims.append(CovDim(d.column, make_cov_model(d.kind, levels, d.args)))
+        out.append(GroupResidual(label, dims, grid.n_cells, var_label))
+    return out
+
+
 class REMLProblem:
     """Everything that stays fixed while the variance parameters change.
 
@@ -95,7 +120,12 @@ class REMLProblem:
             r, c = st.pattern()
             if np.any(r != c):
                 extra.append((r + off, c + off))
-        self.cp = cross_products(design.W(), design.y, design.residual.codes, design.residual.n_groups, extra)
+        self.residuals = residuals_for(design)
+        grids = [None if lay is None else (lay, res.basis())
+                 for lay, res in zip(design.residual.grids, self.residuals)]
+        self.cp = cross_products(design.W(), design.y, design.residual.codes, design.residual.n_groups, extra,
+                                 grids)
+        self._components = [np.flatnonzero(self.cp.group_of == g) for g in range(len(self.residuals))]
         self.mme = MixedModelEquations(self.cp, self.p, design.offsets, self.structures)
         t1 = time.perf_counter()
         groups = np.full(self.mme.N, len(self.structures), dtype=np.int64)  # fixed effects: last group
@@ -112,11 +142,14 @@ class REMLProblem:
             upper.append(hi)
             kinds += st.kinds
             k += st.n_params
-        ng = design.residual.n_groups
-        labels += list(design.residual.labels)
-        lower.append(np.zeros(ng))
-        upper.append(np.full(ng, np.inf))
-        kinds += ["var"] * ng
+        self._res_slices = []
+        for res in self.residuals:
+            self._res_slices.append(slice(len(labels) - k, len(labels) - k + res.n_params))
+            labels += res.labels
+            lo, hi = res.bounds()
+            lower.append(lo)
+            upper.append(hi)
+            kinds += res.kinds
         self.params = ParameterTable(labels, slices, slice(k, len(labels)), np.concatenate(lower),
                                      np.concatenate(upper), kinds)
 
@@ -124,34 +157,67 @@ class REMLProblem:
     @property
     def report_labels(self) -> list:
         return [lab for st in self.structures for lab in st.report_labels] + \
-            self.params.labels[self.params.residual_slice]
+            [lab for res in self.residuals for lab in res.report_labels]
 
     @property
     def report_kinds(self) -> list:
-        return [k for st in self.structures for k in st.report_kinds] + ["var"] * self.design.residual.n_groups
+        return [k for st in self.structures for k in st.report_kinds] + \
+            [k for res in self.residuals for k in res.report_kinds]
 
     def report(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Reported parameter values and d(reported)/d(working) (block diagonal)."""
-        th_terms, s2 = self.split(theta)
-        vals = [st.report(th) for st, th in zip(self.structures, th_terms)] + [s2]
+        th_terms, th_res = self.split(theta)
+        th_groups = self.residual_parts(th_res)
+        vals = [st.report(th) for st, th in zip(self.structures, th_terms)] + \
+            [res.report(th) for res, th in zip(self.residuals, th_groups)]
         J = block_diag(*[st.report_jacobian(th) for st, th in zip(self.structures, th_terms)],
-                       np.eye(s2.size))
+                       *[res.report_jacobian(th) for res, th in zip(self.residuals, th_groups)])
         return np.concatenate(vals), np.asarray(J)
 
     # -- pieces ------------------------------------------------------------------
     def split(self, theta: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         return [theta[s] for s in self.params.term_slices], theta[self.params.residual_slice]
 
+    def move(self, theta: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """theta after a step, each structure moving its own parameters (us() steps in Sigma)."""
+        out = theta + step
+        for st, sl in zip(self.structures, self.params.term_slices):
+            out[sl] = st.move(theta[sl], step[sl])
+        r = self.params.residual_slice
+        for res, sl in zip(self.residuals, self._res_slices):
+            a, b = r.start + sl.start, r.start + sl.stop
+            out[a:b] = res.move(theta[a:b], step[a:b])
+        return out
+
+    def residual_parts(self, th_res: np.ndarray) -> list[np.ndarray]:
+        """The residual parameters split by group."""
+        return [th_res[s] for s in self._res_slices]
+
+    def residual_coef(self, th_res: np.ndarray) -> np.ndarray:
+        """Coefficients c_k of the residual components (R^-1 = sum_k c_k B_k)."""
+        coef = np.empty(self.cp.n_components)
+        for res, th, comp in zip(self.residuals, self.residual_parts(th_res), self._components):
+            coef[comp] = res.coef(th)
+        return coef
+
+    def residual_dcoef(self, th_res: np.ndarray) -> np.ndarray:
+        """(K x n residual parameters) d c_k / d theta_j."""
+        D = np.zeros((self.cp.n_components, th_res.size))
+        for res, th, comp, sl in zip(self.residuals, self.residual_parts(th_res), self._components,
+                                     self._res_slices):
+            D[np.ix_(comp, np.arange(sl.start, sl.stop))] = res.dcoef(th)
+        return D
+
     def evaluate(self, theta: np.ndarray) -> Evaluation:
         """Log-likelihood and MME solution at ``theta`` (one factorisation)."""
         t0 = time.perf_counter()
-        th_terms, s2 = self.split(theta)
-        C, H, rhs, yry = self.mme.assemble(th_terms, s2)
+        th_terms, th_res = self.split(theta)
+        C, H, rhs, yry = self.mme.assemble(th_terms, self.residual_coef(th_res))
         self.factor.factorize(C)
         t1 = time.perf_counter()
         sol = self.factor.solve(rhs)
         logdet_c = self.factor.logdet()
-        logdet_r = float(self.cp.counts @ np.log(s2))
+        logdet_r = sum(res.logdet(th) for res, th in zip(self.residuals, self.residual_parts(th_res)))
         logdet_g = sum(st.logdet(th) for st, th in zip(self.structures, th_terms))
         ypy = yry - float(sol @ rhs)
         loglik = -0.5 * ((self.n - self.p) * LOG2PI + logdet_c + logdet_r + logdet_g + ypy)
@@ -163,7 +229,7 @@ class REMLProblem:
     def derivatives(self, ev: Evaluation) -> Evaluation:
         """Fill the exact scores and the average-information matrix of ``ev``."""
         t0 = time.perf_counter()
-        th_terms, s2 = self.split(ev.theta)
+        th_terms, th_res = self.split(ev.theta)
         s, mme = ev.solution, self.mme
         zc = self.factor.selected_inverse()
         t1 = time.perf_counter()
@@ -177,22 +243,37 @@ class REMLProblem:
             curvature[sl, sl] = st.curvature(th, zc[pos], u)
             B = st.dG_apply(th, st.ginv_apply(th, u)).tocoo()
             betas.append(sp.csc_matrix((B.data, (B.row + off, B.col)), shape=(mme.N, st.n_params)))
-        sr, scs = mme.group_sr_scs(s)
-        ee = self.cp.yty - 2.0 * sr + scs  # e_g'e_g
-        tr = mme.group_trace(zc)
-        n_g = self.cp.counts
-        score[self.params.residual_slice] = -0.5 * (n_g / s2 - tr / s2**2 - ee / s2**2)
-        # average information: AI = 1/2 (Q - T'C^-1 T)
+        # residual parameters: dlogL/dtheta_j = -1/2 [dlog|R| + sum_k dc_k (tr(C^-1 C_k) + e'B_k e)]
+        sr, scs = mme.component_sr_scs(s)
+        ee = self.cp.yty - 2.0 * sr + scs  # e'B_k e
+        tr = mme.component_trace(zc)
+        D = self.residual_dcoef(th_res)
+        th_groups = self.residual_parts(th_res)
+        dlogdet_r = np.concatenate([res.dlogdet(th) for res, th in zip(self.residuals, th_groups)])
+        score[self.params.residual_slice] = -0.5 * (dlogdet_r + D.T @ (tr + ee))
+        # average information: AI = 1/2 (Q - T'C^-1 T), T = W'R^-1 [q_1 ... q_m]
         beta = sp.hstack(betas, format="csc") if betas else sp.csc_matrix((mme.N, 0))
         T_g = mme.matvec(ev.parts["H"], beta) if betas else beta  # H beta_i, kept sparse
-        T_r = mme.group_residual_rhs(s) @ sp.diags(1.0 / s2**2)
+        T_r = -(mme.component_residual_rhs(s) @ sp.csc_matrix(D))  # W'R^-1 q_j = -W'Rdot_j e
         T = sp.hstack([T_g, T_r], format="csc")
         ng = beta.shape[1]
         Q = np.zeros((self.params.n, self.params.n))
-        Q[:ng, :] = (beta.T @ T).toarray()  # q_i'R^-1 q_j = beta_i'H beta_j and beta_i'(r_g - C_g s)/s2_g^2
+        Q[:ng, :] = (beta.T @ T).toarray()  # q_i'R^-1 q_j = beta_i'H beta_j and beta_i'T_j
         Q[ng:, :ng] = Q[:ng, ng:].T
-        Q[ng:, ng:] = np.diag(ee / s2**3)
+        Q[ng:, ng:] = self._residual_q(th_groups, ee, s)
         ai = 0.5 * (Q - self.factor.inverse_quadratic(T))
         ev.score, ev.ai, ev.zc, ev.curvature = score, 0.5 * (ai + ai.T), zc, curvature
         ev.seconds.update(selinv=t1 - t0, derivatives=time.perf_counter() - t1)
         return ev
+
+    def _residual_q(self, th_groups: list, ee: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """q_i'R^-1 q_j for the residual parameters: block diagonal by group; a structured group
+        needs its residuals on the grid (the one pass over records in an iteration)."""
+        blocks = []
+        for g, (res, th, comp) in enumerate(zip(self.residuals, th_groups, self._components)):
+            if res.needs_cells:
+                Wc, yc = self.cp.cells[g]
+                blocks.append(res.q_block(th, 0.0, yc - Wc @ s))
+            else:
+                blocks.append(res.q_block(th, float(ee[comp].sum()), None))
+        return np.asarray(block_diag(*blocks)) if blocks else np.zeros((0, 0))

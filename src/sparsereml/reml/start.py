@@ -6,6 +6,7 @@ import pandas as pd
 from numba import njit, prange
 
 from ..errors import ModelError
+from ..structures.covariance import nearest_pd
 from .problem import REMLProblem
 
 __all__ = ["default_start", "resolve_start"]
@@ -204,9 +205,54 @@ def default_start(problem: REMLProblem) -> np.ndarray:
             theta[sl] = [moments.pop(0) for _ in range(sl.stop - sl.start)]
             per_record += float(np.mean(theta[sl]))
     fallback = s2g * max(1.0 - per_record / pooled, 0.3)
-    theta[problem.params.residual_slice] = np.where(ok, np.clip(np.nan_to_num(within), 0.01 * pooled, None),
-                                                    fallback) if within is not None else fallback
+    s2_res = np.where(ok, np.clip(np.nan_to_num(within), 0.01 * pooled, None), fallback) \
+        if within is not None else fallback
+    theta[problem.params.residual_slice] = _residual_start(problem, s2_res, e)
     return theta
+
+
+def _lag_correlation(E: np.ndarray, present: np.ndarray, axis: int) -> float:
+    """Correlation of neighbours along ``axis`` among cells that both hold a record."""
+    n = E.shape[axis]
+    a = np.take(E, np.arange(n - 1), axis=axis)
+    b = np.take(E, np.arange(1, n), axis=axis)
+    both = np.take(present, np.arange(n - 1), axis=axis) & np.take(present, np.arange(1, n), axis=axis)
+    a, b = a[both], b[both]
+    den = np.sqrt(np.sum(a * a) * np.sum(b * b))
+    return float(np.sum(a * b) / den) if den > 0 else 0.0
+
+
+def _cell_covariance(E: np.ndarray, present: np.ndarray, axis: int) -> np.ndarray:
+    """Covariance between the levels of ``axis`` over the other cells (pairwise complete)."""
+    X = np.moveaxis(E, axis, -1).reshape(-1, E.shape[axis])
+    M = np.moveaxis(present, axis, -1).reshape(-1, E.shape[axis]).astype(float)
+    n = np.maximum(M.T @ M, 1.0)
+    return (X.T @ X) / n
+
+
+def _residual_start(problem: REMLProblem, s2: np.ndarray, e: np.ndarray) -> np.ndarray:
+    """Residual parameters: the group variances ``s2``; an ar1 correlation from neighbouring OLS
+    residuals (damped, since they still hold the random effects); a covariance model across a
+    factor from the OLS residuals' covariance between its levels."""
+    out = []
+    for g, res in enumerate(problem.residuals):
+        grid = problem.design.residual.grids[g]
+        if grid is None:
+            out.append([s2[g]])
+            continue
+        E = np.zeros(grid.n_cells)
+        E[grid.cells] = e[grid.records]
+        present = np.zeros(grid.n_cells, dtype=bool)
+        present[grid.cells] = True
+        E, present = E.reshape(grid.shape), present.reshape(grid.shape)
+        vals = [s2[g]] if res.scaled else []
+        for axis, d in enumerate(res.dims):
+            if d.kind == "ar1":
+                vals.append(float(np.clip(0.5 * _lag_correlation(E, present, axis), -0.5, 0.7)))
+            elif d.n_params:
+                vals.extend(d.model.start(nearest_pd(_cell_covariance(E, present, axis))))
+        out.append(vals)
+    return np.concatenate([np.asarray(v, float) for v in out])
 
 
 def resolve_start(problem: REMLProblem, start: dict | None, fix: dict | None):

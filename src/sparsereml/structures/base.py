@@ -58,6 +58,10 @@ class Structure(ABC):
         """'var', 'cor', 'cov' or 'load' for each parameter."""
         return ["var"] * self.n_params
 
+    def move(self, theta: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """The parameters after an optimiser step (plain addition unless a structure says otherwise)."""
+        return theta + step
+
     def bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """Smallest and largest admissible value of each parameter."""
         return np.zeros(self.n_params), np.full(self.n_params, np.inf)

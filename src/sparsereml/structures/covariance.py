@@ -18,6 +18,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ..errors import NotPositiveDefinite
+
 __all__ = ["CovModel", "DiagCov", "CorV", "CorH", "CorGH", "US", "FA", "COV_MODELS", "make_cov_model"]
 
 _BOUNDS = {"var": (0.0, np.inf), "cor": (-1.0, 1.0), "cov": (-np.inf, np.inf), "load": (-np.inf, np.inf),
@@ -79,6 +81,10 @@ class CovModel(ABC):
     def describe(self, theta: np.ndarray) -> dict:
         """Named matrices for reports (the covariance; FA adds loadings and specific variances)."""
         return {}
+
+    def move(self, theta: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """The parameters after an optimiser step (plain addition unless a model says otherwise)."""
+        return theta + step
 
     # The optimiser moves the working parameters above; users see the reported ones.  They are
     # the same except where a reparametrisation keeps Sigma positive definite (us).
@@ -288,6 +294,20 @@ class US(CovModel):
 
     def start(self, S):
         L = np.linalg.cholesky(nearest_pd(S))
+        return np.array([L[i, j] for i, j in self._entries()])
+
+    def move(self, theta, step):
+        """Step in Sigma, not in L: Sigma + sum_k step_k dSigma/dL_k, then its Cholesky factor.
+
+        The same first-order move, taken on the straight line in Sigma: in L the path to a
+        nearly singular Sigma is strongly curved, and AI steps overshoot along it.  A step that
+        leaves the positive-definite cone raises NotPositiveDefinite (the optimiser shortens it).
+        """
+        S = self.sigma(theta) + np.tensordot(step, self.dsigma(theta), axes=1)
+        try:
+            L = np.linalg.cholesky(0.5 * (S + S.T))
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefinite(f"{self.name}() covariance left the positive-definite cone") from None
         return np.array([L[i, j] for i, j in self._entries()])
 
     def report(self, theta):

@@ -51,6 +51,9 @@ class KronStructure(Structure):
     def kinds(self) -> list:
         return list(self.model.kinds)
 
+    def move(self, theta, step):
+        return self.model.move(theta, step)
+
     @property
     def report_labels(self) -> list:
         return [f"{self.prefix}!{s}" for s in self.model.report_labels]

@@ -1,0 +1,180 @@
+"""Residual coding: each record's residual group and, for structured residuals, its cell in the
+group's grid.
+
+A grid is the Kronecker layout of the residual's dimensions (C order, first dimension
+outermost).  ``ar1`` dimensions span the positions from the group's smallest to its largest
+coordinate (a numeric column on an equally spaced grid, or a factor's level index); ``id``
+dimensions the levels present in the group; covariance-model dimensions (``us``, ...) every
+level of their factor.  Cells without a record are missing values: the REML stage gives each
+one a fixed effect, which is the same as deleting it from V.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import DataError, ModelError
+from ..formula.terms import ResidualDim, ResidualSection, ResidualSpec
+from .coding import Factor, encode, is_factor_column
+
+__all__ = ["ResidualGroups", "GridLayout", "residual_groups"]
+
+_MAX_EMPTY = 1.0  # at most this many missing cells per record in a grid (catches wrong coordinates)
+
+
+@dataclass
+class GridLayout:
+    """Where the records of one residual group sit in its grid.
+
+    Attributes
+    ----------
+    dims : tuple of ResidualDim
+    shape : tuple of int
+        Positions along each dimension.
+    records : ndarray
+        The group's records (indices into the data).
+    cells : ndarray
+        The cell (C order) of each of those records.
+    levels : list
+        Per dimension, the level labels for a covariance-model dimension, else None.
+    """
+
+    dims: tuple
+    shape: tuple
+    records: np.ndarray
+    cells: np.ndarray
+    levels: list
+
+    @property
+    def n_cells(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def missing(self) -> np.ndarray:
+        """Cells without a record."""
+        has = np.zeros(self.n_cells, dtype=bool)
+        has[self.cells] = True
+        return np.flatnonzero(~has)
+
+
+@dataclass
+class ResidualGroups:
+    """Residual groups: one variance (and structure) per level of F, or one for all records."""
+
+    spec: ResidualSpec
+    codes: np.ndarray
+    labels: list
+    grids: list  # per group: GridLayout, or None for independent records
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_missing_cells(self) -> int:
+        return sum(g.missing.size for g in self.grids if g is not None)
+
+
+def _factor(columns, name: str) -> Factor:
+    return columns.factor(name) if hasattr(columns, "factor") else encode(columns[name], name)
+
+
+def _section_of_levels(spec: ResidualSpec, f: Factor) -> list[ResidualSection]:
+    """The residual section that applies to each level of the at() factor."""
+    if len(spec.sections) == 1:
+        return [spec.sections[0]] * f.n_levels
+    owner: list = [None] * f.n_levels
+    for sec in spec.sections:
+        for lv in sec.at.levels:
+            text = str(lv)
+            if text in f.levels:
+                k = f.levels.index(text)
+            elif isinstance(lv, int) and 1 <= lv <= f.n_levels:
+                k = lv - 1
+            else:
+                raise DataError(f"residual {sec.label}: {lv!r} is not a level of {sec.at.factor!r}")
+            if owner[k] is not None:
+                raise ModelError(f"level {f.levels[k]} of {sec.at.factor!r} is in two residual sections")
+            owner[k] = sec
+    missing = [f.levels[k] for k, o in enumerate(owner) if o is None]
+    if missing:
+        raise ModelError(f"every record needs a residual: level(s) {', '.join(missing[:5])} of "
+                         f"{spec.sections[0].at.factor!r} are in no residual section")
+    return owner
+
+
+def _coordinate(columns, dim: ResidualDim, idx: np.ndarray, group: str) -> tuple[np.ndarray, int, tuple | None]:
+    """Position of the records ``idx`` along one dimension, its length, and its levels."""
+    name = dim.column
+    series = columns[name]
+    if dim.kind == "ar1" and not is_factor_column(series):
+        allv = np.unique(series.to_numpy(dtype=float))
+        steps = np.diff(allv)
+        step = float(steps.min()) if steps.size else 1.0
+        x = series.to_numpy(dtype=float)[idx]
+        pos = (x - x.min()) / step
+        if np.any(np.abs(pos - np.round(pos)) > 1e-6):
+            raise DataError(f"ar1({name}): the values of {name!r} are not equally spaced (smallest step "
+                            f"{step:g}); use a factor for irregular positions")
+        pos = np.round(pos).astype(np.int64)
+        return pos, int(pos.max()) + 1, None
+    f = _factor(columns, name)
+    codes = f.codes[idx]
+    if dim.kind == "ar1":  # factor levels in order: the level index is the position
+        return codes - codes.min(), int(codes.max() - codes.min()) + 1, None
+    if dim.kind == "id":
+        uniq, pos = np.unique(codes, return_inverse=True)
+        return pos.astype(np.int64), int(uniq.size), None
+    absent = np.setdiff1d(np.arange(f.n_levels), codes)
+    if absent.size:
+        raise DataError(f"residual {dim.label} in {group}: no records have {name} = {f.levels[absent[0]]}")
+    return codes.astype(np.int64), f.n_levels, f.levels
+
+
+def _grid(columns, dims: tuple, idx: np.ndarray, group: str) -> GridLayout:
+    coords = [_coordinate(columns, d, idx, group) for d in dims]
+    shape = tuple(c[1] for c in coords)
+    for d, (_, m, _) in zip(dims, coords):
+        if d.kind == "ar1" and m < 2:
+            raise DataError(f"residual {group}: {d.column!r} has one position only, so the correlation "
+                            f"of ar1({d.column}) cannot be estimated")
+    cells = np.ravel_multi_index(tuple(c[0] for c in coords), shape)
+    order = np.argsort(cells, kind="stable")
+    cells, records = cells[order], idx[order]
+    dup = np.flatnonzero(cells[1:] == cells[:-1])
+    if dup.size:
+        i, j = records[dup[0]], records[dup[0] + 1]
+        where = ", ".join(f"{d.column} = {columns[d.column].iloc[i]}" for d in dims)
+        raise DataError(f"two records share one grid position in the residual {group}: {where} "
+                        f"(records {i + 1} and {j + 1} of those used); each cell of "
+                        f"{':'.join(d.label for d in dims)} may hold one record")
+    n_cells = int(np.prod(shape))
+    if n_cells - idx.size > _MAX_EMPTY * idx.size + 100:
+        raise DataError(f"residual {group}: the grid {' x '.join(map(str, shape))} has {n_cells} cells for "
+                        f"{idx.size} records; check the coordinates of {', '.join(d.column for d in dims)}")
+    return GridLayout(tuple(dims), shape, records, cells, [c[2] for c in coords])
+
+
+def residual_groups(spec: ResidualSpec, columns: dict, n: int) -> ResidualGroups:
+    """Code the residual: group of each record and, for structured residuals, the grids."""
+    if spec.at is None:
+        sec = spec.sections[0]
+        grid = _grid(columns, sec.dims, np.arange(n), sec.label) if sec.dims else None
+        return ResidualGroups(spec, np.zeros(n, dtype=np.int64), ["units"], [grid])
+    f = _factor(columns, spec.at.factor)
+    counts = np.bincount(f.codes, minlength=f.n_levels)
+    labels = [spec.level_label(lv) for lv in f.levels]
+    small = [f.levels[i] for i in np.flatnonzero(counts < 2)]
+    if small:
+        raise DataError(f"{labels[f.levels.index(small[0])]}: level {small[0]} of {spec.at.factor!r} has fewer "
+                        f"than two records; its residual variance cannot be estimated")
+    owner = _section_of_levels(spec, f)
+    order = np.argsort(f.codes, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    grids = []
+    for k, sec in enumerate(owner):
+        idx = np.sort(order[starts[k]:starts[k + 1]])
+        grids.append(_grid(columns, sec.dims, idx, labels[k]) if sec.dims else None)
+    return ResidualGroups(spec, f.codes, labels, grids)
+

@@ -1,0 +1,84 @@
+"""Structured residuals in MME space (cached W'B_b W, missing cells as missing-value unknowns)
+against the dense textbook formulas with R built on the records only (tests/reml/dense_reml.py):
+logL, exact scores and average information."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from sparsereml.design import build_design
+from sparsereml.errors import DataError
+from sparsereml.formula import model_spec
+from sparsereml.reml.problem import REMLProblem
+from sparsereml.reml.start import default_start
+
+from ..reml.dense_reml import dense_generic
+
+
+def field(seed=5, n_row=7, n_col=5, trials=("A", "B"), drop=0.12):
+    """Small trials on grids with some empty plots (rows removed) and some missing yields."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for t, tr in enumerate(trials):
+        nr = n_row + t  # trials of different sizes
+        for r in range(1, nr + 1):
+            for c in range(1, n_col + 1):
+                rows.append((tr, r, c, f"g{rng.integers(1, 9)}", f"b{(r - 1) // 3}", rng.normal(10 + 3 * t, 2)))
+    df = pd.DataFrame(rows, columns=["trial", "row", "col", "gen", "block", "y"])
+    gone = rng.random(len(df)) < drop
+    df.loc[gone[: len(df)] & (rng.random(len(df)) < 0.5), "y"] = np.nan
+    return df[~gone | df.y.isna()].reset_index(drop=True)
+
+
+CASES = {
+    "ar1 x ar1": ("y ~ 1", "~ gen", "~ ar1(row):ar1(col)"),
+    "per trial": ("y ~ trial", "~ gen + trial:block", "~ at(trial):ar1(row):ar1(col)"),
+    "id x ar1 + nugget": ("y ~ trial", "~ gen + units", "~ at(trial):id(col):ar1(row)"),
+    "sections": ("y ~ trial", "~ gen", "~ at(trial, A):ar1(row):ar1(col) + at(trial, B):id(row):ar1(col)"),
+    "us across a factor": ("y ~ trial", "~ gen", "~ row:us(trial)"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_matches_dense_formulas(case, backend):
+    fixed, random, residual = CASES[case]
+    df = field()
+    if case == "ar1 x ar1":  # one grid
+        df = df[df.trial == "A"]
+    if case == "us across a factor":  # both trials on one set of rows (row = the unit)
+        df = field(trials=("A", "B", "C"))
+        df = df[df.row <= 7].drop_duplicates(["trial", "row"])
+    design = build_design(model_spec(fixed, random, residual), df)
+    prob = REMLProblem(design, backend)
+    theta = default_start(prob)
+    theta = np.where(np.array(prob.params.kinds) == "cor", 0.3, theta) * np.linspace(0.9, 1.1, theta.size)
+    ev = prob.derivatives(prob.evaluate(theta))
+    ll, score, ai = dense_generic(prob, theta)
+    assert ev.loglik == pytest.approx(ll, rel=1e-10)
+    np.testing.assert_allclose(ev.score, score, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(ev.ai, ai, rtol=1e-7, atol=1e-8)
+
+
+def test_grid_and_missing_cells():
+    df = field()
+    design = build_design(model_spec("y ~ trial", None, "~ at(trial):ar1(row):ar1(col)"), df.dropna())
+    a, b = design.residual.grids
+    assert a.shape == (7, 5) and b.shape == (8, 5)
+    assert design.residual.n_missing_cells == 75 - len(df.dropna())
+
+
+def test_duplicate_position_names_trial_row_and_column():
+    df = field()
+    dup = pd.concat([df, df[(df.trial == "B") & (df.row == 3) & (df.col == 2)]])
+    with pytest.raises(DataError, match=r"at\(trial, B\):units: row = 3, col = 2"):
+        build_design(model_spec("y ~ trial", None, "~ at(trial):ar1(row):ar1(col)"), dup.dropna())
+
+
+def test_uneven_coordinates_and_single_positions_are_errors():
+    df = field(trials=("A",)).dropna()
+    bad = df.assign(row=df.row.astype(float) ** 1.5)
+    with pytest.raises(DataError, match="not equally spaced"):
+        build_design(model_spec("y ~ 1", None, "~ ar1(row):ar1(col)"), bad)
+    with pytest.raises(DataError, match="one position only"):
+        build_design(model_spec("y ~ 1", None, "~ ar1(row):ar1(col)"), df[df.row == 2])
+    with pytest.raises(DataError, match="check the coordinates"):
+        build_design(model_spec("y ~ 1", None, "~ ar1(row):ar1(col)"), df.assign(row=df.row * 1000 + df.col))
