@@ -4,6 +4,9 @@
 ##   DATA.csv  columns Trial, Block (numbered within trial), Mother (integers) and dbh
 ##   MODEL     m2  -> lme4    lmer(dbh ~ Trial + (1|Trial:Block) + (1|Mother) + (1|Trial:Mother), REML = TRUE)
 ##             m2b -> glmmTMB the same, dispformula = ~ 0 + Trial (one residual variance per trial), REML = TRUE
+##             fa2 -> glmmTMB dbh ~ Trial + diag(0 + Trial | Trial:Block) + rr(0 + Trial | Mother, d = 2)
+##                    + diag(0 + Trial | Mother), dispformula = ~ 0 + Trial, REML = TRUE (factor analytic
+##                    between trials: reduced rank plus specific variances; benchmarks/structures.py)
 ##
 ## Reading the CSV is not timed.  A small warm-up fit (first two trials) runs first, as the
 ## Python side does, then the timed fit with default settings (system.time, elapsed seconds).
@@ -33,9 +36,11 @@ dat <- read.csv(csv)
 for (v in c("Trial", "Block", "Mother")) dat[[v]] <- factor(dat[[v]])
 
 form <- dbh ~ Trial + (1 | Trial:Block) + (1 | Mother) + (1 | Trial:Mother)
+form_fa <- dbh ~ Trial + diag(0 + Trial | Trial:Block) + rr(0 + Trial | Mother, d = 2) + diag(0 + Trial | Mother)
 fit_one <- switch(model,
   m2  = function(d) lmer(form, data = d, REML = TRUE),
   m2b = function(d) glmmTMB(form, dispformula = ~ 0 + Trial, data = d, REML = TRUE),
+  fa2 = function(d) glmmTMB(form_fa, dispformula = ~ 0 + Trial, data = d, REML = TRUE),
   stop("unknown model: ", model))
 tool <- if (model == "m2") "lme4" else "glmmTMB"
 

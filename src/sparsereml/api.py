@@ -30,7 +30,7 @@ __all__ = ["fit", "lrt", "LRTResult"]
 
 
 def fit(fixed: str, random: str | None = None, residual: str | None = None, data=None, *,
-        na_action: str = "error", start: dict | None = None, fix: dict | None = None,
+        na_action: str = "error", start=None, fix: dict | None = None,
         backend: str | None = None, max_iter: int = 50, tol: float = 1e-6, verbose: bool = False,
         callback=None) -> FittedModel:
     """Fit a linear mixed model by REML.
@@ -52,7 +52,10 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
         Rows with a missing response are always dropped (and counted); a missing
         predictor is an error unless ``"drop"``.
     start, fix : dict, optional
-        Start values, or values to hold fixed (code F), by parameter label.
+        Start values, or values to hold fixed (code F), by parameter label.  ``start`` may also
+        be a fitted model: parameters of the same name carry over, and a covariance model across
+        a factor starts from the covariance the earlier model implied (e.g. ``fa(Trial, 2):Mother``
+        from ``diag(Trial):Mother`` or from ``Mother + Trial:Mother``).
     backend : {"cholmod", "qdldl", "auto"}, optional
         Sparse factorisation; default CHOLMOD when installed.
     max_iter, tol : int, float

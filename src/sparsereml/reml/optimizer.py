@@ -109,6 +109,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
                   "chol": 1e-3 * np.sqrt(scale)}
     floor = np.array([kind_floor[k] for k in pt.kinds])
     lower, upper = pt.lower, pt.upper
+    bounds = (lower, upper, eps, is_cor)
     t0 = time.perf_counter()
     ev = problem.derivatives(problem.evaluate(theta))
     history = [_row(0, ev, codes, time.perf_counter() - t0, problem)]
@@ -150,26 +151,22 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
         for damping, lam in _STEP_CONTROL:
             if damping:
                 step = _newton_step(ev, free, damping)
-            try:
-                trial = problem.move(theta, lam * step)
-            except NotPositiveDefinite:  # a covariance left the positive-definite cone
-                continue
-            # a correlation stepping past +-1 goes halfway there instead: at +-1 the model is
-            # degenerate, and from a poor start the AI step often overshoots
-            past = is_cor & free & ((trial < lower + eps) | (trial > upper - eps))
-            trial[past] = 0.5 * (theta[past] + np.where(trial[past] < theta[past], lower[past], upper[past]))
-            new_codes = codes.copy()
-            low_hit = free & (trial < lower + eps)
-            high_hit = free & (trial > upper - eps)
-            trial = np.where(low_hit, lower + eps, np.where(high_hit, upper - eps, trial))
-            new_codes[low_hit | high_hit] = "B"
-            try:
-                cand = problem.evaluate(trial)
-            except NotPositiveDefinite:  # a covariance left the positive-definite cone
-                continue
-            if np.isfinite(cand.loglik) and cand.loglik >= ev.loglik - 1e-12 * max(1.0, abs(ev.loglik)):
+            cand, new_codes = _try(problem, theta, lam * step, codes, free, bounds, ev.loglik)
+            if cand is not None:
                 new_ev = cand
                 step_label = f"{lam:g}" if not damping else f"{lam:g} LM {damping:g}"
+                # a shortened or damped step that worked: along a ridge AI steers well but
+                # steps too short, so try twice, four and eight times as far while logL rises
+                mult = 1.0
+                while (damping or lam < 1.0) and mult < 8.0 and (new_codes == codes).all():
+                    longer, longer_codes = _try(problem, theta, 2.0 * mult * lam * step, codes, free, bounds,
+                                                new_ev.loglik + 1e-9 * max(1.0, abs(new_ev.loglik)))
+                    if longer is None or (longer_codes != codes).any():
+                        new_ev = problem.evaluate(new_ev.theta)  # the factor holds the rejected point
+                        break
+                    mult *= 2.0
+                    new_ev, new_codes = longer, longer_codes
+                    step_label = f"{mult * lam:g}" + (f" LM {damping:g}" if damping else "")
                 break
         if new_ev is None:
             message = f"stopped at iteration {it}: no step increased the log-likelihood"
@@ -181,6 +178,32 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
         if callback:
             callback(history[-1])
     return OptimResult(theta, list(codes), ev, converged, message, history, prev_theta)
+
+
+def _try(problem: REMLProblem, theta, step, codes, free, bounds, floor: float):
+    """Evaluate theta + step (moved by the structures, held inside the bounds); return the
+    evaluation and the new bound codes if logL is at least ``floor`` (less rounding), else None."""
+    lower, upper, eps, is_cor = bounds
+    try:
+        trial = problem.move(theta, step)
+    except NotPositiveDefinite:  # a covariance left the positive-definite cone
+        return None, codes
+    # a correlation stepping past +-1 goes halfway there instead: at +-1 the model is
+    # degenerate, and from a poor start the AI step often overshoots
+    past = is_cor & free & ((trial < lower + eps) | (trial > upper - eps))
+    trial[past] = 0.5 * (theta[past] + np.where(trial[past] < theta[past], lower[past], upper[past]))
+    new_codes = codes.copy()
+    low_hit = free & (trial < lower + eps)
+    high_hit = free & (trial > upper - eps)
+    trial = np.where(low_hit, lower + eps, np.where(high_hit, upper - eps, trial))
+    new_codes[low_hit | high_hit] = "B"
+    try:
+        cand = problem.evaluate(trial)
+    except NotPositiveDefinite:
+        return None, codes
+    if np.isfinite(cand.loglik) and cand.loglik >= floor - 1e-12 * max(1.0, abs(floor)):
+        return cand, new_codes
+    return None, codes
 
 
 def _row(it: int, ev: Evaluation, codes, seconds: float, problem: REMLProblem, step: str = "") -> dict:

@@ -255,14 +255,70 @@ def _residual_start(problem: REMLProblem, s2: np.ndarray, e: np.ndarray) -> np.n
     return np.concatenate([np.asarray(v, float) for v in out])
 
 
-def resolve_start(problem: REMLProblem, start: dict | None, fix: dict | None):
+def start_from_fit(problem: REMLProblem, fit) -> dict:
+    """Start values (working parameters by label) taken from a fitted, usually simpler, model.
+
+    Parameters with the same label carry over (variances of the same terms, residual
+    variances of the same groups).  A covariance model across a factor (``fa(Trial, 2):Mother``)
+    starts from the covariance the earlier model implied for the same effects: its own
+    covariance model on the same factors (``diag(Trial):Mother``, ``us(Trial):Mother``), or a
+    main effect plus interaction (``Mother + Trial:Mother``: s2_M J + s2_TM I).
+    """
+    old = fit._problem
+    old_theta = fit.theta_working
+    old_labels = old.params.labels
+    out = {lab: float(old_theta[old_labels.index(lab)]) for lab in problem.params.labels if lab in old_labels}
+    old_terms = {rb.term.label: (rb, st, old_theta[sl])
+                 for rb, st, sl in zip(old.design.random, old.structures, old.params.term_slices)}
+    for rb, st, sl in zip(problem.design.random, problem.structures, problem.params.term_slices):
+        if rb.cov_levels is None or all(lab in out for lab in st.labels):
+            continue
+        S = _implied_covariance(rb, old_terms)
+        if S is not None:
+            out.update(zip(st.labels, st.model.start(nearest_pd(S))))
+    return out
+
+
+def _implied_covariance(rb, old_terms: dict) -> np.ndarray | None:
+    """Covariance between the levels of ``rb``'s structure factor implied by an earlier fit."""
+    fac = rb.term.struct.factor
+    inner = {f.name for f in rb.term.factors}
+    n = len(rb.cov_levels)
+    for orb, ost, th in old_terms.values():
+        if orb.cov_levels is not None and orb.term.struct.factor == fac and \
+                {f.name for f in orb.term.factors} == inner and list(orb.cov_levels) == list(rb.cov_levels):
+            return ost.model.sigma(th)
+    for orb, ost, th in old_terms.values():  # diag(F):T or at(F):T: one variance per level
+        per_level = (orb.term.struct is not None and orb.term.struct.kind == "diag" and orb.term.struct.factor == fac) \
+            or (orb.term.at is not None and orb.term.at.factor == fac and orb.term.at.levels is None)
+        if orb.cov_levels is None and per_level and {getattr(f, "name", None) for f in orb.term.factors} == inner:
+            by_label = dict(zip(ost.labels, th))
+            v = np.array([by_label.get(f"{orb.term.label}!{lv}", by_label.get(
+                orb.term.level_label(lv) if orb.term.at else "", np.nan)) for lv in rb.cov_levels])
+            v = np.where(np.isfinite(v), v, np.nanmean(v))
+            return np.diag(v)
+    main = next((v for v in old_terms.values() if v[0].term.at is None and v[0].term.struct is None
+                 and {getattr(f, "name", None) for f in v[0].term.factors} == inner), None)
+    inter = next((v for v in old_terms.values() if v[0].term.at is None and v[0].term.struct is None
+                  and {getattr(f, "name", None) for f in v[0].term.factors} == inner | {fac}), None)
+    if main is None and inter is None:
+        return None
+    s_main = float(main[2][0]) if main else 0.0
+    s_int = float(inter[2][0]) if inter else 0.0
+    return s_main * np.ones((n, n)) + s_int * np.eye(n)
+
+
+def resolve_start(problem: REMLProblem, start, fix: dict | None):
     """Combine default starts with user values; return (theta, fixed mask).
 
     ``start`` and ``fix`` map parameter labels (as in ``varcomp``) to values; ``fix``
-    also holds those parameters at their value (code F).
+    also holds those parameters at their value (code F).  ``start`` may also be a fitted
+    model (:func:`start_from_fit`).
     """
     labels = problem.params.labels
     theta = default_start(problem)
+    if start is not None and hasattr(start, "_problem"):
+        start = start_from_fit(problem, start)
     fixed = np.zeros(theta.size, dtype=bool)
     for name, values, is_fixed in (("start", start, False), ("fix", fix, True)):
         for lab, val in (values or {}).items():

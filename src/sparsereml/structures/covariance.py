@@ -18,8 +18,6 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ..errors import NotPositiveDefinite
-
 __all__ = ["CovModel", "DiagCov", "CorV", "CorH", "CorGH", "US", "FA", "COV_MODELS", "make_cov_model"]
 
 _BOUNDS = {"var": (0.0, np.inf), "cor": (-1.0, 1.0), "cov": (-np.inf, np.inf), "load": (-np.inf, np.inf),
@@ -300,14 +298,15 @@ class US(CovModel):
         """Step in Sigma, not in L: Sigma + sum_k step_k dSigma/dL_k, then its Cholesky factor.
 
         The same first-order move, taken on the straight line in Sigma: in L the path to a
-        nearly singular Sigma is strongly curved, and AI steps overshoot along it.  A step that
-        leaves the positive-definite cone raises NotPositiveDefinite (the optimiser shortens it).
+        nearly singular Sigma is strongly curved, and AI steps overshoot along it.  Where the
+        line leaves the positive-definite cone (an optimum on its boundary) the step is taken
+        in L instead, which stays positive semi-definite.
         """
         S = self.sigma(theta) + np.tensordot(step, self.dsigma(theta), axes=1)
         try:
             L = np.linalg.cholesky(0.5 * (S + S.T))
         except np.linalg.LinAlgError:
-            raise NotPositiveDefinite(f"{self.name}() covariance left the positive-definite cone") from None
+            return theta + step
         return np.array([L[i, j] for i, j in self._entries()])
 
     def report(self, theta):
