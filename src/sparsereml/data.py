@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .formula.terms import ModelSpec
+from .formula.terms import RECORD, TRAIT, ModelSpec
 
 __all__ = ["load_table", "ModelData", "prepare_data"]
 
@@ -96,6 +96,10 @@ def prepare_data(spec: ModelSpec, data, na_action: str = "error") -> ModelData:
     if na_action not in ("error", "drop"):
         raise DataError(f"na_action must be 'error' or 'drop', got {na_action!r}")
     df = load_table(data)
+    original = None
+    if spec.fixed.multivariate:
+        original = df
+        df = _stack_traits(spec, df)
     names = spec.variables()
     for name in names:
         if name not in df.columns:
@@ -130,4 +134,32 @@ def prepare_data(spec: ModelSpec, data, na_action: str = "error") -> ModelData:
     all_rows = len(rows) == len(df)
     cols = {name: (df[name] if all_rows else df[name].iloc[rows]) for name in names[1:]}
     index = df.index if all_rows else df.index[rows]
+    if original is not None:  # positions and labels of the original rows, one per trait record
+        rows = df[RECORD].to_numpy()[rows]
+        index = original.index[rows]
     return ModelData(resp, np.ascontiguousarray(y), cols, rows, index, len(df), n_dropped, int(miss_pred.sum()))
+
+
+def _stack_traits(spec: ModelSpec, df: pd.DataFrame) -> pd.DataFrame:
+    """Long format for cbind(a, b, ...): one row per record and trait, the traits' values in one
+    response column, ``trait`` (levels in cbind order) and ``units`` (the original row)."""
+    for name in spec.fixed.responses:
+        if name not in df.columns:
+            raise _unknown_column(name, df.columns)
+        if pd.api.types.is_bool_dtype(df[name]) or not pd.api.types.is_numeric_dtype(df[name]):
+            raise DataError(f"the response {name!r} must be numeric; it has dtype {df[name].dtype}")
+    for name in (TRAIT, RECORD):
+        if name in df.columns:
+            raise DataError(f"a multivariate model makes a column {name!r}; rename the data's column {name!r}")
+    k, n = len(spec.fixed.responses), len(df)
+    others = [v for v in spec.variables()[1:] if v not in (TRAIT, RECORD)]
+    for name in others:
+        if name not in df.columns:
+            raise _unknown_column(name, df.columns)
+    take = np.repeat(np.arange(n), k)
+    long = {name: df[name].iloc[take].reset_index(drop=True) for name in others}
+    values = np.column_stack([df[name].to_numpy(dtype=float, na_value=np.nan) for name in spec.fixed.responses])
+    long[spec.fixed.response] = values.ravel()
+    long[TRAIT] = pd.Categorical.from_codes(np.tile(np.arange(k), n), categories=list(spec.fixed.responses))
+    long[RECORD] = take
+    return pd.DataFrame(long)

@@ -70,18 +70,29 @@ class Design:
     def _build_W(self) -> sp.csr_matrix:
         X = sp.csr_matrix(self.fixed.X)
         X.sort_indices()
-        codes = np.vstack([rb.codes for rb in self.random]) if self.random else np.empty((0, self.n), np.int64)
+        # one row of codes (and values) per entry a record has in a term: one for most terms,
+        # one per coefficient for a random regression
+        codes, values, offsets = [], [], []
+        for rb, off in zip(self.random, self.offsets):
+            c = np.atleast_2d(rb.codes)
+            codes.append(c)
+            values.append(rb.values if rb.values is not None else np.ones(c.shape))
+            offsets += [off] * c.shape[0]
+        codes = np.vstack(codes) if codes else np.empty((0, self.n), np.int64)
+        values = np.vstack(values) if values else np.empty((0, self.n))
         indptr, indices, data = _rows_of_w(X.indptr.astype(np.int64), X.indices.astype(np.int64),
                                            X.data.astype(float), np.ascontiguousarray(codes, dtype=np.int64),
-                                           np.asarray(self.offsets, dtype=np.int64))
+                                           np.ascontiguousarray(values, dtype=float),
+                                           np.asarray(offsets, dtype=np.int64))
         W = sp.csr_matrix((data, indices, indptr), shape=(self.n, self.n_columns))
         W.has_sorted_indices = True
         return W
 
 
 @njit(cache=True)
-def _rows_of_w(Xp, Xi, Xx, codes, offsets):
-    """CSR of [X Z]: each row's X entries, then one 1 per random term it has a level of."""
+def _rows_of_w(Xp, Xi, Xx, codes, values, offsets):
+    """CSR of [X Z]: each row's X entries, then one entry per row of ``codes`` it has a level of
+    (1 for a plain term, the covariate for a random regression)."""
     n = Xp.shape[0] - 1
     K = codes.shape[0]
     indptr = np.zeros(n + 1, dtype=np.int64)
@@ -102,7 +113,7 @@ def _rows_of_w(Xp, Xi, Xx, codes, offsets):
         for k in range(K):
             if codes[k, i] >= 0:
                 indices[q] = offsets[k] + codes[k, i]
-                data[q] = 1.0
+                data[q] = values[k, i]
                 q += 1
     return indptr, indices, data
 

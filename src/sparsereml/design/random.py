@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..errors import DataError, ModelError
 from ..formula.terms import At, RandomTerm, Units
@@ -21,7 +22,8 @@ class RandomBlock:
     term : RandomTerm
     codes : ndarray of int64
         Column (0-based, within the term) of each record; -1 when the record has
-        no effect of this term (outside the levels named in at()).
+        no effect of this term (outside the levels named in at()).  A random regression has
+        k rows of codes, one per coefficient, with the covariates' values in ``values``.
     levels : tuple of str
         Label of each column, e.g. ``"3:17"`` for Trial 3, Mother 17.
     blocks : list of (label, start, size)
@@ -37,6 +39,7 @@ class RandomBlock:
     blocks: list
     cov_levels: tuple | None = None  # levels of the structure's factor (correlated terms)
     units: int = 0  # independent units of a correlated term (levels of its other factors)
+    values: np.ndarray | None = None  # random regression: (k x n) covariate values, codes (k x n)
 
     @property
     def size(self) -> int:
@@ -79,6 +82,8 @@ def random_block(term: RandomTerm, columns: dict, n: int | None = None) -> Rando
     """Code one random term; every column named in it is a factor whatever its dtype.  ``n``
     (the number of records) is needed for ``units``."""
     inner = combine([_units(n) if isinstance(v, Units) else _factor(columns, v.name) for v in term.factors])
+    if term.struct is not None and term.struct.covariates is not None:
+        return _regression_block(term, inner, columns)
     if term.struct is not None and term.struct.kind != "diag":
         return _correlated_block(term, inner, columns)
     if term.struct is not None:  # diag(F):T is at(F):T with its own labels
@@ -131,3 +136,26 @@ def _correlated_block(term: RandomTerm, inner: Factor, columns: dict) -> RandomB
     codes = inner.codes * n + sf.codes
     levels = tuple(f"{sf.levels[i]}:{inner.levels[m]}" for m in range(q) for i in range(n))
     return RandomBlock(term, codes, levels, [(term.label, 0, q * n)], cov_levels=sf.levels, units=q)
+
+
+def _regression_block(term: RandomTerm, inner: Factor, columns: dict) -> RandomBlock:
+    """``us(~ 1 + x):g``: for each level of g one coefficient per column of the regression
+    (intercept and slopes), correlated by the covariance model; record i of level m has
+    x_ik in column m k + j."""
+    covs = term.struct.covariates
+    n_rec = inner.codes.shape[0]
+    values = np.ones((len(covs), n_rec))
+    for j, c in enumerate(covs):
+        if c == "1":
+            continue
+        col = columns[c]
+        if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+            raise DataError(f"{term.label!r}: the regression column {c!r} must be numeric, it has dtype {col.dtype}")
+        values[j] = col.to_numpy(dtype=float)
+    q, k = inner.n_levels, len(covs)
+    if q < 2:
+        raise DataError(f"random term {term.label!r}: {inner.name!r} has one level only")
+    codes = np.vstack([inner.codes * k + j for j in range(k)])
+    names = tuple("(Intercept)" if c == "1" else c for c in covs)
+    levels = tuple(f"{inner.levels[m]}:{names[j]}" for m in range(q) for j in range(k))
+    return RandomBlock(term, codes, levels, [(term.label, 0, q * k)], cov_levels=names, units=q, values=values)

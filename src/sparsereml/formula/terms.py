@@ -69,16 +69,20 @@ class Units:
 
 @dataclass(frozen=True)
 class Struct:
-    """A covariance model across the levels of a factor: ``us(Trial)``, ``fa(Trial, 2)``, ..."""
+    """A covariance model across the levels of a factor: ``us(Trial)``, ``fa(Trial, 2)``, ...;
+    or across the coefficients of a random regression: ``us(~ 1 + x)`` (``covariates`` holds
+    the regression's columns, ``"1"`` for the intercept, and ``factor`` its written form)."""
 
     kind: str
     factor: str
     args: tuple = ()
+    covariates: tuple | None = None
 
     @property
     def label(self) -> str:
         extra = "".join(f", {_num(a)}" for a in self.args)
-        return f"{self.kind}({quote_name(self.factor)}{extra})"
+        name = self.factor if self.covariates is not None else quote_name(self.factor)
+        return f"{self.kind}({name}{extra})"
 
 
 STRUCTURES = ("diag", "corv", "corh", "corgh", "us", "fa")
@@ -144,6 +148,8 @@ def _expand_call(node: Call, text: str) -> list:
         return [(At(node.args[0].id, tuple(levels) if levels else None),)]
     if f in ("idv", "id") and len(node.args) == 1:
         return _expand(node.args[0], text, check=False)
+    if f in STRUCTURES and node.args and isinstance(node.args[0], Formula):
+        return [(_regression_struct(node, text),)]
     if f in STRUCTURES or f in RESIDUAL_ONLY:
         if not node.args or not isinstance(node.args[0], Name) or node.kwargs:
             raise FormulaError(f"{f}() needs a factor name first, as in {f}(Trial), in {text!r}")
@@ -159,6 +165,29 @@ def _expand_call(node: Call, text: str) -> list:
         return [(Struct(f, node.args[0].id, tuple(extra)),)]
     known = "C(), at(), dsum(), id(), ar1(), diag(), corv(), corh(), corgh(), us(), fa()"
     raise FormulaError(f"unknown function {f}() in {text!r} (known here: {known})")
+
+
+def _regression_struct(node: Call, text: str) -> Struct:
+    """``us(~ 1 + x)``: a covariance model across the coefficients of a random regression."""
+    form = node.args[0]
+    if form.lhs is not None or len(node.args) > 1 or node.kwargs or node.func not in ("us", "diag"):
+        raise FormulaError(f"a random regression is us(~ 1 + x) or diag(~ 1 + x) (R formula rules: ~ x "
+                           f"includes the intercept, ~ 0 + x does not), in {text!r}")
+    terms = _expand(form.rhs, text)
+    covs = ["1"] if () in terms or _ZERO not in terms else []
+    for t in terms:
+        if t in ((), _ZERO):
+            continue
+        if len(t) != 1 or not isinstance(t[0], Var) or t[0].as_factor:
+            raise FormulaError(f"the regression in {node.func}(~ ...) takes numeric columns only, found "
+                               f"{term_label(t)!r} in {text!r}")
+        covs.append(t[0].name)
+    if len(covs) < 2:
+        raise FormulaError(f"{node.func}(~ ...) needs at least two coefficients (e.g. ~ 1 + x) in {text!r}")
+    written = " + ".join(c if c == "1" else quote_name(c) for c in covs)
+    if "1" not in covs:
+        written = "0 + " + written
+    return Struct(node.func, f"~{written}", (), tuple(covs))
 
 
 def _expand(node, text: str, *, check: bool = True) -> list:
@@ -226,11 +255,19 @@ def _expand(node, text: str, *, check: bool = True) -> list:
 # ---------------------------------------------------------------------------
 # Model specification
 # ---------------------------------------------------------------------------
+TRAIT, RECORD = "trait", "units"  # generated columns of a multivariate model (long format)
+
+
 @dataclass(frozen=True)
 class FixedSpec:
     response: str
     intercept: bool
     terms: tuple  # of Term, without the intercept
+    responses: tuple = ()  # the columns of cbind(a, b, ...): a multivariate model
+
+    @property
+    def multivariate(self) -> bool:
+        return bool(self.responses)
 
 
 @dataclass(frozen=True)
@@ -308,11 +345,14 @@ class ModelSpec:
 
     def variables(self) -> list[str]:
         """Every data column the model uses, response first, in order of appearance."""
-        names = [self.fixed.response]
+        names = [self.fixed.response]  # cbind(a, b): data.py stacks the traits into this one column
         for t in self.fixed.terms:
             names += [f.name for f in t]
         for r in self.random:
-            names += ([r.at.factor] if r.at else []) + ([r.struct.factor] if r.struct else [])
+            names += [r.at.factor] if r.at else []
+            if r.struct is not None:
+                names += [c for c in r.struct.covariates if c != "1"] if r.struct.covariates is not None \
+                    else [r.struct.factor]
             names += [f.name for f in r.factors if isinstance(f, Var)]
         if self.residual.at:
             names.append(self.residual.at.factor)
@@ -375,8 +415,19 @@ def _parse_fixed(fixed: str) -> tuple[FixedSpec, list[RandomTerm]]:
     tree = parse(fixed)
     if not isinstance(tree, Formula) or tree.lhs is None:
         raise FormulaError(f"the fixed formula needs a response and '~', as in 'dbh ~ Trial'; got {fixed!r}")
-    if not isinstance(tree.lhs, Name):
-        raise FormulaError(f"the response must be one column name, got {fixed!r}")
+    responses: tuple = ()
+    if isinstance(tree.lhs, Call) and tree.lhs.func == "cbind":
+        if len(tree.lhs.args) < 2 or not all(isinstance(a, Name) for a in tree.lhs.args) or tree.lhs.kwargs:
+            raise FormulaError(f"cbind() takes two or more column names, as in cbind(dbh, height) ~ trait; got {fixed!r}")
+        responses = tuple(a.id for a in tree.lhs.args)
+        if len(set(responses)) < len(responses):
+            raise FormulaError(f"a column appears twice in cbind() in {fixed!r}")
+        response = f"cbind({', '.join(responses)})"
+    elif isinstance(tree.lhs, Name):
+        response = tree.lhs.id
+    else:
+        raise FormulaError(f"the response must be one column name, or cbind(a, b, ...) for several traits; "
+                           f"got {fixed!r}")
     rest, bars = _split_bars(tree.rhs, fixed)
     random = [t for b in bars for t in _bar_terms(b, fixed)]
     terms = _expand(rest, fixed) if rest is not None else [()]
@@ -387,9 +438,10 @@ def _parse_fixed(fixed: str) -> tuple[FixedSpec, list[RandomTerm]]:
         for f in t:
             if not isinstance(f, Var):
                 raise FormulaError(f"{f.label} cannot be used in the fixed formula {fixed!r}")
-    if any(f.name == tree.lhs.id for t in body for f in t):
-        raise FormulaError(f"the response {tree.lhs.id!r} also appears on the right of {fixed!r}")
-    return FixedSpec(tree.lhs.id, intercept, body), random
+    for name in responses or (response,):
+        if any(f.name == name for t in body for f in t):
+            raise FormulaError(f"the response {name!r} also appears on the right of {fixed!r}")
+    return FixedSpec(response, intercept, body, responses), random
 
 
 def _parse_random(random: str | None) -> list[RandomTerm]:
@@ -410,7 +462,7 @@ def _parse_random(random: str | None) -> list[RandomTerm]:
     return out
 
 
-def _residual_section(term: Term, text: str) -> ResidualSection:
+def _residual_section(term: Term, text: str, multivariate: bool = False) -> ResidualSection:
     ats = [f for f in term if isinstance(f, At)]
     if len(ats) > 1:
         raise FormulaError(f"a residual section can have one at(), found {term_label(term)!r} in {text!r}")
@@ -422,12 +474,15 @@ def _residual_section(term: Term, text: str) -> ResidualSection:
             if f.kind not in RESIDUAL_ONLY + STRUCTURES:  # pragma: no cover - the expander knows no others
                 raise FormulaError(f"{f.label} cannot be a residual dimension in {text!r}")
             dims.append(ResidualDim(f.kind, f.factor, f.args))
+    if multivariate and any(isinstance(f, Units) for f in term) and dims:  # units = the original record
+        dims.insert(next(i for i, f in enumerate(term) if isinstance(f, Units)) - sum(isinstance(f, At) for f in term),
+                    ResidualDim("id", RECORD))
     names = [d.column for d in dims]
     if len(set(names)) < len(names):
         raise FormulaError(f"a column appears twice in the residual {term_label(term)!r} of {text!r}")
-    if any(isinstance(f, Units) for f in term) and dims:
+    if any(isinstance(f, Units) for f in term) and dims and not multivariate:
         raise FormulaError(f"'units' with other factors in the residual {term_label(term)!r} needs a multivariate "
-                           f"response, which is not supported yet; write the grid's factors, as in "
+                           f"response (cbind(a, b) ~ ...); for one response write the grid's factors, as in "
                            f"'~ ar1(Row):ar1(Col)' or '~ tree:us(dir)'")
     if not dims and not any(isinstance(f, Units) for f in term):
         raise FormulaError(f"residual {term_label(term)!r} in {text!r}: write at(F):units or give its dimensions")
@@ -436,7 +491,9 @@ def _residual_section(term: Term, text: str) -> ResidualSection:
     return ResidualSection(ats[0] if ats else None, tuple(dims))
 
 
-def _parse_residual(residual: str | None) -> ResidualSpec:
+def _parse_residual(residual: str | None, multivariate: bool = False) -> ResidualSpec:
+    if multivariate and (residual is None or residual.strip() in ("", "~")):
+        residual = f"~ units:us({TRAIT})"  # traits of a record correlated, records independent
     if residual is None or residual.strip() in ("", "~", "~ units", "~units", "units"):
         return ResidualSpec()
     tree = parse(residual)
@@ -451,9 +508,9 @@ def _parse_residual(residual: str | None) -> ResidualSpec:
         inner = _expand(arg.lhs, residual)
         if len(inner) != 1:
             raise FormulaError(f"dsum(~ ... | F) takes one residual structure, got {residual!r}")
-        return ResidualSpec((_residual_section((At(arg.rhs.id),) + tuple(inner[0]), residual),))
+        return ResidualSpec((_residual_section((At(arg.rhs.id),) + tuple(inner[0]), residual, multivariate),))
     terms = _expand(tree, residual)
-    sections = tuple(_residual_section(t, residual) for t in terms if t not in ((), _ZERO))
+    sections = tuple(_residual_section(t, residual, multivariate) for t in terms if t not in ((), _ZERO))
     if len(sections) != len(terms):
         raise FormulaError(f"an intercept has no meaning in the residual formula {residual!r}")
     if len(sections) == 1:
@@ -477,7 +534,9 @@ def model_spec(fixed: str, random: str | None = None, residual: str | None = Non
     ----------
     fixed : str
         Response and fixed effects, e.g. ``"dbh ~ Trial"``; may carry lme4 random
-        intercepts, e.g. ``"dbh ~ Trial + (1|Trial:Block) + (1|Mother)"``.
+        intercepts, e.g. ``"dbh ~ Trial + (1|Trial:Block) + (1|Mother)"``.  Several traits:
+        ``"cbind(dbh, height) ~ trait + trait:Trial"``; the data are then stacked with one
+        record per tree and trait, a factor ``trait`` and ``units`` naming the original row.
     random : str, optional
         Random terms, e.g. ``"~ at(Trial):Block + Mother + Trial:Mother"``.
     residual : str, optional
@@ -503,5 +562,5 @@ def model_spec(fixed: str, random: str | None = None, residual: str | None = Non
         if t.at is None and t.struct is None and not any(getattr(f, "as_factor", True) for f in t.factors) \
                 and frozenset(f.name for f in t.factors) in fixed_keys:
             raise FormulaError(f"{t.label!r} is both a fixed and a random term")
-    res = _parse_residual(residual)
+    res = _parse_residual(residual, fx.multivariate)
     return ModelSpec(fx, tuple(terms), res, {"fixed": fixed, "random": random, "residual": residual})

@@ -127,6 +127,30 @@ def _within_cell_variance(W, y: np.ndarray, groups: np.ndarray, n_groups: int):
     return np.where(df > 0, ss / np.maximum(df, 1), np.nan), df
 
 
+def _regression_start(rb, structure, e: np.ndarray, pooled: float) -> np.ndarray:
+    """Start of a random regression: the spread of per-unit least-squares coefficients of the OLS
+    residuals (units with more records than coefficients), halved for their noise; diagonal."""
+    k, q = rb.codes.shape[0], rb.units
+    unit = rb.codes[0] // k
+    coefs = []
+    order = np.argsort(unit, kind="stable")
+    bounds = np.searchsorted(unit[order], np.arange(q + 1))
+    for m in range(q):
+        idx = order[bounds[m]:bounds[m + 1]]
+        if idx.size > k + 1:
+            A = rb.values[:, idx].T
+            b, _, rank, _ = np.linalg.lstsq(A, e[idx], rcond=None)
+            if rank == k:
+                coefs.append(b)
+    if len(coefs) > k + 1:
+        v = 0.5 * np.var(np.array(coefs), axis=0)
+    else:  # too few units with enough records: the residual variance spread over the coefficients
+        v = np.full(k, pooled / k) / np.maximum(np.mean(rb.values**2, axis=1), 1e-12)
+    scale = np.maximum(np.mean(rb.values**2, axis=1), 1e-12)
+    v = np.clip(v, 0.01 * pooled / scale, pooled / scale)
+    return structure.model.start(np.diag(v))
+
+
 def _correlated_start(rb, structure, e: np.ndarray, s2e: np.ndarray | None, pooled: float) -> np.ndarray:
     """Start values of a correlated term (us, fa, corh, ...) from a moment estimate of Sigma:
     covariances between levels from the means of e per (unit, level) over units seen at both,
@@ -198,7 +222,10 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     moments = list(np.clip(_moment_start(problem, e, pooled, s2e), 0.01 * pooled, pooled)) if d.random else []
     per_record = 0.0
     for rb, st, sl in zip(d.random, problem.structures, problem.params.term_slices):
-        if rb.cov_levels is not None:
+        if rb.values is not None:
+            theta[sl] = _regression_start(rb, st, e, pooled)
+            per_record += float(np.mean(np.diag(st.model.sigma(theta[sl])) * np.mean(rb.values**2, axis=1)))
+        elif rb.cov_levels is not None:
             theta[sl] = _correlated_start(rb, st, e, s2e, pooled)
             per_record += float(np.mean(np.diag(st.model.sigma(theta[sl]))))
         else:

@@ -1,0 +1,64 @@
+"""Several traits: cbind(a, b) ~ ..., stacked to one record per tree and trait, with records
+where a trait is missing kept for the other trait."""
+import numpy as np
+import pandas as pd
+import pytest
+
+import sparsereml as sr
+from sparsereml.design import build_design
+from sparsereml.errors import DataError, FormulaError
+from sparsereml.formula import model_spec
+from sparsereml.reml.problem import REMLProblem
+from sparsereml.reml.start import default_start
+
+from ..reml.dense_reml import dense_generic
+from .bivariate_data import bivariate_data
+
+
+@pytest.fixture(scope="module")
+def data():
+    return bivariate_data()
+
+
+def test_independent_traits_equal_two_univariate_fits(data, backend):
+    """With G and R diagonal the traits are independent: the bivariate REML logL is the sum of
+    the two univariate ones, and the components are theirs."""
+    d = sr.fit("cbind(dbh, height) ~ trait + trait:Trial", "~ diag(trait):Mother", "~ units:diag(trait)",
+               data=data, backend=backend)
+    a = sr.fit("dbh ~ Trial", "~ Mother", data=data, backend=backend)
+    b = sr.fit("height ~ Trial", "~ Mother", data=data, backend=backend)
+    assert d.nobs == a.nobs + b.nobs == int(data[["dbh", "height"]].notna().sum().sum())
+    assert d.loglik == pytest.approx(a.loglik + b.loglik, abs=1e-6)
+    vc = d.varcomp["component"]
+    assert vc["diag(trait):Mother!height"] == pytest.approx(b.varcomp.loc["Mother", "component"], rel=1e-5)
+    assert vc["units!diag(trait)!dbh"] == pytest.approx(a.varcomp.loc["units", "component"], rel=1e-5)
+
+
+def test_matches_dense_formulas(data, backend):
+    small = data[data.Mother < "M012"]
+    design = build_design(model_spec("cbind(dbh, height) ~ trait + trait:Trial", "~ us(trait):Mother",
+                                     "~ units:us(trait)"), small)
+    prob = REMLProblem(design, backend)
+    theta = default_start(prob) * np.linspace(0.95, 1.05, prob.params.n)
+    ev = prob.derivatives(prob.evaluate(theta))
+    ll, score, ai = dense_generic(prob, theta)
+    assert ev.loglik == pytest.approx(ll, rel=1e-10)
+    np.testing.assert_allclose(ev.score, score, rtol=1e-7, atol=1e-8)
+    np.testing.assert_allclose(ev.ai, ai, rtol=1e-7, atol=1e-8)
+
+
+def test_default_residual_is_us_across_traits(data):
+    m = sr.fit("cbind(dbh, height) ~ trait + trait:Trial", "~ us(trait):Mother", data=data)
+    assert "units!us(trait)!height:dbh" in m.varcomp.index
+    assert m.spec.residual.label == "id(units):us(trait)"
+
+
+def test_bad_multivariate_input(data):
+    with pytest.raises(DataError, match="rename the data's column 'trait'"):
+        sr.fit("cbind(dbh, height) ~ trait", data=data.assign(trait=1))
+    with pytest.raises(DataError, match="'Mother' must be numeric"):
+        sr.fit("cbind(dbh, Mother) ~ trait", data=data)
+    with pytest.raises(FormulaError, match="two or more column names"):
+        sr.fit("cbind(dbh) ~ trait", data=data)
+    with pytest.raises(DataError, match="height2"):
+        sr.fit("cbind(dbh, height2) ~ trait", data=data)
