@@ -165,7 +165,8 @@ class FittedModel:
                             index=pd.Index(list(rb.levels), name=term))
 
     def vcov(self, term: str) -> dict:
-        """The estimated covariance of a random term's effects across its structure's factor.
+        """The estimated covariance of a random term's effects across its structure's factor (or of
+        a residual covariance model, e.g. ``vcov("units")`` for the residual between traits).
 
         Returns a dict with ``covariance``, its ``covariance_se`` (delta method from the inverse
         average information, parameters held at a bound taken as known) and ``correlation``
@@ -174,8 +175,13 @@ class FittedModel:
         at()/diag() term the diagonal.
         """
         labels = self.random_terms
+        residual = self._residual_models()
+        if term in residual:
+            model, sl = residual[term]
+            return self._cov_tables(model, self.theta_working[sl], np.nan_to_num(self._working_vcov()[sl, sl]))
         if term not in labels:
-            raise KeyError(f"{term!r} is not a random term of this model (terms: {', '.join(labels)})")
+            raise KeyError(f"{term!r} is not a random term of this model (terms: {', '.join(labels)}; "
+                           f"residual covariance models: {', '.join(residual) or 'none'})")
         k = labels.index(term)
         st = self._problem.structures[k]
         th = self.theta_working[self._problem.params.term_slices[k]]
@@ -183,16 +189,30 @@ class FittedModel:
         sl = self._problem.params.term_slices[k]
         V = np.nan_to_num(self._working_vcov()[sl, sl])  # parameters at a bound count as known
         if hasattr(st, "model"):
-            levels = list(st.model.levels)
-            S = st.model.sigma(th)
-            D = st.model.dsigma(th)  # delta method for the entries of Sigma
-            S_se = np.sqrt(np.clip(np.einsum("kab,kl,lab->ab", D, V, D), 0, None))
-            extra = st.model.describe(th)
-        else:
-            levels = [b[0] for b in rb.blocks]
-            S = np.diag(th)
-            S_se = np.diag(np.sqrt(np.clip(np.diag(V), 0, None)))
-            extra = {}
+            return self._cov_tables(st.model, th, V)
+        return self._cov_tables(_Diagonal([b[0] for b in rb.blocks]), th, V)
+
+    def _residual_models(self) -> dict:
+        """Residual covariance models by name (``units`` for a multivariate model's us(trait),
+        ``at(F, a):units`` per group; with the model's label when a group has several)."""
+        out = {}
+        prob = self._problem
+        r0 = prob.params.residual_slice.start
+        for res, gsl in zip(prob.residuals, prob._res_slices):
+            covs = [(d, sl) for d, sl in zip(res.dims, res._slices) if hasattr(d, "model")]
+            for d, sl in covs:
+                name = res.label if len(covs) == 1 else f"{res.label}!{d.model.name}({d.column})"
+                out[name] = (d.model, slice(r0 + gsl.start + sl.start, r0 + gsl.start + sl.stop))
+        return out
+
+    @staticmethod
+    def _cov_tables(model, th, V) -> dict:
+        """Covariance, its standard errors (delta method) and correlation of a covariance model."""
+        levels = list(model.levels)
+        S = model.sigma(th)
+        D = model.dsigma(th)
+        S_se = np.sqrt(np.clip(np.einsum("kab,kl,lab->ab", D, V, D), 0, None))
+        extra = model.describe(th)
         d = np.sqrt(np.clip(np.diag(S), 0, None))
         with np.errstate(divide="ignore", invalid="ignore"):
             R = S / np.outer(d, d)
@@ -208,8 +228,12 @@ class FittedModel:
     @cached_property
     def fitted(self) -> pd.Series:
         """X b + Z u for each record used (indexed like the rows of the data)."""
-        vals = self.design.W() @ self.solution
-        return pd.Series(vals, index=self.design.data.index, name="fitted")
+        vals = self.design.W() @ self.solution[: self.design.n_columns]  # not the missing-cell unknowns
+        index = self.design.data.index
+        if self.spec.fixed.multivariate:  # one value per row and trait
+            index = pd.MultiIndex.from_arrays([index, np.asarray(self.design.data.columns["trait"])],
+                                              names=[index.name, "trait"])
+        return pd.Series(vals, index=index, name="fitted")
 
     @property
     def residuals(self) -> pd.Series:
@@ -267,3 +291,23 @@ def _format_table(df: pd.DataFrame) -> str:
             return v
         return "NA" if v is None or not np.isfinite(v) else f"{v:.6g}"
     return df.to_string(formatters={c: fmt for c in df.columns})
+
+
+class _Diagonal:
+    """One variance per block (plain, at() and diag() terms) in the shape of a covariance model."""
+
+    name = "diag"
+
+    def __init__(self, levels):
+        self.levels = list(levels)
+
+    def sigma(self, th):
+        return np.diag(th)
+
+    def dsigma(self, th):
+        D = np.zeros((len(th), len(th), len(th)))
+        D[np.arange(len(th)), np.arange(len(th)), np.arange(len(th))] = 1.0
+        return D
+
+    def describe(self, th):
+        return {}

@@ -61,7 +61,7 @@ def test_at_with_named_levels():
     ("y ~ foo(x)", None, None, "unknown function foo()"),
     ("~ x", None, None, "needs a response"),
     ("y ~ x", "~ units:g", None, "'units' stands alone"),
-    ("y ~ x", "~ ar1(row):col", None, "residual formula only"),
+    ("y ~ x", "~ ar1(row, 2):col", None, "takes only a factor name"),
     ("y ~ x", None, "~ ar1(row):id(row)", "appears twice"),
     ("y ~ x", None, "~ at(s, 'a'):ar1(r) + at(t, 'b'):ar1(r)", "of one factor"),
     ("y ~ x", None, "~ at(s, 'a'):ar1(r) + ar1(r)", "of one factor"),

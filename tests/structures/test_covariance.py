@@ -6,7 +6,7 @@ from sparsereml.structures import make_cov_model
 
 LEVELS = ["T1", "T2", "T3", "T4"]
 S0 = np.array([[4.0, 1.5, 0.8, 1.0], [1.5, 3.0, 0.5, 0.7], [0.8, 0.5, 2.0, 0.3], [1.0, 0.7, 0.3, 5.0]])
-MODELS = [("diag", ()), ("corv", ()), ("corh", ()), ("corgh", ()), ("us", ()), ("fa", (1,)), ("fa", (2,))]
+MODELS = [("diag", ()), ("corv", ()), ("corh", ()), ("corgh", ()), ("us", ()), ("fa", (1,)), ("fa", (2,)), ("ar1", ())]
 
 
 @pytest.mark.parametrize("name,args", MODELS)

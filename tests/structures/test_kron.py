@@ -19,7 +19,7 @@ def small():
 
 
 @pytest.mark.parametrize("term", ["us(Trial)", "corh(Trial)", "corgh(Trial)", "corv(Trial)", "fa(Trial, 1)",
-                                  "diag(Trial)"])
+                                  "diag(Trial)", "ar1(Trial)"])
 def test_matches_dense_formulas(term, small, backend):
     design = build_design(model_spec("y ~ 0 + Trial", f"~ Trial:Block + {term}:Mother"), small)
     prob = REMLProblem(design, backend)

@@ -62,3 +62,15 @@ def test_bad_multivariate_input(data):
         sr.fit("cbind(dbh) ~ trait", data=data)
     with pytest.raises(DataError, match="height2"):
         sr.fit("cbind(dbh, height2) ~ trait", data=data)
+
+
+def test_residual_covariance_and_fitted_values_by_trait(data):
+    m = sr.fit("cbind(dbh, height) ~ trait + trait:Trial", "~ us(trait):Mother", data=data)
+    R = m.vcov("units")["covariance"]
+    assert list(R.index) == ["dbh", "height"]
+    assert R.loc["height", "dbh"] == m.varcomp.loc["units!us(trait)!height:dbh", "component"]
+    f = m.fitted
+    assert f.index.names[-1] == "trait" and len(f) == m.nobs
+    row = data.index[data.dbh.notna() & data.height.notna()][0]
+    assert set(f.loc[row].index) == {"dbh", "height"}
+    assert m.residuals.loc[(row, "height")] == pytest.approx(data.loc[row, "height"] - f.loc[(row, "height")])

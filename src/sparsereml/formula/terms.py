@@ -85,8 +85,7 @@ class Struct:
         return f"{self.kind}({name}{extra})"
 
 
-STRUCTURES = ("diag", "corv", "corh", "corgh", "us", "fa")
-RESIDUAL_ONLY = ("ar1",)  # structures of residual dimensions only (for now)
+STRUCTURES = ("diag", "corv", "corh", "corgh", "us", "fa", "ar1")
 _ZERO = "__no_intercept__"  # sentinel produced by 0 and -1
 Term = tuple
 
@@ -150,7 +149,7 @@ def _expand_call(node: Call, text: str) -> list:
         return _expand(node.args[0], text, check=False)
     if f in STRUCTURES and node.args and isinstance(node.args[0], Formula):
         return [(_regression_struct(node, text),)]
-    if f in STRUCTURES or f in RESIDUAL_ONLY:
+    if f in STRUCTURES:
         if not node.args or not isinstance(node.args[0], Name) or node.kwargs:
             raise FormulaError(f"{f}() needs a factor name first, as in {f}(Trial), in {text!r}")
         extra = []
@@ -392,9 +391,6 @@ def _random_term(term: Term, text: str) -> RandomTerm:
     if len(structs) > 1:
         raise FormulaError(f"a random term can have one covariance structure, found {term_label(term)!r} "
                            f"in {text!r}")
-    if structs and structs[0].kind in RESIDUAL_ONLY:
-        raise FormulaError(f"{structs[0].label} is supported in the residual formula only, not in the random "
-                           f"term {term_label(term)!r}")
     if structs and ats:
         raise FormulaError(f"at() and {structs[0].kind}() cannot be combined in one term yet: {term_label(term)!r}")
     if any(isinstance(f, Units) for f in term) and (structs or any(isinstance(f, Var) for f in term)):
@@ -471,7 +467,7 @@ def _residual_section(term: Term, text: str, multivariate: bool = False) -> Resi
         if isinstance(f, Var):
             dims.append(ResidualDim("id", f.name))
         elif isinstance(f, Struct):
-            if f.kind not in RESIDUAL_ONLY + STRUCTURES:  # pragma: no cover - the expander knows no others
+            if f.kind not in STRUCTURES:  # pragma: no cover - the expander knows no others
                 raise FormulaError(f"{f.label} cannot be a residual dimension in {text!r}")
             dims.append(ResidualDim(f.kind, f.factor, f.args))
     if multivariate and any(isinstance(f, Units) for f in term) and dims:  # units = the original record

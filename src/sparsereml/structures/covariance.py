@@ -8,6 +8,7 @@
 | corgh    | one correlation per pair (``T2:T1``), then variances  | rho_ij s_i s_j                 |
 | us       | every variance and covariance (``T1:T1``, ``T2:T1``)  | unstructured (fitted as L D L')|
 | fa(k)    | specific variances (``var.T1``), loadings (``fa1.T1``)| Lambda Lambda' + Psi           |
+| ar1      | ``var``, ``cor``                                      | v rho^|i-j| (levels in order)  |
 
 Factor-analytic loadings are identified by fixing lambda_ir = 0 for r > i (the first level
 loads on factor 1 only, the second on factors 1-2, ...), as ASReml does.
@@ -18,7 +19,7 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-__all__ = ["CovModel", "DiagCov", "CorV", "CorH", "CorGH", "US", "FA", "COV_MODELS", "make_cov_model"]
+__all__ = ["CovModel", "DiagCov", "CorV", "CorH", "CorGH", "US", "FA", "AR1", "COV_MODELS", "make_cov_model"]
 
 _BOUNDS = {"var": (0.0, np.inf), "cor": (-1.0, 1.0), "cov": (-np.inf, np.inf), "load": (-np.inf, np.inf),
            "chol": (0.0, np.inf)}
@@ -187,6 +188,46 @@ class CorV(CovModel):
 
     def d2sigma(self, theta):
         return [(0, 1, np.ones((self.n, self.n)) - np.eye(self.n))]
+
+
+class AR1(CovModel):
+    """v rho^|i - j| between levels i, j in their order (ASReml's ar1v on a random term)."""
+
+    name = "ar1"
+
+    @property
+    def labels(self):
+        return ["var", "cor"]
+
+    @property
+    def kinds(self):
+        return ["var", "cor"]
+
+    def _lag(self):
+        i = np.arange(self.n)
+        return np.abs(i[:, None] - i[None, :]).astype(float)
+
+    def sigma(self, theta):
+        v, r = theta
+        return v * r ** self._lag()
+
+    def dsigma(self, theta):
+        v, r = theta
+        k = self._lag()
+        dr = v * k * np.where(k > 0, r ** np.maximum(k - 1, 0), 0.0)
+        return np.stack([r ** k, dr])
+
+    def d2sigma(self, theta):
+        v, r = theta
+        k = self._lag()
+        d_vr = k * np.where(k > 0, r ** np.maximum(k - 1, 0), 0.0)
+        d_rr = v * k * (k - 1) * np.where(k > 1, r ** np.maximum(k - 2, 0), 0.0)
+        return [(0, 1, d_vr), (1, 1, d_rr)]
+
+    def start(self, S):
+        R = self._corr(S)
+        lag1 = np.diag(R, 1)
+        return np.array([float(np.mean(np.diag(S))), float(np.clip(lag1.mean() if lag1.size else 0.0, -0.5, 0.8))])
 
 
 class CorH(CovModel):
@@ -425,7 +466,7 @@ class FA(CovModel):
         return {"loadings": (L, [f"fa{r + 1}" for r in range(self.k)]), "specific": theta[: self.n]}
 
 
-COV_MODELS = {"diag": DiagCov, "corv": CorV, "corh": CorH, "corgh": CorGH, "us": US, "fa": FA}
+COV_MODELS = {"diag": DiagCov, "corv": CorV, "corh": CorH, "corgh": CorGH, "us": US, "fa": FA, "ar1": AR1}
 
 
 def make_cov_model(name: str, levels, args: tuple = ()) -> CovModel:
