@@ -12,6 +12,7 @@ from sparsereml.reml.problem import REMLProblem
 from sparsereml.reml.start import default_start
 
 from ..reml.dense_reml import dense_generic
+from ..conftest import reference
 from .bivariate_data import bivariate_data
 
 
@@ -74,3 +75,22 @@ def test_residual_covariance_and_fitted_values_by_trait(data):
     row = data.index[data.dbh.notna() & data.height.notna()][0]
     assert set(f.loc[row].index) == {"dbh", "height"}
     assert m.residuals.loc[(row, "height")] == pytest.approx(data.loc[row, "height"] - f.loc[(row, "height")])
+
+
+REF = reference("multivariate.json")  # tests/reference/multivariate.R: glmmTMB 1.1.5, nlme, direct REML
+
+
+@pytest.mark.parametrize("model, g, r", [("us_us", "us(trait):Mother", "~ units:us(trait)"),
+                                         ("diag_diag", "diag(trait):Mother", "~ units:diag(trait)")])
+def test_bivariate_against_r(data, backend, model, g, r):
+    """G and R between dbh and height with 10% / 20% missing values: REML logLik and the
+    matrices as glmmTMB (polished; nlme and a direct R evaluator agree to 5e-8 in logLik)."""
+    ref = REF["models"][model]
+    assert int(np.round(data[["dbh", "height"]].to_numpy() * 1e4)[~data[["dbh", "height"]].isna().to_numpy()]
+               .sum()) == REF["data"]["checksum"]
+    m = sr.fit("cbind(dbh, height) ~ trait + trait:Trial", f"~ {g}", r,
+               data=data, backend=backend)
+    assert m.nobs == REF["data"]["nobs"] and m.rank == REF["data"]["p"]
+    assert m.loglik == pytest.approx(ref["logLik_REML"], abs=1e-6)
+    np.testing.assert_allclose(m.vcov(g)["covariance"].to_numpy(), ref["G"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.vcov("units")["covariance"].to_numpy(), ref["R"], rtol=1e-5, atol=1e-6)

@@ -109,7 +109,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
                   "chol": 1e-3 * np.sqrt(scale)}
     floor = np.array([kind_floor[k] for k in pt.kinds])
     lower, upper = pt.lower, pt.upper
-    bounds = (lower, upper, eps, is_cor)
+    bounds = (lower, upper, eps, is_cor, is_var)
     t0 = time.perf_counter()
     ev = problem.derivatives(problem.evaluate(theta))
     history = [_row(0, ev, codes, time.perf_counter() - t0, problem)]
@@ -123,6 +123,9 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
         release = (codes == "B") & np.where(at_lower, ev.score > 0, ev.score < 0)  # score points inside
         codes[release] = "P"
         free = codes == "P"
+        if pt.scale_of is not None:  # hold correlations whose variance is held at its bound
+            dep = pt.scale_of >= 0
+            free[dep] &= codes[pt.scale_of[dep]] != "B"
         step = _newton_step(ev, free)
         rel = np.abs(step[free]) / np.maximum(np.abs(theta[free]), floor[free])
         small = rel.size == 0 or rel.max() < tol
@@ -183,7 +186,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
 def _try(problem: REMLProblem, theta, step, codes, free, bounds, floor: float):
     """Evaluate theta + step (moved by the structures, held inside the bounds); return the
     evaluation and the new bound codes if logL is at least ``floor`` (less rounding), else None."""
-    lower, upper, eps, is_cor = bounds
+    lower, upper, eps, is_cor, is_var = bounds
     try:
         trial = problem.move(theta, step)
     except NotPositiveDefinite:  # a covariance left the positive-definite cone
@@ -192,6 +195,11 @@ def _try(problem: REMLProblem, theta, step, codes, free, bounds, floor: float):
     # degenerate, and from a poor start the AI step often overshoots
     past = is_cor & free & ((trial < lower + eps) | (trial > upper - eps))
     trial[past] = 0.5 * (theta[past] + np.where(trial[past] < theta[past], lower[past], upper[past]))
+    # a variance stepping below zero from well above it drops to a hundredth instead of being held
+    # at the bound at once: from a poor start the first AI steps overshoot (a nugget and a
+    # spatial variance trading places), and a variance held at zero takes its correlations along
+    shrink = is_var & free & (trial < lower + eps) & (theta > 1e4 * (lower + eps))
+    trial[shrink] = lower[shrink] + 0.01 * (theta[shrink] - lower[shrink])
     new_codes = codes.copy()
     low_hit = free & (trial < lower + eps)
     high_hit = free & (trial > upper - eps)

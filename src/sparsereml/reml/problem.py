@@ -36,6 +36,7 @@ class ParameterTable:
     lower: np.ndarray  # smallest admissible value (0 for variances, -1 for correlations)
     upper: np.ndarray  # largest admissible value (inf, or 1 for correlations)
     kinds: list  # 'var', 'cor', 'cov' or 'load'
+    scale_of: np.ndarray | None = None  # index of the variance that scales a correlation, else -1
 
     @property
     def n(self) -> int:
@@ -150,8 +151,13 @@ class REMLProblem:
             lower.append(lo)
             upper.append(hi)
             kinds += res.kinds
+        # a residual group's correlations mean nothing while its variance is held at zero
+        scale_of = np.full(len(labels), -1, dtype=np.int64)
+        for res, sl in zip(self.residuals, self._res_slices):
+            if res.scaled and res.n_params > 1:
+                scale_of[k + sl.start + 1: k + sl.stop] = k + sl.start
         self.params = ParameterTable(labels, slices, slice(k, len(labels)), np.concatenate(lower),
-                                     np.concatenate(upper), kinds)
+                                     np.concatenate(upper), kinds, scale_of)
 
     # -- reported parameters ------------------------------------------------------
     @property

@@ -6,6 +6,7 @@ import pandas as pd
 from numba import njit, prange
 
 from ..errors import ModelError
+from ..formula.terms import Units
 from ..structures.covariance import nearest_pd
 from .problem import REMLProblem
 
@@ -234,8 +235,26 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     fallback = s2g * max(1.0 - per_record / pooled, 0.3)
     s2_res = np.where(ok, np.clip(np.nan_to_num(within), 0.01 * pooled, None), fallback) \
         if within is not None else fallback
+    _split_nugget(problem, theta, s2_res)
     theta[problem.params.residual_slice] = _residual_start(problem, s2_res, e)
     return theta
+
+
+def _split_nugget(problem: REMLProblem, theta: np.ndarray, s2_res: np.ndarray) -> None:
+    """A random ``units`` term (a nugget) and the residual share one variance that moments cannot
+    split: start the nugget at 30% of it and the residual at 70% (in place)."""
+    groups = list(problem.design.residual.labels)
+    for rb, sl in zip(problem.design.random, problem.params.term_slices):
+        if not any(isinstance(f, Units) for f in rb.term.factors):
+            continue
+        for j, (label, _, _) in enumerate(rb.blocks):
+            g = groups.index(label) if label in groups else None
+            base = s2_res[g] if g is not None else float(np.mean(s2_res))
+            theta[sl.start + j] = 0.3 * base
+            if g is not None:
+                s2_res[g] = 0.7 * base
+        if len(rb.blocks) == 1 and rb.blocks[0][0] not in groups:
+            s2_res *= 0.7
 
 
 def _lag_correlation(E: np.ndarray, present: np.ndarray, axis: int) -> float:
