@@ -273,6 +273,7 @@ class FittedModel:
         lines.append("Variance components")
         lines.append(_format_table(self.varcomp))
         lines.append("")
+        lines += self._structure_notes()
         fx = self.fixed
         head = f"Fixed effects ({len(fx)})" if len(fx) <= n_fixed else f"Fixed effects (first {n_fixed} of {len(fx)})"
         lines.append(head)
@@ -280,6 +281,29 @@ class FittedModel:
         if self.design.fixed.aliased:
             lines.append(f"aliased and dropped: {', '.join(self.design.fixed.aliased)}")
         return "\n".join(lines)
+
+    def _structure_notes(self, max_levels: int = 8) -> list:
+        """Covariance models (their correlations when small, fa's rotation constraint) and
+        residual grids, for the summary."""
+        out = []
+        names = [rb.label for rb in self.design.random if rb.cov_levels is not None] + list(self._residual_models())
+        for name in names:
+            v = self.vcov(name)
+            R = v["correlation"]
+            line = f"{name}: correlations between its {len(R)} levels"
+            if "loadings" in v:
+                line += ("; loadings identified by lambda_ir = 0 for r > i (level "
+                         f"{R.index[0]} loads on factor 1 only), up to sign")
+            out.append(line + (":" if len(R) <= max_levels else f" (m.vcov({name!r}))"))
+            if len(R) <= max_levels:
+                out.append(_format_table(R.round(3)))
+        grids = [(lab, g) for lab, g in zip(self.design.residual.labels, self.design.residual.grids) if g is not None]
+        for lab, g in grids[:max_levels]:
+            dims = " x ".join(f"{d.label} ({m})" for d, m in zip(g.dims, g.shape))
+            out.append(f"residual {lab}: {dims} grid, {g.n_cells:,} cells, {g.missing.size:,} empty (missing values)")
+        if len(grids) > max_levels:
+            out.append(f"... and {len(grids) - max_levels} more residual grids")
+        return out + ([""] if out else [])
 
     def __repr__(self) -> str:
         return self.summary()
