@@ -1,0 +1,5 @@
+"""Pedigrees and relationship matrices: the sparse inverse of A from a pedigree, user-given
+matrices and their inverses, and genomic relationships (VanRaden)."""
+from .pedigree import Pedigree, PedigreeWarning
+
+__all__ = ["Pedigree", "PedigreeWarning"]
