@@ -102,7 +102,8 @@ def row(model: str, tool: str, r: dict) -> str:
     if "error" in r:
         return f"{model:8s} {tool:10s} {r['error']}"
     mem = r["peak_kib"] / MIB
-    ll = f"{r.get('loglik', r.get('logLik')):.4f}" + ("" if r["converged"] else "*")
+    value = r.get("loglik", r.get("logLik"))
+    ll = (f"{value:.4f}" if isinstance(value, (int, float)) else str(value)) + ("" if r["converged"] else "*")
     it = r.get("iterations")
     per = r.get("per_iteration")
     return (f"{model:8s} {tool:10s} {r['seconds']:9.2f} {it if it is not None else '-':>5} "
@@ -141,7 +142,9 @@ def main(argv=None) -> int:
             if model == "fa2" and args.peers:
                 peer = run_peer(model, tmp, args.peer_timeout) if versions else dict(error="glmmTMB not installed")
                 print(row(model, "glmmTMB", peer), flush=True)
-                if "error" not in peer and "error" not in r:
+                if peer.get("warnings"):
+                    lines.append("info  glmmTMB said: " + "; ".join(map(str, peer["warnings"]))[:300])
+                if "error" not in peer and "error" not in r and isinstance(peer.get("logLik"), (int, float)):
                     lines.append(f"info  fa2: glmmTMB / sparsereml time {peer['seconds'] / r['seconds']:.1f}x, "
                                  f"logL difference {r['loglik'] - peer['logLik']:+.2e}")
     print("\nwall s: the sr.fit call; s/iter: iteration seconds / (iterations + 1); setup: design, data pass and "

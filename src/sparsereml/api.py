@@ -30,7 +30,7 @@ __all__ = ["fit", "lrt", "LRTResult"]
 
 
 def fit(fixed: str, random: str | None = None, residual: str | None = None, data=None, *,
-        na_action: str = "error", start=None, fix: dict | None = None,
+        na_action: str = "error", start=None, fix: dict | None = None, matrices: dict | None = None,
         backend: str | None = None, max_iter: int = 50, tol: float = 1e-6, verbose: bool = False,
         callback=None) -> FittedModel:
     """Fit a linear mixed model by REML.
@@ -56,6 +56,9 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
         be a fitted model: parameters of the same name carry over, and a covariance model across
         a factor starts from the covariance the earlier model implied (e.g. ``fa(Trial, 2):Mother``
         from ``diag(Trial):Mother`` or from ``Mother + Trial:Mother``).
+    matrices : dict, optional
+        Relationship matrices for ``vm(id, name)`` terms by name: a :class:`Pedigree`, a
+        relationship matrix (DataFrame indexed by ids) or ``sr.Inverse(Kinv, ids)``.
     backend : {"cholmod", "qdldl", "auto"}, optional
         Sparse factorisation; default CHOLMOD when installed.
     max_iter, tol : int, float
@@ -73,7 +76,7 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     if data is None:
         raise ModelError("fit() needs data: a DataFrame or a path to a CSV or Parquet file")
     spec = model_spec(fixed, random, residual)
-    design = build_design(spec, data, na_action)
+    design = build_design(spec, data, na_action, matrices)
     t1 = time.perf_counter()
     with threadpool_limits(limits=1):  # multithreaded BLAS is far slower on the small dense blocks here
         problem = REMLProblem(design, backend)

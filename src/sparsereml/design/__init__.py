@@ -118,7 +118,7 @@ def _rows_of_w(Xp, Xi, Xx, codes, values, offsets):
     return indptr, indices, data
 
 
-def build_design(spec: ModelSpec, data, na_action: str = "error") -> Design:
+def build_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict | None = None) -> Design:
     """Code the data for a model.
 
     Parameters
@@ -127,6 +127,8 @@ def build_design(spec: ModelSpec, data, na_action: str = "error") -> Design:
         From :func:`sparsereml.formula.model_spec`.
     data : DataFrame or path
     na_action : {"error", "drop"}
+    matrices : dict, optional
+        Relationship matrices for ``vm(id, name)`` terms, by name.
 
     Returns
     -------
@@ -136,6 +138,6 @@ def build_design(spec: ModelSpec, data, na_action: str = "error") -> Design:
     n = len(md.y)
     columns = ColumnSet(md.columns)  # each column coded as a factor at most once
     fx = fixed_design(spec.fixed, columns, n)
-    blocks = [random_block(t, columns, n) for t in spec.random]
+    blocks = [random_block(t, columns, n, matrices) for t in spec.random]
     groups = residual_groups(spec.residual, columns, n)
     return Design(spec, md, fx, blocks, groups)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, ModelError
-from ..formula.terms import At, RandomTerm, Units
+from ..formula.terms import VM, At, RandomTerm, Units
 from .coding import Factor, combine, encode
 
 __all__ = ["RandomBlock", "random_block"]
@@ -40,6 +40,7 @@ class RandomBlock:
     cov_levels: tuple | None = None  # levels of the structure's factor (correlated terms)
     units: int = 0  # independent units of a correlated term (levels of its other factors)
     values: np.ndarray | None = None  # random regression: (k x n) covariate values, codes (k x n)
+    relationship: object | None = None  # vm(): the Relationship (ids, K^-1, log|K|) of the units
 
     @property
     def size(self) -> int:
@@ -78,9 +79,12 @@ def _at_levels(at: At, f: Factor) -> list[int]:
     return out
 
 
-def random_block(term: RandomTerm, columns: dict, n: int | None = None) -> RandomBlock:
+def random_block(term: RandomTerm, columns: dict, n: int | None = None, matrices: dict | None = None) -> RandomBlock:
     """Code one random term; every column named in it is a factor whatever its dtype.  ``n``
-    (the number of records) is needed for ``units``."""
+    (the number of records) is needed for ``units``, ``matrices`` for ``vm()``."""
+    vm = next((f for f in term.factors if isinstance(f, VM)), None)
+    if vm is not None:
+        return _related_block(term, vm, columns, matrices or {})
     inner = combine([_units(n) if isinstance(v, Units) else _factor(columns, v.name) for v in term.factors])
     if term.struct is not None and term.struct.covariates is not None:
         return _regression_block(term, inner, columns)
@@ -159,3 +163,29 @@ def _regression_block(term: RandomTerm, inner: Factor, columns: dict) -> RandomB
     names = tuple("(Intercept)" if c == "1" else c for c in covs)
     levels = tuple(f"{inner.levels[m]}:{names[j]}" for m in range(q) for j in range(k))
     return RandomBlock(term, codes, levels, [(term.label, 0, q * k)], cov_levels=names, units=q, values=values)
+
+
+def _related_block(term: RandomTerm, vm: VM, columns: dict, matrices: dict) -> RandomBlock:
+    """``vm(id, name)``: one effect per individual of the relationship (ancestors without records
+    too); with a structure, one per (individual, level), individual by individual."""
+    from ..pedigree.relationship import as_relationship
+
+    if vm.matrix not in matrices:
+        given = ", ".join(map(repr, matrices)) or "none"
+        raise ModelError(f"{term.label}: no matrix named {vm.matrix!r} was given (given: {given}); pass "
+                         f"fit(..., matrices={{{vm.matrix!r}: ped}})")
+    rel = as_relationship(matrices[vm.matrix], vm.matrix)
+    add = bool(getattr(rel.pedigree, "add_missing", False))
+    codes, rel = rel.codes(columns[vm.column], term.label, add_missing=add)
+    q = len(rel.ids)
+    if term.struct is None:
+        return RandomBlock(term, codes, rel.ids, [(term.label, 0, q)], relationship=rel)
+    if term.struct.covariates is not None:
+        raise ModelError(f"{term.label}: a random regression on vm() is not supported")
+    sf = _factor(columns, term.struct.factor)
+    k = sf.n_levels
+    if k < 2:
+        raise DataError(f"{term.struct.label} in {term.label!r}: {term.struct.factor!r} has one level only")
+    levels = tuple(f"{sf.levels[i]}:{rel.ids[m]}" for m in range(q) for i in range(k))
+    return RandomBlock(term, codes * k + sf.codes, levels, [(term.label, 0, q * k)], cov_levels=sf.levels,
+                       units=q, relationship=rel)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from ..errors import FormulaError
 from .parser import Bar, BinOp, Call, Formula, Name, Neg, Number, String, parse
 
-__all__ = ["Var", "At", "Units", "Struct", "STRUCTURES", "Term", "FixedSpec", "RandomTerm", "ResidualSpec",
+__all__ = ["Var", "At", "Units", "VM", "Struct", "STRUCTURES", "Term", "FixedSpec", "RandomTerm", "ResidualSpec",
            "ResidualSection", "ResidualDim", "ModelSpec",
            "model_spec", "term_label", "quote_name"]
 
@@ -85,6 +85,23 @@ class Struct:
         return f"{self.kind}({name}{extra})"
 
 
+@dataclass(frozen=True)
+class VM:
+    """``vm(id, name)``: effects of ``id`` related by the matrix (pedigree, K or K^-1) given to
+    fit() as ``matrices={name: ...}``."""
+
+    column: str
+    matrix: str
+
+    @property
+    def name(self) -> str:
+        return self.column
+
+    @property
+    def label(self) -> str:
+        return f"vm({quote_name(self.column)}, {self.matrix})"
+
+
 STRUCTURES = ("diag", "corv", "corh", "corgh", "us", "fa", "ar1")
 _ZERO = "__no_intercept__"  # sentinel produced by 0 and -1
 Term = tuple
@@ -145,6 +162,11 @@ def _expand_call(node: Call, text: str) -> list:
             raise FormulaError(f"at() needs a factor name first, as in at(Trial) or at(Trial, 3), in {text!r}")
         levels = [v for a in node.args[1:] for v in _level_args(a, f, text)]
         return [(At(node.args[0].id, tuple(levels) if levels else None),)]
+    if f == "vm":
+        if len(node.args) != 2 or not all(isinstance(a, Name) for a in node.args) or node.kwargs:
+            raise FormulaError(f"vm() takes the id column and the name of its relationship matrix, as in "
+                               f"vm(Mother, ped) with fit(..., matrices={{'ped': ped}}); in {text!r}")
+        return [(VM(node.args[0].id, node.args[1].id),)]
     if f in ("idv", "id") and len(node.args) == 1:
         return _expand(node.args[0], text, check=False)
     if f in STRUCTURES and node.args and isinstance(node.args[0], Formula):
@@ -162,7 +184,7 @@ def _expand_call(node: Call, text: str) -> list:
         if f != "fa" and extra:
             raise FormulaError(f"{f}() takes only a factor name, in {text!r}")
         return [(Struct(f, node.args[0].id, tuple(extra)),)]
-    known = "C(), at(), dsum(), id(), ar1(), diag(), corv(), corh(), corgh(), us(), fa()"
+    known = "C(), at(), dsum(), id(), vm(), ar1(), diag(), corv(), corh(), corgh(), us(), fa()"
     raise FormulaError(f"unknown function {f}() in {text!r} (known here: {known})")
 
 
@@ -352,7 +374,7 @@ class ModelSpec:
             if r.struct is not None:
                 names += [c for c in r.struct.covariates if c != "1"] if r.struct.covariates is not None \
                     else [r.struct.factor]
-            names += [f.name for f in r.factors if isinstance(f, Var)]
+            names += [f.name for f in r.factors if isinstance(f, (Var, VM))]
         if self.residual.at:
             names.append(self.residual.at.factor)
         for sec in self.residual.sections:
@@ -396,9 +418,13 @@ def _random_term(term: Term, text: str) -> RandomTerm:
     if any(isinstance(f, Units) for f in term) and (structs or any(isinstance(f, Var) for f in term)):
         raise FormulaError(f"'units' stands alone as a random term (or as at(F):units), not in "
                            f"{term_label(term)!r} of {text!r}")
+    vms = [f for f in term if isinstance(f, VM)]
+    if vms and (len(vms) > 1 or ats or any(isinstance(f, (Var, Units)) for f in term)):
+        raise FormulaError(f"vm() stands alone or with a covariance structure across a factor, as in "
+                           f"vm(Mother, ped) or fa(Trial, 2):vm(Mother, ped); found {term_label(term)!r} in {text!r}")
     # random columns are factors anyway; C(x) is kept in the label (x may also be a fixed covariate);
     # units: one effect per record (a nugget beside a spatial residual)
-    factors = tuple(f for f in term if isinstance(f, (Var, Units)))
+    factors = tuple(f for f in term if isinstance(f, (Var, Units, VM)))
     if not factors:
         example = f"{structs[0].label}:Mother" if structs else "at(F):Block"
         raise FormulaError(f"{term_label(term)!r} in {text!r} has no factor to give levels, as in {example}")

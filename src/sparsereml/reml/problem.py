@@ -69,7 +69,13 @@ def structures_for(design: Design) -> list[Structure]:
     a covariance model across a factor (us, fa, corh, ...) for correlated terms."""
     out = []
     for rb in design.random:
-        if rb.cov_levels is not None:
+        rel = rb.relationship
+        if rel is not None:
+            st = rb.term.struct
+            model = make_cov_model(st.kind, rb.cov_levels, st.args) if st is not None else \
+                make_cov_model("diag", ["var"])
+            out.append(KronStructure(model, len(rel.ids), rb.label, rel.kinv, rel.logdet, scalar=st is None))
+        elif rb.cov_levels is not None:
             st = rb.term.struct
             out.append(KronStructure(make_cov_model(st.kind, rb.cov_levels, st.args), rb.units, rb.label))
         else:
@@ -247,7 +253,7 @@ class REMLProblem:
             sl = self.params.term_slices[k]
             score[sl] = st.score(th, zc[pos], u)
             curvature[sl, sl] = st.curvature(th, zc[pos], u)
-            B = st.dG_apply(th, st.ginv_apply(th, u)).tocoo()
+            B = st.working_variates(th, u).tocoo()
             betas.append(sp.csc_matrix((B.data, (B.row + off, B.col)), shape=(mme.N, st.n_params)))
         # residual parameters: dlogL/dtheta_j = -1/2 [dlog|R| + sum_k dc_k (tr(C^-1 C_k) + e'B_k e)]
         sr, scs = mme.component_sr_scs(s)

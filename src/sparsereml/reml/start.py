@@ -65,11 +65,12 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
         if s2e is not None:
             noise = np.bincount(rb.codes[ok], weights=s2e[ok], minlength=rb.size) / np.maximum(cnt, 1) ** 2
         for _, start, size in rb.blocks:
-            block_of[off + start: off + start + size] = K
             sl = slice(start, start + size)
-            v.append(np.var(means[sl], ddof=1) if size > 1 else 0.0)
+            seen = cnt[sl] > 0  # levels without records (ancestors in a pedigree) say nothing
+            block_of[off + start: off + start + size] = np.where(seen, K, -1)
+            v.append(np.var(means[sl][seen], ddof=1) if seen.sum() > 1 else 0.0)
             cover.append(cnt[sl].sum() / d.n)
-            inv_n.append(np.mean(noise[sl]) if s2e is not None else np.mean(1.0 / cnt[sl]))
+            inv_n.append(np.mean(noise[sl][seen]) if s2e is not None else np.mean(1.0 / cnt[sl][seen]))
             K += 1
     low = problem.cp.lower
     E = np.zeros((K + 1, K + 1))

@@ -94,6 +94,10 @@ class Structure(ABC):
         out += np.bincount(c[off], weights=v[off] * u[r[off]], minlength=self.size)
         return out
 
+    def working_variates(self, theta: np.ndarray, u: np.ndarray) -> sp.csc_matrix:
+        """(size x n_params): column i is dG/dtheta_i G^-1 u (the BLUPs' part of q_i)."""
+        return self.dG_apply(theta, self.ginv_apply(theta, u))
+
     def curvature(self, theta: np.ndarray, zpat: np.ndarray, u: np.ndarray) -> np.ndarray:
         """Second-derivative term of -d2logL missing from AI (zero for parameters linear in G)."""
         return np.zeros((self.n_params, self.n_params))

@@ -22,30 +22,60 @@ __all__ = ["KronStructure"]
 
 
 class KronStructure(Structure):
-    """G = Sigma(theta) (x) I_q for q independent units, each with n correlated effects.
+    """G = Sigma(theta) (x) K for q units, each with n correlated effects: K = I (independent
+    units) or a relationship matrix given by its sparse inverse (``fa(Trial, 2):vm(Mother, ped)``;
+    ``vm(Mother, ped)`` alone is n = 1).
 
     Parameters
     ----------
     model : CovModel
         The covariance between the n levels (e.g. trials).
     q : int
-        Number of independent units (e.g. mothers).
+        Number of units (e.g. mothers).
     prefix : str
-        Label of the term; parameter labels are ``prefix!suffix``.
+        Label of the term; parameter labels are ``prefix!suffix`` (``prefix`` when ``scalar``).
+    kinv : scipy.sparse matrix, optional
+        K^-1 (q x q, symmetric); None for K = I.
+    logdet_k : float
+        log|K|.
     """
 
-    def __init__(self, model: CovModel, q: int, prefix: str):
+    def __init__(self, model: CovModel, q: int, prefix: str, kinv=None, logdet_k: float = 0.0,
+                 scalar: bool = False):
         self.model = model
         self.q = q
         self.n = model.n
         self.size = q * model.n
-        self.labels = [f"{prefix}!{s}" for s in model.labels]
+        self.scalar = scalar
+        self.labels = [prefix] if scalar else [f"{prefix}!{s}" for s in model.labels]
         self.prefix = prefix
         ii, jj = np.tril_indices(self.n)
         self._ii, self._jj = ii, jj
-        base = (np.arange(q) * self.n)[:, None]
-        self._rows = (base + ii[None, :]).ravel()
-        self._cols = (base + jj[None, :]).ravel()
+        self.kinv = None if kinv is None else sp.csc_matrix(kinv)
+        self.logdet_k = float(logdet_k)
+        if self.kinv is None:
+            base = (np.arange(q) * self.n)[:, None]
+            self._rows = (base + ii[None, :]).ravel()
+            self._cols = (base + jj[None, :]).ravel()
+        else:
+            self._related_pattern()
+
+    def _related_pattern(self):
+        """Pattern of K^-1 (x) Sigma^-1 (unit-major): the lower triangle of Sigma^-1 for each
+        diagonal entry of K^-1, a full n x n block for each entry below it."""
+        low = sp.tril(self.kinv).tocoo()
+        a, b, v = low.row.astype(np.int64), low.col.astype(np.int64), low.data
+        n = self.n
+        on = a == b
+        fi, fj = np.divmod(np.arange(n * n), n)
+        parts_r = [(a[on] * n)[:, None] + self._ii[None, :], (a[~on] * n)[:, None] + fi[None, :]]
+        parts_c = [(a[on] * n)[:, None] + self._jj[None, :], (b[~on] * n)[:, None] + fj[None, :]]
+        self._rows = np.concatenate([x.ravel() for x in parts_r])
+        self._cols = np.concatenate([x.ravel() for x in parts_c])
+        self._kv = np.concatenate([np.repeat(v[on], self._ii.size), np.repeat(v[~on], n * n)])
+        self._si = (np.concatenate([np.tile(self._ii, int(on.sum())), np.tile(fi, int((~on).sum()))]),
+                    np.concatenate([np.tile(self._jj, int(on.sum())), np.tile(fj, int((~on).sum()))]))
+        self._n_diag = int(on.sum()) * self._ii.size
 
     @property
     def kinds(self) -> list:
@@ -56,7 +86,7 @@ class KronStructure(Structure):
 
     @property
     def report_labels(self) -> list:
-        return [f"{self.prefix}!{s}" for s in self.model.report_labels]
+        return [self.prefix] if self.scalar else [f"{self.prefix}!{s}" for s in self.model.report_labels]
 
     @property
     def report_kinds(self) -> list:
@@ -86,14 +116,19 @@ class KronStructure(Structure):
 
     def ginv(self, theta):
         _, Si, _ = self._sigma_inv(theta)
-        return np.tile(Si[self._ii, self._jj], self.q)
+        if self.kinv is None:
+            return np.tile(Si[self._ii, self._jj], self.q)
+        return self._kv * Si[self._si]
 
     def ginv_apply(self, theta, u):
         _, Si, _ = self._sigma_inv(theta)
-        return (u.reshape(self.q, self.n) @ Si).ravel()
+        U = u.reshape(self.q, self.n)
+        if self.kinv is not None:
+            U = self.kinv @ U
+        return (U @ Si).ravel()
 
     def logdet(self, theta):
-        return self.q * self._sigma_inv(theta)[2]
+        return self.q * self._sigma_inv(theta)[2] + self.n * self.logdet_k
 
     def dlogdet(self, theta):
         _, Si, _ = self._sigma_inv(theta)
@@ -103,19 +138,31 @@ class KronStructure(Structure):
     def dginv(self, theta):
         _, Si, _ = self._sigma_inv(theta)
         D = self.model.dsigma(theta)
-        vals = -np.einsum("ab,kbc,cd->kad", Si, D, Si)[:, self._ii, self._jj]
-        return sp.csr_matrix(np.tile(vals, (1, self.q)))
+        full = -np.einsum("ab,kbc,cd->kad", Si, D, Si)
+        if self.kinv is None:
+            return sp.csr_matrix(np.tile(full[:, self._ii, self._jj], (1, self.q)))
+        return sp.csr_matrix(self._kv[None, :] * full[:, self._si[0], self._si[1]])
 
     def _K(self, theta, zpat, u):
         """K = q Sigma^-1 - Sigma^-1 M Sigma^-1, with M = sum_m C^-1_mm + U'U: the score in any
         direction dSigma is -1/2 <dSigma, K>."""
         _, Si, _ = self._sigma_inv(theta)
-        zs = zpat.reshape(self.q, -1).sum(axis=0)  # sum over units of the lower-triangle blocks
-        M = np.zeros((self.n, self.n))
-        M[self._ii, self._jj] = zs
-        M = M + M.T - np.diag(np.diag(M))
+        n = self.n
         U = u.reshape(self.q, self.n)
-        M += U.T @ U
+        M = np.zeros((n, n))
+        if self.kinv is None:
+            zs = zpat.reshape(self.q, -1).sum(axis=0)  # sum over units of the lower-triangle blocks
+            M[self._ii, self._jj] = zs
+            M = M + M.T - np.diag(np.diag(M))
+            M += U.T @ U
+        else:  # sum_ab K^-1_ab (C^-1_ab + u_a u_b')
+            w = self._kv * zpat
+            k = self._n_diag
+            M.ravel()[:] = np.bincount(self._si[0][:k] * n + self._si[1][:k], weights=w[:k], minlength=n * n)
+            M = M + M.T - np.diag(np.diag(M))
+            off = np.bincount(self._si[0][k:] * n + self._si[1][k:], weights=w[k:], minlength=n * n).reshape(n, n)
+            M += off + off.T
+            M += U.T @ (self.kinv @ U)
         return self.q * Si - Si @ M @ Si
 
     def score(self, theta, zpat, u):
@@ -130,6 +177,11 @@ class KronStructure(Structure):
         for i, j, D2 in self.model.d2sigma(theta):
             out[i, j] = out[j, i] = 0.5 * float(np.sum(D2 * K))
         return out
+
+    def working_variates(self, theta, u):
+        """(dSigma_i Sigma^-1 (x) I) u for each parameter: dG G^-1 u, where K cancels."""
+        _, Si, _ = self._sigma_inv(theta)
+        return self.dG_apply(theta, (u.reshape(self.q, self.n) @ Si).ravel())
 
     def dG_apply(self, theta, x):
         X = x.reshape(self.q, self.n)
