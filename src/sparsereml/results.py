@@ -164,6 +164,21 @@ class FittedModel:
         return pd.DataFrame({"BLUP": u, "PEV": pev, "std.error": np.sqrt(pev)},
                             index=pd.Index(list(rb.levels), name=term))
 
+    def vpredict(self, expressions) -> pd.DataFrame:
+        """Functions of the variance components with delta-method standard errors, e.g.
+        ``m.vpredict({"h2": "4 * Mother / (Mother + `Trial:Mother` + units)"})`` (see
+        :func:`sparsereml.genetics.vpredict`)."""
+        from .genetics import vpredict
+
+        return vpredict(self, expressions)
+
+    def breeding_values(self, term: str) -> pd.DataFrame:
+        """BLUP, PEV, reliability and accuracy of every individual of a vm() term (see
+        :func:`sparsereml.genetics.breeding_values`)."""
+        from .genetics import breeding_values
+
+        return breeding_values(self, term)
+
     def vcov(self, term: str) -> dict:
         """The estimated covariance of a random term's effects across its structure's factor (or of
         a residual covariance model, e.g. ``vcov("units")`` for the residual between traits).

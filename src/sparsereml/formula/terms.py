@@ -575,7 +575,7 @@ def model_spec(fixed: str, random: str | None = None, residual: str | None = Non
     terms = bar_random + _parse_random(random)
     seen: dict = {}
     for t in terms:
-        key = (frozenset(getattr(f, "name", "units") for f in t.factors), t.at.factor if t.at else None, t.struct.factor if t.struct else None)
+        key = (frozenset(f.label for f in t.factors), t.at.factor if t.at else None, t.struct.factor if t.struct else None)
         if key in seen:
             raise FormulaError(f"random term {t.label!r} is given twice")
         seen[key] = t
