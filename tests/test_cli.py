@@ -48,3 +48,24 @@ def test_demo_small_network(capsys, backend):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert text.count("== m2") == 3 and "LRT m2 vs m2b" in text and "LRT m2b vs m2c" in text
+
+
+def test_fit_with_a_pedigree_writes_breeding_values_and_functions(tmp_path, capsys):
+    from sparsereml.datasets import simulate_trees
+
+    trees, ped, _ = simulate_trees(seed=3, trials=3, trees=3000, mothers=80)
+    trees = trees[trees.Father == 0].assign(MotherId=lambda d: "M" + d.Mother.astype(str))
+    data, pedf = tmp_path / "trees.csv", tmp_path / "ped.csv"
+    trees.to_csv(data, index=False)
+    ped.rename(columns={"id": "tree"}).to_csv(pedf, index=False)
+    out = tmp_path / "res"
+    code = main(["fit", str(data), "--fixed", "dbh ~ Trial", "--factors", "Trial,Block", "--quiet",
+                 "--random", "~ Trial:Block + vm(MotherId, ped)", "--pedigree", f"ped={pedf}:tree,sire,dam",
+                 "--function", "h2=4*`vm(MotherId, ped)`/(`vm(MotherId, ped)`+units)", "--out", str(out)])
+    assert code == 0
+    assert "Functions of the variance components" in capsys.readouterr().out
+    bv = pd.read_csv(out / "breeding_values_vm_MotherId_ped.csv")
+    assert len(bv) == len(ped) and {"BLUP", "PEV", "accuracy", "reliability"} <= set(bv.columns)
+    h2 = pd.read_csv(out / "functions.csv", index_col=0)
+    assert 0 < h2.loc["h2", "estimate"] < 1 and h2.loc["h2", "std.error"] > 0
+    assert main(["fit", str(data), "--fixed", "dbh ~ 1", "--pedigree", "ped"]) == 2  # NAME=FILE

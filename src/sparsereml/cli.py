@@ -23,8 +23,9 @@ def _file_name(term: str) -> str:
     return "blup_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", term).strip("_") + ".csv"
 
 
-def write_outputs(model, out: Path) -> list[Path]:
-    """Write varcomp.csv, fixed.csv, one BLUP file per random term, summary.txt and fit.json."""
+def write_outputs(model, out: Path, functions: dict | None = None) -> list[Path]:
+    """Write varcomp.csv, fixed.csv, one BLUP file per random term, breeding values of vm() terms,
+    functions.csv (--function), summary.txt and fit.json."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "varcomp.csv", out / "fixed.csv"]
     model.varcomp.to_csv(written[0])
@@ -32,6 +33,15 @@ def write_outputs(model, out: Path) -> list[Path]:
     for term in model.random_terms:
         path = out / _file_name(term)
         model.blups(term).to_csv(path)
+        written.append(path)
+    for rb in model.design.random:  # vm() terms: every individual with reliability and accuracy
+        if rb.relationship is not None:
+            path = out / ("breeding_values_" + _file_name(rb.label)[len("blup_"):])
+            model.breeding_values(rb.label).to_csv(path)
+            written.append(path)
+    if functions:
+        path = out / "functions.csv"
+        model.vpredict(functions).to_csv(path)
         written.append(path)
     (out / "summary.txt").write_text(model.summary(n_fixed=10**9) + "\n")
     info = {
@@ -66,14 +76,43 @@ def cmd_fit(args) -> int:
 
     factors = [f.strip() for f in (args.factors or "").split(",") if f.strip()]
     data = _load(args.data, factors)
+    matrices = {}
+    for spec in args.pedigree or []:
+        matrices.update(_pedigree(spec))
+    functions = dict(_function(f) for f in args.function or [])
     model = fit(args.fixed, args.random, args.residual, data=data, na_action=args.na_action,
-                backend=args.backend, max_iter=args.max_iter, verbose=not args.quiet)
+                backend=args.backend, max_iter=args.max_iter, verbose=not args.quiet, matrices=matrices or None)
     print()
     print(model.summary())
+    if functions:
+        print("\nFunctions of the variance components")
+        print(model.vpredict(functions).to_string())
     if args.out:
-        files = write_outputs(model, Path(args.out))
+        files = write_outputs(model, Path(args.out), functions)
         print(f"\nwrote {len(files)} files to {args.out}")
     return 0 if model.converged else 3
+
+
+def _pedigree(spec: str) -> dict:
+    """--pedigree NAME=FILE[:id,sire,dam] -> {NAME: Pedigree}."""
+    from .pedigree import Pedigree
+
+    name, sep, rest = spec.partition("=")
+    if not sep or not name or not rest:
+        raise SparseREMLError(f"--pedigree wants NAME=FILE or NAME=FILE:id,sire,dam, got {spec!r}")
+    path, _, cols = rest.partition(":") if not Path(rest).exists() else (rest, "", "")
+    names = [c.strip() for c in cols.split(",")] if cols else ["id", "sire", "dam"]
+    if len(names) != 3:
+        raise SparseREMLError(f"--pedigree {spec!r}: give three column names, id,sire,dam")
+    return {name: Pedigree(path, *names)}
+
+
+def _function(spec: str) -> tuple[str, str]:
+    """--function 'h2=4*Mother/(Mother+units)' -> (name, expression)."""
+    name, sep, expr = spec.partition("=")
+    if not sep or not name.strip() or not expr.strip():
+        raise SparseREMLError(f"--function wants NAME=EXPRESSION, got {spec!r}")
+    return name.strip(), expr.strip()
 
 
 def _truth(label: str, truth: dict) -> float:
@@ -127,11 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("data", help="CSV or Parquet file")
     f.add_argument("--fixed", required=True, help='e.g. "dbh ~ Trial"')
     f.add_argument("--random", default=None, help='e.g. "~ Trial:Block + Mother + Trial:Mother"')
-    f.add_argument("--residual", default=None, help='"~ units" (default) or "~ at(Trial):units"')
+    f.add_argument("--residual", default=None,
+                   help='"~ units" (default), "~ at(Trial):units", "~ at(Trial):ar1(Row):ar1(Col)", ...')
     f.add_argument("--factors", default=None, help="comma-separated numeric columns to treat as factors")
     f.add_argument("--na-action", default="error", choices=["error", "drop"])
     f.add_argument("--backend", default=None, choices=["cholmod", "qdldl", "auto"])
     f.add_argument("--max-iter", type=int, default=50)
+    f.add_argument("--pedigree", action="append", metavar="NAME=FILE[:id,sire,dam]",
+                   help="a pedigree for vm(x, NAME) terms (columns id, sire, dam unless named)")
+    f.add_argument("--function", action="append", metavar="NAME=EXPRESSION",
+                   help="a function of the components with its SE, e.g. 'h2=4*Mother/(Mother+units)'")
     f.add_argument("--out", default=None, help="directory for the result files")
     f.add_argument("--quiet", action="store_true", help="no progress lines")
     f.set_defaults(func=cmd_fit)

@@ -172,7 +172,14 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
                     step_label = f"{mult * lam:g}" + (f" LM {damping:g}" if damping else "")
                 break
         if new_ev is None:
-            message = f"stopped at iteration {it}: no step increased the log-likelihood"
+            if gain < 1e-3 and (rel.size == 0 or rel.max() < 1e-3):
+                # at the optimum to within rounding: logL of 1e5-1e6 records carries noise of
+                # 1e-6 or more, so the last AI step cannot show a gain
+                converged = True
+                message = (f"converged: no step raised logL beyond rounding (expected gain {gain:.2g}, steps "
+                           f"below {rel.max() if rel.size else 0:.1g} of each parameter)")
+            else:
+                message = f"stopped at iteration {it}: no step increased the log-likelihood"
             break
         prev_theta = theta
         theta, codes = new_ev.theta, new_codes
