@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from .design import build_design
 from .errors import ConvergenceWarning, ModelError
-from .formula.terms import model_spec
+from .formula.spec import model_spec
 from .reml.optimizer import ai_reml
 from .reml.problem import REMLProblem
 from .reml.start import resolve_start

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .formula.terms import RECORD, TRAIT, ModelSpec
+from .formula.spec import ModelSpec
+from .formula.terms import RECORD, TRAIT
 
 __all__ = ["load_table", "ModelData", "prepare_data"]
 

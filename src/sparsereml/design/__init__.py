@@ -12,7 +12,7 @@ import scipy.sparse as sp
 from numba import njit
 
 from ..data import ModelData, prepare_data
-from ..formula.terms import ModelSpec
+from ..formula.spec import ModelSpec
 from .coding import ColumnSet, Factor, combine, encode
 from .fixed import FixedDesign, find_aliased, fixed_design
 from .random import RandomBlock, random_block

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import DataError, ModelError
-from ..formula.terms import ResidualDim, ResidualSection, ResidualSpec
+from ..formula.residual import ResidualDim, ResidualSection, ResidualSpec
 from .coding import Factor, encode, is_factor_column
 
 __all__ = ["ResidualGroups", "GridLayout", "residual_groups"]

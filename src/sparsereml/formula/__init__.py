@@ -1,6 +1,9 @@
-"""Formula grammar (``parser``) and meaning (``terms``)."""
+"""Formula grammar (``parser``) and meaning: terms and their expansion (``terms``), residual
+formulas (``residual``), and the three formulas of a model together (``spec``)."""
 from .parser import parse
-from .terms import At, FixedSpec, ModelSpec, RandomTerm, ResidualSpec, Var, model_spec, term_label
+from .residual import ResidualDim, ResidualSection, ResidualSpec
+from .spec import ModelSpec, model_spec
+from .terms import At, FixedSpec, RandomTerm, Var, term_label
 
-__all__ = ["parse", "model_spec", "ModelSpec", "FixedSpec", "RandomTerm", "ResidualSpec", "Var", "At",
-           "term_label"]
+__all__ = ["parse", "model_spec", "ModelSpec", "FixedSpec", "RandomTerm", "ResidualSpec", "ResidualSection",
+           "ResidualDim", "Var", "At", "term_label"]

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import FormulaError
 from .parser import Bar, BinOp, Call, Formula, Name, Neg, Number, String, parse
 
-__all__ = ["Var", "At", "Units", "VM", "Struct", "STRUCTURES", "Term", "FixedSpec", "RandomTerm", "ResidualSpec",
-           "ResidualSection", "ResidualDim", "ModelSpec",
-           "model_spec", "term_label", "quote_name"]
+__all__ = ["Var", "At", "Units", "VM", "Struct", "STRUCTURES", "Term", "FixedSpec", "RandomTerm",
+           "term_label", "quote_name", "TRAIT", "RECORD"]
 
 _IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 
@@ -308,80 +307,6 @@ class RandomTerm:
         return ":".join([self.at.level_label(level)] + [f.label for f in self.factors])
 
 
-@dataclass(frozen=True)
-class ResidualDim:
-    """One dimension of a residual grid: ``id`` (a plain factor), ``ar1`` or a covariance model."""
-
-    kind: str
-    column: str
-    args: tuple = ()
-
-    @property
-    def label(self) -> str:
-        return f"id({quote_name(self.column)})" if self.kind == "id" else Struct(self.kind, self.column, self.args).label
-
-
-@dataclass(frozen=True)
-class ResidualSection:
-    """The residual of the groups selected by ``at``: a Kronecker product of ``dims`` (none:
-    independent records with one variance)."""
-
-    at: At | None = None
-    dims: tuple = ()
-
-    @property
-    def label(self) -> str:
-        parts = ([self.at.label] if self.at else []) + [d.label for d in self.dims]
-        return ":".join(parts) if self.dims else (f"{self.at.label}:units" if self.at else "units")
-
-
-@dataclass(frozen=True)
-class ResidualSpec:
-    """Residual sections; several only as ``at(F, levels)`` sections of one factor F."""
-
-    sections: tuple = (ResidualSection(),)
-
-    @property
-    def at(self) -> At | None:
-        """at(F) of the groups (the factor that splits the records), or None for one group."""
-        a = self.sections[0].at
-        return At(a.factor) if a is not None else None
-
-    @property
-    def label(self) -> str:
-        return " + ".join(sec.label for sec in self.sections)
-
-    def level_label(self, level: str) -> str:
-        return f"{At(self.sections[0].at.factor).level_label(level)}:units"
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Everything the formulas say, before any data is seen."""
-
-    fixed: FixedSpec
-    random: tuple  # of RandomTerm
-    residual: ResidualSpec
-    formulas: dict = field(default_factory=dict, compare=False)
-
-    def variables(self) -> list[str]:
-        """Every data column the model uses, response first, in order of appearance."""
-        names = [self.fixed.response]  # cbind(a, b): data.py stacks the traits into this one column
-        for t in self.fixed.terms:
-            names += [f.name for f in t]
-        for r in self.random:
-            names += [r.at.factor] if r.at else []
-            if r.struct is not None:
-                names += [c for c in r.struct.covariates if c != "1"] if r.struct.covariates is not None \
-                    else [r.struct.factor]
-            names += [f.name for f in r.factors if isinstance(f, (Var, VM))]
-        if self.residual.at:
-            names.append(self.residual.at.factor)
-        for sec in self.residual.sections:
-            names += [d.column for d in sec.dims]
-        return list(dict.fromkeys(names))
-
-
 def _split_bars(node, text: str) -> tuple[object | None, list[Bar]]:
     """Split ``a + (1|g) + b`` into the non-bar part and the list of bars."""
     if isinstance(node, Bar):
@@ -482,107 +407,3 @@ def _parse_random(random: str | None) -> list[RandomTerm]:
             raise FormulaError(f"an intercept (1 or 0) has no meaning in the random formula {random!r}")
         out += [_random_term(t, random) for t in terms]
     return out
-
-
-def _residual_section(term: Term, text: str, multivariate: bool = False) -> ResidualSection:
-    ats = [f for f in term if isinstance(f, At)]
-    if len(ats) > 1:
-        raise FormulaError(f"a residual section can have one at(), found {term_label(term)!r} in {text!r}")
-    dims = []
-    for f in term:
-        if isinstance(f, Var):
-            dims.append(ResidualDim("id", f.name))
-        elif isinstance(f, Struct):
-            if f.kind not in STRUCTURES:  # pragma: no cover - the expander knows no others
-                raise FormulaError(f"{f.label} cannot be a residual dimension in {text!r}")
-            dims.append(ResidualDim(f.kind, f.factor, f.args))
-    if multivariate and any(isinstance(f, Units) for f in term) and dims:  # units = the original record
-        dims.insert(next(i for i, f in enumerate(term) if isinstance(f, Units)) - sum(isinstance(f, At) for f in term),
-                    ResidualDim("id", RECORD))
-    names = [d.column for d in dims]
-    if len(set(names)) < len(names):
-        raise FormulaError(f"a column appears twice in the residual {term_label(term)!r} of {text!r}")
-    if any(isinstance(f, Units) for f in term) and dims and not multivariate:
-        raise FormulaError(f"'units' with other factors in the residual {term_label(term)!r} needs a multivariate "
-                           f"response (cbind(a, b) ~ ...); for one response write the grid's factors, as in "
-                           f"'~ ar1(Row):ar1(Col)' or '~ tree:us(dir)'")
-    if not dims and not any(isinstance(f, Units) for f in term):
-        raise FormulaError(f"residual {term_label(term)!r} in {text!r}: write at(F):units or give its dimensions")
-    if dims and all(d.kind == "id" for d in dims):
-        dims = []  # id x id x ... is independent records with one variance
-    return ResidualSection(ats[0] if ats else None, tuple(dims))
-
-
-def _parse_residual(residual: str | None, multivariate: bool = False) -> ResidualSpec:
-    if multivariate and (residual is None or residual.strip() in ("", "~")):
-        residual = f"~ units:us({TRAIT})"  # traits of a record correlated, records independent
-    if residual is None or residual.strip() in ("", "~", "~ units", "~units", "units"):
-        return ResidualSpec()
-    tree = parse(residual)
-    if isinstance(tree, Formula):
-        tree = tree.rhs
-    if isinstance(tree, Call) and tree.func == "dsum":  # ASReml: dsum(~ units | F), dsum(~ ar1(r):ar1(c) | F)
-        arg = tree.args[0] if len(tree.args) == 1 and not tree.kwargs else None
-        arg = arg.rhs if isinstance(arg, Formula) else arg
-        if not (isinstance(arg, Bar) and isinstance(arg.rhs, Name)):
-            raise FormulaError(f"dsum() takes one '~ structure | F' argument, as in dsum(~ units | Trial); got "
-                               f"{residual!r} (for different structures per level use at(F, levels) sections)")
-        inner = _expand(arg.lhs, residual)
-        if len(inner) != 1:
-            raise FormulaError(f"dsum(~ ... | F) takes one residual structure, got {residual!r}")
-        return ResidualSpec((_residual_section((At(arg.rhs.id),) + tuple(inner[0]), residual, multivariate),))
-    terms = _expand(tree, residual)
-    sections = tuple(_residual_section(t, residual, multivariate) for t in terms if t not in ((), _ZERO))
-    if len(sections) != len(terms):
-        raise FormulaError(f"an intercept has no meaning in the residual formula {residual!r}")
-    if len(sections) == 1:
-        sec = sections[0]
-        if sec.at is not None and sec.at.levels is not None:
-            raise FormulaError(f"every record needs a residual: use at(F):units without levels, or one "
-                               f"at(F, levels) section per set of levels, not {residual!r}")
-        return ResidualSpec(sections)
-    factors = {sec.at.factor if sec.at else None for sec in sections}
-    if len(factors) != 1 or None in factors or any(sec.at.levels is None for sec in sections):
-        raise FormulaError(f"several residual sections must each be at(F, levels) of one factor F, as in "
-                           f"'~ at(site, c(S1, S2)):ar1(col):ar1(row) + at(site, S3):id(col):ar1(row)'; "
-                           f"got {residual!r}")
-    return ResidualSpec(sections)
-
-
-def model_spec(fixed: str, random: str | None = None, residual: str | None = None) -> ModelSpec:
-    """Read the three formulas of a model.
-
-    Parameters
-    ----------
-    fixed : str
-        Response and fixed effects, e.g. ``"dbh ~ Trial"``; may carry lme4 random
-        intercepts, e.g. ``"dbh ~ Trial + (1|Trial:Block) + (1|Mother)"``.  Several traits:
-        ``"cbind(dbh, height) ~ trait + trait:Trial"``; the data are then stacked with one
-        record per tree and trait, a factor ``trait`` and ``units`` naming the original row.
-    random : str, optional
-        Random terms, e.g. ``"~ at(Trial):Block + Mother + Trial:Mother"``.
-    residual : str, optional
-        ``"~ units"`` (default), ``"~ at(F):units"`` (one variance per level of F), a grid
-        ``"~ ar1(Row):ar1(Col)"`` / ``"~ id(Col):ar1(Row)"`` / ``"~ tree:us(dir)"``, each also
-        per level of F (``"~ at(Trial):ar1(Row):ar1(Col)"`` or ``dsum(~ ... | F)``), or
-        ``at(F, levels)`` sections with different structures joined by ``+``.
-
-    Returns
-    -------
-    ModelSpec
-    """
-    fx, bar_random = _parse_fixed(fixed)
-    terms = bar_random + _parse_random(random)
-    seen: dict = {}
-    for t in terms:
-        key = (frozenset(f.label for f in t.factors), t.at.factor if t.at else None, t.struct.factor if t.struct else None)
-        if key in seen:
-            raise FormulaError(f"random term {t.label!r} is given twice")
-        seen[key] = t
-    fixed_keys = {frozenset(f.name for f in t) for t in fx.terms}
-    for t in terms:
-        if t.at is None and t.struct is None and not any(getattr(f, "as_factor", True) for f in t.factors) \
-                and frozenset(f.name for f in t.factors) in fixed_keys:
-            raise FormulaError(f"{t.label!r} is both a fixed and a random term")
-    res = _parse_residual(residual, fx.multivariate)
-    return ModelSpec(fx, tuple(terms), res, {"fixed": fixed, "random": random, "residual": residual})

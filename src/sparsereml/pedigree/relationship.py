@@ -58,7 +58,6 @@ class Relationship:
             return pos.astype(np.int64), self
         absent = pd.unique(keys.to_numpy(dtype=object)[pos < 0])
         if add_missing and self.pedigree is not None:
-            n0 = len(self.ids)
             k = len(absent)
             kinv = sp.block_diag([self.kinv, sp.identity(k)], format="csc")  # founders: unrelated, F = 0
             ext = Relationship(self.ids + tuple(absent), kinv, self.logdet, self.source + f" + {k} added", self.pedigree)

@@ -1,0 +1,76 @@
+"""Model specification: the three formulas of a model read together."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import FormulaError
+from .residual import ResidualSpec, parse_residual
+from .terms import VM, FixedSpec, Var, _parse_fixed, _parse_random
+
+__all__ = ["ModelSpec", "model_spec"]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything the formulas say, before any data is seen."""
+
+    fixed: FixedSpec
+    random: tuple  # of RandomTerm
+    residual: ResidualSpec
+    formulas: dict = field(default_factory=dict, compare=False)
+
+    def variables(self) -> list[str]:
+        """Every data column the model uses, response first, in order of appearance."""
+        names = [self.fixed.response]  # cbind(a, b): data.py stacks the traits into this one column
+        for t in self.fixed.terms:
+            names += [f.name for f in t]
+        for r in self.random:
+            names += [r.at.factor] if r.at else []
+            if r.struct is not None:
+                names += [c for c in r.struct.covariates if c != "1"] if r.struct.covariates is not None \
+                    else [r.struct.factor]
+            names += [f.name for f in r.factors if isinstance(f, (Var, VM))]
+        if self.residual.at:
+            names.append(self.residual.at.factor)
+        for sec in self.residual.sections:
+            names += [d.column for d in sec.dims]
+        return list(dict.fromkeys(names))
+
+
+def model_spec(fixed: str, random: str | None = None, residual: str | None = None) -> ModelSpec:
+    """Read the three formulas of a model.
+
+    Parameters
+    ----------
+    fixed : str
+        Response and fixed effects, e.g. ``"dbh ~ Trial"``; may carry lme4 random
+        intercepts, e.g. ``"dbh ~ Trial + (1|Trial:Block) + (1|Mother)"``.  Several traits:
+        ``"cbind(dbh, height) ~ trait + trait:Trial"``; the data are then stacked with one
+        record per tree and trait, a factor ``trait`` and ``units`` naming the original row.
+    random : str, optional
+        Random terms, e.g. ``"~ at(Trial):Block + Mother + Trial:Mother"``.
+    residual : str, optional
+        ``"~ units"`` (default), ``"~ at(F):units"`` (one variance per level of F), a grid
+        ``"~ ar1(Row):ar1(Col)"`` / ``"~ id(Col):ar1(Row)"`` / ``"~ tree:us(dir)"``, each also
+        per level of F (``"~ at(Trial):ar1(Row):ar1(Col)"`` or ``dsum(~ ... | F)``), or
+        ``at(F, levels)`` sections with different structures joined by ``+``.
+
+    Returns
+    -------
+    ModelSpec
+    """
+    fx, bar_random = _parse_fixed(fixed)
+    terms = bar_random + _parse_random(random)
+    seen: dict = {}
+    for t in terms:
+        key = (frozenset(f.label for f in t.factors), t.at.factor if t.at else None, t.struct.factor if t.struct else None)
+        if key in seen:
+            raise FormulaError(f"random term {t.label!r} is given twice")
+        seen[key] = t
+    fixed_keys = {frozenset(f.name for f in t) for t in fx.terms}
+    for t in terms:
+        if t.at is None and t.struct is None and not any(getattr(f, "as_factor", True) for f in t.factors) \
+                and frozenset(f.name for f in t.factors) in fixed_keys:
+            raise FormulaError(f"{t.label!r} is both a fixed and a random term")
+    res = parse_residual(residual, fx.multivariate)
+    return ModelSpec(fx, tuple(terms), res, {"fixed": fixed, "random": random, "residual": residual})
