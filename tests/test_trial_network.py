@@ -6,7 +6,6 @@ on data from the project's simulator (same seed -> same trees; the JSON's row co
 sums confirm it).  glmmTMB fits were polished with Newton steps on TMB's exact gradient (final
 gradient <= 1e-5); in net11 m2c four block variances are exactly 0 at the optimum.
 """
-import numpy as np
 import pytest
 
 import sparsereml as sr

@@ -1,7 +1,6 @@
 """Animal models on the gryphon data against published ASReml-R 4.2 output (Wilson et al. 2010
 data, the wam_tuto tutorial; numbers as listed in shared/reference/REFERENCE.md, tier A)."""
 import numpy as np
-import pandas as pd
 import pytest
 
 import sparsereml as sr

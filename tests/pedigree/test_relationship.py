@@ -107,18 +107,10 @@ def test_related_terms_match_dense_formulas(family, term, backend):
     """G = Sigma (x) A with A^-1 sparse: logL, scores and AI against the dense textbook formulas
     built from the structure's G^-1 (tests/reml/dense_reml.py)."""
     from sparsereml.design import build_design
-    from sparsereml.reml.problem import REMLProblem
-    from sparsereml.reml.start import default_start
 
-    from ..reml.dense_reml import dense_generic
+    from ..reml.dense_reml import assert_matches_dense
 
     ped, df = family
     small = df[df.Block.isin(["0", "1", "2"])].iloc[:300]
     design = build_design(sr.model_spec("y ~ Block", f"~ {term}"), small, matrices={"K": ped})
-    prob = REMLProblem(design, backend)
-    theta = default_start(prob) * np.linspace(0.9, 1.1, prob.params.n)
-    ev = prob.derivatives(prob.evaluate(theta))
-    ll, score, ai = dense_generic(prob, theta)
-    assert ev.loglik == pytest.approx(ll, rel=1e-10)
-    np.testing.assert_allclose(ev.score, score, rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(ev.ai, ai, rtol=1e-7, atol=1e-8)
+    assert_matches_dense(design, backend, (0.9, 1.1))

@@ -1,14 +1,11 @@
 """Correlated random terms (us, fa, corh, ...): the MME-space logL, scores and AI against the
 dense textbook formulas built from each structure's G^-1 (tests/reml/dense_reml.py)."""
-import numpy as np
 import pytest
 
 from sparsereml.design import build_design
 from sparsereml.formula import model_spec
-from sparsereml.reml.problem import REMLProblem
-from sparsereml.reml.start import default_start
 
-from ..reml.dense_reml import dense_generic
+from ..reml.dense_reml import assert_matches_dense
 from .met_data import met_data
 
 
@@ -22,13 +19,7 @@ def small():
                                   "diag(Trial)", "ar1(Trial)"])
 def test_matches_dense_formulas(term, small, backend):
     design = build_design(model_spec("y ~ 0 + Trial", f"~ Trial:Block + {term}:Mother"), small)
-    prob = REMLProblem(design, backend)
-    theta = default_start(prob) * np.linspace(0.9, 1.1, prob.params.n)
-    ev = prob.derivatives(prob.evaluate(theta))
-    ll, score, ai = dense_generic(prob, theta)
-    assert ev.loglik == pytest.approx(ll, rel=1e-10)
-    np.testing.assert_allclose(ev.score, score, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(ev.ai, ai, rtol=1e-7, atol=1e-9)
+    assert_matches_dense(design, backend, (0.9, 1.1))
 
 
 def test_unobserved_combinations_get_effects(small):

