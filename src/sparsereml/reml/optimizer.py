@@ -118,14 +118,18 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     prev_theta = None
     window = 5  # iterations over which a flat likelihood must not have risen
     converged, message = False, f"stopped after {max_iter} iterations without meeting the convergence rule"
+    dep = pt.scale_of >= 0 if pt.scale_of is not None else np.zeros(theta.size, dtype=bool)
+    held = np.zeros(theta.size, dtype=bool)  # correlations held (code B) because their variance is
     for it in range(1, max_iter + 1):
         at_lower = theta <= lower + eps
-        release = (codes == "B") & np.where(at_lower, ev.score > 0, ev.score < 0)  # score points inside
+        release = (codes == "B") & ~held & np.where(at_lower, ev.score > 0, ev.score < 0)  # score points inside
         codes[release] = "P"
+        # a residual group's correlations mean nothing while its variance is held at zero
+        now = dep & (codes[np.maximum(pt.scale_of, 0)] == "B") if dep.any() else held
+        codes[held & ~now] = "P"
+        codes[now] = "B"
+        held = now
         free = codes == "P"
-        if pt.scale_of is not None:  # hold correlations whose variance is held at its bound
-            dep = pt.scale_of >= 0
-            free[dep] &= codes[pt.scale_of[dep]] != "B"
         step = _newton_step(ev, free)
         rel = np.abs(step[free]) / np.maximum(np.abs(theta[free]), floor[free])
         small = rel.size == 0 or rel.max() < tol
