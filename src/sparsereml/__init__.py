@@ -10,6 +10,7 @@ from .design import Design, build_design
 from .errors import (AliasWarning, ConvergenceWarning, DataError, FormulaError, ModelError,
                      SparseREMLError)
 from .formula import model_spec
+from .genetics import breeding_values, vpredict
 from .pedigree import Inverse, Pedigree, PedigreeWarning, grm
 from .reml.optimizer import OptimResult, ai_reml
 from .reml.problem import REMLProblem
@@ -19,4 +20,5 @@ __version__ = "0.1.0"
 
 __all__ = ["fit", "lrt", "LRTResult", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem",
            "ai_reml", "OptimResult", "datasets", "SparseREMLError", "FormulaError", "DataError", "ModelError",
-           "AliasWarning", "ConvergenceWarning", "Pedigree", "PedigreeWarning", "Inverse", "grm", "__version__"]
+           "AliasWarning", "ConvergenceWarning", "Pedigree", "PedigreeWarning", "Inverse", "grm", "vpredict",
+           "breeding_values", "__version__"]

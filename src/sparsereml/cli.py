@@ -78,7 +78,7 @@ def cmd_fit(args) -> int:
     data = _load(args.data, factors)
     matrices = {}
     for spec in args.pedigree or []:
-        matrices.update(_pedigree(spec))
+        matrices.update(_pedigree(spec, args.add_missing))
     functions = dict(_function(f) for f in args.function or [])
     model = fit(args.fixed, args.random, args.residual, data=data, na_action=args.na_action,
                 backend=args.backend, max_iter=args.max_iter, verbose=not args.quiet, matrices=matrices or None)
@@ -93,18 +93,19 @@ def cmd_fit(args) -> int:
     return 0 if model.converged else 3
 
 
-def _pedigree(spec: str) -> dict:
+def _pedigree(spec: str, add_missing: bool = False) -> dict:
     """--pedigree NAME=FILE[:id,sire,dam] -> {NAME: Pedigree}."""
     from .pedigree import Pedigree
 
     name, sep, rest = spec.partition("=")
     if not sep or not name or not rest:
         raise SparseREMLError(f"--pedigree wants NAME=FILE or NAME=FILE:id,sire,dam, got {spec!r}")
-    path, _, cols = rest.partition(":") if not Path(rest).exists() else (rest, "", "")
+    path, cols = rest, ""
+    head, colon, tail = rest.rpartition(":")  # the last ':' only, so that C:\\dir\\ped.csv works
+    if colon and tail.count(",") == 2 and not Path(rest).exists():
+        path, cols = head, tail
     names = [c.strip() for c in cols.split(",")] if cols else ["id", "sire", "dam"]
-    if len(names) != 3:
-        raise SparseREMLError(f"--pedigree {spec!r}: give three column names, id,sire,dam")
-    return {name: Pedigree(path, *names)}
+    return {name: Pedigree(path, *names, add_missing=add_missing)}
 
 
 def _function(spec: str) -> tuple[str, str]:
@@ -174,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--max-iter", type=int, default=50)
     f.add_argument("--pedigree", action="append", metavar="NAME=FILE[:id,sire,dam]",
                    help="a pedigree for vm(x, NAME) terms (columns id, sire, dam unless named)")
+    f.add_argument("--add-missing", action="store_true",
+                   help="ids of the data missing from a pedigree become founders instead of an error")
     f.add_argument("--function", action="append", metavar="NAME=EXPRESSION",
                    help="a function of the components with its SE, e.g. 'h2=4*Mother/(Mother+units)'")
     f.add_argument("--out", default=None, help="directory for the result files")

@@ -152,6 +152,9 @@ def _stack_traits(spec: ModelSpec, df: pd.DataFrame) -> pd.DataFrame:
     for name in (TRAIT, RECORD):
         if name in df.columns:
             raise DataError(f"a multivariate model makes a column {name!r}; rename the data's column {name!r}")
+    empty = [name for name in spec.fixed.responses if df[name].isna().all()]
+    if empty:
+        raise DataError(f"the response {empty[0]!r} has no non-missing values; leave it out of cbind()")
     k, n = len(spec.fixed.responses), len(df)
     others = [v for v in spec.variables()[1:] if v not in (TRAIT, RECORD)]
     for name in others:

@@ -63,7 +63,8 @@ def _parse(expr: str, labels: list) -> tuple[ast.Expression, dict]:
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise ModelError(f"cannot read the expression {expr!r}: {exc.msg}") from None
+        hint = "; quote labels such as `Trial:Mother` with backticks" if ":" in text or "(" in text else ""
+        raise ModelError(f"cannot read the expression {expr!r}: {exc.msg}{hint}") from None
     return tree, names
 
 
@@ -94,8 +95,10 @@ def _evaluate(node, values: dict, names: dict, n: int, expr: str) -> _Dual:
         x = _evaluate(node.args[0], values, names, n, expr)
         f, df = _FUNCS[node.func.id]
         return _Dual(f(x.v), df(x.v) * x.g)
+    hint = "; quote labels such as `vm(Mother, ped)` or `Trial:Mother` with backticks" \
+        if isinstance(node, (ast.Call, ast.Attribute)) else ""
     raise ModelError(f"{ast.unparse(node)!r} is not allowed in {expr!r} (numbers, components, + - * / **, "
-                     f"sqrt, log, exp, abs)")
+                     f"sqrt, log, exp, abs){hint}")
 
 
 def vpredict(fit, expressions) -> pd.DataFrame:
@@ -114,8 +117,7 @@ def vpredict(fit, expressions) -> pd.DataFrame:
     if isinstance(expressions, str):
         expressions = {expressions: expressions}
     labels = list(fit.labels)
-    V = fit.vcov_params.to_numpy()
-    V = np.where(np.isfinite(V), V, 0.0)  # components held at a bound or fixed count as known
+    V = fit.vcov_reported()  # parameters held at a bound or fixed count as known, the others not
     n = len(labels)
     values = {lab: _Dual(v, np.eye(n)[k]) for k, (lab, v) in enumerate(zip(labels, fit.theta))}
     rows = []
@@ -123,6 +125,8 @@ def vpredict(fit, expressions) -> pd.DataFrame:
         tree, names = _parse(expr, labels)
         try:
             d = _evaluate(tree, values, names, n, expr)
+        except ModelError:
+            raise
         except (ZeroDivisionError, ValueError, OverflowError) as exc:
             raise ModelError(f"{name}: {expr!r} cannot be evaluated at the estimates ({exc})") from None
         rows.append((name, d.v, math.sqrt(max(float(d.g @ V @ d.g), 0.0))))

@@ -121,6 +121,14 @@ class FittedModel:
         out[:, bad] = np.nan
         return pd.DataFrame(out, index=self.labels, columns=self.labels)
 
+    def vcov_reported(self) -> np.ndarray:
+        """J V J' over all reported parameters, with V the inverse AI over the estimated working
+        parameters and zero for those held at a bound or fixed (they count as known): unlike
+        ``vcov_params`` it keeps the uncertainty of a us() entry whose Cholesky factor has a
+        held diagonal but free other entries."""
+        V = np.nan_to_num(self._working_vcov())
+        return self._jacobian @ V @ self._jacobian.T
+
     @cached_property
     def varcomp(self) -> pd.DataFrame:
         se = np.sqrt(np.clip(np.diag(self.vcov_params.to_numpy()), 0, None))

@@ -107,3 +107,8 @@ def test_numeric_ids_with_text_parents_are_the_same_ids():
     assert p.ids == ("1", "2", "3") and p.added == []
     np.testing.assert_array_equal(p.sire, [0, 0, 1])
     np.testing.assert_array_equal(p.dam, [0, 0, 2])
+
+
+def test_an_individual_named_like_an_unknown_parent():
+    with pytest.raises(DataError, match=r"pedigree rows \[1\] have no id, or an id that reads as an unknown"):
+        Pedigree(pd.DataFrame({"id": ["0", "1"], "sire": ["0", "0"], "dam": ["0", "0"]}))

@@ -114,3 +114,14 @@ def test_related_terms_match_dense_formulas(family, term, backend):
     small = df[df.Block.isin(["0", "1", "2"])].iloc[:300]
     design = build_design(sr.model_spec("y ~ Block", f"~ {term}"), small, matrices={"K": ped})
     assert_matches_dense(design, backend, (0.9, 1.1))
+
+
+def test_vpredict_messages_point_at_the_expression(family):
+    ped, df = family
+    m = sr.fit("y ~ 1", "~ Block + vm(Mother, K)", data=df, matrices={"K": ped})
+    with pytest.raises(ModelError, match="'Blockk' in .* is not a variance component"):
+        m.vpredict("Blockk / units")
+    with pytest.raises(ModelError, match="quote labels such as `vm\\(Mother, ped\\)` or `Trial:Mother`"):
+        m.vpredict("Block / (Block + vm(Mother, K))")
+    assert sr.vpredict(m, "Block + units").iloc[0]["estimate"] == pytest.approx(
+        m.varcomp.loc["Block", "component"] + m.varcomp.loc["units", "component"])

@@ -54,3 +54,23 @@ def test_fit_from_a_simpler_fit_reaches_the_same_optimum(data, simple):
     b = sr.fit("y ~ 0 + Trial", "~ Trial:Block + fa(Trial, 2):Mother", data=data, start=simple)
     assert a.converged and b.converged
     assert b.loglik == pytest.approx(a.loglik, abs=1e-5)
+
+
+def test_start_and_fix_take_us_entries_by_their_varcomp_labels():
+    from ..structures.bivariate_data import bivariate_data
+
+    df = bivariate_data(n=1500)
+    args = ("cbind(dbh, height) ~ trait + trait:Trial", "~ us(trait):Mother", "~ units:us(trait)")
+    free = sr.fit(*args, data=df)
+    started = sr.fit(*args, data=df, start={"us(trait):Mother!dbh:dbh": 4.0, "units!us(trait)!height:dbh": 3.0})
+    assert started.loglik == pytest.approx(free.loglik, abs=1e-5)
+    one = sr.fit(*args, data=df, fix={"units!us(trait)!dbh:dbh": 10.0})  # the first variance alone
+    assert one.varcomp.loc["units!us(trait)!dbh:dbh", "component"] == pytest.approx(10.0)
+    assert one.varcomp.loc["units!us(trait)!dbh:dbh", "bound"] == "F"
+    R = {"units!us(trait)!dbh:dbh": 9.0, "units!us(trait)!height:dbh": 4.0, "units!us(trait)!height:height": 8.0}
+    held = sr.fit(*args, data=df, fix=R)
+    np.testing.assert_allclose(held.vcov("units")["covariance"].to_numpy(), [[9.0, 4.0], [4.0, 8.0]])
+    with pytest.raises(sr.ModelError, match="held all together"):
+        sr.fit(*args, data=df, fix={"units!us(trait)!height:height": 8.0})
+    with pytest.raises(sr.ModelError, match="not positive definite"):
+        sr.fit(*args, data=df, start={"units!us(trait)!height:dbh": 20.0})

@@ -85,3 +85,19 @@ def test_bivariate_against_r(data, backend, model, g, r):
     assert m.loglik == pytest.approx(ref["logLik_REML"], abs=1e-6)
     np.testing.assert_allclose(m.vcov(g)["covariance"].to_numpy(), ref["G"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(m.vcov("units")["covariance"].to_numpy(), ref["R"], rtol=1e-5, atol=1e-6)
+
+
+def test_traits_in_very_different_units(data):
+    """dbh x 100 and height x 0.01: the same model, its components rescaled (start values and the
+    optimiser's notion of zero are per trait)."""
+    args = ("cbind(dbh, height) ~ trait + trait:Trial", "~ us(trait):Mother", "~ units:us(trait)")
+    m = sr.fit(*args, data=data)
+    s = sr.fit(*args, data=data.assign(dbh=data.dbh * 100, height=data.height * 0.01))
+    assert s.converged
+    back = s.varcomp["component"].to_numpy() / np.array([1e4, 1.0, 1e-4, 1e4, 1.0, 1e-4])
+    np.testing.assert_allclose(back, m.varcomp["component"].to_numpy(), rtol=5e-4)  # logL rounding at 1e8 ratios
+
+
+def test_a_trait_without_values_is_an_error(data):
+    with pytest.raises(DataError, match="'height' has no non-missing values"):
+        sr.fit("cbind(dbh, height) ~ trait", data=data.assign(height=np.nan))

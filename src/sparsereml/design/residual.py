@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from ..errors import DataError, ModelError
 from ..formula.residual import ResidualDim, ResidualSection, ResidualSpec
@@ -104,18 +105,29 @@ def _section_of_levels(spec: ResidualSpec, f: Factor) -> list[ResidualSection]:
     return owner
 
 
+def _numeric_positions(series) -> np.ndarray | None:
+    """Coordinates of an ar1 dimension: a numeric column, or text whose every value reads as a
+    number ('1', '2', ..., '10': not ordered as text); None for a true factor (level order)."""
+    if not is_factor_column(series):
+        return series.to_numpy(dtype=float)
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        return None  # the categories' own order
+    num = pd.to_numeric(series.astype("string"), errors="coerce")
+    return None if num.isna().any() else num.to_numpy(dtype=float)
+
+
 def _coordinate(columns, dim: ResidualDim, idx: np.ndarray, group: str) -> tuple[np.ndarray, int, tuple | None]:
     """Position of the records ``idx`` along one dimension, its length, and its levels."""
     name = dim.column
     series = columns[name]
-    if dim.kind == "ar1" and not is_factor_column(series):
-        allv = np.unique(series.to_numpy(dtype=float))
-        steps = np.diff(allv)
+    x = _numeric_positions(series) if dim.kind == "ar1" else None
+    if x is not None:
+        x = x[idx]
+        steps = np.diff(np.unique(x))  # within this group: groups may differ in spacing
         step = float(steps.min()) if steps.size else 1.0
-        x = series.to_numpy(dtype=float)[idx]
         pos = (x - x.min()) / step
         if np.any(np.abs(pos - np.round(pos)) > 1e-6):
-            raise DataError(f"ar1({name}): the values of {name!r} are not equally spaced (smallest step "
+            raise DataError(f"ar1({name}) in {group}: the values of {name!r} are not equally spaced (smallest step "
                             f"{step:g}); use a factor for irregular positions")
         pos = np.round(pos).astype(np.int64)
         return pos, int(pos.max()) + 1, None

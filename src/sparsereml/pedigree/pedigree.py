@@ -106,7 +106,9 @@ class Pedigree:
         codes = np.where(np.isin(codes, unknown), -1, codes)
         ids, sires, dams = codes[:n], codes[n:2 * n], codes[2 * n:]
         if np.any(ids < 0):
-            raise DataError(f"pedigree rows {list(np.flatnonzero(ids < 0)[:5] + 1)} have no id")
+            rows = [int(r) + 1 for r in np.flatnonzero(ids < 0)[:5]]
+            raise DataError(f"pedigree rows {rows} have no id, or an id that reads as an unknown parent "
+                            f"(0, NA, empty or '.'); rename those individuals")
         ids, sires, dams = _deduplicate(ids, sires, dams, labels)
         self._build(ids, sires, dams, labels, sort)
 

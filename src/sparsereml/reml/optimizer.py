@@ -102,12 +102,17 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     # distance from a bound that stands for "on the bound": 1e-8 of the variances' scale for
     # variances (a variance held at zero), 1e-6 for correlations (held at +-1)
     # a Cholesky diagonal of a us() Sigma is held at 1e-3 sqrt(scale): Sigma^-1 stays usable
-    kind_eps = {"var": 1e-8 * scale, "cor": 1e-6, "cov": 0.0, "load": 0.0, "chol": 1e-3 * np.sqrt(scale)}
-    eps = np.array([kind_eps[k] for k in pt.kinds])
+    # Variances and Cholesky diagonals are judged against their own start too, so that traits on
+    # very different scales (dbh in mm, height in km) each keep a sensible "zero"
+    typ = np.abs(theta)
+    kind_eps = {"var": 1e-8 * np.maximum(typ, 1e-4 * scale), "cor": np.full(theta.size, 1e-6),
+                "cov": np.zeros(theta.size), "load": np.zeros(theta.size),
+                "chol": 1e-3 * np.maximum(typ, np.sqrt(scale))}
+    eps = np.array([kind_eps[k][i] for i, k in enumerate(pt.kinds)])
     # below these magnitudes steps are judged absolutely (a loading or covariance may be ~0)
-    kind_floor = {"var": 1e-8 * scale, "cor": 1e-4, "cov": 1e-4 * scale, "load": 1e-4,
-                  "chol": 1e-3 * np.sqrt(scale)}
-    floor = np.array([kind_floor[k] for k in pt.kinds])
+    kind_floor = {"var": kind_eps["var"], "cor": np.full(theta.size, 1e-4), "cov": np.full(theta.size, 1e-4 * scale),
+                  "load": np.full(theta.size, 1e-4), "chol": kind_eps["chol"]}
+    floor = np.array([kind_floor[k][i] for i, k in enumerate(pt.kinds)])
     lower, upper = pt.lower, pt.upper
     bounds = (lower, upper, eps, is_cor, is_var)
     t0 = time.perf_counter()

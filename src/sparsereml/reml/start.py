@@ -174,8 +174,13 @@ def _correlated_start(rb, structure, e: np.ndarray, s2e: np.ndarray | None, pool
             a, b = means[both, i], means[both, j]
             S[i, j] = S[j, i] = float(np.mean((a - a.mean()) * (b - b.mean())))
         S[i, i] -= float(np.mean(noise[seen[:, i], i])) if seen[:, i].any() else 0.0
-    floor = 0.05 * max(float(np.mean(np.diag(S))), 0.01 * pooled)
-    d = np.maximum(np.diag(S), floor)
+    # each level against its own scale (levels may be traits in different units): the variance of
+    # the OLS residuals of its records bounds it above, 5% of that below
+    lev = codes % n
+    cnt_l = np.maximum(np.bincount(lev, minlength=n), 1)
+    var_l = np.bincount(lev, weights=e[ok] ** 2, minlength=n) / cnt_l
+    var_l = np.where(var_l > 0, var_l, pooled)
+    d = np.maximum(np.diag(S), 0.05 * np.minimum(var_l, max(float(np.mean(np.diag(S))), 0.01 * pooled)))
     R = np.clip(S / np.sqrt(np.outer(d, d)), -1.0, 1.0)
     R[np.diag_indices(n)] = 1.0
     # shrink the noisy correlations towards 0 until the smallest eigenvalue is >= 0.2: a start
@@ -355,12 +360,82 @@ def _implied_covariance(rb, old_terms: dict) -> np.ndarray | None:
     return s_main * np.ones((n, n)) + s_int * np.eye(n)
 
 
+def _reparametrised(problem: REMLProblem) -> list:
+    """Covariance models whose varcomp labels are not their working parameters (us(), corgh():
+    fitted on a Cholesky factor): (reported labels, slice of theta, model)."""
+    out = []
+    for st, sl in zip(problem.structures, problem.params.term_slices):
+        if hasattr(st, "model") and list(st.report_labels) != list(st.labels):
+            out.append((list(st.report_labels), sl, st.model))
+    r0 = problem.params.residual_slice.start
+    for res, gsl in zip(problem.residuals, problem._res_slices):
+        for d, dsl in zip(res.dims, res._slices):
+            model = getattr(d, "model", None)
+            if model is not None and list(model.report_labels) != list(model.labels):
+                labels = [f"{res.label}!{model.name}({d.column})!{lab}" for lab in model.report_labels]
+                out.append((labels, slice(r0 + gsl.start + dsl.start, r0 + gsl.start + dsl.stop), model))
+    return out
+
+
+def _apply_reported(problem: REMLProblem, theta: np.ndarray, fixed: np.ndarray, values: dict, is_fixed: bool,
+                    name: str) -> dict:
+    """Take the varcomp-scale values of reparametrised models (e.g. us() variances and
+    covariances) out of ``values``: rebuild Sigma with them and start (or hold) its working
+    parameters there.  Returns the remaining values."""
+    rest = dict(values)
+    for labels, sl, model in _reparametrised(problem):
+        given = {lab: rest.pop(lab) for lab in labels if lab in rest}
+        if not given:
+            continue
+        if is_fixed and model.name == "us" and list(given) == [labels[0]]:
+            # the first variance is the square of the first Cholesky diagonal: it can be held alone
+            v = float(given[labels[0]])
+            if not v > 0:
+                raise ModelError(f"fix: {labels[0]!r} = {v:g} must be a positive variance")
+            theta[sl.start] = np.sqrt(v)
+            fixed[sl.start] = True
+            continue
+        if is_fixed and len(given) < len(labels):
+            raise ModelError(f"fix: {model.name}() is fitted on a Cholesky factor, so its entries can only be "
+                             f"held all together, or its first variance alone: give all of {', '.join(labels)}, "
+                             f"or {labels[0]!r} only (or use diag(), corh(), ...)")
+        current = model.report(theta[sl])
+        for lab, val in given.items():
+            try:
+                current[labels.index(lab)] = float(val)
+            except (TypeError, ValueError):
+                raise ModelError(f"{name}: the value for {lab!r} must be a number, got {val!r}") from None
+        S = np.zeros((model.n, model.n))
+        for k, (i, j) in enumerate((i, j) for i in range(model.n) for j in range(i + 1)):
+            S[i, j] = S[j, i] = current[k]
+        if model.name == "corgh":  # reported as correlations, then variances
+            S = _corgh_matrix(model, current)
+        if np.linalg.eigvalsh(S).min() <= 0:
+            raise ModelError(f"{name}: the values given for {labels[0].rsplit('!', 1)[0]} make a covariance "
+                             f"matrix that is not positive definite")
+        theta[sl] = model.start(S)
+        fixed[sl] |= is_fixed
+    return rest
+
+
+def _corgh_matrix(model, reported: np.ndarray) -> np.ndarray:
+    n = model.n
+    pairs = [(i, j) for i in range(n) for j in range(i)]
+    v = np.asarray(reported[len(pairs):], float)
+    R = np.eye(n)
+    for (i, j), r in zip(pairs, reported[:len(pairs)]):
+        R[i, j] = R[j, i] = r
+    sd = np.sqrt(v)
+    return R * np.outer(sd, sd)
+
+
 def resolve_start(problem: REMLProblem, start, fix: dict | None):
     """Combine default starts with user values; return (theta, fixed mask).
 
-    ``start`` and ``fix`` map parameter labels (as in ``varcomp``) to values; ``fix``
-    also holds those parameters at their value (code F).  ``start`` may also be a fitted
-    model (:func:`start_from_fit`).
+    ``start`` and ``fix`` map parameter labels (as in ``varcomp``; for us() its variances and
+    covariances, which are then mapped to its Cholesky factor) to values; ``fix`` also holds
+    those parameters at their value (code F).  ``start`` may also be a fitted model
+    (:func:`start_from_fit`).
     """
     labels = problem.params.labels
     theta = default_start(problem)
@@ -368,10 +443,12 @@ def resolve_start(problem: REMLProblem, start, fix: dict | None):
         start = start_from_fit(problem, start)
     fixed = np.zeros(theta.size, dtype=bool)
     for name, values, is_fixed in (("start", start, False), ("fix", fix, True)):
-        for lab, val in (values or {}).items():
+        values = _apply_reported(problem, theta, fixed, values or {}, is_fixed, name)
+        for lab, val in values.items():
             if lab not in labels:
+                shown = list(dict.fromkeys(list(problem.report_labels) + list(labels)))
                 raise ModelError(f"{name}: {lab!r} is not a parameter of this model (parameters: "
-                                 f"{', '.join(labels)})")
+                                 f"{', '.join(shown)})")
             try:
                 v = float(val)
             except (TypeError, ValueError):

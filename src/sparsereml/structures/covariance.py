@@ -26,11 +26,21 @@ _BOUNDS = {"var": (0.0, np.inf), "cor": (-1.0, 1.0), "cov": (-np.inf, np.inf), "
 
 
 def nearest_pd(S: np.ndarray, floor: float = 1e-3) -> np.ndarray:
-    """S with its eigenvalues raised to at least ``floor`` times their mean (for start values)."""
+    """S made positive definite for start values: on the correlation scale (so that levels with
+    very different variances, e.g. traits in different units, keep theirs), eigenvalues raised
+    to at least ``floor``; a variance that is not positive takes the mean of the others."""
     S = 0.5 * (S + S.T)
-    w, V = np.linalg.eigh(S)
-    w = np.maximum(w, floor * max(float(np.mean(np.abs(w))), 1e-12))
-    return (V * w) @ V.T
+    d = np.diag(S).copy()
+    good = d > 0
+    d[~good] = float(np.mean(d[good])) if good.any() else 1.0
+    sd = np.sqrt(d)
+    R = S / np.outer(sd, sd)
+    R[np.diag_indices_from(R)] = 1.0
+    w, V = np.linalg.eigh(R)
+    R = (V * np.maximum(w, floor)) @ V.T
+    dr = np.sqrt(np.diag(R))
+    R = R / np.outer(dr, dr)
+    return R * np.outer(sd, sd)
 
 
 class CovModel(ABC):
