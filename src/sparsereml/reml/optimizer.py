@@ -102,10 +102,11 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     # distance from a bound that stands for "on the bound": 1e-8 of the variances' scale for
     # variances (a variance held at zero), 1e-6 for correlations (held at +-1)
     # a Cholesky diagonal of a us() Sigma is held at 1e-3 sqrt(scale): Sigma^-1 stays usable
-    # Variances and Cholesky diagonals are judged against their own start too, so that traits on
-    # very different scales (dbh in mm, height in km) each keep a sensible "zero"
+    # Cholesky diagonals are judged against their own start too, so that traits on very different
+    # scales (dbh in mm, height in km) each keep a sensible "zero"; a variance held at 1e-8 of the
+    # largest (smaller ones make Sigma^-1 of an fa() model too ill-conditioned to work with)
     typ = np.abs(theta)
-    kind_eps = {"var": 1e-8 * np.maximum(typ, 1e-4 * scale), "cor": np.full(theta.size, 1e-6),
+    kind_eps = {"var": np.full(theta.size, 1e-8 * scale), "cor": np.full(theta.size, 1e-6),
                 "cov": np.zeros(theta.size), "load": np.zeros(theta.size),
                 "chol": 1e-3 * np.maximum(typ, np.sqrt(scale))}
     eps = np.array([kind_eps[k][i] for i, k in enumerate(pt.kinds)])
