@@ -13,6 +13,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import DataError, ModelError
+from ..structures.covariance import inverse_logdet
 from .pedigree import Pedigree
 
 __all__ = ["Inverse", "Relationship", "as_relationship", "grm"]
@@ -89,13 +90,11 @@ def as_relationship(obj, name: str) -> Relationship:
         if not np.allclose(K, K.T, atol=1e-10 * max(1.0, float(np.abs(K).max()))):
             raise ModelError(f"matrix {name!r} is not symmetric")
         try:
-            L = np.linalg.cholesky(K)
+            Kinv, logdet = inverse_logdet(K)
         except np.linalg.LinAlgError:
             raise ModelError(f"matrix {name!r} is not positive definite; blend it with A or add a small "
                              f"multiple of I (sr.grm(..., blend=...))") from None
-        Li = np.linalg.inv(L)
-        return Relationship(map(str, obj.index), sp.csc_matrix(Li.T @ Li), 2.0 * float(np.sum(np.log(np.diag(L)))),
-                            f"matrix {name!r}")
+        return Relationship(map(str, obj.index), sp.csc_matrix(Kinv), logdet, f"matrix {name!r}")
     raise ModelError(f"matrices[{name!r}] must be a Pedigree, a DataFrame (a relationship matrix indexed by ids) "
                      f"or sr.Inverse(matrix, ids); got {type(obj).__name__}")
 

@@ -19,10 +19,18 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-__all__ = ["CovModel", "DiagCov", "CorV", "CorH", "CorGH", "US", "FA", "AR1", "COV_MODELS", "make_cov_model"]
+__all__ = ["inverse_logdet", "nearest_pd", "CovModel", "DiagCov", "CorV", "CorH", "CorGH", "US", "FA", "AR1", "COV_MODELS", "make_cov_model"]
 
 _BOUNDS = {"var": (0.0, np.inf), "cor": (-1.0, 1.0), "cov": (-np.inf, np.inf), "load": (-np.inf, np.inf),
            "chol": (0.0, np.inf)}
+
+
+def inverse_logdet(S: np.ndarray) -> tuple[np.ndarray, float]:
+    """S^-1 and log|S| of a symmetric positive-definite matrix by its Cholesky factor;
+    numpy.linalg.LinAlgError when S is not positive definite."""
+    L = np.linalg.cholesky(S)
+    Li = np.linalg.inv(L)
+    return Li.T @ Li, 2.0 * float(np.sum(np.log(np.diag(L))))
 
 
 def nearest_pd(S: np.ndarray, floor: float = 1e-3) -> np.ndarray:

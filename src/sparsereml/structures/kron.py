@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from ..errors import NotPositiveDefinite
 from .base import Structure
-from .covariance import CovModel
+from .covariance import CovModel, inverse_logdet
 
 __all__ = ["KronStructure"]
 
@@ -104,12 +104,11 @@ class KronStructure(Structure):
     def _sigma_inv(self, theta):
         S = self.model.sigma(theta)
         try:
-            L = np.linalg.cholesky(S)
+            Si, logdet = inverse_logdet(S)
         except np.linalg.LinAlgError:
             raise NotPositiveDefinite(f"the covariance of {self.labels[0].split('!')[0]} is not positive "
                                       f"definite at these parameters") from None
-        Li = np.linalg.inv(L)
-        return S, Li.T @ Li, 2.0 * float(np.sum(np.log(np.diag(L))))
+        return S, Si, logdet
 
     def pattern(self):
         return self._rows, self._cols
