@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
-from threadpoolctl import threadpool_limits
 
 from .design import build_design
 from .errors import ConvergenceWarning, ModelError
 from .formula.spec import model_spec
+from .linalg.threads import single_threaded
 from .reml.optimizer import ai_reml
 from .reml.problem import REMLProblem
 from .reml.start import resolve_start
@@ -78,7 +78,7 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     spec = model_spec(fixed, random, residual)
     design = build_design(spec, data, na_action, matrices)
     t1 = time.perf_counter()
-    with threadpool_limits(limits=1):  # multithreaded BLAS is far slower on the small dense blocks here
+    with single_threaded():  # multithreaded BLAS is far slower on the small dense blocks here
         problem = REMLProblem(design, backend)
         theta0, fixed_mask = resolve_start(problem, start, fix)
         report = _progress_printer() if verbose else None

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from numba import njit, prange
 
 from ..errors import ModelError, NotPositiveDefinite
+from .threads import cholmod_library, dense_threads
 
 __all__ = ["LDL", "NotPositiveDefinite", "available_backends", "make_backend", "resolve_backend"]
 
@@ -83,7 +84,8 @@ class CholmodBackend:
 
         self._lower.data = data
         try:
-            self._factor.cholesky_inplace(self._lower)
+            with dense_threads(cholmod_library()):  # the dense root dominates; small supernodes stay single-threaded
+                self._factor.cholesky_inplace(self._lower)
         except CholmodNotPositiveDefiniteError as exc:
             raise NotPositiveDefinite(str(exc)) from None
         L = self._factor.L()

@@ -18,6 +18,7 @@ from .absorb import AbsorbPlan, choose_absorbed
 from .backends import LDL, NotPositiveDefinite, make_backend, resolve_backend
 from .ordering import choose_order, permute_lower
 from .sparse_solve import forward_sparse
+from .threads import dense_threads, lapack_library
 
 _DENSE_LIMIT = 50_000_000  # entries (400 MB): above this the solved columns stay sparse
 
@@ -212,7 +213,8 @@ class SparseLDL:
             a, b = self.sn_start[s], self.sn_start[s + 1]
             Lc = self._tail_block().copy(order="F") if a == self._tail else self._dense_block(a, b)
             Lc *= np.sqrt(f.d[a:b])[None, :]
-            inv, info = lapack.dpotri(Lc, lower=1, overwrite_c=1)
+            with dense_threads(lapack_library()):
+                inv, info = lapack.dpotri(Lc, lower=1, overwrite_c=1)
             if info != 0:  # pragma: no cover - the factor is positive definite
                 raise NotPositiveDefinite("dense block of the factor is singular")
             kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, inv)

@@ -1,0 +1,59 @@
+"""BLAS threads around the dense root (linalg/threads.py)."""
+import os
+
+import numpy as np
+import pytest
+from scipy.linalg import lapack
+from threadpoolctl import threadpool_info
+
+from sparsereml.linalg import threads
+
+
+def _openblas_paths():
+    return {os.path.realpath(i["filepath"]): i for i in threadpool_info() if i["internal_api"] == "openblas"}
+
+
+def test_lapack_library_is_the_openblas_scipy_loaded():
+    path = threads.lapack_library()
+    if path is None:
+        pytest.skip("SciPy does not use OpenBLAS here")
+    assert path in _openblas_paths()
+
+
+def test_dense_threads_raises_and_restores_the_thread_count(monkeypatch):
+    path = threads.lapack_library()
+    if path is None or threads._openblas(path) is None:
+        pytest.skip("no OpenBLAS with a pool to control")
+    lc, _ = threads._openblas(path)
+    monkeypatch.setenv("SPARSEREML_DENSE_THREADS", "2")
+    before = lc.get_num_threads()
+    with threads.single_threaded():
+        assert lc.get_num_threads() == 1
+        with threads.dense_threads(path):
+            assert lc.get_num_threads() == 2
+            A = np.eye(300) * 4.0 + 0.01
+            c, info = lapack.dpotrf(A, lower=1)
+            inv, info = lapack.dpotri(c, lower=1)
+        assert lc.get_num_threads() == 1
+        # the inverse is right with the threaded call
+        full = np.tril(inv) + np.tril(inv, -1).T
+        assert np.allclose(full @ A, np.eye(300), atol=1e-10)
+    assert lc.get_num_threads() == before
+
+
+def test_one_thread_wanted_leaves_blas_alone(monkeypatch):
+    path = threads.lapack_library()
+    if path is None or threads._openblas(path) is None:
+        pytest.skip("no OpenBLAS with a pool to control")
+    lc, _ = threads._openblas(path)
+    monkeypatch.setenv("SPARSEREML_DENSE_THREADS", "1")
+    with threads.single_threaded():
+        with threads.dense_threads(path):
+            assert lc.get_num_threads() == 1
+
+
+def test_unknown_library_is_a_no_op():
+    with threads.dense_threads(None):
+        pass
+    with threads.dense_threads("/no/such/libopenblas.so"):
+        pass
