@@ -51,7 +51,7 @@ class FittedModel:
         self.message = result.message
         self.backend = problem.factor.backend
         self.solution = ev.solution
-        self._zc = ev.zc
+        self._evaluation = ev  # its selected inverse (PEVs) is formed on first use
         self._ai = ev.ai
         self.loglik = float(ev.loglik)
         self.nobs = problem.n
@@ -144,7 +144,8 @@ class FittedModel:
 
     # -- fixed and random effects ----------------------------------------------------------
     def _pev(self, start: int, size: int) -> np.ndarray:
-        return self._zc[self._diag_pos[start:start + size]]
+        zc = self._problem.selected_inverse(self._evaluation)
+        return zc[self._diag_pos[start:start + size]]
 
     @cached_property
     def fixed(self) -> pd.DataFrame:

@@ -88,6 +88,7 @@ class SparseLDL:
         self._backend = make_backend(red_q.astype(float), self.backend, **opts)
         self.ldl: LDL | None = None
         self._joined = False  # the joined factor's pattern is known after the first factorisation
+        self._root_bufs = None
 
     # -- numeric factorisation --------------------------------------------------
     def factorize(self, data: np.ndarray) -> None:
@@ -124,7 +125,7 @@ class SparseLDL:
             Lx[:nA] = lx_a[self._abs_sort]
             d[:k] = d_a
         self.ldl = LDL(self._perm, self._pinv, self._Lp, self._Li, Lx, d)
-        self._root = None
+        self._root_ready = False
 
     def _join_pattern(self, red: LDL) -> None:
         """Pattern of the joined factor: absorbed columns first, then the backend's factor."""
@@ -199,11 +200,21 @@ class SparseLDL:
         kernels.gather_dense_block(a, b - a, self.ldl.Lp, self.ldl.Lx, Lc)
         return Lc
 
+    def _tail_buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Two dense buffers for the trailing root, kept across factorisations (fresh pages for
+        ~10 MB per iteration cost more than the work done in them)."""
+        if self._root_bufs is None:
+            w = self.n - self._tail
+            self._root_bufs = (np.zeros((w, w), order="F"), np.zeros((w, w), order="F"))
+        return self._root_bufs
+
     def _tail_block(self) -> np.ndarray:
-        """The unit-lower dense trailing block of the factor (cached per factorisation)."""
-        if self._root is None:
-            self._root = self._dense_block(self._tail, self.n)
-        return self._root
+        """The unit-lower dense trailing block of the factor (gathered once per factorisation)."""
+        Lr = self._tail_buffers()[0]
+        if not self._root_ready:
+            kernels.gather_dense_block(self._tail, self.n - self._tail, self.ldl.Lp, self.ldl.Lx, Lr)
+            self._root_ready = True
+        return Lr
 
     def selected_inverse(self) -> np.ndarray:
         """Entries of C^-1 on the analysed pattern of C (aligned with its lower-triangle data)."""
@@ -211,8 +222,12 @@ class SparseLDL:
         Zd, Zx = self._Zd_buf, self._Zx_buf
         for s in self._dense_roots:
             a, b = self.sn_start[s], self.sn_start[s + 1]
-            Lc = self._tail_block().copy(order="F") if a == self._tail else self._dense_block(a, b)
-            Lc *= np.sqrt(f.d[a:b])[None, :]
+            if a == self._tail:
+                Lc = self._tail_buffers()[1]
+                kernels.scaled_copy(self._tail_block(), np.sqrt(f.d[a:b]), Lc)
+            else:
+                Lc = self._dense_block(a, b)
+                Lc *= np.sqrt(f.d[a:b])[None, :]
             with dense_threads(lapack_library()):
                 inv, info = lapack.dpotri(Lc, lower=1, overwrite_c=1)
             if info != 0:  # pragma: no cover - the factor is positive definite

@@ -239,6 +239,16 @@ def scatter_dense_block(f, w, Lp, Zd, Zx, Zjj):
 
 
 @njit(cache=True)
+def scaled_copy(L, scale, out):
+    """out = L diag(scale) on the lower triangle (F-ordered w x w arrays)."""
+    w = L.shape[0]
+    for t in range(w):
+        st = scale[t]
+        for i in range(t, w):
+            out[i, t] = L[i, t] * st
+
+
+@njit(cache=True)
 def gather_dense_block(f, w, Lp, Lx, out):
     """Copy the unit lower triangle of supernode columns f..f+w-1 into a dense array."""
     for t in range(w):

@@ -9,7 +9,12 @@ iterate where, for every ``P`` parameter, the AI-Newton step is smaller than
 next step would gain (score' step / 2, the Newton decrement) is below
 ``tol_loglik`` (1e-6) or 1e-12 |logL| (the rounding level of logL on very large
 data sets), and every ``B`` parameter's score points outside the parameter
-space (or it is released).  Where the likelihood is flat in some direction (a
+space (or it is released).  Near the optimum AI-Newton steps shrink by a
+steady factor per iteration; when the step after the current one is predicted
+(from the last two full steps, shrinking by a factor below 1/2) to be below
+``tol``, the current step is taken as the last one and the iterations stop
+there: that point gets its log-likelihood and average information (standard
+errors), and its selected inverse only when PEVs are asked for.  Where the likelihood is flat in some direction (a
 nearly singular us() matrix, say) rounding keeps the steps from getting that
 small: three successive iterates whose expected gain is below the logL
 tolerance and whose steps stopped shrinking also end the iterations, and the
@@ -121,7 +126,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     history = [_row(0, ev, codes, time.perf_counter() - t0, problem)]
     if callback:
         callback(history[-1])
-    prev_theta = None
+    prev_theta, prev_rel = None, None
     window = 5  # iterations over which a flat likelihood must not have risen
     converged, message = False, f"stopped after {max_iter} iterations without meeting the convergence rule"
     dep = pt.scale_of >= 0 if pt.scale_of is not None else np.zeros(theta.size, dtype=bool)
@@ -151,6 +156,24 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
             message = (f"converged: AI-Newton steps below {tol:g} of each parameter and expected "
                        f"logL gain {gain:.2g}")
             break
+        # near the optimum AI steps shrink by a steady factor rho per iteration (AI approximates
+        # the Hessian, so convergence is linear with a small rho); when the step after this one is
+        # predicted below tol, take this one and stop there: the last point needs logL and AI
+        # (standard errors), not scores, so its selected inverse is left until PEVs are asked for
+        rho = rel.max() / prev_rel if (prev_rel and rel.size) else np.inf
+        if flat and rho < 0.5 and rho * rel.max() < tol:
+            t_it = time.perf_counter()
+            cand, cand_codes = _try(problem, theta, step, codes, free, bounds, ev.loglik)
+            if cand is not None and (cand_codes == codes).all():
+                prev_theta, theta = theta, cand.theta
+                ev = problem.derivatives(cand, scores=False)
+                history.append(_row(it, ev, codes, time.perf_counter() - t_it, problem, "1"))
+                if callback:
+                    callback(history[-1])
+                converged = True
+                message = (f"converged: AI-Newton steps shrank by {rho:.2g} per iteration; after the last "
+                           f"({rel.max():.1g} of a parameter) the next is below {tol:g} of each parameter")
+                break
         if stalled:
             converged = True
             message = (f"converged in logL: it rose less than {tol_loglik:g} over {window} iterations, but "
@@ -192,6 +215,8 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
                 message = f"stopped at iteration {it}: no step increased the log-likelihood"
             break
         prev_theta = theta
+        # the contraction rate is only read from full AI steps that kept the bound codes
+        prev_rel = rel.max() if (step_label == "1" and (new_codes == codes).all() and rel.size) else None
         theta, codes = new_ev.theta, new_codes
         ev = problem.derivatives(new_ev)
         history.append(_row(it, ev, codes, time.perf_counter() - t_it, problem, step_label))

@@ -139,6 +139,7 @@ class REMLProblem:
         for k, (off, st) in enumerate(zip(design.offsets, self.structures)):
             groups[off: off + st.size] = k
         self.factor = SparseLDL(self.mme.lower, backend, groups=groups)
+        self._factored_at = None  # theta of the factorisation the factor holds
         self.seconds = {"data_pass": t1 - t0, "analyse": time.perf_counter() - t1}
         labels, slices, lower, upper, kinds, k = [], [], [], [], [], 0
         for st in self.structures:
@@ -225,7 +226,9 @@ class REMLProblem:
         t0 = time.perf_counter()
         th_terms, th_res = self.split(theta)
         C, H, rhs, yry = self.mme.assemble(th_terms, self.residual_coef(th_res))
+        self._factored_at = None
         self.factor.factorize(C)
+        self._factored_at = theta.copy()
         t1 = time.perf_counter()
         sol = self.factor.solve(rhs)
         logdet_c = self.factor.logdet()
@@ -238,31 +241,35 @@ class REMLProblem:
         return Evaluation(theta.copy(), loglik, sol, parts,
                           seconds={"factor": t1 - t0, "solve": time.perf_counter() - t1})
 
-    def derivatives(self, ev: Evaluation) -> Evaluation:
-        """Fill the exact scores and the average-information matrix of ``ev``."""
+    def derivatives(self, ev: Evaluation, scores: bool = True) -> Evaluation:
+        """Fill the exact scores and the average-information matrix of ``ev`` (the factor must
+        still hold ``ev``'s factorisation).  With ``scores=False`` only the average information
+        is formed: it needs solves with the factor, not its selected inverse."""
         t0 = time.perf_counter()
         th_terms, th_res = self.split(ev.theta)
         s, mme = ev.solution, self.mme
-        zc = self.factor.selected_inverse()
+        zc = self.factor.selected_inverse() if scores else None
         t1 = time.perf_counter()
-        score = np.empty(self.params.n)
-        curvature = np.zeros((self.params.n, self.params.n))
+        score = np.empty(self.params.n) if scores else None
+        curvature = np.zeros((self.params.n, self.params.n)) if scores else None
         betas = []  # working variates of the random-term parameters, in MME coordinates
         for k, (st, th, off, pos) in enumerate(zip(self.structures, th_terms, mme.offsets, mme.ginv_pos)):
             u = s[off: off + st.size]
-            sl = self.params.term_slices[k]
-            score[sl] = st.score(th, zc[pos], u)
-            curvature[sl, sl] = st.curvature(th, zc[pos], u)
+            if scores:
+                sl = self.params.term_slices[k]
+                score[sl] = st.score(th, zc[pos], u)
+                curvature[sl, sl] = st.curvature(th, zc[pos], u)
             B = st.working_variates(th, u).tocoo()
             betas.append(sp.csc_matrix((B.data, (B.row + off, B.col)), shape=(mme.N, st.n_params)))
-        # residual parameters: dlogL/dtheta_j = -1/2 [dlog|R| + sum_k dc_k (tr(C^-1 C_k) + e'B_k e)]
         sr, scs = mme.component_sr_scs(s)
         ee = self.cp.yty - 2.0 * sr + scs  # e'B_k e
-        tr = mme.component_trace(zc)
         D = self.residual_dcoef(th_res)
         th_groups = self.residual_parts(th_res)
-        dlogdet_r = np.concatenate([res.dlogdet(th) for res, th in zip(self.residuals, th_groups)])
-        score[self.params.residual_slice] = -0.5 * (dlogdet_r + D.T @ (tr + ee))
+        if scores:
+            # residual parameters: dlogL/dtheta_j = -1/2 [dlog|R| + sum_k dc_k (tr(C^-1 C_k) + e'B_k e)]
+            tr = mme.component_trace(zc)
+            dlogdet_r = np.concatenate([res.dlogdet(th) for res, th in zip(self.residuals, th_groups)])
+            score[self.params.residual_slice] = -0.5 * (dlogdet_r + D.T @ (tr + ee))
         # average information: AI = 1/2 (Q - T'C^-1 T), T = W'R^-1 [q_1 ... q_m]
         beta = sp.hstack(betas, format="csc") if betas else sp.csc_matrix((mme.N, 0))
         T_g = mme.matvec(ev.parts["H"], beta) if betas else beta  # H beta_i, kept sparse
@@ -277,6 +284,15 @@ class REMLProblem:
         ev.score, ev.ai, ev.zc, ev.curvature = score, 0.5 * (ai + ai.T), zc, curvature
         ev.seconds.update(selinv=t1 - t0, derivatives=time.perf_counter() - t1)
         return ev
+
+    def selected_inverse(self, ev: Evaluation) -> np.ndarray:
+        """C^-1 on the pattern of C at ``ev`` (kept in ``ev.zc``); the equations are factorised
+        again when the factor has moved on to another point since."""
+        if ev.zc is None:
+            if self._factored_at is None or not np.array_equal(self._factored_at, ev.theta):
+                self.evaluate(ev.theta)
+            ev.zc = self.factor.selected_inverse()
+        return ev.zc
 
     def _residual_q(self, th_groups: list, ee: np.ndarray, s: np.ndarray) -> np.ndarray:
         """q_i'R^-1 q_j for the residual parameters: block diagonal by group; a structured group
