@@ -207,18 +207,19 @@ def _column_groups(Wp, Wi, gcode, n_col):
 
 @njit(cache=True)
 def _group_order(gcode, n_groups):
-    """Records sorted by group (counting sort, stable)."""
+    """Records sorted by group (counting sort, stable), and where each group starts."""
     start = np.zeros(n_groups + 1, dtype=np.int64)
     for g in gcode:
         start[g + 1] += 1
     for g in range(n_groups):
         start[g + 1] += start[g]
+    fill = start[:-1].copy()
     order = np.empty(gcode.shape[0], dtype=np.int64)
     for i in range(gcode.shape[0]):
         g = gcode[i]
-        order[start[g]] = i
-        start[g] += 1
-    return order
+        order[fill[g]] = i
+        fill[g] += 1
+    return order, start
 
 
 @njit(cache=True)
@@ -237,33 +238,15 @@ def _flush(acc, mark, touched, nt, group, oi, og, ov, nout):
 
 
 @njit(cache=True)
-def _split_by_group(Wp, Wi, Wx, y, order, gcode, multi, Cp, Ci):
-    """Per-group parts of W'W and W'y for the unknowns that occur in several groups.
-
-    Records are visited group by group (``order``); for each, the products of its columns that
-    span several groups are accumulated (W'W on the pattern (Cp, Ci), W'y by column) and
-    written out as (position or column, group, value) triplets when the group ends.
-    """
+def _group_products(lo, hi, Wp, Wi, Wx, y, order, multi, Cp, Ci, acc, mark, touched, racc, rmark, rtouched,
+                    cols, vals):
+    """Accumulate the products of records order[lo:hi] (one group) over the columns that span
+    several groups; returns how many W'W and W'y accumulators were touched.  (A separate
+    function: with the group's output arrays reassigned inside the record loop, numba counted
+    references on every record, ten times the work itself.)"""
     n_col = Cp.shape[0] - 1
-    nnz = Ci.shape[0]
-    acc, mark, touched = np.zeros(nnz), np.zeros(nnz, dtype=np.bool_), np.empty(nnz, dtype=np.int64)
-    racc, rmark, rtouched = np.zeros(n_col), np.zeros(n_col, dtype=np.bool_), np.empty(n_col, dtype=np.int64)
-    cols = np.empty(Wi.shape[0], dtype=np.int64)
-    vals = np.empty(Wi.shape[0])
-    oi, og, ov = np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64), np.empty(1024)
-    ri, rg, rv = np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64), np.empty(1024)
-    nout = nrout = nt = nrt = 0
-    n = order.shape[0]
-    cur = gcode[order[0]] if n else 0
-    for idx in range(n + 1):
-        g = -1 if idx == n else gcode[order[idx]]
-        if g != cur:  # the group is complete
-            oi, og, ov, nout = _flush(acc, mark, touched, nt, cur, oi, og, ov, nout)
-            ri, rg, rv, nrout = _flush(racc, rmark, rtouched, nrt, cur, ri, rg, rv, nrout)
-            nt = nrt = 0
-            cur = g
-        if idx == n:
-            break
+    nt = nrt = 0
+    for idx in range(lo, hi):
         i = order[idx]
         k = 0
         for p in range(Wp[i], Wp[i + 1]):
@@ -281,16 +264,42 @@ def _split_by_group(Wp, Wi, Wx, y, order, gcode, multi, Cp, Ci):
             for b in range(a + 1):
                 cb = cols[b]
                 if a == b:  # the diagonal leads its column
-                    p = Cp[cb]
+                    q = Cp[cb]
                 elif Cp[cb + 1] - Cp[cb] == n_col - cb:  # a dense column (e.g. the intercept)
-                    p = Cp[cb] + (cols[a] - cb)
+                    q = Cp[cb] + (cols[a] - cb)
                 else:
-                    p = find_sorted(Ci, Cp[cb], Cp[cb + 1], cols[a])
-                if not mark[p]:
-                    mark[p] = True
-                    touched[nt] = p
+                    q = find_sorted(Ci, Cp[cb], Cp[cb + 1], cols[a])
+                if not mark[q]:
+                    mark[q] = True
+                    touched[nt] = q
                     nt += 1
-                acc[p] += vals[a] * vals[b]
+                acc[q] += vals[a] * vals[b]
+    return nt, nrt
+
+
+@njit(cache=True)
+def _split_by_group(Wp, Wi, Wx, y, order, start, multi, Cp, Ci):
+    """Per-group parts of W'W and W'y for the unknowns that occur in several groups.
+
+    Records are visited group by group (``order``, group g at ``order[start[g]:start[g+1]]``);
+    for each, the products of its columns that span several groups are accumulated (W'W on
+    the pattern (Cp, Ci), W'y by column) and written out as (position or column, group, value)
+    triplets when the group ends.
+    """
+    n_col = Cp.shape[0] - 1
+    nnz = Ci.shape[0]
+    acc, mark, touched = np.zeros(nnz), np.zeros(nnz, dtype=np.bool_), np.empty(nnz, dtype=np.int64)
+    racc, rmark, rtouched = np.zeros(n_col), np.zeros(n_col, dtype=np.bool_), np.empty(n_col, dtype=np.int64)
+    cols = np.empty(Wi.shape[0], dtype=np.int64)
+    vals = np.empty(Wi.shape[0])
+    oi, og, ov = np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64), np.empty(1024)
+    ri, rg, rv = np.empty(1024, dtype=np.int64), np.empty(1024, dtype=np.int64), np.empty(1024)
+    nout = nrout = 0
+    for g in range(start.shape[0] - 1):
+        nt, nrt = _group_products(start[g], start[g + 1], Wp, Wi, Wx, y, order, multi, Cp, Ci, acc, mark,
+                                  touched, racc, rmark, rtouched, cols, vals)
+        oi, og, ov, nout = _flush(acc, mark, touched, nt, g, oi, og, ov, nout)
+        ri, rg, rv, nrout = _flush(racc, rmark, rtouched, nrt, g, ri, rg, rv, nrout)
     return oi[:nout], og[:nout], ov[:nout], ri[:nrout], rg[:nrout], rv[:nrout]
 
 
@@ -400,8 +409,8 @@ def _plain_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_group
     cols = np.repeat(np.arange(lower.shape[0], dtype=np.int64), np.diff(lower.indptr))
     single = ~(multi[rows] & multi[cols]) & (total != 0)
     owner = np.where(multi[rows], gmin[cols], gmin[rows])[single]
-    order = _group_order(g64, n_groups)
-    pos, g, val, mrow, mgrp, mval = _split_by_group(Wp, Wi, W.data, y, order, g64, multi,
+    order, start = _group_order(g64, n_groups)
+    pos, g, val, mrow, mgrp, mval = _split_by_group(Wp, Wi, W.data, y, order, start, multi,
                                                     lower.indptr.astype(np.int64), rows)
     pos = np.concatenate([np.flatnonzero(single), pos])
     g = np.concatenate([owner, g])

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -82,12 +83,21 @@ def cholmod_library() -> str | None:
     return _CACHE["cholmod"]
 
 
-def _pools() -> list:
-    """(threadpoolctl controller, shutdown function) of every loaded OpenBLAS that has one."""
+def _controller():
+    """A threadpoolctl controller of the loaded libraries, made again only when modules were
+    imported since (making one inspects every loaded library: a few milliseconds)."""
     from threadpoolctl import ThreadpoolController
 
+    key = len(sys.modules)
+    if _CACHE.get("ctl_key") != key:
+        _CACHE["ctl"], _CACHE["ctl_key"] = ThreadpoolController(), key
+    return _CACHE["ctl"]
+
+
+def _pools() -> list:
+    """(threadpoolctl controller, shutdown function) of every loaded OpenBLAS that has one."""
     out = []
-    for lc in ThreadpoolController().lib_controllers:
+    for lc in _controller().lib_controllers:
         shutdown = getattr(lc.dynlib, "blas_thread_shutdown_", None) if lc.internal_api == "openblas" else None
         if shutdown is not None:
             out.append((lc, shutdown))
@@ -122,9 +132,7 @@ def single_threaded():
     """One BLAS/OpenMP thread for everything inside (restored on leaving), with idle OpenBLAS
     worker pools stopped: OpenBLAS starts its workers spinning whenever its thread count is set,
     and a spinning worker takes a core from the numba kernels of the data pass."""
-    from threadpoolctl import threadpool_limits
-
-    with _LOCK, threadpool_limits(limits=1):
+    with _LOCK, _controller().limit(limits=1):
         if _threads_wanted() > 1:
             for _, shutdown in _pools():
                 shutdown()
