@@ -14,11 +14,71 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from .crossprod import CrossProducts
 from .structures import Structure
 
 __all__ = ["MixedModelEquations"]
+
+
+@njit(cache=True)
+def _by_group(grp, G):
+    """Indices sorted by group (counting sort) and the group pointers."""
+    ptr = np.zeros(G + 1, dtype=np.int64)
+    for g in grp:
+        ptr[g + 1] += 1
+    for g in range(G):
+        ptr[g + 1] += ptr[g]
+    fill = ptr[:-1].copy()
+    order = np.empty(grp.shape[0], dtype=np.int64)
+    for i in range(grp.shape[0]):
+        order[fill[grp[i]]] = i
+        fill[grp[i]] += 1
+    return ptr, order
+
+
+@njit(cache=True)
+def _component_pattern(G, N, e_grp, e_row, e_col, r_grp, r_row):
+    """Per component k: the sorted unknowns of its entries (e_row, e_col) and right-hand side
+    (r_row), as CSC (indptr, indices); and the position in ``indices`` of every entry's row
+    (a), column (b) and right-hand-side row (r)."""
+    ep, eo = _by_group(e_grp, G)
+    rp, ro = _by_group(r_grp, G)
+    stamp = np.full(N, -1, dtype=np.int64)
+    where = np.empty(N, dtype=np.int64)
+    indices = np.empty(2 * e_grp.shape[0] + r_grp.shape[0], dtype=np.int64)
+    indptr = np.zeros(G + 1, dtype=np.int64)
+    a = np.empty(e_grp.shape[0], dtype=np.int64)
+    b = np.empty(e_grp.shape[0], dtype=np.int64)
+    r = np.empty(r_grp.shape[0], dtype=np.int64)
+    total = 0
+    for g in range(G):
+        first = total
+        for q in range(ep[g], ep[g + 1]):
+            e = eo[q]
+            for u in (e_row[e], e_col[e]):
+                if stamp[u] != g:
+                    stamp[u] = g
+                    indices[total] = u
+                    total += 1
+        for q in range(rp[g], rp[g + 1]):
+            u = r_row[ro[q]]
+            if stamp[u] != g:
+                stamp[u] = g
+                indices[total] = u
+                total += 1
+        indices[first:total] = np.sort(indices[first:total])
+        for k in range(first, total):
+            where[indices[k]] = k
+        for q in range(ep[g], ep[g + 1]):
+            e = eo[q]
+            a[e] = where[e_row[e]]
+            b[e] = where[e_col[e]]
+        for q in range(rp[g], rp[g + 1]):
+            r[ro[q]] = where[r_row[ro[q]]]
+        indptr[g + 1] = total
+    return indptr, indices[:total].copy(), a, b, r
 
 
 def _positions(lower: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -75,20 +135,11 @@ class MixedModelEquations:
         side."""
         G, N = self.cp.n_components, self.N
         wty = self.cp.Wty.tocoo()
-        keys = np.unique(np.concatenate([self._e_grp * N + self._e_row, self._e_grp * N + self._e_col,
-                                         wty.col.astype(np.int64) * N + wty.row.astype(np.int64)]))
-        counts = np.bincount(keys // N, minlength=G)
-        indptr = np.zeros(G + 1, dtype=np.int64)
-        np.cumsum(counts, out=indptr[1:])
-        pat = sp.csc_matrix((np.ones(keys.size), keys % N, indptr), shape=(N, G))
+        indptr, indices, a, b, r = _component_pattern(G, N, self._e_grp, self._e_row, self._e_col,
+                                                       wty.col.astype(np.int64), wty.row.astype(np.int64))
+        pat = sp.csc_matrix((np.ones(indices.size), indices, indptr), shape=(N, G))
         off = self._e_row != self._e_col
-        self._t = {
-            "pattern": pat, "off": off,
-            "a": np.searchsorted(keys, self._e_grp * N + self._e_row),
-            "b": np.searchsorted(keys, self._e_grp[off] * N + self._e_col[off]),
-            "r": np.searchsorted(keys, wty.col.astype(np.int64) * N + wty.row.astype(np.int64)),
-            "rval": wty.data,
-        }
+        self._t = {"pattern": pat, "off": off, "a": a, "b": b[off], "r": r, "rval": wty.data}
 
     @property
     def n_components(self) -> int:

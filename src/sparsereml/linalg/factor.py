@@ -122,7 +122,7 @@ class SparseLDL:
             if red.Lx.base is not Lx:  # the backend returned arrays of its own (QDLDL)
                 Lx[nA:], d[k:] = red.Lx, red.d
         if self._plan:
-            Lx[:nA] = lx_a[self._abs_sort]
+            Lx[:nA] = lx_a if self._abs_sort is None else lx_a[self._abs_sort]
             d[:k] = d_a
         self.ldl = LDL(self._perm, self._pinv, self._Lp, self._Li, Lx, d)
         self._root_ready = False
@@ -137,8 +137,13 @@ class SparseLDL:
             # rows of absorbed columns in joined positions, sorted within each column
             rows = k + red.pinv[plan.Si]
             col = np.repeat(np.arange(k), np.diff(plan.Sp))
-            self._abs_sort = np.lexsort((rows, col))
-            Li = np.concatenate([rows[self._abs_sort], red.Li + k])
+            same_col = np.diff(col) == 0
+            if np.all(np.diff(rows)[same_col] > 0):  # the backend kept the order: rows already sorted
+                self._abs_sort = None
+            else:
+                self._abs_sort = np.lexsort((rows, col))
+                rows = rows[self._abs_sort]
+            Li = np.concatenate([rows, red.Li + k])
             Lp = np.concatenate([plan.Sp, red.Lp[1:] + plan.Sp[-1]])
             perm = np.concatenate([plan.absorbed, self._rest_order[red.perm]])
         else:
