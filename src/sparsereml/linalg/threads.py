@@ -129,13 +129,18 @@ _LOCK = threading.RLock()
 
 @contextmanager
 def single_threaded():
-    """One BLAS/OpenMP thread for everything inside (restored on leaving), with idle OpenBLAS
-    worker pools stopped: OpenBLAS starts its workers spinning whenever its thread count is set,
-    and a spinning worker takes a core from the numba kernels of the data pass."""
+    """One BLAS/OpenMP thread for everything inside (restored on leaving).
+
+    The worker pools of the OpenBLAS libraries that :func:`dense_threads` drives are stopped too:
+    a pool stopped by an earlier fit is started again, spinning, when its thread count is set,
+    and a spinning worker takes a core from the numba kernels of the data pass.  Fits in several
+    threads of one process run one at a time (BLAS thread counts are process-wide)."""
     with _LOCK, _controller().limit(limits=1):
         if _threads_wanted() > 1:
-            for _, shutdown in _pools():
-                shutdown()
+            for path in {lapack_library(), cholmod_library()}:
+                lib = _openblas(path)
+                if lib is not None:
+                    lib[1]()
         yield
 
 
