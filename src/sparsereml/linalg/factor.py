@@ -9,6 +9,8 @@ selected inverse, quadratic forms) runs on that joined factor with this package'
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import blas, lapack, solve_triangular
@@ -18,6 +20,7 @@ from .absorb import AbsorbPlan, choose_absorbed
 from .backends import LDL, NotPositiveDefinite, make_backend, resolve_backend
 from .ordering import choose_order, permute_lower
 from .sparse_solve import forward_sparse
+from .star import StarFactor
 from .threads import dense_threads, lapack_library
 
 _DENSE_LIMIT = 50_000_000  # entries (400 MB): above this the solved columns stay sparse
@@ -33,6 +36,12 @@ def _positions(lower: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray) -> np.n
     return np.searchsorted(keys, rows.astype(np.int64) + n * cols.astype(np.int64))
 
 
+def _permuted(lower: sp.csc_matrix, order: np.ndarray) -> sp.csc_matrix:
+    out = permute_lower(lower, order)
+    out.sort_indices()
+    return out
+
+
 class SparseLDL:
     """Factor of a symmetric positive-definite matrix with a fixed pattern.
 
@@ -46,10 +55,14 @@ class SparseLDL:
         used to propose orderings that keep groups together.
     absorb : bool
         Eliminate an independent set of low-degree unknowns first (exact).
+    star : bool, optional
+        Factor a star-shaped reduced matrix (dense leaf blocks around a dense root) with dense
+        kernels and LAPACK instead of the backend (default: yes, unless the environment variable
+        ``SPARSEREML_STAR`` is 0).
     """
 
     def __init__(self, lower: sp.csc_matrix, backend: str | None = None, groups: np.ndarray | None = None,
-                 absorb: bool = True, **options):
+                 absorb: bool = True, star: bool | None = None, **options):
         lower = sp.csc_matrix(lower)
         lower.sort_indices()
         self.n = lower.shape[0]
@@ -60,35 +73,55 @@ class SparseLDL:
         rest = self._plan.rest if self._plan else np.arange(self.n)
         reduced = self._plan.reduced_pattern() if self._plan else lower
         self.backend = resolve_backend(backend)
-        order = np.arange(rest.size)
-        self.ordering_table = []
-        opts = dict(options)
-        if self.backend == "cholmod" and groups is not None:
-            from sksparse.cholmod import analyze
-
-            amd = analyze(reduced, mode="supernodal", ordering_method="amd")
-            order, _, self.ordering_table = choose_order(
-                reduced, np.asarray(groups)[rest], [("amd", np.asarray(amd.P(), dtype=np.int64))])
-            if min(self.ordering_table, key=lambda t: t[1])[0] == "amd":  # keep CHOLMOD's own analysis
-                order = np.arange(rest.size)
-                opts["factor"] = amd
+        order, opts, red_q, star = self._choose(reduced, rest, groups, dict(options), star)
+        self.method = "leaves + dense root (LAPACK)" if star is not None else self.backend
         self._rest_order = rest[order]  # reduced unknowns in the order handed to the backend
         qpos = np.empty(rest.size, dtype=np.int64)
         qpos[order] = np.arange(rest.size)
-        red_q = permute_lower(reduced, order) if not np.array_equal(order, np.arange(rest.size)) else reduced.copy()
-        red_q.sort_indices()
         if self._plan:
             self._plan.prepare(qpos, red_q)
         else:  # map C's data straight into the permuted pattern
             self._gather = _positions(red_q, np.maximum(qpos[self._rows], qpos[self._cols]),
                                       np.minimum(qpos[self._rows], qpos[self._cols]))
-        if self.backend == "cholmod":
-            opts.setdefault("ordering", "natural")
         self._red_nnz = red_q.nnz
-        self._backend = make_backend(red_q.astype(float), self.backend, **opts)
+        self._backend = star if star is not None else make_backend(red_q.astype(float), self.backend, **opts)
         self.ldl: LDL | None = None
         self._joined = False  # the joined factor's pattern is known after the first factorisation
         self._root_bufs = None
+
+    def _choose(self, reduced, rest, groups, opts, star):
+        """Order of the reduced unknowns and how to factor them: the cheapest of the grouped
+        orders (and, with CHOLMOD, its AMD) by the cost model; a star-shaped factor in that order
+        goes to StarFactor, anything else to the backend (QDLDL orders by AMD itself).
+
+        Returns (order, backend options, permuted lower pattern, StarFactor or None)."""
+        identity = np.arange(rest.size)
+        order, self.ordering_table = identity, []
+        amd = None
+        if groups is not None:
+            extra = []
+            if self.backend == "cholmod":
+                from sksparse.cholmod import analyze
+
+                amd = analyze(reduced, mode="supernodal", ordering_method="amd")
+                extra = [("amd", np.asarray(amd.P(), dtype=np.int64))]
+            order, _, self.ordering_table = choose_order(reduced, np.asarray(groups)[rest], extra)
+        best = min(self.ordering_table, key=lambda t: t[1])[0] if self.ordering_table else "natural"
+        if best == "amd":  # keep CHOLMOD's own analysis
+            order = identity
+            opts["factor"] = amd
+        red_q = permute_lower(reduced, order) if not np.array_equal(order, identity) else reduced.copy()
+        red_q.sort_indices()
+        use_star = star if star is not None else os.environ.get("SPARSEREML_STAR", "1") != "0"
+        found, post = StarFactor.detect(red_q) if use_star and best != "amd" else (None, None)
+        if found is not None:
+            order, red_q = order[post], _permuted(red_q, post)
+        if found is None and self.backend == "qdldl" and not np.array_equal(order, identity):
+            order, red_q = identity, reduced.copy()  # QDLDL orders by AMD itself
+            red_q.sort_indices()
+        if self.backend == "cholmod":
+            opts.setdefault("ordering", "natural")
+        return order, opts, red_q, found
 
     # -- numeric factorisation --------------------------------------------------
     def factorize(self, data: np.ndarray) -> None:

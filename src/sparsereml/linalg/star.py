@@ -1,0 +1,293 @@
+"""LDL' of a matrix whose factor is a *star*: small dense leaves around one dense root.
+
+After the absorption of the cells (``Trial:Mother``) the equations of a network of trials
+often order into independent blocks of within-trial unknowns (the blocks of each trial), each
+coupled only to a trailing set of crossed unknowns (mothers, trials) that fill makes dense.
+Its factor is then a star: every leaf block K is eliminated with small dense kernels, adds
+``L_NK D_K L_NK'`` to the dense root Schur complement S, and S is factorised by LAPACK with
+every core.  This is what a supernodal sparse Cholesky does on such a matrix, without its
+general bookkeeping and without converting its factor to the joined unit-L form afterwards.
+
+:meth:`StarFactor.detect` recognises the structure from the elimination tree and column counts
+of the pattern in the order chosen for it; anything else goes to CHOLMOD or QDLDL.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit
+from scipy.linalg import lapack
+
+from ..errors import NotPositiveDefinite
+from .backends import LDL
+from .ordering import symbolic_counts
+from .threads import dense_threads, lapack_library
+
+__all__ = ["StarFactor"]
+
+MIN_ROOT = 48  # a dense root narrower than this is left to the sparse backends
+MAX_LEAF = 256  # widest leaf block handled with dense kernels
+ROOT_ZEROS = 0.05  # explicit zeros allowed in the dense root, as a fraction of its entries
+LEAF_ZEROS = 0.25  # and in the dense leaf blocks, as a fraction of their true entries
+
+
+@njit(cache=True)
+def _leaf_ldl(A, w):
+    """Unit-lower L and D of a dense w x w block (lower triangle of A used); d[0] <= 0 on failure."""
+    L = np.zeros((w, w))
+    d = np.empty(w)
+    for j in range(w):
+        dj = A[j, j]
+        for k in range(j):
+            dj -= L[j, k] * L[j, k] * d[k]
+        if not dj > 0.0:
+            d[0] = -1.0
+            return L, d
+        d[j] = dj
+        L[j, j] = 1.0
+        for i in range(j + 1, w):
+            v = A[i, j]
+            for k in range(j):
+                v -= L[i, k] * L[j, k] * d[k]
+            L[i, j] = v / dj
+    return L, d
+
+
+@njit(cache=True)
+def _factor_leaves(data, leaf_start, leaf_n, nb, a_src, a_dst, a_ptr, b_src, b_dst, b_ptr, Lp, r0,
+                   S, out_x, out_d):
+    """Eliminate every leaf into the root Schur complement S (lower triangle, F order) and write
+    the leaf columns of the factor; returns the first leaf that is not positive definite, or -1."""
+    for k in range(leaf_start.shape[0] - 1):
+        a, b = leaf_start[k], leaf_start[k + 1]
+        w = b - a
+        m = leaf_n[k + 1] - leaf_n[k]
+        A = np.zeros((w, w))
+        for q in range(a_ptr[k], a_ptr[k + 1]):
+            t = a_dst[q]
+            A[t % w, t // w] = data[a_src[q]]
+        B = np.zeros((m, w))
+        for q in range(b_ptr[k], b_ptr[k + 1]):
+            t = b_dst[q]
+            B[t % m, t // m] = data[b_src[q]]
+        L, d = _leaf_ldl(A, w)
+        if d[0] <= 0.0:
+            return k
+        # X = B L^-T (so that L_NK = X D^-1), row by row
+        for i in range(m):
+            for j in range(w):
+                v = B[i, j]
+                for t in range(j):
+                    v -= B[i, t] * L[j, t]
+                B[i, j] = v
+        rows = nb[leaf_n[k]: leaf_n[k + 1]]
+        if m > 0:
+            Y = np.empty((m, w))
+            for j in range(w):
+                s = 1.0 / np.sqrt(d[j])
+                for i in range(m):
+                    Y[i, j] = B[i, j] * s
+            U = np.dot(Y, Y.T)  # L_NK D L_NK'
+            for j in range(m):
+                cj = rows[j] - r0
+                for i in range(j, m):
+                    S[rows[i] - r0, cj] -= U[i, j]
+        for t in range(w):
+            out_d[a + t] = d[t]
+            p = Lp[a + t]
+            for i in range(t + 1, w):
+                out_x[p] = L[i, t]
+                p += 1
+            for i in range(m):
+                out_x[p] = B[i, t] / d[t]
+                p += 1
+    return -1
+
+
+@njit(cache=True)
+def _root_start(data, src, dst, S):
+    """S = the root block of the matrix (lower triangle; the rest of S is not read)."""
+    nr = S.shape[0]
+    for j in range(nr):
+        for i in range(j, nr):
+            S[i, j] = 0.0
+    for q in range(src.shape[0]):
+        t = dst[q]
+        S[t % nr, t // nr] = data[src[q]]
+
+
+@njit(cache=True)
+def _root_columns(S, Lp, r0, out_x, out_d):
+    """Unit-L columns and D of the root from its Cholesky factor (lower triangle of S)."""
+    nr = S.shape[0]
+    for j in range(nr):
+        ljj = S[j, j]
+        out_d[r0 + j] = ljj * ljj
+        p = Lp[r0 + j]
+        for i in range(j + 1, nr):
+            out_x[p] = S[i, j] / ljj
+            p += 1
+
+
+@njit(cache=True)
+def _star_rows(Lp, leaf_start, leaf_n, nb, r0, n):
+    """Row indices of the star pattern (see StarFactor)."""
+    Li = np.empty(Lp[n], dtype=np.int64)
+    for k in range(leaf_start.shape[0] - 1):
+        a, b = leaf_start[k], leaf_start[k + 1]
+        for j in range(a, b):
+            p = Lp[j]
+            for i in range(j + 1, b):
+                Li[p] = i
+                p += 1
+            for q in range(leaf_n[k], leaf_n[k + 1]):
+                Li[p] = nb[q]
+                p += 1
+    for j in range(r0, n):
+        p = Lp[j]
+        for i in range(j + 1, n):
+            Li[p] = i
+            p += 1
+    return Li
+
+
+@njit(cache=True)
+def _rank_in_leaf(rows, k_of, in_b, leaf_n, nb, n):
+    """For entries in a leaf's root rows: the position of the row among that leaf's root rows."""
+    where = np.full(n, -1, dtype=np.int64)
+    out = np.full(rows.shape[0], -1, dtype=np.int64)
+    cur = -1
+    for e in range(rows.shape[0]):  # entries come column by column, so leaf by leaf
+        if not in_b[e]:
+            continue
+        k = k_of[e]
+        if k != cur:
+            for q in range(leaf_n[k], leaf_n[k + 1]):
+                where[nb[q]] = q - leaf_n[k]
+            cur = k
+        out[e] = where[rows[e]]
+    return out
+
+
+def _permute(lower: sp.csc_matrix, order: np.ndarray) -> sp.csc_matrix:
+    """Lower pattern of P A P' (column k of the result is column order[k] of A), sorted rows."""
+    from .ordering import permute_lower
+
+    out = permute_lower(lower, order)
+    out.sort_indices()
+    return out
+
+
+class StarFactor:
+    """Numeric LDL' on a star-shaped factor pattern (see the module docstring); the same
+    interface as the sparse backends (``factorize`` returns an :class:`LDL`)."""
+
+    name = "star"
+
+    def __init__(self, lower: sp.csc_matrix, r0: int, leaf_start: np.ndarray, leaf_rows: list):
+        n = lower.shape[0]
+        self.n, self.r0 = n, r0
+        self.leaf_start = leaf_start.astype(np.int64)
+        self.leaf_n = np.zeros(len(leaf_rows) + 1, dtype=np.int64)
+        np.cumsum([r.size for r in leaf_rows], out=self.leaf_n[1:])
+        self.nb = np.concatenate(leaf_rows).astype(np.int64) if leaf_rows else np.empty(0, np.int64)
+        # the factor's pattern: leaf column j holds rows j+1..b-1 and the leaf's root rows; a
+        # root column all rows below it
+        counts = np.empty(n, dtype=np.int64)
+        leaf_of = np.full(n, -1, dtype=np.int64)
+        for k in range(len(leaf_rows)):
+            a, b = self.leaf_start[k], self.leaf_start[k + 1]
+            leaf_of[a:b] = k
+            counts[a:b] = (b - 1 - np.arange(a, b)) + leaf_rows[k].size
+        counts[r0:] = n - 1 - np.arange(r0, n)
+        self.Lp = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.Lp[1:])
+        self.Li = _star_rows(self.Lp, self.leaf_start, self.leaf_n, self.nb, r0, n)
+        # where each entry of the matrix goes: the root block, a leaf's block A or its rows B
+        rows = lower.indices.astype(np.int64)
+        cols = np.repeat(np.arange(n, dtype=np.int64), np.diff(lower.indptr))
+        nr = n - r0
+        root = cols >= r0
+        self._root_src = np.flatnonzero(root)
+        self._root_dst = (rows[root] - r0) + nr * (cols[root] - r0)
+        k_of = leaf_of[cols]
+        in_a = ~root & (rows < r0)
+        in_b = ~root & (rows >= r0)
+        if np.any(leaf_of[rows[in_a]] != k_of[in_a]):  # pragma: no cover - checked by detect()
+            raise ValueError("star pattern: an entry joins two leaves")
+        w_of = np.diff(self.leaf_start)[k_of]
+        a_local = (rows - self.leaf_start[k_of]) + w_of * (cols - self.leaf_start[k_of])
+        self._a_src, self._a_dst, self._a_ptr = self._by_leaf(np.flatnonzero(in_a), k_of, a_local)
+        b_row = _rank_in_leaf(rows, k_of, in_b, self.leaf_n, self.nb, n)
+        m_of = np.diff(self.leaf_n)[k_of]
+        b_local = b_row + m_of * (cols - self.leaf_start[k_of])
+        self._b_src, self._b_dst, self._b_ptr = self._by_leaf(np.flatnonzero(in_b), k_of, b_local)
+        self._S = np.empty((nr, nr), order="F")  # only its lower triangle is written and read
+        self.perm = np.arange(n, dtype=np.int64)
+        self.pinv = self.perm
+
+    def _by_leaf(self, entries: np.ndarray, k_of: np.ndarray, local: np.ndarray):
+        order = np.argsort(k_of[entries], kind="stable")
+        src = entries[order]
+        ptr = np.zeros(self.leaf_start.size, dtype=np.int64)
+        np.cumsum(np.bincount(k_of[src], minlength=self.leaf_start.size - 1), out=ptr[1:])
+        return src.astype(np.int64), local[src].astype(np.int64), ptr
+
+    @classmethod
+    def detect(cls, lower: sp.csc_matrix):
+        """A StarFactor for this pattern (lower triangle, sorted rows) and the order of its
+        columns it needs (subtrees of the elimination tree made contiguous; the factor's fill
+        is unchanged), or (None, None) when the factor is not star-shaped with a root of at
+        least MIN_ROOT columns.
+
+        The root is the longest trailing set of columns that is dense but for at most ROOT_ZEROS
+        of explicit zeros; a leaf is a subtree of the elimination tree hanging off the root."""
+        n = lower.shape[0]
+        parent, counts = symbolic_counts(lower)
+        width = n - np.arange(n)  # entries of a dense column j, diagonal included
+        zeros = np.cumsum((width - counts)[::-1])[::-1]
+        dense = np.cumsum(width[::-1])[::-1]
+        ok = np.flatnonzero(zeros <= ROOT_ZEROS * dense)
+        r0 = int(ok[0]) if ok.size else n
+        if n - r0 < MIN_ROOT or r0 == 0:
+            return None, None
+        leaf = np.arange(r0)
+        for j in range(r0 - 1, -1, -1):  # the leaf of a column is that of its parent below the root
+            p = parent[j]
+            if 0 <= p < r0:
+                leaf[j] = leaf[p]
+        post = np.concatenate([np.argsort(leaf, kind="stable"), np.arange(r0, n)])
+        keys, sizes = np.unique(leaf, return_counts=True)
+        if sizes.max() > MAX_LEAF:
+            return None, None
+        starts = np.concatenate([[0], np.cumsum(sizes)])
+        q = _permute(lower, post)
+        col_rows = np.split(q.indices, q.indptr[1:-1])
+        rows_of, stored = [], 0
+        for a, b in zip(starts[:-1], starts[1:]):
+            rows_of.append(np.unique(np.concatenate([c[c >= r0] for c in col_rows[a:b]])))
+            w = b - a
+            stored += w * (w - 1) // 2 + w * rows_of[-1].size
+        true = int(counts[:r0].sum()) - r0
+        if stored > (1.0 + LEAF_ZEROS) * max(true, 1):
+            return None, None
+        return cls(q, r0, starts, rows_of), post
+
+    def factorize(self, data: np.ndarray, out_x: np.ndarray | None = None,
+                  out_d: np.ndarray | None = None) -> LDL:
+        """Factor the matrix with these lower-triangle values (in the analysed pattern)."""
+        data = np.ascontiguousarray(data, dtype=float)
+        Lx = np.empty(self.Li.size) if out_x is None else out_x
+        d = np.empty(self.n) if out_d is None else out_d
+        S = self._S
+        _root_start(data, self._root_src, self._root_dst, S)
+        bad = _factor_leaves(data, self.leaf_start, self.leaf_n, self.nb, self._a_src, self._a_dst,
+                             self._a_ptr, self._b_src, self._b_dst, self._b_ptr, self.Lp, self.r0, S, Lx, d)
+        if bad >= 0:
+            raise NotPositiveDefinite("the mixed-model equations are not positive definite")
+        with dense_threads(lapack_library()):
+            c, info = lapack.dpotrf(S, lower=1, overwrite_a=1, clean=0)
+        if info != 0:
+            raise NotPositiveDefinite("the mixed-model equations are not positive definite")
+        _root_columns(c, self.Lp, self.r0, Lx, d)
+        return LDL(self.perm, self.pinv, self.Lp, self.Li, Lx, d)
