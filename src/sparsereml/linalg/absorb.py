@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
+from numba import njit, prange
 
 __all__ = ["choose_absorbed", "AbsorbPlan"]
 
@@ -98,14 +98,20 @@ def _find_all(Cp, Ci, rows, cols):
     return out
 
 
-@njit(cache=True)
+@njit(parallel=True, cache=True)
 def _pair_targets(Sp, Si, Cp, Ci, total):
     """Position in the reduced pattern of every pair (a, b), a >= b, of rows of each absorbed
     column, in the order _subtract_pairs visits them.  Rows of a column are sorted, so for a
-    fixed b the rows a increase and each is found by galloping from the previous one."""
+    fixed b the rows a increase and each is found by galloping from the previous one.  The
+    absorbed columns are done in parallel (each writes its own stretch of the output)."""
+    ncol = Sp.shape[0] - 1
+    first = np.zeros(ncol + 1, dtype=np.int64)
+    for j in range(ncol):
+        m = Sp[j + 1] - Sp[j]
+        first[j + 1] = first[j] + m * (m + 1) // 2
     out = np.empty(total, dtype=np.int64)
-    k = 0
-    for j in range(Sp.shape[0] - 1):
+    for j in prange(ncol):
+        k = first[j]
         for y in range(Sp[j], Sp[j + 1]):
             b = Si[y]
             lo, hi = Cp[b], Cp[b + 1]
