@@ -287,11 +287,10 @@ class SparseLDL:
         """
         f = self.ldl
         T = sp.csc_matrix(T)
-        Tp = T[f.perm].tocsc()
-        Tp.sort_indices()
         tail = self._tail
-        rows, cols, vals, R = forward_sparse(f.n, f.Lp, f.Li, f.Lx, tail, Tp.indptr.astype(np.int64),
-                                             Tp.indices.astype(np.int64), Tp.data.astype(float))
+        # rows in the factor's order (their order within a column does not matter to the solve)
+        rows, cols, vals, R = forward_sparse(f.n, f.Lp, f.Li, f.Lx, tail, T.indptr.astype(np.int64),
+                                             f.pinv[T.indices], T.data.astype(float))
         m = T.shape[1]
         scale = 1.0 / np.sqrt(f.d[:tail])
         if vals.size > 0.05 * tail * m and tail * m <= _DENSE_LIMIT:

@@ -10,6 +10,8 @@ from .._compiled import grow_triplets
 
 __all__ = ["forward_sparse"]
 
+_POOL: ThreadPoolExecutor | None = None  # threads for the column chunks (created once)
+
 
 @njit(cache=True, nogil=True)
 def _columns(n, Lp, Li, Lx, tail, Tp, Ti, Tx, k0, k1, R):
@@ -70,8 +72,11 @@ def forward_sparse(n, Lp, Li, Lx, tail, Tp, Ti, Tx):
     args = (n, Lp, Li, Lx, tail, Tp, Ti, Tx)
     if bounds.size <= 2:
         parts = [_columns(*args, 0, m, R)]
-    else:  # the kernel releases the GIL: one Python thread per chunk of columns
-        with ThreadPoolExecutor(bounds.size - 1) as pool:
-            parts = list(pool.map(lambda c: _columns(*args, bounds[c], bounds[c + 1], R), range(bounds.size - 1)))
+    else:  # the kernel releases the GIL: the other chunks go to a pool of threads kept for reuse
+        global _POOL
+        if _POOL is None or _POOL._max_workers < bounds.size - 2:
+            _POOL = ThreadPoolExecutor(max(bounds.size - 2, 1), thread_name_prefix="sparsereml-solve")
+        rest = [_POOL.submit(_columns, *args, bounds[c], bounds[c + 1], R) for c in range(1, bounds.size - 1)]
+        parts = [_columns(*args, bounds[0], bounds[1], R)] + [r.result() for r in rest]
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
             np.concatenate([p[2] for p in parts]), R)
