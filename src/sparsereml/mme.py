@@ -23,6 +23,23 @@ __all__ = ["MixedModelEquations"]
 
 
 @njit(cache=True)
+def _symmetric_product(Cp, Ci, data, X):
+    """A @ X for symmetric A stored as its lower triangle (CSC) and dense X (n x m)."""
+    n, m = X.shape
+    out = np.zeros((n, m))
+    for c in range(n):
+        for p in range(Cp[c], Cp[c + 1]):
+            r = Ci[p]
+            v = data[p]
+            for k in range(m):
+                out[r, k] += v * X[c, k]
+            if r != c:
+                for k in range(m):
+                    out[c, k] += v * X[r, k]
+    return out
+
+
+@njit(cache=True)
 def _by_group(grp, G):
     """Indices sorted by group (counting sort) and the group pointers."""
     ptr = np.zeros(G + 1, dtype=np.int64)
@@ -161,14 +178,12 @@ class MixedModelEquations:
     def matvec(self, data: np.ndarray, x):
         """(symmetric matrix with lower-triangle ``data``) @ x, for a vector, a matrix or a sparse
         matrix x (then the result is sparse too)."""
-        low = sp.csc_matrix((data, self.lower.indices, self.lower.indptr), shape=(self.N, self.N))
-        diag = np.zeros(self.N)
-        on = self.rows == self.cols
-        diag[self.rows[on]] = data[on]
+        X = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=float)
+        X2 = np.ascontiguousarray(X.reshape(X.shape[0], -1), dtype=float)
+        out = _symmetric_product(self.lower.indptr.astype(np.int64), self.rows, np.asarray(data, dtype=float), X2)
         if sp.issparse(x):
-            return (low @ x + low.T @ x - sp.diags(diag) @ x).tocsc()
-        dx = diag * x if x.ndim == 1 else diag[:, None] * x
-        return low @ x + low.T @ x - dx
+            return sp.csc_matrix(out)
+        return out.reshape(X.shape)
 
     def component_sr_scs(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """s'r_k and s'C_k s for every residual component."""
