@@ -27,7 +27,7 @@ __all__ = ["StarFactor"]
 
 MIN_ROOT = 48  # a dense root narrower than this is left to the sparse backends
 MAX_LEAF = 256  # widest leaf block handled with dense kernels
-ROOT_ZEROS = 0.05  # explicit zeros allowed in the dense root, as a fraction of its entries
+ROOT_ZEROS = 0.01  # explicit zeros allowed in the dense root, as a fraction of its entries
 LEAF_ZEROS = 0.25  # and in the dense leaf blocks, as a fraction of their true entries
 
 
