@@ -27,7 +27,7 @@ __all__ = ["StarFactor"]
 
 MIN_ROOT = 48  # a dense root narrower than this is left to the sparse backends
 MAX_LEAF = 256  # widest leaf block handled with dense kernels
-ROOT_ZEROS = 0.01  # explicit zeros allowed in the dense root, as a fraction of its entries
+ROOT_ZEROS = 0.05  # explicit zeros allowed in the dense root, as a fraction of its entries
 LEAF_ZEROS = 0.25  # and in the dense leaf blocks, as a fraction of their true entries
 
 
@@ -169,6 +169,33 @@ def _rank_in_leaf(rows, k_of, in_b, leaf_n, nb, n):
     return out
 
 
+def _leaves(lower, parent, counts, r0):
+    """Leaves below a root starting at column r0: (dense work, column order, permuted pattern,
+    leaf starts, root rows of each leaf), or None when a leaf is too wide or too sparse."""
+    n = lower.shape[0]
+    leaf = np.arange(r0)
+    for j in range(r0 - 1, -1, -1):  # the leaf of a column is that of its parent below the root
+        p = parent[j]
+        if 0 <= p < r0:
+            leaf[j] = leaf[p]
+    _, sizes = np.unique(leaf, return_counts=True)
+    if sizes.max() > MAX_LEAF:
+        return None
+    post = np.concatenate([np.argsort(leaf, kind="stable"), np.arange(r0, n)])
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    q = _permute(lower, post)
+    col_rows = np.split(q.indices, q.indptr[1:-1])
+    rows_of, stored, work = [], 0, 0.0
+    for a, b in zip(starts[:-1], starts[1:]):
+        rows_of.append(np.unique(np.concatenate([c[c >= r0] for c in col_rows[a:b]])))
+        w, m = b - a, rows_of[-1].size
+        stored += w * (w - 1) // 2 + w * m
+        work += w * m * (w + m)
+    if stored > (1.0 + LEAF_ZEROS) * max(int(counts[:r0].sum()) - r0, 1):
+        return None
+    return work + float(n - r0) ** 3, post, q, starts, rows_of
+
+
 def _permute(lower: sp.csc_matrix, order: np.ndarray) -> sp.csc_matrix:
     """Lower pattern of P A P' (column k of the result is column order[k] of A), sorted rows."""
     from .ordering import permute_lower
@@ -240,37 +267,26 @@ class StarFactor:
         is unchanged), or (None, None) when the factor is not star-shaped with a root of at
         least MIN_ROOT columns.
 
-        The root is the longest trailing set of columns that is dense but for at most ROOT_ZEROS
-        of explicit zeros; a leaf is a subtree of the elimination tree hanging off the root."""
+        The root is a trailing set of columns that is dense but for a few explicit zeros (at
+        most ROOT_ZEROS); a leaf is a subtree of the elimination tree hanging off the root.  Of
+        the roots that give valid leaves, the one with the least dense work is taken."""
         n = lower.shape[0]
         parent, counts = symbolic_counts(lower)
         width = n - np.arange(n)  # entries of a dense column j, diagonal included
         zeros = np.cumsum((width - counts)[::-1])[::-1]
         dense = np.cumsum(width[::-1])[::-1]
-        ok = np.flatnonzero(zeros <= ROOT_ZEROS * dense)
-        r0 = int(ok[0]) if ok.size else n
-        if n - r0 < MIN_ROOT or r0 == 0:
+        best = None
+        for tol in (ROOT_ZEROS / 50.0, ROOT_ZEROS / 5.0, ROOT_ZEROS):
+            ok = np.flatnonzero(zeros <= tol * dense)
+            r0 = int(ok[0]) if ok.size else n
+            if n - r0 < MIN_ROOT or r0 == 0 or (best is not None and r0 == best[1]):
+                continue
+            found = _leaves(lower, parent, counts, r0)
+            if found is not None and (best is None or found[0] < best[0]):
+                best = (found[0], r0, *found[1:])
+        if best is None:
             return None, None
-        leaf = np.arange(r0)
-        for j in range(r0 - 1, -1, -1):  # the leaf of a column is that of its parent below the root
-            p = parent[j]
-            if 0 <= p < r0:
-                leaf[j] = leaf[p]
-        post = np.concatenate([np.argsort(leaf, kind="stable"), np.arange(r0, n)])
-        keys, sizes = np.unique(leaf, return_counts=True)
-        if sizes.max() > MAX_LEAF:
-            return None, None
-        starts = np.concatenate([[0], np.cumsum(sizes)])
-        q = _permute(lower, post)
-        col_rows = np.split(q.indices, q.indptr[1:-1])
-        rows_of, stored = [], 0
-        for a, b in zip(starts[:-1], starts[1:]):
-            rows_of.append(np.unique(np.concatenate([c[c >= r0] for c in col_rows[a:b]])))
-            w = b - a
-            stored += w * (w - 1) // 2 + w * rows_of[-1].size
-        true = int(counts[:r0].sum()) - r0
-        if stored > (1.0 + LEAF_ZEROS) * max(true, 1):
-            return None, None
+        _, r0, post, q, starts, rows_of = best
         return cls(q, r0, starts, rows_of), post
 
     def factorize(self, data: np.ndarray, out_x: np.ndarray | None = None,
