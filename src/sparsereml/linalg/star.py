@@ -170,30 +170,31 @@ def _rank_in_leaf(rows, k_of, in_b, leaf_n, nb, n):
 
 
 def _leaves(lower, parent, counts, r0):
-    """Leaves below a root starting at column r0: (dense work, column order, permuted pattern,
-    leaf starts, root rows of each leaf), or None when a leaf is too wide or too sparse."""
+    """Leaves below a root starting at column r0: (dense work, column order, leaf starts, root
+    rows of each leaf), or None when a leaf is too wide or too sparse."""
     n = lower.shape[0]
     leaf = np.arange(r0)
     for j in range(r0 - 1, -1, -1):  # the leaf of a column is that of its parent below the root
         p = parent[j]
         if 0 <= p < r0:
             leaf[j] = leaf[p]
-    _, sizes = np.unique(leaf, return_counts=True)
+    ids, leaf, sizes = np.unique(leaf, return_inverse=True, return_counts=True)
     if sizes.max() > MAX_LEAF:
         return None
     post = np.concatenate([np.argsort(leaf, kind="stable"), np.arange(r0, n)])
     starts = np.concatenate([[0], np.cumsum(sizes)])
-    q = _permute(lower, post)
-    col_rows = np.split(q.indices, q.indptr[1:-1])
-    rows_of, stored, work = [], 0, 0.0
-    for a, b in zip(starts[:-1], starts[1:]):
-        rows_of.append(np.unique(np.concatenate([c[c >= r0] for c in col_rows[a:b]])))
-        w, m = b - a, rows_of[-1].size
-        stored += w * (w - 1) // 2 + w * m
-        work += w * m * (w + m)
+    # root rows of each leaf: the rows >= r0 of its columns (the order keeps root rows in place)
+    cols = np.repeat(np.arange(n), np.diff(lower.indptr))
+    below = (cols < r0) & (lower.indices >= r0)
+    keys = np.unique(leaf[cols[below]].astype(np.int64) * n + lower.indices[below])
+    bounds = np.searchsorted(keys, np.arange(ids.size + 1, dtype=np.int64) * n)
+    rows_of = [keys[a:b] % n for a, b in zip(bounds[:-1], bounds[1:])]
+    m = np.diff(bounds)
+    stored = int(np.sum(sizes * (sizes - 1) // 2 + sizes * m))
     if stored > (1.0 + LEAF_ZEROS) * max(int(counts[:r0].sum()) - r0, 1):
         return None
-    return work + float(n - r0) ** 3, post, q, starts, rows_of
+    work = float(np.sum(sizes * m * (sizes + m))) + float(n - r0) ** 3
+    return work, post, starts, rows_of
 
 
 def _permute(lower: sp.csc_matrix, order: np.ndarray) -> sp.csc_matrix:
@@ -286,8 +287,8 @@ class StarFactor:
                 best = (found[0], r0, *found[1:])
         if best is None:
             return None, None
-        _, r0, post, q, starts, rows_of = best
-        return cls(q, r0, starts, rows_of), post
+        _, r0, post, starts, rows_of = best
+        return cls(_permute(lower, post), r0, starts, rows_of), post
 
     def factorize(self, data: np.ndarray, out_x: np.ndarray | None = None,
                   out_d: np.ndarray | None = None) -> LDL:
