@@ -101,34 +101,46 @@ def _find_all(Cp, Ci, rows, cols):
 @njit(parallel=True, cache=True)
 def _pair_targets(Sp, Si, Cp, Ci, total):
     """Position in the reduced pattern of every pair (a, b), a >= b, of rows of each absorbed
-    column, in the order _subtract_pairs visits them.  Rows of a column are sorted, so for a
-    fixed b the rows a increase and each is found by galloping from the previous one.  The
-    absorbed columns are done in parallel (each writes its own stretch of the output)."""
+    column, in the order _subtract_pairs visits them (column j, then b, then a).
+
+    Done column by column of the reduced pattern: the rows of column b are spread into a map
+    (row -> position), and every absorbed column holding b looks its rows a >= b up in it.
+    Chunks of columns run in parallel, each with its own map."""
     ncol = Sp.shape[0] - 1
+    n = Cp.shape[0] - 1
     first = np.zeros(ncol + 1, dtype=np.int64)
     for j in range(ncol):
         m = Sp[j + 1] - Sp[j]
         first[j + 1] = first[j] + m * (m + 1) // 2
-    out = np.empty(total, dtype=np.int64)
-    for j in prange(ncol):
-        k = first[j]
+    # for each reduced column b: the (absorbed column, position of b in it) pairs holding it
+    hp = np.zeros(n + 1, dtype=np.int64)
+    for y in range(Si.shape[0]):
+        hp[Si[y] + 1] += 1
+    for b in range(n):
+        hp[b + 1] += hp[b]
+    hj = np.empty(Si.shape[0], dtype=np.int64)
+    hy = np.empty(Si.shape[0], dtype=np.int64)
+    fill = hp[:-1].copy()
+    for j in range(ncol):
         for y in range(Sp[j], Sp[j + 1]):
             b = Si[y]
-            lo, hi = Cp[b], Cp[b + 1]
-            for x in range(y, Sp[j + 1]):
-                a = Si[x]
-                step = 1
-                while lo + step < hi and Ci[lo + step] < a:
-                    step *= 2
-                top = min(lo + step + 1, hi)
-                while lo < top:
-                    mid = (lo + top) // 2
-                    if Ci[mid] < a:
-                        lo = mid + 1
-                    else:
-                        top = mid
-                out[k] = lo
-                k += 1
+            hj[fill[b]] = j
+            hy[fill[b]] = y - Sp[j]
+            fill[b] += 1
+    out = np.empty(total, dtype=np.int64)
+    nchunk = 32
+    for ch in prange(nchunk):
+        where = np.full(n, -1, dtype=np.int64)
+        for b in range(ch * n // nchunk, (ch + 1) * n // nchunk):
+            for p in range(Cp[b], Cp[b + 1]):
+                where[Ci[p]] = p
+            for h in range(hp[b], hp[b + 1]):
+                j, y = hj[h], hy[h]
+                m = Sp[j + 1] - Sp[j]
+                k = first[j] + y * m - y * (y - 1) // 2  # pairs of the rows before y come first
+                for x in range(y, m):
+                    out[k] = where[Si[Sp[j] + x]]
+                    k += 1
     return out
 
 
