@@ -99,17 +99,45 @@ def _cost(parent, counts, blas_rate, scalar_rate, scatter_rate):
     return total
 
 
-def symbolic_counts(lower: sp.csc_matrix) -> tuple[np.ndarray, np.ndarray]:
-    """Elimination tree and column counts of the factor of the matrix with this lower pattern."""
-    rows = sp.csr_matrix((np.ones(lower.nnz), lower.indices, lower.indptr), shape=lower.shape[::-1]).T
-    rows = sp.csr_matrix(rows)  # row i: columns k <= i
-    rows.sort_indices()
-    return _etree_counts(lower.shape[0], rows.indptr.astype(np.int64), rows.indices.astype(np.int64))
+@njit(cache=True)
+def _permuted_rows(Cp, Ci, pos):
+    """Row-wise lower structure of P A P' (row pos[r] of the result is row r of A): for each
+    row i, the columns k < i with an entry (unsorted; the tree and the counts do not need it)."""
+    n = Cp.shape[0] - 1
+    Up = np.zeros(n + 1, dtype=np.int64)
+    for c in range(n):
+        for p in range(Cp[c], Cp[c + 1]):
+            a, b = pos[Ci[p]], pos[c]
+            if a != b:
+                Up[max(a, b) + 1] += 1
+    for i in range(n):
+        Up[i + 1] += Up[i]
+    Ui = np.empty(Up[n], dtype=np.int64)
+    fill = Up[:-1].copy()
+    for c in range(n):
+        for p in range(Cp[c], Cp[c + 1]):
+            a, b = pos[Ci[p]], pos[c]
+            if a != b:
+                i = max(a, b)
+                Ui[fill[i]] = min(a, b)
+                fill[i] += 1
+    return Up, Ui
 
 
-def predicted_cost(lower: sp.csc_matrix) -> float:
+def symbolic_counts(lower: sp.csc_matrix, order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Elimination tree and column counts of the factor of the matrix with this lower pattern,
+    taken in ``order`` (column k is ``order[k]`` of the matrix) when given."""
+    n = lower.shape[0]
+    pos = np.arange(n, dtype=np.int64)
+    if order is not None:
+        pos[np.asarray(order, dtype=np.int64)] = np.arange(n, dtype=np.int64)
+    Up, Ui = _permuted_rows(lower.indptr.astype(np.int64), lower.indices.astype(np.int64), pos)
+    return _etree_counts(n, Up, Ui)
+
+
+def predicted_cost(lower: sp.csc_matrix, order: np.ndarray | None = None) -> float:
     """Predicted seconds for one factorisation and selected inverse in this order."""
-    parent, counts = symbolic_counts(lower)
+    parent, counts = symbolic_counts(lower, order)
     return float(_cost(parent, counts, _BLAS_RATE, _SCALAR_RATE, _SCATTER_RATE))
 
 
@@ -154,6 +182,6 @@ def choose_order(lower: sp.csc_matrix, groups: np.ndarray | None, extra: list | 
     cands += list(extra or [])
     if not cands:
         return np.arange(lower.shape[0]), float("nan"), []
-    table = [(name, predicted_cost(permute_lower(lower, o)), o) for name, o in cands]
+    table = [(name, predicted_cost(lower, o), o) for name, o in cands]
     best = min(table, key=lambda t: t[1])
     return best[2], best[1], [(t[0], t[1]) for t in table]
