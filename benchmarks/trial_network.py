@@ -15,7 +15,7 @@ What it measures
   fit on a tiny network (so numba's compiled-code cache is loaded), then times ``sr.fit(...)``
   alone, best of --repeat.  "wall s" is that time; "s/iter" is seconds['iterations'] /
   (iterations + 1) (one more factorisation than iterations); "setup s" is design + data pass +
-  analyse.  Memory: just before the timed fit the kernel's peak-RSS mark is reset (echo 5 >
+  analyse + start values.  Memory: just before the timed fit the kernel's peak-RSS mark is reset (echo 5 >
   /proc/self/clear_refs), so "peak MiB" is the peak resident memory during the fit(s), data in
   memory included (not the simulator's own peak), and "fit +MiB" is that peak minus the RSS just
   before the fit.  R peers are measured the same way (reading the CSV and a warm-up fit excluded).
@@ -100,8 +100,8 @@ def child(network: str, model: str, repeat: int, out: str) -> None:
             s = m.seconds
             best = dict(seconds=wall, iterations=m.n_iterations, converged=m.converged, loglik=m.loglik,
                         per_iteration=s["iterations"] / (m.n_iterations + 1),
-                        setup=s["design"] + s["data_pass"] + s["analyse"], fit_seconds=s,
-                        backend=m.backend, n_varcomp=len(m.varcomp))
+                        setup=s["design"] + s["data_pass"] + s["analyse"] + s.get("start", 0.0), fit_seconds=s,
+                        backend=m.backend, n_varcomp=len(m.varcomp), equations=m.equations)
         del m
         gc.collect()
     ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
@@ -226,8 +226,12 @@ def targets(rows: list) -> list:
     deep = get("deep", "m2b", "sparsereml")
     if base and deep:
         ratio = deep["per_iteration"] / base["per_iteration"]
+        eq = [r.get("equations") or {} for r in (deep, base)]
+        size = (f"; equations {eq[0].get('unknowns', 0):,} vs {eq[1].get('unknowns', 0):,} unknowns, factor "
+                f"{eq[0].get('factor_nonzeros', 0) / 1e6:.2f}M vs {eq[1].get('factor_nonzeros', 0) / 1e6:.2f}M nonzeros"
+                if eq[0] and eq[1] else "")
         out.append(f"{verdict(ratio < 1.5)}  m2b time per iteration independent of the number of records (same "
-                   f"equations, {deep['nobs'] / base['nobs']:.1f}x the records): ratio {ratio:.2f}")
+                   f"trials, blocks and mothers, {deep['nobs'] / base['nobs']:.1f}x the records{size}): ratio {ratio:.2f}")
     else:
         out.append("n/a   time per iteration independent of the number of records: needs the default and deep networks")
     return out

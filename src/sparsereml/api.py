@@ -80,7 +80,9 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     t1 = time.perf_counter()
     with single_threaded():  # multithreaded BLAS is far slower on the small dense blocks here
         problem = REMLProblem(design, backend)
+        t_start = time.perf_counter()
         theta0, fixed_mask = resolve_start(problem, start, fix)
+        t_start = time.perf_counter() - t_start
         report = _progress_printer() if verbose else None
 
         def cb(row):
@@ -94,8 +96,8 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     t2 = time.perf_counter()
     if not result.converged:
         warnings.warn(result.message, ConvergenceWarning, stacklevel=2)
-    seconds = {"design": t1 - t0, **problem.seconds, "iterations": t2 - t1 - sum(problem.seconds.values()),
-               "total": t2 - t0}
+    seconds = {"design": t1 - t0, **problem.seconds, "start": t_start,
+               "iterations": t2 - t1 - sum(problem.seconds.values()) - t_start, "total": t2 - t0}
     return FittedModel(problem, result, seconds)
 
 
