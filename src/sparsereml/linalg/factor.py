@@ -196,6 +196,10 @@ class SparseLDL:
         self._levels = kernels.supernode_levels(self._Lp, self._Li, self.sn_start, self.col_sn)
         self._zpos = kernels.pattern_positions(self._rows, self._cols, self._pinv, self._Lp, self._Li,
                                                self.sn_start, self.col_sn)
+        self._z_off = np.flatnonzero(self._zpos >= 0)  # entries of C held in Zx, and the diagonal in Zd
+        self._z_off_src = self._zpos[self._z_off]
+        self._z_diag = np.flatnonzero(self._zpos < 0)
+        self._z_diag_src = -1 - self._zpos[self._z_diag]
         s = self.sn_start
         tail = self._dense_roots[self._dense_roots == widths.size - 1]
         self._tail = int(s[tail[0]]) if tail.size else self.n  # first column of a dense trailing root
@@ -260,7 +264,10 @@ class SparseLDL:
         Zd, Zx = self._Zd_buf, self._Zx_buf
         for s in self._dense_roots:
             a, b = self.sn_start[s], self.sn_start[s + 1]
-            if a == self._tail:
+            star = self._backend if isinstance(self._backend, StarFactor) else None
+            if a == self._tail and star is not None and star.root_intact and a == self.n_absorbed + star.r0:
+                Lc = star.take_root()  # its Cholesky factor, inverted in place (rebuilt next factorisation)
+            elif a == self._tail:
                 Lc = self._tail_buffers()[1]
                 kernels.scaled_copy(self._tail_block(), np.sqrt(f.d[a:b]), Lc)
             else:
@@ -272,11 +279,9 @@ class SparseLDL:
                 raise NotPositiveDefinite("dense block of the factor is singular")
             kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, inv)
         kernels.selinv(f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._done, *self._levels, Zd, Zx)
-        pos = self._zpos
-        out = np.empty(pos.size)
-        off = pos >= 0
-        out[off] = Zx[pos[off]]
-        out[~off] = Zd[-1 - pos[~off]]
+        out = np.empty(self._zpos.size)
+        out[self._z_off] = Zx[self._z_off_src]
+        out[self._z_diag] = Zd[self._z_diag_src]
         return out
 
     def inverse_quadratic(self, T) -> np.ndarray:

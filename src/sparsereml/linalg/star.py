@@ -251,6 +251,7 @@ class StarFactor:
         b_local = b_row + m_of * (cols - self.leaf_start[k_of])
         self._b_src, self._b_dst, self._b_ptr = self._by_leaf(np.flatnonzero(in_b), k_of, b_local)
         self._S = np.empty((nr, nr), order="F")  # only its lower triangle is written and read
+        self._root, self.root_intact = None, False
         self.perm = np.arange(n, dtype=np.int64)
         self.pinv = self.perm
 
@@ -307,4 +308,13 @@ class StarFactor:
         if info != 0:
             raise NotPositiveDefinite("the mixed-model equations are not positive definite")
         _root_columns(c, self.Lp, self.r0, Lx, d)
+        self._root, self.root_intact = c, True
         return LDL(self.perm, self.pinv, self.Lp, self.Li, Lx, d)
+
+    def take_root(self) -> np.ndarray:
+        """The root's Cholesky factor (lower triangle, F order) from the last factorisation, for
+        the caller to overwrite (e.g. with its inverse); handed out once per factorisation."""
+        if not self.root_intact:
+            raise RuntimeError("the root's factor was handed out already")
+        self.root_intact = False
+        return self._root
