@@ -178,6 +178,14 @@ class MixedModelEquations:
     def matvec(self, data: np.ndarray, x):
         """(symmetric matrix with lower-triangle ``data``) @ x, for a vector, a matrix or a sparse
         matrix x (then the result is sparse too)."""
+        if sp.issparse(x) and x.nnz < 0.1 * x.shape[0] * x.shape[1]:
+            # sparse columns (e.g. one per at() level): sparse products keep time and memory
+            # in proportion to their nonzeros
+            low = sp.csc_matrix((data, self.lower.indices, self.lower.indptr), shape=(self.N, self.N))
+            diag = np.zeros(self.N)
+            on = self.rows == self.cols
+            diag[self.rows[on]] = data[on]
+            return (low @ x + low.T @ x - sp.diags(diag) @ x).tocsc()
         X = x.toarray() if sp.issparse(x) else np.asarray(x, dtype=float)
         X2 = np.ascontiguousarray(X.reshape(X.shape[0], -1), dtype=float)
         out = _symmetric_product(self.lower.indptr.astype(np.int64), self.rows, np.asarray(data, dtype=float), X2)
