@@ -79,7 +79,8 @@ class FittedModel:
         table = dict(f.ordering_table)
         chosen = min(table, key=table.get) if table else "backend's own"
         return {"unknowns": f.n, "absorbed": f.n_absorbed, "factor_nonzeros": f.nnz_factor,
-                "largest_dense_block": f.largest_supernode, "ordering": chosen, "backend": f.backend}
+                "largest_dense_block": f.largest_supernode, "ordering": chosen, "backend": f.backend,
+                "factorisation": f.method}
 
     @property
     def loglik_asreml(self) -> float:
@@ -292,7 +293,8 @@ class FittedModel:
             lines.append(f"  {self.message}")
         eq = self.equations
         lines.append(f"mixed-model equations: {eq['unknowns']:,} unknowns ({eq['absorbed']:,} absorbed), factor "
-                     f"{eq['factor_nonzeros']:,} nonzeros, largest dense block {eq['largest_dense_block']:,}")
+                     f"{eq['factor_nonzeros']:,} nonzeros, largest dense block {eq['largest_dense_block']:,} "
+                     f"({eq['factorisation']})")
         lines.append("")
         lines.append("Variance components")
         lines.append(_format_table(self.varcomp))
