@@ -57,3 +57,12 @@ def test_unknown_library_is_a_no_op():
         pass
     with threads.dense_threads("/no/such/libopenblas.so"):
         pass
+
+
+def test_a_bad_thread_count_is_named(monkeypatch):
+    from sparsereml.errors import ModelError
+
+    monkeypatch.setenv("SPARSEREML_DENSE_THREADS", "two")
+    with pytest.raises(ModelError, match="SPARSEREML_DENSE_THREADS"):
+        with threads.single_threaded():
+            pass

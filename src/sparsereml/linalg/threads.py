@@ -19,6 +19,8 @@ import sys
 import threading
 from contextlib import contextmanager
 
+from ..errors import ModelError
+
 __all__ = ["single_threaded", "dense_threads", "lapack_library", "cholmod_library"]
 
 _CACHE: dict = {}
@@ -35,7 +37,7 @@ def _library_of(address: int | None) -> str | None:
         return None
     try:
         dladdr = ctypes.CDLL(None).dladdr
-    except (OSError, AttributeError):  # pragma: no cover - not glibc
+    except Exception:  # pragma: no cover - a platform without dladdr (Windows)
         return None
     info = _DlInfo()
     if not dladdr(ctypes.c_void_p(address), ctypes.byref(info)) or not info.dli_fname:
@@ -115,9 +117,11 @@ def _openblas(path: str | None):
 
 
 def _threads_wanted() -> int:
-    env = os.environ.get("SPARSEREML_DENSE_THREADS")
+    env = os.environ.get("SPARSEREML_DENSE_THREADS", "").strip()
     if env:
-        return max(int(env), 1)
+        if not env.isdigit() or int(env) < 1:
+            raise ModelError(f"SPARSEREML_DENSE_THREADS must be a positive whole number of threads, got {env!r}")
+        return int(env)
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
