@@ -106,10 +106,10 @@ class SparseLDL:
         use_star = star if star is not None else os.environ.get("SPARSEREML_STAR", "1") != "0"
         order, self.ordering_table, found, post, red_q = identity, [], None, None, None
         if groups is not None:
-            order, _, self.ordering_table = choose_order(reduced, np.asarray(groups)[rest])
+            order, _, self.ordering_table, symbolic = choose_order(reduced, np.asarray(groups)[rest])
             red_q = _permuted(reduced, order)
             if use_star:
-                found, post = StarFactor.detect(red_q)
+                found, post = StarFactor.detect(red_q, symbolic)
             narrow = found is not None and int(np.diff(found.leaf_start).max(initial=0)) <= NARROW_LEAF
             if self.backend == "cholmod" and not narrow:
                 from sksparse.cholmod import analyze

@@ -141,15 +141,46 @@ def predicted_cost(lower: sp.csc_matrix, order: np.ndarray | None = None) -> flo
     return float(_cost(parent, counts, _BLAS_RATE, _SCALAR_RATE, _SCATTER_RATE))
 
 
+@njit(cache=True)
+def _permuted_csc(Cp, Ci, pos):
+    """CSC (sorted rows) of the lower pattern of P A P': the row lists of the permuted matrix
+    (from _permuted_rows) turned into columns, which receive their rows in increasing order."""
+    n = Cp.shape[0] - 1
+    Up, Ui = _permuted_rows(Cp, Ci, pos)
+    diag = np.zeros(n, dtype=np.int64)
+    for c in range(n):
+        for p in range(Cp[c], Cp[c + 1]):
+            if Ci[p] == c:
+                diag[pos[c]] = 1
+    Qp = np.zeros(n + 1, dtype=np.int64)
+    for k in range(n):
+        Qp[k + 1] = diag[k]
+    for q in range(Ui.shape[0]):
+        Qp[Ui[q] + 1] += 1
+    for k in range(n):
+        Qp[k + 1] += Qp[k]
+    Qi = np.empty(Qp[n], dtype=np.int64)
+    fill = Qp[:-1].copy()
+    for k in range(n):  # the diagonal leads its column
+        if diag[k]:
+            Qi[fill[k]] = k
+            fill[k] += 1
+    for i in range(n):
+        for q in range(Up[i], Up[i + 1]):
+            k = Ui[q]
+            Qi[fill[k]] = i
+            fill[k] += 1
+    return Qp, Qi
+
+
 def permute_lower(lower: sp.csc_matrix, order: np.ndarray) -> sp.csc_matrix:
-    """Lower pattern of P A P' where row/column k of the result is ``order[k]`` of A."""
+    """Lower pattern (sorted rows) of P A P' where row/column k of the result is ``order[k]`` of A."""
     n = lower.shape[0]
     pos = np.empty(n, dtype=np.int64)
-    pos[order] = np.arange(n)
-    r = pos[lower.indices]
-    c = pos[np.repeat(np.arange(n), np.diff(lower.indptr))]
-    out = sp.csc_matrix((np.ones(r.size), (np.maximum(r, c), np.minimum(r, c))), shape=(n, n))
-    out.sort_indices()
+    pos[np.asarray(order, dtype=np.int64)] = np.arange(n)
+    Qp, Qi = _permuted_csc(lower.indptr.astype(np.int64), lower.indices.astype(np.int64), pos)
+    out = sp.csc_matrix((np.ones(Qi.size), Qi, Qp), shape=(n, n))
+    out.has_sorted_indices = True
     return out
 
 
@@ -176,12 +207,18 @@ def candidate_orders(groups: np.ndarray | None, max_perm_groups: int = 3, small:
 def choose_order(lower: sp.csc_matrix, groups: np.ndarray | None, extra: list | None = None):
     """Pick the cheapest of the grouped candidate orders and any ``extra`` ones (e.g. AMD).
 
-    Returns (order, predicted seconds, table of (name, cost)).
+    Returns (order, predicted seconds, table of (name, cost), (parent, counts) of the factor in
+    that order).
     """
     cands = [(f"groups{i}", o) for i, o in enumerate(candidate_orders(groups))]
     cands += list(extra or [])
     if not cands:
-        return np.arange(lower.shape[0]), float("nan"), []
-    table = [(name, predicted_cost(lower, o), o) for name, o in cands]
+        n = lower.shape[0]
+        return np.arange(n), float("nan"), [], symbolic_counts(lower)
+    table = []
+    for name, o in cands:
+        parent, counts = symbolic_counts(lower, o)
+        table.append((name, float(_cost(parent, counts, _BLAS_RATE, _SCALAR_RATE, _SCATTER_RATE)), o,
+                      (parent, counts)))
     best = min(table, key=lambda t: t[1])
-    return best[2], best[1], [(t[0], t[1]) for t in table]
+    return best[2], best[1], [(t[0], t[1]) for t in table], best[3]

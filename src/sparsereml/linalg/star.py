@@ -263,17 +263,18 @@ class StarFactor:
         return src.astype(np.int64), local[src].astype(np.int64), ptr
 
     @classmethod
-    def detect(cls, lower: sp.csc_matrix):
+    def detect(cls, lower: sp.csc_matrix, symbolic: tuple | None = None):
         """A StarFactor for this pattern (lower triangle, sorted rows) and the order of its
         columns it needs (subtrees of the elimination tree made contiguous; the factor's fill
         is unchanged), or (None, None) when the factor is not star-shaped with a root of at
-        least MIN_ROOT columns.
+        least MIN_ROOT columns.  ``symbolic`` is the (elimination tree, column counts) of the
+        factor in this order when already known.
 
         The root is a trailing set of columns that is dense but for a few explicit zeros (at
         most ROOT_ZEROS); a leaf is a subtree of the elimination tree hanging off the root.  Of
         the roots that give valid leaves, the one with the least dense work is taken."""
         n = lower.shape[0]
-        parent, counts = symbolic_counts(lower)
+        parent, counts = symbolic if symbolic is not None else symbolic_counts(lower)
         width = n - np.arange(n)  # entries of a dense column j, diagonal included
         zeros = np.cumsum((width - counts)[::-1])[::-1]
         dense = np.cumsum(width[::-1])[::-1]
