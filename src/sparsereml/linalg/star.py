@@ -73,13 +73,17 @@ def _factor_leaves(data, leaf_start, leaf_n, nb, a_src, a_dst, a_ptr, b_src, b_d
         L, d = _leaf_ldl(A, w)
         if d[0] <= 0.0:
             return k
-        # X = B L^-T (so that L_NK = X D^-1), row by row
-        for i in range(m):
-            for j in range(w):
-                v = B[i, j]
-                for t in range(j):
-                    v -= B[i, t] * L[j, t]
-                B[i, j] = v
+        # X = B L^-T (so that L_NK = X D^-1), with BLAS: L^-1 is small (w x w)
+        Linv = np.zeros((w, w))
+        for t in range(w):
+            Linv[t, t] = 1.0
+            for i in range(t + 1, w):
+                v = 0.0
+                for q in range(t, i):
+                    v -= L[i, q] * Linv[q, t]
+                Linv[i, t] = v
+        if m > 0:
+            B = np.dot(B, Linv.T.copy())
         rows = nb[leaf_n[k]: leaf_n[k + 1]]
         if m > 0:
             Y = np.empty((m, w))
