@@ -40,6 +40,30 @@ def _symmetric_product(Cp, Ci, data, X):
 
 
 @njit(cache=True)
+def _weighted_pair_sums(grp, w, val, x, i, y, j, G):
+    """sum over entries e of component grp[e] of w[e] val[e] x[i[e]] y[j[e]] (one pass, no
+    temporaries; y = [1.] with j = 0 for a plain weighted sum of x)."""
+    out = np.zeros(G)
+    for e in range(grp.shape[0]):
+        out[grp[e]] += w[e] * val[e] * x[i[e]] * y[j[e]]
+    return out
+
+
+@njit(cache=True)
+def _residual_rhs_data(nnz, r, rval, a, b, val, row, col, s):
+    """Values of [r_k - C_k s] on its pattern: W_k'y_k less each entry of C_k times s, on both
+    sides of the diagonal (b[e] < 0 marks a diagonal entry)."""
+    data = np.zeros(nnz)
+    for q in range(r.shape[0]):
+        data[r[q]] += rval[q]
+    for e in range(a.shape[0]):
+        data[a[e]] -= val[e] * s[col[e]]
+        if b[e] >= 0:
+            data[b[e]] -= val[e] * s[row[e]]
+    return data
+
+
+@njit(cache=True)
 def _by_group(grp, G):
     """Indices sorted by group (counting sort) and the group pointers."""
     ptr = np.zeros(G + 1, dtype=np.int64)
@@ -142,6 +166,7 @@ class MixedModelEquations:
         self._e_pos, self._e_grp, self._e_val = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
         self._e_row, self._e_col = self.rows[self._e_pos], self.cols[self._e_pos]
         self._e_w = self.offdiag_weight[self._e_pos]
+        self._ones, self._zeros = np.ones(1), np.zeros(self._e_pos.size, dtype=np.int64)  # for traces
         self._t = None  # where r_g - C_g s lands, built on first use
         self._one = None  # W'W and W'y as dense vectors when there is one group
 
@@ -156,7 +181,8 @@ class MixedModelEquations:
                                                        wty.col.astype(np.int64), wty.row.astype(np.int64))
         pat = sp.csc_matrix((np.ones(indices.size), indices, indptr), shape=(N, G))
         off = self._e_row != self._e_col
-        self._t = {"pattern": pat, "off": off, "a": a, "b": b[off], "r": r, "rval": wty.data}
+        # b is kept for every entry (-1 on the diagonal, whose column is its row)
+        self._t = {"pattern": pat, "a": a, "b": np.where(off, b, -1), "r": r, "rval": wty.data}
 
     @property
     def n_components(self) -> int:
@@ -195,16 +221,15 @@ class MixedModelEquations:
 
     def component_sr_scs(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """s'r_k and s'C_k s for every residual component."""
-        G = self.n_components
         sr = self.cp.Wty.T @ s
-        scs = np.bincount(self._e_grp, weights=self._e_w * self._e_val * s[self._e_row] * s[self._e_col],
-                          minlength=G)
+        scs = _weighted_pair_sums(self._e_grp, self._e_w, self._e_val, s, self._e_row, s, self._e_col,
+                                  self.n_components)
         return np.asarray(sr).ravel(), scs
 
     def component_trace(self, zc: np.ndarray) -> np.ndarray:
         """tr(C^-1 C_k) for every component, from the selected inverse on the pattern."""
-        return np.bincount(self._e_grp, weights=self._e_w * self._e_val * zc[self._e_pos],
-                           minlength=self.n_components)
+        return _weighted_pair_sums(self._e_grp, self._e_w, self._e_val, zc, self._e_pos, self._ones,
+                                   self._zeros, self.n_components)
 
     def component_residual_rhs(self, s: np.ndarray) -> sp.csc_matrix:
         """(N x K) sparse: column k is r_k - C_k s = W_k'B_k(y - W s)."""
@@ -216,10 +241,8 @@ class MixedModelEquations:
         if self._t is None:
             self._residual_pattern()
         t = self._t
-        data = np.bincount(t["r"], weights=t["rval"], minlength=t["pattern"].nnz)
-        data -= np.bincount(t["a"], weights=self._e_val * s[self._e_col], minlength=data.size)
-        off = t["off"]
-        data -= np.bincount(t["b"], weights=self._e_val[off] * s[self._e_row[off]], minlength=data.size)
+        data = _residual_rhs_data(t["pattern"].nnz, t["r"], t["rval"], t["a"], t["b"], self._e_val, self._e_row,
+                                  self._e_col, s)
         out = t["pattern"].copy()
         out.data = data
         return out
