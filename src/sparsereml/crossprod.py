@@ -94,43 +94,44 @@ def _lower_gram(Wp, Wi, Wx, n_col, nchunk):
     """Structural lower triangle of W'W (CSC, sorted rows) and its values.
 
     Column b collects, over the records that have b, every column a >= b of those records;
-    the pattern is structural, so entries that cancel numerically are kept.  Columns are
-    split into ``nchunk`` ranges of about equal work, done in parallel.
+    the pattern is structural, so entries that cancel numerically are kept.  One sequential
+    pass over the records lays every such pair (a, w_b w_a) out column by column, so that the
+    two passes per column (count the distinct rows, then place and sum them) read contiguous
+    memory instead of visiting the records of each column scattered through the data.
+    Columns are split into ``nchunk`` ranges of about equal work, done in parallel.
     """
     n = Wp.shape[0] - 1
-    # transpose: records of each column, with the position of the entry in its row
-    tp = np.zeros(n_col + 1, dtype=np.int64)
-    for p in range(Wi.shape[0]):
-        tp[Wi[p] + 1] += 1
+    work = np.zeros(n_col + 1, dtype=np.int64)  # record pairs per column
+    for i in range(n):
+        for p in range(Wp[i], Wp[i + 1]):
+            work[Wi[p] + 1] += Wp[i + 1] - p
     for c in range(n_col):
-        tp[c + 1] += tp[c]
-    where = np.empty(Wi.shape[0], dtype=np.int64)
-    rec = np.empty(Wi.shape[0], dtype=np.int64)
-    fill = tp[:-1].copy()
-    work = np.zeros(n_col + 1)
+        work[c + 1] += work[c]
+    pair_row = np.empty(work[n_col], dtype=np.int32)
+    pair_val = np.empty(work[n_col])
+    fill = work[:-1].copy()
     for i in range(n):
         for p in range(Wp[i], Wp[i + 1]):
             c = Wi[p]
-            where[fill[c]] = p
-            rec[fill[c]] = i
-            fill[c] += 1
-            work[c + 1] += Wp[i + 1] - p
-    for c in range(n_col):
-        work[c + 1] += work[c]
-    bounds = np.searchsorted(work, np.linspace(0.0, work[n_col], nchunk + 1))
+            k = fill[c]
+            wb = Wx[p]
+            for p2 in range(p, Wp[i + 1]):
+                pair_row[k] = Wi[p2]
+                pair_val[k] = wb * Wx[p2]
+                k += 1
+            fill[c] = k
+    bounds = np.searchsorted(work, np.linspace(0.0, float(work[n_col]), nchunk + 1))
     bounds[0], bounds[nchunk] = 0, n_col
     counts = np.zeros(n_col, dtype=np.int64)
     for ch in prange(nchunk):  # pass 1: how many rows each column has
         marker = np.full(n_col, -1, dtype=np.int64)
         for b in range(bounds[ch], bounds[ch + 1]):
             k = 0
-            for q in range(tp[b], tp[b + 1]):
-                i, p = rec[q], where[q]
-                for p2 in range(p, Wp[i + 1]):
-                    a = Wi[p2]
-                    if marker[a] != b:
-                        marker[a] = b
-                        k += 1
+            for q in range(work[b], work[b + 1]):
+                a = pair_row[q]
+                if marker[a] != b:
+                    marker[a] = b
+                    k += 1
             counts[b] = k
     Cp = np.zeros(n_col + 1, dtype=np.int64)
     for b in range(n_col):
@@ -142,17 +143,14 @@ def _lower_gram(Wp, Wi, Wx, n_col, nchunk):
         slot = np.empty(n_col, dtype=np.int64)
         for b in range(bounds[ch], bounds[ch + 1]):
             k = Cp[b]
-            for q in range(tp[b], tp[b + 1]):
-                i, p = rec[q], where[q]
-                wb = Wx[p]
-                for p2 in range(p, Wp[i + 1]):
-                    a = Wi[p2]
-                    if marker[a] != b:
-                        marker[a] = b
-                        slot[a] = k
-                        Ci[k] = a
-                        k += 1
-                    Cx[slot[a]] += wb * Wx[p2]
+            for q in range(work[b], work[b + 1]):
+                a = pair_row[q]
+                if marker[a] != b:
+                    marker[a] = b
+                    slot[a] = k
+                    Ci[k] = a
+                    k += 1
+                Cx[slot[a]] += pair_val[q]
             _sort_pairs(Ci, Cx, Cp[b], k)
     return Cp, Ci, Cx
 
