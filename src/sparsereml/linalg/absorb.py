@@ -75,6 +75,75 @@ def choose_absorbed(lower: sp.csc_matrix, cap: int = 64, min_fraction: float = 0
 
 
 @njit(cache=True)
+def _lists(owner, target, k):
+    """Targets grouped by owner (counting sort): pointers and the grouped targets."""
+    ptr = np.zeros(k + 1, dtype=np.int64)
+    for j in owner:
+        ptr[j + 1] += 1
+    for j in range(k):
+        ptr[j + 1] += ptr[j]
+    out = np.empty(owner.shape[0], dtype=np.int64)
+    fill = ptr[:-1].copy()
+    for e in range(owner.shape[0]):
+        out[fill[owner[e]]] = target[e]
+        fill[owner[e]] += 1
+    return ptr, out
+
+
+@njit(cache=True)
+def _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, out, k0):
+    """Distinct rows r >= c of reduced column c; written to out[k0:] unless out is empty."""
+    write = out.shape[0] > 0
+    marker[c] = c
+    if write:
+        out[k0] = c
+    n_c = 1
+    for q in range(Rp[c], Rp[c + 1]):
+        r = Ri[q]
+        if marker[r] != c:
+            marker[r] = c
+            if write:
+                out[k0 + n_c] = r
+            n_c += 1
+    for q in range(Bp[c], Bp[c + 1]):
+        j = Bj[q]
+        for t in range(Ap[j], Ap[j + 1]):
+            r = Ai[t]
+            if r > c and marker[r] != c:
+                marker[r] = c
+                if write:
+                    out[k0 + n_c] = r
+                n_c += 1
+    return n_c
+
+
+@njit(parallel=True, cache=True)
+def _reduced_lower(m, k, owner, nb, rr_rows, rr_cols):
+    """Lower pattern (CSC, sorted rows, full diagonal) of the reduced matrix: the rest-rest entries
+    of C and every pair of neighbours of an absorbed unknown (the fill of absorbing it).  Two
+    passes over the columns, in parallel chunks: count the distinct rows, then list and sort them."""
+    Ap, Ai = _lists(owner, nb, k)  # neighbours of each absorbed unknown
+    Bp, Bj = _lists(nb, owner, m)  # absorbed unknowns next to each remaining one
+    Rp, Ri = _lists(np.minimum(rr_rows, rr_cols), np.maximum(rr_rows, rr_cols), m)
+    nchunk = 16
+    Cp = np.zeros(m + 1, dtype=np.int64)
+    empty = np.empty(0, dtype=np.int64)
+    for ch in prange(nchunk):
+        marker = np.full(m, -1, dtype=np.int64)
+        for c in range(ch * m // nchunk, (ch + 1) * m // nchunk):
+            Cp[c + 1] = _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, empty, 0)
+    for c in range(m):
+        Cp[c + 1] += Cp[c]
+    Ci = np.empty(Cp[m], dtype=np.int64)
+    for ch in prange(nchunk):
+        marker = np.full(m, -1, dtype=np.int64)
+        for c in range(ch * m // nchunk, (ch + 1) * m // nchunk):
+            n_c = _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, Ci, Cp[c])
+            Ci[Cp[c]:Cp[c] + n_c] = np.sort(Ci[Cp[c]:Cp[c] + n_c])
+    return Cp, Ci
+
+
+@njit(cache=True)
 def _pair_count(Sp):
     total = 0
     for j in range(Sp.shape[0] - 1):
@@ -199,12 +268,9 @@ class AbsorbPlan:
     def reduced_pattern(self) -> sp.csc_matrix:
         """Lower pattern of the reduced matrix, in the natural order of the remaining unknowns."""
         m = self.rest.size
-        B = sp.csr_matrix((np.ones(self._S_nb.size), (self._S_nb, self._S_owner)), shape=(m, self.absorbed.size))
-        fill = (B @ B.T).tocoo()  # rest x rest pairs that share an absorbed unknown
-        rr = sp.coo_matrix((np.ones(self._rr_rows.size), (self._rr_rows, self._rr_cols)), shape=(m, m))
-        pat = sp.tril(fill + rr + rr.T).tocsc()
-        pat.sort_indices()
-        pat.data[:] = 1.0
+        Cp, Ci = _reduced_lower(m, self.absorbed.size, self._S_owner, self._S_nb, self._rr_rows, self._rr_cols)
+        pat = sp.csc_matrix((np.ones(Ci.size), Ci, Cp), shape=(m, m))
+        pat.has_sorted_indices = True
         return pat
 
     def _structure(self, position: np.ndarray):
