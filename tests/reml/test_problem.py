@@ -53,3 +53,16 @@ def test_scores_are_the_gradient_of_the_loglik(backend):
         dn[i] -= h
         fd = (prob.evaluate(up).loglik - prob.evaluate(dn).loglik) / (2 * h)
         assert ev.score[i] == pytest.approx(fd, rel=1e-5, abs=1e-6)
+
+
+def test_start_values_read_xtx_from_the_cross_products():
+    """X'X for the OLS start is the fixed block of W'W (reference: X'X formed from X itself)."""
+    import sparsereml as sr
+    from sparsereml.datasets import trial_network
+    from sparsereml.reml.start import _fixed_block
+
+    df = trial_network(seed=3, trials=5, trees=6000, mothers=60)[0]
+    for fixed in ("dbh ~ Trial", "dbh ~ Trial + Row"):
+        m = sr.fit(fixed, "~ Trial:Block + Mother + Trial:Mother", "~ at(Trial):units", data=df)
+        X = m._problem.design.fixed.X
+        np.testing.assert_allclose(_fixed_block(m._problem.cp, X.shape[1]), (X.T @ X).toarray(), rtol=1e-12)
