@@ -140,7 +140,7 @@ class FittedModel:
             pct = (100.0 * (self.theta - prev) / prev) if prev is not None else np.zeros_like(self.theta)
             z = self.theta / se
         df = pd.DataFrame({"component": self.theta, "std.error": se, "z.ratio": z, "bound": self.codes,
-                           "%ch": np.round(pct, 1)}, index=pd.Index(self.labels, name="term"))
+                           "%ch": np.round(pct, 1) + 0.0}, index=pd.Index(self.labels, name="term"))
         return df
 
     # -- fixed and random effects ----------------------------------------------------------
