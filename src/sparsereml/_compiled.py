@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["find_sorted", "gallop", "grow_triplets"]
+__all__ = ["counting_sort", "find_sorted", "gallop", "grow_triplets"]
 
 
 @njit(cache=True, nogil=True)
@@ -40,3 +40,20 @@ def grow_triplets(i, j, v, used, need):
     return (np.concatenate((i[:used], np.empty(cap - used, dtype=np.int64))),
             np.concatenate((j[:used], np.empty(cap - used, dtype=np.int64))),
             np.concatenate((v[:used], np.empty(cap - used))))
+
+
+@njit(cache=True, nogil=True)
+def counting_sort(keys, n_keys):
+    """Stable counting sort of small integer keys (0..n_keys-1): the pointers of each key's run
+    and the positions in key order (``order[ptr[k]:ptr[k+1]]`` are the positions with key k)."""
+    ptr = np.zeros(n_keys + 1, dtype=np.int64)
+    for k in keys:
+        ptr[k + 1] += 1
+    for k in range(n_keys):
+        ptr[k + 1] += ptr[k]
+    fill = ptr[:-1].copy()
+    order = np.empty(keys.shape[0], dtype=np.int64)
+    for i in range(keys.shape[0]):
+        order[fill[keys[i]]] = i
+        fill[keys[i]] += 1
+    return ptr, order

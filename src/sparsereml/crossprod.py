@@ -21,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import get_num_threads, njit, prange
 
-from ._compiled import find_sorted, grow_triplets
+from ._compiled import counting_sort, find_sorted, grow_triplets
 
 __all__ = ["CrossProducts", "cross_products", "lower_pattern"]
 
@@ -201,23 +201,6 @@ def _column_groups(Wp, Wi, gcode, n_col):
             if g > gmax[c]:
                 gmax[c] = g
     return gmin, gmax
-
-
-@njit(cache=True)
-def _group_order(gcode, n_groups):
-    """Records sorted by group (counting sort, stable), and where each group starts."""
-    start = np.zeros(n_groups + 1, dtype=np.int64)
-    for g in gcode:
-        start[g + 1] += 1
-    for g in range(n_groups):
-        start[g + 1] += start[g]
-    fill = start[:-1].copy()
-    order = np.empty(gcode.shape[0], dtype=np.int64)
-    for i in range(gcode.shape[0]):
-        g = gcode[i]
-        order[fill[g]] = i
-        fill[g] += 1
-    return order, start
 
 
 @njit(cache=True)
@@ -407,7 +390,7 @@ def _plain_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_group
     cols = np.repeat(np.arange(lower.shape[0], dtype=np.int64), np.diff(lower.indptr))
     single = ~(multi[rows] & multi[cols]) & (total != 0)
     owner = np.where(multi[rows], gmin[cols], gmin[rows])[single]
-    order, start = _group_order(g64, n_groups)
+    start, order = counting_sort(g64, n_groups)  # records group by group
     pos, g, val, mrow, mgrp, mval = _split_by_group(Wp, Wi, W.data, y, order, start, multi,
                                                     lower.indptr.astype(np.int64), rows)
     pos = np.concatenate([np.flatnonzero(single), pos])

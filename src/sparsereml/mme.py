@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from ._compiled import counting_sort
 from .crossprod import CrossProducts
 from .structures import Structure
 
@@ -64,28 +65,12 @@ def _residual_rhs_data(nnz, r, rval, a, b, val, row, col, s):
 
 
 @njit(cache=True)
-def _by_group(grp, G):
-    """Indices sorted by group (counting sort) and the group pointers."""
-    ptr = np.zeros(G + 1, dtype=np.int64)
-    for g in grp:
-        ptr[g + 1] += 1
-    for g in range(G):
-        ptr[g + 1] += ptr[g]
-    fill = ptr[:-1].copy()
-    order = np.empty(grp.shape[0], dtype=np.int64)
-    for i in range(grp.shape[0]):
-        order[fill[grp[i]]] = i
-        fill[grp[i]] += 1
-    return ptr, order
-
-
-@njit(cache=True)
 def _component_pattern(G, N, e_grp, e_row, e_col, r_grp, r_row):
     """Per component k: the sorted unknowns of its entries (e_row, e_col) and right-hand side
     (r_row), as CSC (indptr, indices); and the position in ``indices`` of every entry's row
     (a), column (b) and right-hand-side row (r)."""
-    ep, eo = _by_group(e_grp, G)
-    rp, ro = _by_group(r_grp, G)
+    ep, eo = counting_sort(e_grp, G)
+    rp, ro = counting_sort(r_grp, G)
     stamp = np.full(N, -1, dtype=np.int64)
     where = np.empty(N, dtype=np.int64)
     indices = np.empty(2 * e_grp.shape[0] + r_grp.shape[0], dtype=np.int64)

@@ -20,11 +20,17 @@ def test_lapack_library_is_the_openblas_scipy_loaded():
     assert path in _openblas_paths()
 
 
-def test_dense_threads_raises_and_restores_the_thread_count(monkeypatch):
+@pytest.fixture
+def lapack_openblas():
+    """(path, threadpoolctl controller) of the OpenBLAS behind scipy.linalg.lapack."""
     path = threads.lapack_library()
     if path is None or threads._openblas(path) is None:
         pytest.skip("no OpenBLAS with a pool to control")
-    lc, _ = threads._openblas(path)
+    return path, threads._openblas(path)[0]
+
+
+def test_dense_threads_raises_and_restores_the_thread_count(monkeypatch, lapack_openblas):
+    path, lc = lapack_openblas
     monkeypatch.setenv("SPARSEREML_DENSE_THREADS", "2")
     before = lc.get_num_threads()
     with threads.single_threaded():
@@ -41,11 +47,8 @@ def test_dense_threads_raises_and_restores_the_thread_count(monkeypatch):
     assert lc.get_num_threads() == before
 
 
-def test_one_thread_wanted_leaves_blas_alone(monkeypatch):
-    path = threads.lapack_library()
-    if path is None or threads._openblas(path) is None:
-        pytest.skip("no OpenBLAS with a pool to control")
-    lc, _ = threads._openblas(path)
+def test_one_thread_wanted_leaves_blas_alone(monkeypatch, lapack_openblas):
+    path, lc = lapack_openblas
     monkeypatch.setenv("SPARSEREML_DENSE_THREADS", "1")
     with threads.single_threaded():
         with threads.dense_threads(path):

@@ -17,28 +17,10 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit, prange
 
+from .._compiled import counting_sort
+from .ordering import permuted_rows
+
 __all__ = ["choose_absorbed", "AbsorbPlan"]
-
-
-@njit(cache=True)
-def _rows_of_lower(n, Cp, Ci):
-    """Row-wise view of a lower pattern: for each row r, the columns c < r with an entry (r, c)."""
-    cnt = np.zeros(n + 1, dtype=np.int64)
-    for c in range(n):
-        for p in range(Cp[c], Cp[c + 1]):
-            if Ci[p] != c:
-                cnt[Ci[p] + 1] += 1
-    for r in range(n):
-        cnt[r + 1] += cnt[r]
-    Rj = np.empty(cnt[n], dtype=np.int64)
-    fill = cnt[:-1].copy()
-    for c in range(n):
-        for p in range(Cp[c], Cp[c + 1]):
-            r = Ci[p]
-            if r != c:
-                Rj[fill[r]] = c
-                fill[r] += 1
-    return cnt, Rj
 
 
 @njit(cache=True)
@@ -65,7 +47,7 @@ def choose_absorbed(lower: sp.csc_matrix, cap: int = 64, min_fraction: float = 0
     degree first.  Returns an empty array when the set would be too small to matter."""
     n = lower.shape[0]
     Cp, Ci = lower.indptr.astype(np.int64), lower.indices.astype(np.int64)
-    Rp, Rj = _rows_of_lower(n, Cp, Ci)
+    Rp, Rj = permuted_rows(Cp, Ci, np.arange(n, dtype=np.int64))  # row r: the columns c < r it meets
     deg = np.diff(Cp) - 1 + np.diff(Rp)  # neighbours below and above, diagonal excluded
     order = np.argsort(deg, kind="stable").astype(np.int64)
     take = _independent_set(order, deg, Cp, Ci, Rp, Rj, cap)
@@ -76,18 +58,9 @@ def choose_absorbed(lower: sp.csc_matrix, cap: int = 64, min_fraction: float = 0
 
 @njit(cache=True)
 def _lists(owner, target, k):
-    """Targets grouped by owner (counting sort): pointers and the grouped targets."""
-    ptr = np.zeros(k + 1, dtype=np.int64)
-    for j in owner:
-        ptr[j + 1] += 1
-    for j in range(k):
-        ptr[j + 1] += ptr[j]
-    out = np.empty(owner.shape[0], dtype=np.int64)
-    fill = ptr[:-1].copy()
-    for e in range(owner.shape[0]):
-        out[fill[owner[e]]] = target[e]
-        fill[owner[e]] += 1
-    return ptr, out
+    """Targets grouped by owner (0..k-1): pointers and the grouped targets."""
+    ptr, order = counting_sort(owner, k)
+    return ptr, target[order]
 
 
 @njit(cache=True)

@@ -100,7 +100,7 @@ def _cost(parent, counts, blas_rate, scalar_rate, scatter_rate):
 
 
 @njit(cache=True)
-def _permuted_rows(Cp, Ci, pos):
+def permuted_rows(Cp, Ci, pos):
     """Row-wise lower structure of P A P' (row pos[r] of the result is row r of A): for each
     row i, the columns k < i with an entry (unsorted; the tree and the counts do not need it)."""
     n = Cp.shape[0] - 1
@@ -131,7 +131,7 @@ def symbolic_counts(lower: sp.csc_matrix, order: np.ndarray | None = None) -> tu
     pos = np.arange(n, dtype=np.int64)
     if order is not None:
         pos[np.asarray(order, dtype=np.int64)] = np.arange(n, dtype=np.int64)
-    Up, Ui = _permuted_rows(lower.indptr.astype(np.int64), lower.indices.astype(np.int64), pos)
+    Up, Ui = permuted_rows(lower.indptr.astype(np.int64), lower.indices.astype(np.int64), pos)
     return _etree_counts(n, Up, Ui)
 
 
@@ -144,9 +144,9 @@ def predicted_cost(lower: sp.csc_matrix, order: np.ndarray | None = None) -> flo
 @njit(cache=True)
 def _permuted_csc(Cp, Ci, pos):
     """CSC (sorted rows) of the lower pattern of P A P': the row lists of the permuted matrix
-    (from _permuted_rows) turned into columns, which receive their rows in increasing order."""
+    (from permuted_rows) turned into columns, which receive their rows in increasing order."""
     n = Cp.shape[0] - 1
-    Up, Ui = _permuted_rows(Cp, Ci, pos)
+    Up, Ui = permuted_rows(Cp, Ci, pos)
     diag = np.zeros(n, dtype=np.int64)
     for c in range(n):
         for p in range(Cp[c], Cp[c + 1]):

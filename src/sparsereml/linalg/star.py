@@ -20,6 +20,7 @@ from scipy.linalg import lapack
 
 from ..errors import NotPositiveDefinite
 from .backends import LDL
+from .kernels import _unit_lower_inverse
 from .ordering import symbolic_counts
 from .threads import dense_threads, lapack_library
 
@@ -74,14 +75,7 @@ def _factor_leaves(data, leaf_start, leaf_n, nb, a_src, a_dst, a_ptr, b_src, b_d
         if d[0] <= 0.0:
             return k
         # X = B L^-T (so that L_NK = X D^-1), with BLAS: L^-1 is small (w x w)
-        Linv = np.zeros((w, w))
-        for t in range(w):
-            Linv[t, t] = 1.0
-            for i in range(t + 1, w):
-                v = 0.0
-                for q in range(t, i):
-                    v -= L[i, q] * Linv[q, t]
-                Linv[i, t] = v
+        Linv = _unit_lower_inverse(L)
         if m > 0:
             B = np.dot(B, Linv.T.copy())
         rows = nb[leaf_n[k]: leaf_n[k + 1]]
