@@ -14,8 +14,9 @@ steady factor per iteration; when the step after the current one is predicted
 (from the last two full steps, shrinking by a factor below 1/2) to be below
 ``tol``, the current step is taken as the last one and the iterations stop
 there: that point gets its log-likelihood and average information (standard
-errors), and its selected inverse only when PEVs are asked for.  Where the likelihood is flat in some direction (a
-nearly singular us() matrix, say) rounding keeps the steps from getting that
+errors), and its selected inverse only when PEVs are asked for.  Where the
+likelihood is flat in some direction (a nearly singular us() matrix, say)
+rounding keeps the steps from getting that
 small: three successive iterates whose expected gain is below the logL
 tolerance and whose steps stopped shrinking also end the iterations, and the
 message says so.
@@ -130,7 +131,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     window = 5  # iterations over which a flat likelihood must not have risen
     converged, message = False, f"stopped after {max_iter} iterations without meeting the convergence rule"
     dep = pt.scale_of >= 0 if pt.scale_of is not None else np.zeros(theta.size, dtype=bool)
-    held = np.zeros(theta.size, dtype=bool)  # correlations held (code B) because their variance is
+    held = np.zeros(theta.size, dtype=bool)  # correlations held (code B) because their variance is held
     for it in range(1, max_iter + 1):
         at_lower = theta <= lower + eps
         release = (codes == "B") & ~held & np.where(at_lower, ev.score > 0, ev.score < 0)  # score points inside
