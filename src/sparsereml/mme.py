@@ -43,10 +43,19 @@ def _symmetric_product(Cp, Ci, data, X):
 @njit(cache=True)
 def _weighted_pair_sums(grp, w, val, x, i, y, j, G):
     """sum over entries e of component grp[e] of w[e] val[e] x[i[e]] y[j[e]] (one pass, no
-    temporaries; y = [1.] with j = 0 for a plain weighted sum of x)."""
+    temporaries)."""
     out = np.zeros(G)
     for e in range(grp.shape[0]):
         out[grp[e]] += w[e] * val[e] * x[i[e]] * y[j[e]]
+    return out
+
+
+@njit(cache=True)
+def _weighted_sums(grp, w, val, x, i, G):
+    """sum over entries e of component grp[e] of w[e] val[e] x[i[e]]."""
+    out = np.zeros(G)
+    for e in range(grp.shape[0]):
+        out[grp[e]] += w[e] * val[e] * x[i[e]]
     return out
 
 
@@ -151,7 +160,6 @@ class MixedModelEquations:
         self._e_pos, self._e_grp, self._e_val = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
         self._e_row, self._e_col = self.rows[self._e_pos], self.cols[self._e_pos]
         self._e_w = self.offdiag_weight[self._e_pos]
-        self._ones, self._zeros = np.ones(1), np.zeros(self._e_pos.size, dtype=np.int64)  # for traces
         self._t = None  # where r_g - C_g s lands, built on first use
         self._one = None  # W'W and W'y as dense vectors when there is one group
 
@@ -213,8 +221,7 @@ class MixedModelEquations:
 
     def component_trace(self, zc: np.ndarray) -> np.ndarray:
         """tr(C^-1 C_k) for every component, from the selected inverse on the pattern."""
-        return _weighted_pair_sums(self._e_grp, self._e_w, self._e_val, zc, self._e_pos, self._ones,
-                                   self._zeros, self.n_components)
+        return _weighted_sums(self._e_grp, self._e_w, self._e_val, zc, self._e_pos, self.n_components)
 
     def component_residual_rhs(self, s: np.ndarray) -> sp.csc_matrix:
         """(N x K) sparse: column k is r_k - C_k s = W_k'B_k(y - W s)."""

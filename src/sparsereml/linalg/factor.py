@@ -37,12 +37,6 @@ def _positions(lower: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray) -> np.n
     return np.searchsorted(keys, rows.astype(np.int64) + n * cols.astype(np.int64))
 
 
-def _permuted(lower: sp.csc_matrix, order: np.ndarray) -> sp.csc_matrix:
-    out = permute_lower(lower, order)
-    out.sort_indices()
-    return out
-
-
 class SparseLDL:
     """Factor of a symmetric positive-definite matrix with a fixed pattern.
 
@@ -107,7 +101,7 @@ class SparseLDL:
         order, self.ordering_table, found, post, red_q = identity, [], None, None, None
         if groups is not None:
             order, _, self.ordering_table, symbolic = choose_order(reduced, np.asarray(groups)[rest])
-            red_q = _permuted(reduced, order)
+            red_q = permute_lower(reduced, order)
             if use_star:
                 found, post = StarFactor.detect(red_q, symbolic)
             narrow = found is not None and int(np.diff(found.leaf_start).max(initial=0)) <= NARROW_LEAF
@@ -126,7 +120,7 @@ class SparseLDL:
         if found is None and use_star and "factor" not in opts:
             found, post = StarFactor.detect(red_q)
         if found is not None:
-            order, red_q = order[post], _permuted(red_q, post)
+            order, red_q = order[post], permute_lower(red_q, post)
         if found is None and self.backend == "qdldl" and not np.array_equal(order, identity):
             order, red_q = identity, reduced.copy()  # QDLDL orders by AMD itself
             red_q.sort_indices()

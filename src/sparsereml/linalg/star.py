@@ -21,7 +21,7 @@ from scipy.linalg import lapack
 from ..errors import NotPositiveDefinite
 from .backends import LDL
 from .kernels import _unit_lower_inverse
-from .ordering import symbolic_counts
+from .ordering import permute_lower, symbolic_counts
 from .threads import dense_threads, lapack_library
 
 __all__ = ["StarFactor"]
@@ -195,15 +195,6 @@ def _leaves(lower, parent, counts, r0):
     return work, post, starts, rows_of
 
 
-def _permute(lower: sp.csc_matrix, order: np.ndarray) -> sp.csc_matrix:
-    """Lower pattern of P A P' (column k of the result is column order[k] of A), sorted rows."""
-    from .ordering import permute_lower
-
-    out = permute_lower(lower, order)
-    out.sort_indices()
-    return out
-
-
 class StarFactor:
     """Numeric LDL' on a star-shaped factor pattern (see the module docstring); the same
     interface as the sparse backends (``factorize`` returns an :class:`LDL`)."""
@@ -288,7 +279,7 @@ class StarFactor:
         if best is None:
             return None, None
         _, r0, post, starts, rows_of = best
-        return cls(_permute(lower, post), r0, starts, rows_of), post
+        return cls(permute_lower(lower, post), r0, starts, rows_of), post
 
     def factorize(self, data: np.ndarray, out_x: np.ndarray | None = None,
                   out_d: np.ndarray | None = None) -> LDL:
