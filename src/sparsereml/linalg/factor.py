@@ -263,15 +263,22 @@ class SparseLDL:
             self._root_ready = True
         return Lr
 
+    def _star_root(self) -> np.ndarray | None:
+        """The Cholesky factor of the trailing root (c = L_r D_r^1/2) while the star backend still
+        holds it intact, else None."""
+        star = self._backend if isinstance(self._backend, StarFactor) else None
+        if star is None or self._tail != self.n_absorbed + star.r0:
+            return None
+        return star.root_factor()
+
     def selected_inverse(self) -> np.ndarray:
         """Entries of C^-1 on the analysed pattern of C (aligned with its lower-triangle data)."""
         f = self.ldl
         Zd, Zx = self._Zd_buf, self._Zx_buf
         for s in self._dense_roots:
             a, b = self.sn_start[s], self.sn_start[s + 1]
-            star = self._backend if isinstance(self._backend, StarFactor) else None
-            if a == self._tail and star is not None and star.root_intact and a == self.n_absorbed + star.r0:
-                Lc = star.take_root()  # its Cholesky factor, inverted in place (rebuilt next factorisation)
+            if a == self._tail and self._star_root() is not None:
+                Lc = self._backend.take_root()  # its Cholesky factor, inverted in place
             elif a == self._tail:
                 Lc = self._tail_buffers()[1]
                 kernels.scaled_copy(self._tail_block(), np.sqrt(f.d[a:b]), Lc)
@@ -313,7 +320,12 @@ class SparseLDL:
             Ys = sp.csc_matrix((vals * scale[rows], (rows, cols)), shape=(tail, m))
             out = (Ys.T @ Ys).toarray()
         if tail < f.n:
-            Lr = self._tail_block()
-            Y = solve_triangular(Lr, R, lower=True, unit_diagonal=True, check_finite=False)
-            out += (Y / f.d[tail:, None]).T @ Y
+            c = self._star_root()
+            if c is not None:  # c^-1 R = D^-1/2 L^-1 R: no unit-L block to gather
+                Y = solve_triangular(c, R, lower=True, check_finite=False)
+                out += Y.T @ Y
+            else:
+                Lr = self._tail_block()
+                Y = solve_triangular(Lr, R, lower=True, unit_diagonal=True, check_finite=False)
+                out += (Y / f.d[tail:, None]).T @ Y
         return out

@@ -301,6 +301,11 @@ class StarFactor:
         self._root, self.root_intact = c, True
         return LDL(self.perm, self.pinv, self.Lp, self.Li, Lx, d)
 
+    def root_factor(self) -> np.ndarray | None:
+        """The root's Cholesky factor (lower triangle, F order) of the last factorisation, to read
+        only, or None once it was handed out by :meth:`take_root`."""
+        return self._root if self.root_intact else None
+
     def take_root(self) -> np.ndarray:
         """The root's Cholesky factor (lower triangle, F order) from the last factorisation, for
         the caller to overwrite (e.g. with its inverse); handed out once per factorisation."""

@@ -248,29 +248,16 @@ class REMLProblem:
         t0 = time.perf_counter()
         th_terms, th_res = self.split(ev.theta)
         s, mme = ev.solution, self.mme
-        zc = self.factor.selected_inverse() if scores else None
-        t1 = time.perf_counter()
-        score = np.empty(self.params.n) if scores else None
-        curvature = np.zeros((self.params.n, self.params.n)) if scores else None
         betas = []  # working variates of the random-term parameters, in MME coordinates
-        for k, (st, th, off, pos) in enumerate(zip(self.structures, th_terms, mme.offsets, mme.ginv_pos)):
-            u = s[off: off + st.size]
-            if scores:
-                sl = self.params.term_slices[k]
-                score[sl] = st.score(th, zc[pos], u)
-                curvature[sl, sl] = st.curvature(th, zc[pos], u)
-            B = st.working_variates(th, u).tocoo()
+        for st, th, off in zip(self.structures, th_terms, mme.offsets):
+            B = st.working_variates(th, s[off: off + st.size]).tocoo()
             betas.append(sp.csc_matrix((B.data, (B.row + off, B.col)), shape=(mme.N, st.n_params)))
         sr, scs = mme.component_sr_scs(s)
         ee = self.cp.yty - 2.0 * sr + scs  # e'B_k e
         D = self.residual_dcoef(th_res)
         th_groups = self.residual_parts(th_res)
-        if scores:
-            # residual parameters: dlogL/dtheta_j = -1/2 [dlog|R| + sum_k dc_k (tr(C^-1 C_k) + e'B_k e)]
-            tr = mme.component_trace(zc)
-            dlogdet_r = np.concatenate([res.dlogdet(th) for res, th in zip(self.residuals, th_groups)])
-            score[self.params.residual_slice] = -0.5 * (dlogdet_r + D.T @ (tr + ee))
-        # average information: AI = 1/2 (Q - T'C^-1 T), T = W'R^-1 [q_1 ... q_m]
+        # average information: AI = 1/2 (Q - T'C^-1 T), T = W'R^-1 [q_1 ... q_m]; formed before
+        # the selected inverse, which overwrites the dense root's factor with its inverse
         beta = sp.hstack(betas, format="csc") if betas else sp.csc_matrix((mme.N, 0))
         T_g = mme.matvec(ev.parts["H"], beta) if betas else beta  # H beta_i, kept sparse
         T_r = -(mme.component_residual_rhs(s) @ sp.csc_matrix(D))  # W'R^-1 q_j = -W'Rdot_j e
@@ -281,8 +268,23 @@ class REMLProblem:
         Q[ng:, :ng] = Q[:ng, ng:].T
         Q[ng:, ng:] = self._residual_q(th_groups, ee, s)
         ai = 0.5 * (Q - self.factor.inverse_quadratic(T))
+        t1 = time.perf_counter()
+        score = curvature = zc = None
+        if scores:
+            zc = self.factor.selected_inverse()
+            score = np.empty(self.params.n)
+            curvature = np.zeros((self.params.n, self.params.n))
+            for k, (st, th, off, pos) in enumerate(zip(self.structures, th_terms, mme.offsets, mme.ginv_pos)):
+                u = s[off: off + st.size]
+                sl = self.params.term_slices[k]
+                score[sl] = st.score(th, zc[pos], u)
+                curvature[sl, sl] = st.curvature(th, zc[pos], u)
+            # residual parameters: dlogL/dtheta_j = -1/2 [dlog|R| + sum_k dc_k (tr(C^-1 C_k) + e'B_k e)]
+            tr = mme.component_trace(zc)
+            dlogdet_r = np.concatenate([res.dlogdet(th) for res, th in zip(self.residuals, th_groups)])
+            score[self.params.residual_slice] = -0.5 * (dlogdet_r + D.T @ (tr + ee))
         ev.score, ev.ai, ev.zc, ev.curvature = score, 0.5 * (ai + ai.T), zc, curvature
-        ev.seconds.update(selinv=t1 - t0, derivatives=time.perf_counter() - t1)
+        ev.seconds.update(derivatives=t1 - t0, selinv=time.perf_counter() - t1)
         return ev
 
     def selected_inverse(self, ev: Evaluation) -> np.ndarray:
