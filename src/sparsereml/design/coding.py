@@ -43,10 +43,11 @@ def encode(series: pd.Series, name: str) -> Factor:
     """
     if isinstance(series.dtype, pd.CategoricalDtype):
         codes = series.cat.codes.to_numpy().astype(np.int64)
-        used = np.unique(codes)
+        seen = codes >= 0  # -1: missing
+        used = np.flatnonzero(np.bincount(codes[seen], minlength=len(series.cat.categories)))
         remap = np.full(len(series.cat.categories), -1, dtype=np.int64)
         remap[used] = np.arange(len(used))
-        return Factor(name, remap[codes], _labels(series.cat.categories[used]))
+        return Factor(name, np.where(seen, remap[codes], -1), _labels(series.cat.categories[used]))
     try:
         codes, uniques = pd.factorize(series, sort=True)
     except TypeError:  # mixed types that cannot be ordered: order by their text

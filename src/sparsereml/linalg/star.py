@@ -19,6 +19,7 @@ from numba import njit
 from scipy.linalg import lapack
 
 from ..errors import NotPositiveDefinite
+from .._compiled import counting_sort
 from .backends import LDL
 from .kernels import _unit_lower_inverse
 from .ordering import permute_lower, symbolic_counts
@@ -167,27 +168,57 @@ def _rank_in_leaf(rows, k_of, in_b, leaf_n, nb, n):
     return out
 
 
+@njit(cache=True)
+def _leaf_structure(indptr, indices, parent, r0):
+    """Subtrees of the elimination tree below column r0: each column's leaf (numbered by the
+    leaf's top column), the columns in leaf order, and each leaf's root rows (rows >= r0 of its
+    columns, sorted) as (pointers, rows)."""
+    top = np.arange(r0)
+    for j in range(r0 - 1, -1, -1):  # the leaf of a column is that of its parent below the root
+        p = parent[j]
+        if 0 <= p < r0:
+            top[j] = top[p]
+    label = np.full(r0, -1, dtype=np.int64)
+    n_leaves = 0
+    for j in range(r0):
+        if top[j] == j:
+            label[j] = n_leaves
+            n_leaves += 1
+    leaf = np.empty(r0, dtype=np.int64)
+    for j in range(r0):
+        leaf[j] = label[top[j]]
+    ptr, order = counting_sort(leaf, n_leaves)  # columns leaf by leaf, in order within each
+    n = indptr.shape[0] - 1
+    stamp = np.full(n, -1, dtype=np.int64)
+    rows = np.empty(indptr[r0], dtype=np.int64)
+    rptr = np.zeros(n_leaves + 1, dtype=np.int64)
+    k = 0
+    for lf in range(n_leaves):
+        for q in range(ptr[lf], ptr[lf + 1]):
+            c = order[q]
+            for p in range(indptr[c], indptr[c + 1]):
+                r = indices[p]
+                if r >= r0 and stamp[r] != lf:
+                    stamp[r] = lf
+                    rows[k] = r
+                    k += 1
+        rows[rptr[lf]:k] = np.sort(rows[rptr[lf]:k])
+        rptr[lf + 1] = k
+    return ptr, order, rptr, rows[:k].copy()
+
+
 def _leaves(lower, parent, counts, r0):
     """Leaves below a root starting at column r0: (dense work, column order, leaf starts, root
     rows of each leaf), or None when a leaf is too wide or too sparse."""
     n = lower.shape[0]
-    leaf = np.arange(r0)
-    for j in range(r0 - 1, -1, -1):  # the leaf of a column is that of its parent below the root
-        p = parent[j]
-        if 0 <= p < r0:
-            leaf[j] = leaf[p]
-    ids, leaf, sizes = np.unique(leaf, return_inverse=True, return_counts=True)
+    starts, order, rptr, rows = _leaf_structure(lower.indptr.astype(np.int64), lower.indices.astype(np.int64),
+                                                np.asarray(parent, dtype=np.int64), r0)
+    sizes = np.diff(starts)
     if sizes.max() > MAX_LEAF:
         return None
-    post = np.concatenate([np.argsort(leaf, kind="stable"), np.arange(r0, n)])
-    starts = np.concatenate([[0], np.cumsum(sizes)])
-    # root rows of each leaf: the rows >= r0 of its columns (the order keeps root rows in place)
-    cols = np.repeat(np.arange(n), np.diff(lower.indptr))
-    below = (cols < r0) & (lower.indices >= r0)
-    keys = np.unique(leaf[cols[below]].astype(np.int64) * n + lower.indices[below])
-    bounds = np.searchsorted(keys, np.arange(ids.size + 1, dtype=np.int64) * n)
-    rows_of = [keys[a:b] % n for a, b in zip(bounds[:-1], bounds[1:])]
-    m = np.diff(bounds)
+    post = np.concatenate([order, np.arange(r0, n)])
+    rows_of = [rows[a:b] for a, b in zip(rptr[:-1], rptr[1:])]
+    m = np.diff(rptr)
     stored = int(np.sum(sizes * (sizes - 1) // 2 + sizes * m))
     if stored > (1.0 + LEAF_ZEROS) * max(int(counts[:r0].sum()) - r0, 1):
         return None
