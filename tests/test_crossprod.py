@@ -6,13 +6,19 @@ import scipy.sparse as sp
 from sparsereml.crossprod import cross_products
 
 
+@pytest.mark.parametrize("values", ["covariates", "factors"])
 @pytest.mark.parametrize("n_groups", [1, 3, 7])
-def test_per_group_products_match_direct_ones(n_groups):
+def test_per_group_products_match_direct_ones(n_groups, values):
     rng = np.random.default_rng(n_groups)
-    n, ncol = 400, 60
+    n, ncol = 400, 61
     rows = np.repeat(np.arange(n), 4)
-    cols = np.concatenate([np.zeros((n, 1), int), rng.integers(1, ncol, (n, 3))], axis=1).ravel()
-    vals = np.where(cols == 0, 1.0, rng.normal(size=cols.size))  # covariates with both signs
+    if values == "factors":  # an intercept and three factors: every value of W is 1 (own code path)
+        codes = rng.integers(0, 20, (n, 3)) + np.array([1, 21, 41])
+        cols = np.concatenate([np.zeros((n, 1), int), codes], axis=1).ravel()
+        vals = np.ones(cols.size)
+    else:
+        cols = np.concatenate([np.zeros((n, 1), int), rng.integers(1, ncol, (n, 3))], axis=1).ravel()
+        vals = np.where(cols == 0, 1.0, rng.normal(size=cols.size))  # covariates with both signs
     W = sp.csr_matrix((vals, (rows, cols)), shape=(n, ncol))
     W.sum_duplicates()
     # groups: some columns occur in one group only, others in several

@@ -90,36 +90,49 @@ def lower_pattern(gram: sp.csc_matrix, extra: list | None = None) -> sp.csc_matr
 
 
 @njit(parallel=True, cache=True)
-def _lower_gram(Wp, Wi, Wx, n_col, nchunk):
+def _lower_gram(Wp, Wi, Wx, n_col, nchunk, ones):
     """Structural lower triangle of W'W (CSC, sorted rows) and its values.
 
     Column b collects, over the records that have b, every column a >= b of those records;
-    the pattern is structural, so entries that cancel numerically are kept.  One sequential
-    pass over the records lays every such pair (a, w_b w_a) out column by column, so that the
-    two passes per column (count the distinct rows, then place and sum them) read contiguous
-    memory instead of visiting the records of each column scattered through the data.
-    Columns are split into ``nchunk`` ranges of about equal work, done in parallel.
+    the pattern is structural, so entries that cancel numerically are kept.  A pass over the
+    records lays every such pair (a, w_b w_a) out column by column, so that the two passes per
+    column (count the distinct rows, then place and sum them) read contiguous memory instead
+    of visiting the records of each column scattered through the data.  The layout is written
+    by ``nchunk`` threads, each for a range of records (in record order within each column);
+    the passes by ``nchunk`` ranges of columns of about equal work.  With ``ones`` (every value
+    of W is 1, as for factor codings) the values are not laid out: this pass is bound by memory
+    traffic, and the pair values were two thirds of it.
     """
     n = Wp.shape[0] - 1
-    work = np.zeros(n_col + 1, dtype=np.int64)  # record pairs per column
-    for i in range(n):
-        for p in range(Wp[i], Wp[i + 1]):
-            work[Wi[p] + 1] += Wp[i + 1] - p
+    rb = np.linspace(0, n, nchunk + 1).astype(np.int64)
+    cnt = np.zeros((nchunk, n_col), dtype=np.int64)  # record pairs per chunk and column
+    for t in prange(nchunk):
+        for i in range(rb[t], rb[t + 1]):
+            for p in range(Wp[i], Wp[i + 1]):
+                cnt[t, Wi[p]] += Wp[i + 1] - p
+    work = np.zeros(n_col + 1, dtype=np.int64)
+    start = np.empty((nchunk, n_col), dtype=np.int64)
     for c in range(n_col):
-        work[c + 1] += work[c]
+        acc = work[c]
+        for t in range(nchunk):
+            start[t, c] = acc
+            acc += cnt[t, c]
+        work[c + 1] = acc
     pair_row = np.empty(work[n_col], dtype=np.int32)
-    pair_val = np.empty(work[n_col])
-    fill = work[:-1].copy()
-    for i in range(n):
-        for p in range(Wp[i], Wp[i + 1]):
-            c = Wi[p]
-            k = fill[c]
-            wb = Wx[p]
-            for p2 in range(p, Wp[i + 1]):
-                pair_row[k] = Wi[p2]
-                pair_val[k] = wb * Wx[p2]
-                k += 1
-            fill[c] = k
+    pair_val = np.empty(0 if ones else work[n_col])
+    for t in prange(nchunk):
+        fill = start[t]
+        for i in range(rb[t], rb[t + 1]):
+            for p in range(Wp[i], Wp[i + 1]):
+                c = Wi[p]
+                k = fill[c]
+                wb = Wx[p]
+                for p2 in range(p, Wp[i + 1]):
+                    pair_row[k] = Wi[p2]
+                    if not ones:
+                        pair_val[k] = wb * Wx[p2]
+                    k += 1
+                fill[c] = k
     bounds = np.searchsorted(work, np.linspace(0.0, float(work[n_col]), nchunk + 1))
     bounds[0], bounds[nchunk] = 0, n_col
     counts = np.zeros(n_col, dtype=np.int64)
@@ -150,7 +163,7 @@ def _lower_gram(Wp, Wi, Wx, n_col, nchunk):
                     slot[a] = k
                     Ci[k] = a
                     k += 1
-                Cx[slot[a]] += pair_val[q]
+                Cx[slot[a]] += 1.0 if ones else pair_val[q]
             _sort_pairs(Ci, Cx, Cp[b], k)
     return Cp, Ci, Cx
 
@@ -367,8 +380,9 @@ def _plain_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_group
                     extra_pattern: list) -> CrossProducts:
     """W_g'W_g, W_g'y_g and y_g'y_g of every group (records only)."""
     n_col = W.shape[1]
-    Cp, Ci, Cx = _lower_gram(W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data.astype(float), n_col,
-                             get_num_threads())
+    Wx = W.data.astype(float)
+    Cp, Ci, Cx = _lower_gram(W.indptr.astype(np.int64), W.indices.astype(np.int64), Wx, n_col,
+                             get_num_threads(), bool(np.all(Wx == 1.0)))
     gram = sp.csc_matrix((Cx, Ci, Cp), shape=(n_col, n_col))
     has_diag = np.all(np.diff(Cp) > 0) and np.all(Ci[Cp[:-1]] == np.arange(n_col))
     if has_diag and not extra_pattern:
