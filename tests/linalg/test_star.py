@@ -52,8 +52,14 @@ def test_star_matches_dense_linear_algebra(seed):
     f = SparseLDL(low, star=True, absorb=False)
     assert f.method.startswith("leaves")
     f.factorize(low.data)
-    assert_matches_dense(f, A, low)
     b = np.random.default_rng(seed).standard_normal((A.shape[0], 2))
+    # a vector is solved with the root's Cholesky factor while the star holds it, with the
+    # joined unit-L factor once the selected inverse has inverted it in place
+    assert f._star_root() is not None
+    np.testing.assert_allclose(A @ f.solve(b[:, 0]), b[:, 0], atol=1e-9)
+    assert_matches_dense(f, A, low)
+    assert f._star_root() is None
+    np.testing.assert_allclose(A @ f.solve(b[:, 0]), b[:, 0], atol=1e-9)
     np.testing.assert_allclose(A @ f.solve(b), b, atol=1e-9)
     T = sp.random(A.shape[0], 4, density=0.1, random_state=np.random.default_rng(seed)).tocsc()
     np.testing.assert_allclose(f.inverse_quadratic(T), (T.T @ np.linalg.solve(A.toarray(), T.toarray())),

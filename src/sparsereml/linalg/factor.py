@@ -232,7 +232,14 @@ class SparseLDL:
         b = np.asarray(b, dtype=float)
         if b.ndim == 1:
             x = b[f.perm]
-            kernels.ldl_solve_vec(f.n, f.Lp, f.Li, f.Lx, f.d, x)
+            c = self._star_root()
+            if c is not None:  # the dense root's part with LAPACK on its Cholesky factor
+                t = self._tail
+                kernels.ldl_forward_vec(t, f.Lp, f.Li, f.Lx, x)
+                x[t:], info = lapack.dpotrs(c, x[t:], lower=1)
+                kernels.ldl_backward_vec(t, f.Lp, f.Li, f.Lx, f.d, x)
+            else:
+                kernels.ldl_solve_vec(f.n, f.Lp, f.Li, f.Lx, f.d, x)
             out = np.empty_like(x)
             out[f.perm] = x
             return out

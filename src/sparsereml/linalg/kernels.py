@@ -280,6 +280,28 @@ def ldl_solve_inplace(n, Lp, Li, Lx, d, X):
 
 
 @njit(cache=True)
+def ldl_forward_vec(stop, Lp, Li, Lx, x):
+    """x <- L^-1 x over columns 0..stop-1 (rows below stop are updated, not solved)."""
+    for j in range(stop):
+        xj = x[j]
+        if xj != 0.0:
+            for p in range(Lp[j], Lp[j + 1]):
+                x[Li[p]] -= Lx[p] * xj
+
+
+@njit(cache=True)
+def ldl_backward_vec(stop, Lp, Li, Lx, d, x):
+    """x <- L^-T D^-1 x over columns 0..stop-1, the entries from stop on being already solved."""
+    for j in range(stop):
+        x[j] /= d[j]
+    for j in range(stop - 1, -1, -1):
+        acc = x[j]
+        for p in range(Lp[j], Lp[j + 1]):
+            acc -= Lx[p] * x[Li[p]]
+        x[j] = acc
+
+
+@njit(cache=True)
 def ldl_solve_vec(n, Lp, Li, Lx, d, x):
     """Solve (L D L') x = b in place for one vector (permuted space)."""
     for j in range(n):
