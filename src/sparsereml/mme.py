@@ -161,7 +161,8 @@ class MixedModelEquations:
         self._e_row, self._e_col = self.rows[self._e_pos], self.cols[self._e_pos]
         self._e_w = self.offdiag_weight[self._e_pos]
         self._t = None  # where r_g - C_g s lands, built on first use
-        self._one = None  # W'W and W'y as dense vectors when there is one group
+        self._one = None  # W'W, W'y and trace weights as dense vectors when there is one group
+        self._ws = None  # (s, W'W s) for the last s, one group
 
     def _residual_pattern(self):
         """Fixed sparse pattern of the N x K matrix [r_k - C_k s] and where each product lands.
@@ -212,8 +213,24 @@ class MixedModelEquations:
             return sp.csc_matrix(out)
         return out.reshape(X.shape)
 
+    def _one_group(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """W'W (lower-triangle data), W'y (dense) and the weights of tr(C^-1 W'W) on the
+        pattern (2 off the diagonal), when there is a single residual component."""
+        if self._one is None:
+            wtw = self.cp.WtW[:, 0].toarray().ravel()
+            self._one = (wtw, self.cp.Wty[:, 0].toarray().ravel(), wtw * self.offdiag_weight)
+        return self._one
+
+    def _one_product(self, s: np.ndarray) -> np.ndarray:
+        """W'W s for a single component, kept for the last s (scores and AI both need it)."""
+        if self._ws is None or not np.array_equal(self._ws[0], s):
+            self._ws = (s.copy(), self.matvec(self._one_group()[0], s))
+        return self._ws[1]
+
     def component_sr_scs(self, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """s'r_k and s'C_k s for every residual component."""
+        if self.n_components == 1:
+            return np.array([float(self._one_group()[1] @ s)]), np.array([float(s @ self._one_product(s))])
         sr = self.cp.Wty.T @ s
         scs = _weighted_pair_sums(self._e_grp, self._e_w, self._e_val, s, self._e_row, s, self._e_col,
                                   self.n_components)
@@ -221,15 +238,14 @@ class MixedModelEquations:
 
     def component_trace(self, zc: np.ndarray) -> np.ndarray:
         """tr(C^-1 C_k) for every component, from the selected inverse on the pattern."""
+        if self.n_components == 1:
+            return np.array([float(self._one_group()[2] @ zc)])
         return _weighted_sums(self._e_grp, self._e_w, self._e_val, zc, self._e_pos, self.n_components)
 
     def component_residual_rhs(self, s: np.ndarray) -> sp.csc_matrix:
         """(N x K) sparse: column k is r_k - C_k s = W_k'B_k(y - W s)."""
         if self.n_components == 1:  # r - W'W s
-            if self._one is None:
-                self._one = (self.cp.WtW[:, 0].toarray().ravel(), self.cp.Wty[:, 0].toarray().ravel())
-            wtw, wty = self._one
-            return sp.csc_matrix((wty - self.matvec(wtw, s))[:, None])
+            return sp.csc_matrix((self._one_group()[1] - self._one_product(s))[:, None])
         if self._t is None:
             self._residual_pattern()
         t = self._t
