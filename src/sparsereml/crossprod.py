@@ -410,7 +410,9 @@ def _plain_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_group
     pos = np.concatenate([np.flatnonzero(single), pos])
     g = np.concatenate([owner, g])
     val = np.concatenate([total[single], val])
-    WtW = sp.csc_matrix((val, (pos, g)), shape=(lower.nnz, n_groups))
+    # no (position, group) pair repeats: columns by a counting sort, not COO's sort and sum
+    ptr, order = counting_sort(g.astype(np.int64), n_groups)
+    WtW = sp.csc_matrix((val[order], pos[order], ptr), shape=(lower.nnz, n_groups))
     # W_g'y_g: a column confined to one group takes all of W'y; the others were split above
     one = np.flatnonzero(~multi & (gmax >= 0))
     Wty = sp.csc_matrix((np.concatenate([wty[one], mval]),
