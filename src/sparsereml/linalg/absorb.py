@@ -64,6 +64,22 @@ def _lists(owner, target, k):
 
 
 @njit(cache=True)
+def _by_owner_sorted(owner, key, k):
+    """Entries grouped by owner (0..k-1), by key within each owner (an insertion sort: an
+    absorbed unknown has few neighbours): pointers and the order of the entries."""
+    ptr, order = counting_sort(owner, k)
+    for j in range(k):
+        for a in range(ptr[j] + 1, ptr[j + 1]):
+            e = order[a]
+            b = a - 1
+            while b >= ptr[j] and key[order[b]] > key[e]:
+                order[b + 1] = order[b]
+                b -= 1
+            order[b + 1] = e
+    return ptr, order
+
+
+@njit(cache=True)
 def _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, out, k0):
     """Distinct rows r >= c of reduced column c; written to out[k0:] unless out is empty."""
     write = out.shape[0] > 0
@@ -98,19 +114,28 @@ def _reduced_lower(m, k, owner, nb, rr_rows, rr_cols):
     Ap, Ai = _lists(owner, nb, k)  # neighbours of each absorbed unknown
     Bp, Bj = _lists(nb, owner, m)  # absorbed unknowns next to each remaining one
     Rp, Ri = _lists(np.minimum(rr_rows, rr_cols), np.maximum(rr_rows, rr_cols), m)
+    # column ranges of equal work (rows visited), so that the threads' static shares balance
+    work = np.zeros(m + 1, dtype=np.int64)
+    for c in range(m):
+        w = Rp[c + 1] - Rp[c]
+        for q in range(Bp[c], Bp[c + 1]):
+            w += Ap[Bj[q] + 1] - Ap[Bj[q]]
+        work[c + 1] = work[c] + w
     nchunk = 16
+    cut = np.searchsorted(work, np.linspace(0.0, float(work[m]), nchunk + 1))
+    cut[0], cut[nchunk] = 0, m
     Cp = np.zeros(m + 1, dtype=np.int64)
     empty = np.empty(0, dtype=np.int64)
     for ch in prange(nchunk):
         marker = np.full(m, -1, dtype=np.int64)
-        for c in range(ch * m // nchunk, (ch + 1) * m // nchunk):
+        for c in range(cut[ch], cut[ch + 1]):
             Cp[c + 1] = _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, empty, 0)
     for c in range(m):
         Cp[c + 1] += Cp[c]
     Ci = np.empty(Cp[m], dtype=np.int64)
     for ch in prange(nchunk):
         marker = np.full(m, -1, dtype=np.int64)
-        for c in range(ch * m // nchunk, (ch + 1) * m // nchunk):
+        for c in range(cut[ch], cut[ch + 1]):
             n_c = _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, Ci, Cp[c])
             Ci[Cp[c]:Cp[c] + n_c] = np.sort(Ci[Cp[c]:Cp[c] + n_c])
     return Cp, Ci
@@ -170,10 +195,19 @@ def _pair_targets(Sp, Si, Cp, Ci, total):
             hy[fill[b]] = y - Sp[j]
             fill[b] += 1
     out = np.empty(total, dtype=np.int64)
+    # column ranges of equal work (pairs written), so that the threads' static shares balance
+    work = np.zeros(n + 1, dtype=np.int64)
+    for b in range(n):
+        w = Cp[b + 1] - Cp[b]
+        for h in range(hp[b], hp[b + 1]):
+            w += Sp[hj[h] + 1] - Sp[hj[h]] - hy[h]
+        work[b + 1] = work[b] + w
     nchunk = 32
+    cut = np.searchsorted(work, np.linspace(0.0, float(work[n]), nchunk + 1))
+    cut[0], cut[nchunk] = 0, n
     for ch in prange(nchunk):
         where = np.full(n, -1, dtype=np.int64)
-        for b in range(ch * n // nchunk, (ch + 1) * n // nchunk):
+        for b in range(cut[ch], cut[ch + 1]):
             for p in range(Cp[b], Cp[b + 1]):
                 where[Ci[p]] = p
             for h in range(hp[b], hp[b + 1]):
@@ -249,12 +283,9 @@ class AbsorbPlan:
     def _structure(self, position: np.ndarray):
         """CSC-like (Sp, Si, src) of the absorbed columns with neighbours mapped by ``position``
         and sorted by it."""
-        key = self._S_owner * (self.rest.size + 1) + position[self._S_nb]
-        order = np.argsort(key, kind="stable")
-        counts = np.bincount(self._S_owner, minlength=self.absorbed.size)
-        Sp = np.zeros(self.absorbed.size + 1, dtype=np.int64)
-        np.cumsum(counts, out=Sp[1:])
-        return Sp, position[self._S_nb][order], self._S_src[order]
+        nb = position[self._S_nb]
+        Sp, order = _by_owner_sorted(self._S_owner, nb, self.absorbed.size)
+        return Sp, nb[order], self._S_src[order]
 
     def prepare(self, position: np.ndarray, reduced_lower: sp.csc_matrix) -> None:
         """Fix the order of the reduced unknowns: ``position[r]`` is where rest-unknown r sits in

@@ -181,13 +181,15 @@ class SparseLDL:
             else:
                 self._abs_sort = np.lexsort((rows, col))
                 rows = rows[self._abs_sort]
-            Li = np.concatenate([rows, red.Li + k])
+            Li = np.empty(rows.size + red.Li.size, dtype=np.int64)
+            Li[:rows.size] = rows
+            np.add(red.Li, k, out=Li[rows.size:])
             Lp = np.concatenate([plan.Sp, red.Lp[1:] + plan.Sp[-1]])
             perm = np.concatenate([plan.absorbed, self._rest_order[red.perm]])
         else:
             Lp, Li = red.Lp, red.Li
             perm = self._rest_order[red.perm]
-        self._Lp, self._Li = Lp.astype(np.int64), Li.astype(np.int64)
+        self._Lp, self._Li = Lp.astype(np.int64, copy=False), Li.astype(np.int64, copy=False)
         self._perm = perm.astype(np.int64)
         self._pinv = np.empty_like(self._perm)
         self._pinv[self._perm] = np.arange(self.n)

@@ -276,11 +276,9 @@ class StarFactor:
         self.pinv = self.perm
 
     def _by_leaf(self, entries: np.ndarray, k_of: np.ndarray, local: np.ndarray):
-        order = np.argsort(k_of[entries], kind="stable")
-        src = entries[order]
-        ptr = np.zeros(self.leaf_start.size, dtype=np.int64)
-        np.cumsum(np.bincount(k_of[src], minlength=self.leaf_start.size - 1), out=ptr[1:])
-        return src.astype(np.int64), local[src].astype(np.int64), ptr
+        ptr, order = counting_sort(k_of[entries], self.leaf_start.size - 1)
+        src = entries[order].astype(np.int64, copy=False)
+        return src, local[src].astype(np.int64, copy=False), ptr
 
     @classmethod
     def detect(cls, lower: sp.csc_matrix, symbolic: tuple | None = None):
