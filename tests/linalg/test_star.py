@@ -107,3 +107,28 @@ def test_not_positive_definite_in_a_leaf_and_in_the_root():
         f.factorize(bad.data)
     f.factorize(low.data)  # and it recovers
     assert np.isfinite(f.logdet())
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_leaves_split_between_threads_give_the_same_factor(threads):
+    """The leaves' columns and their updates of the root are split into ranges, one per thread
+    (StarFactor._chunks); any split gives the same factor as one thread."""
+    low = _lower(_star_matrix(n_leaves=7, width=4, n_root=70, seed=3))
+    star, post = StarFactor.detect(low)
+    data = permute_data(low, post)
+    one = star.factorize(data)
+    Lx, d = one.Lx.copy(), one.d.copy()
+    star._leaf_chunks, star._root_chunks = star._chunks(threads)
+    assert len(star._leaf_chunks) == min(threads, 7) and star._leaf_chunks[-1][1] == 7
+    assert star._root_chunks[0][0] == 0 and star._root_chunks[-1][1] == star.n - star.r0
+    other = star.factorize(data)
+    np.testing.assert_allclose(other.Lx, Lx, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(other.d, d, rtol=1e-13)
+
+
+def permute_data(low, post):
+    """Lower-triangle data of P A P' on the pattern StarFactor.detect built (rows sorted)."""
+    A = (low + sp.tril(low, -1).T).tocsr()[post][:, post]
+    out = sp.tril(A).tocsc()
+    out.sort_indices()
+    return out.data

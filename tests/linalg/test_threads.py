@@ -1,4 +1,5 @@
 """BLAS threads around the dense root (linalg/threads.py)."""
+import threading
 import os
 
 import numpy as np
@@ -69,3 +70,20 @@ def test_a_bad_thread_count_is_named(monkeypatch):
     with pytest.raises(ModelError, match="SPARSEREML_DENSE_THREADS"):
         with threads.single_threaded():
             pass
+
+
+def test_in_parallel_keeps_the_order_of_the_chunks():
+    import numba
+
+    from sparsereml.linalg.threads import in_parallel
+
+    chunks = [(k, k + 1) for k in range(5)]
+    assert in_parallel(lambda a, b: (a, b, threading.current_thread().name), chunks)[2][:2] == (2, 3)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)  # no worker threads: all chunks on the caller's thread
+        names = {r[2] for r in in_parallel(lambda a, b: (a, b, threading.current_thread().name), chunks)}
+        assert names == {threading.current_thread().name}
+    finally:
+        numba.set_num_threads(before)
+    assert [r[0] for r in in_parallel(lambda a, b: (a, b), chunks)] == [0, 1, 2, 3, 4]

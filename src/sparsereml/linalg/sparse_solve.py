@@ -1,17 +1,13 @@
 """Forward substitution with sparse right-hand sides (many columns at once)."""
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 from numba import get_num_threads, njit
 
 from .._compiled import grow_triplets
+from .threads import in_parallel
 
 __all__ = ["forward_sparse"]
-
-_POOL: ThreadPoolExecutor | None = None  # threads for the column chunks (created once)
-
 
 @njit(cache=True, nogil=True)
 def _columns(n, Lp, Li, Lx, tail, Tp, Ti, Tx, k0, k1, R):
@@ -70,13 +66,7 @@ def forward_sparse(n, Lp, Li, Lx, tail, Tp, Ti, Tx):
     R = np.zeros((n - tail, m))
     bounds = np.linspace(0, m, min(get_num_threads(), max(m, 1)) + 1).astype(np.int64)
     args = (n, Lp, Li, Lx, tail, Tp, Ti, Tx)
-    if bounds.size <= 2:
-        parts = [_columns(*args, 0, m, R)]
-    else:  # the kernel releases the GIL: the other chunks go to a pool of threads kept for reuse
-        global _POOL
-        if _POOL is None or _POOL._max_workers < bounds.size - 2:
-            _POOL = ThreadPoolExecutor(max(bounds.size - 2, 1), thread_name_prefix="sparsereml-solve")
-        rest = [_POOL.submit(_columns, *args, bounds[c], bounds[c + 1], R) for c in range(1, bounds.size - 1)]
-        parts = [_columns(*args, bounds[0], bounds[1], R)] + [r.result() for r in rest]
+    # the kernel releases the GIL: chunks after the first run on worker threads
+    parts = in_parallel(_columns, [(*args, bounds[c], bounds[c + 1], R) for c in range(bounds.size - 1)])
     return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
             np.concatenate([p[2] for p in parts]), R)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
+from numba import get_num_threads, njit
 from scipy.linalg import lapack
 
 from ..errors import NotPositiveDefinite
@@ -23,7 +23,7 @@ from .._compiled import counting_sort
 from .backends import LDL
 from .kernels import _unit_lower_inverse
 from .ordering import permute_lower, symbolic_counts
-from .threads import dense_threads, lapack_library
+from .threads import dense_threads, in_parallel, lapack_library
 
 __all__ = ["StarFactor"]
 
@@ -55,12 +55,11 @@ def _leaf_ldl(A, w):
     return L, d
 
 
-@njit(cache=True)
-def _factor_leaves(data, leaf_start, leaf_n, nb, a_src, a_dst, a_ptr, b_src, b_dst, b_ptr, Lp, r0,
-                   S, out_x, out_d):
-    """Eliminate every leaf into the root Schur complement S (lower triangle, F order) and write
-    the leaf columns of the factor; returns the first leaf that is not positive definite, or -1."""
-    for k in range(leaf_start.shape[0] - 1):
+@njit(cache=True, nogil=True)
+def _leaf_columns(k0, k1, data, leaf_start, leaf_n, a_src, a_dst, a_ptr, b_src, b_dst, b_ptr, Lp, out_x, out_d):
+    """Factor leaves k0..k1-1: write their columns of L (the leaf block, then L_NK = B L^-T D^-1)
+    and D; returns the first leaf that is not positive definite, or -1."""
+    for k in range(k0, k1):
         a, b = leaf_start[k], leaf_start[k + 1]
         w = b - a
         m = leaf_n[k + 1] - leaf_n[k]
@@ -75,22 +74,8 @@ def _factor_leaves(data, leaf_start, leaf_n, nb, a_src, a_dst, a_ptr, b_src, b_d
         L, d = _leaf_ldl(A, w)
         if d[0] <= 0.0:
             return k
-        # X = B L^-T (so that L_NK = X D^-1), with BLAS: L^-1 is small (w x w)
-        Linv = _unit_lower_inverse(L)
-        if m > 0:
-            B = np.dot(B, Linv.T.copy())
-        rows = nb[leaf_n[k]: leaf_n[k + 1]]
-        if m > 0:
-            Y = np.empty((m, w))
-            for j in range(w):
-                s = 1.0 / np.sqrt(d[j])
-                for i in range(m):
-                    Y[i, j] = B[i, j] * s
-            U = np.dot(Y, Y.T)  # L_NK D L_NK'
-            for j in range(m):
-                cj = rows[j] - r0
-                for i in range(j, m):
-                    S[rows[i] - r0, cj] -= U[i, j]
+        if m > 0:  # B L^-T with BLAS: L^-1 is small (w x w)
+            B = np.dot(B, _unit_lower_inverse(L).T.copy())
         for t in range(w):
             out_d[a + t] = d[t]
             p = Lp[a + t]
@@ -101,6 +86,32 @@ def _factor_leaves(data, leaf_start, leaf_n, nb, a_src, a_dst, a_ptr, b_src, b_d
                 out_x[p] = B[i, t] / d[t]
                 p += 1
     return -1
+
+
+@njit(cache=True, nogil=True)
+def _schur_update(c0, c1, leaf_start, leaf_n, nb, Lp, r0, Lx, d, S):
+    """S -= sum over leaves of L_NK D_K L_NK' in the root columns c0..c1-1 (lower triangle, F
+    order); the leaves' columns of L and D must be written already."""
+    for k in range(leaf_start.shape[0] - 1):
+        a, b = leaf_start[k], leaf_start[k + 1]
+        w = b - a
+        rows = nb[leaf_n[k]: leaf_n[k + 1]]
+        m = rows.shape[0]
+        s0 = np.searchsorted(rows, r0 + c0)
+        s1 = np.searchsorted(rows, r0 + c1)
+        if s1 <= s0:
+            continue
+        Y = np.empty((m - s0, w))  # rows s0.. of L_NK D^1/2
+        for t in range(w):
+            p = Lp[a + t] + (w - 1 - t)
+            sd = np.sqrt(d[a + t])
+            for i in range(s0, m):
+                Y[i - s0, t] = Lx[p + i] * sd
+        U = np.dot(Y, Y[: s1 - s0].T.copy())  # rows s0..m-1 by columns s0..s1-1
+        for j in range(s1 - s0):
+            cj = rows[s0 + j] - r0
+            for i in range(j, m - s0):
+                S[rows[s0 + i] - r0, cj] -= U[i, j]
 
 
 @njit(cache=True)
@@ -271,9 +282,28 @@ class StarFactor:
         b_local = b_row + m_of * (cols - self.leaf_start[k_of])
         self._b_src, self._b_dst, self._b_ptr = self._by_leaf(np.flatnonzero(in_b), k_of, b_local)
         self._S = np.empty((nr, nr), order="F")  # only its lower triangle is written and read
+        self._leaf_chunks, self._root_chunks = self._chunks(get_num_threads())
         self._root, self.root_intact = None, False
         self.perm = np.arange(n, dtype=np.int64)
         self.pinv = self.perm
+
+    def _chunks(self, k: int) -> tuple[list, list]:
+        """Ranges of leaves, and of root columns, of about equal work for k threads."""
+        w, m = np.diff(self.leaf_start), np.diff(self.leaf_n)
+        cum = np.concatenate([[0.0], np.cumsum((m + w) * w * w + 1.0)])
+        cut = np.searchsorted(cum, cum[-1] * np.arange(k + 1) / k)
+        cut[0], cut[-1] = 0, w.size
+        leaves = [(int(a), int(b)) for a, b in zip(cut[:-1], cut[1:]) if b > a]
+        # root column j gets, from each leaf holding it, w (rows below j among the leaf's rows) updates
+        nr = self.n - self.r0
+        leaf = np.repeat(np.arange(w.size), m)
+        below = self.leaf_n[leaf + 1] - np.arange(self.nb.size)  # rows from this one to the leaf's last
+        cum = np.concatenate([[0.0], np.cumsum(np.bincount(self.nb - self.r0, weights=w[leaf] * below,
+                                                            minlength=nr))])
+        cut = np.searchsorted(cum, cum[-1] * np.arange(k + 1) / k)
+        cut[0], cut[-1] = 0, nr
+        cols = [(int(a), int(b)) for a, b in zip(cut[:-1], cut[1:]) if b > a]
+        return leaves or [(0, 0)], cols or [(0, 0)]
 
     def _by_leaf(self, entries: np.ndarray, k_of: np.ndarray, local: np.ndarray):
         ptr, order = counting_sort(k_of[entries], self.leaf_start.size - 1)
@@ -318,10 +348,15 @@ class StarFactor:
         d = np.empty(self.n) if out_d is None else out_d
         S = self._S
         _root_start(data, self._root_src, self._root_dst, S)
-        bad = _factor_leaves(data, self.leaf_start, self.leaf_n, self.nb, self._a_src, self._a_dst,
-                             self._a_ptr, self._b_src, self._b_dst, self._b_ptr, self.Lp, self.r0, S, Lx, d)
-        if bad >= 0:
+        # two passes, each split between threads: the leaves' own columns, then their updates of
+        # the root, by ranges of root columns (so that no two threads write one entry)
+        args = (data, self.leaf_start, self.leaf_n, self._a_src, self._a_dst, self._a_ptr, self._b_src,
+                self._b_dst, self._b_ptr, self.Lp, Lx, d)
+        bad = in_parallel(_leaf_columns, [(k0, k1, *args) for k0, k1 in self._leaf_chunks])
+        if max(bad) >= 0:
             raise NotPositiveDefinite("the mixed-model equations are not positive definite")
+        in_parallel(_schur_update, [(c0, c1, self.leaf_start, self.leaf_n, self.nb, self.Lp, self.r0, Lx, d, S)
+                                    for c0, c1 in self._root_chunks])
         with dense_threads(lapack_library()):
             c, info = lapack.dpotrf(S, lower=1, overwrite_a=1, clean=0)
         if info != 0:

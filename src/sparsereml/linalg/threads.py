@@ -17,11 +17,12 @@ import ctypes
 import os
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from ..errors import ModelError
 
-__all__ = ["single_threaded", "dense_threads", "lapack_library", "cholmod_library"]
+__all__ = ["single_threaded", "dense_threads", "lapack_library", "cholmod_library", "in_parallel"]
 
 _CACHE: dict = {}
 
@@ -168,3 +169,22 @@ def dense_threads(library: str | None):
         finally:
             lc.set_num_threads(before)  # before the shutdown: setting it starts the workers again
             shutdown()
+
+
+_POOL: dict = {}  # worker threads kept for reuse, by count
+
+
+def in_parallel(fn, chunks: list) -> list:
+    """``[fn(*args) for args in chunks]`` with the chunks after the first on worker threads (fn
+    must release the GIL, e.g. a numba kernel compiled with ``nogil=True``), as many threads as
+    numba is allowed (``numba.get_num_threads()``).  Plain threads, unlike numba's OpenMP
+    workers, do not spin after the work: a LAPACK call right after keeps every core."""
+    from numba import get_num_threads
+
+    if len(chunks) <= 1 or get_num_threads() <= 1:
+        return [fn(*args) for args in chunks]
+    k = min(len(chunks) - 1, get_num_threads() - 1)
+    if k not in _POOL:
+        _POOL[k] = ThreadPoolExecutor(k, thread_name_prefix="sparsereml")
+    rest = [_POOL[k].submit(fn, *args) for args in chunks[1:]]
+    return [fn(*chunks[0])] + [r.result() for r in rest]
