@@ -1,6 +1,6 @@
 """BLAS threads around the dense root (linalg/threads.py)."""
-import threading
 import os
+import threading
 
 import numpy as np
 import pytest
