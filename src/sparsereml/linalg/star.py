@@ -7,6 +7,9 @@ Its factor is then a star: every leaf block K is eliminated with small dense ker
 ``L_NK D_K L_NK'`` to the dense root Schur complement S, and S is factorised by LAPACK with
 every core.  This is what a supernodal sparse Cholesky does on such a matrix, without its
 general bookkeeping and without converting its factor to the joined unit-L form afterwards.
+The leaves are eliminated in two passes, each split between threads: their own columns of L
+(leaf by leaf), then their updates of S (by ranges of root columns, so that no entry of S has
+two writers).
 
 :meth:`StarFactor.detect` recognises the structure from the elimination tree and column counts
 of the pattern in the order chosen for it; anything else goes to CHOLMOD or QDLDL.
