@@ -304,18 +304,8 @@ def ldl_backward_vec(stop, Lp, Li, Lx, d, x):
 @njit(cache=True)
 def ldl_solve_vec(n, Lp, Li, Lx, d, x):
     """Solve (L D L') x = b in place for one vector (permuted space)."""
-    for j in range(n):
-        xj = x[j]
-        if xj != 0.0:
-            for p in range(Lp[j], Lp[j + 1]):
-                x[Li[p]] -= Lx[p] * xj
-    for j in range(n):
-        x[j] /= d[j]
-    for j in range(n - 1, -1, -1):
-        acc = x[j]
-        for p in range(Lp[j], Lp[j + 1]):
-            acc -= Lx[p] * x[Li[p]]
-        x[j] = acc
+    ldl_forward_vec(n, Lp, Li, Lx, x)
+    ldl_backward_vec(n, Lp, Li, Lx, d, x)
 
 
 @njit(parallel=True, cache=True)
