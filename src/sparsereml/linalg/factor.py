@@ -238,7 +238,7 @@ class SparseLDL:
             if c is not None:  # the dense root's part with LAPACK on its Cholesky factor
                 t = self._tail
                 kernels.ldl_forward_vec(t, f.Lp, f.Li, f.Lx, x)
-                x[t:], info = lapack.dpotrs(c, x[t:], lower=1)
+                x[t:] = lapack.dpotrs(c, x[t:], lower=1)[0]  # c is a positive-definite factor
                 kernels.ldl_backward_vec(t, f.Lp, f.Li, f.Lx, f.d, x)
             else:
                 kernels.ldl_solve_vec(f.n, f.Lp, f.Li, f.Lx, f.d, x)

@@ -96,8 +96,8 @@ def _schur_update(c0, c1, leaf_start, leaf_n, nb, Lp, r0, Lx, d, S):
     """S -= sum over leaves of L_NK D_K L_NK' in the root columns c0..c1-1 (lower triangle, F
     order); the leaves' columns of L and D must be written already."""
     for k in range(leaf_start.shape[0] - 1):
-        a, b = leaf_start[k], leaf_start[k + 1]
-        w = b - a
+        a = leaf_start[k]
+        w = leaf_start[k + 1] - a
         rows = nb[leaf_n[k]: leaf_n[k + 1]]
         m = rows.shape[0]
         s0 = np.searchsorted(rows, r0 + c0)
