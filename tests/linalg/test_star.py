@@ -51,16 +51,19 @@ def test_star_matches_dense_linear_algebra(seed):
     low = _lower(A)
     f = SparseLDL(low, star=True, absorb=False)
     assert f.method.startswith("leaves")
-    f.factorize(low.data)
+    f.factorize(2.0 * low.data)  # the first factorisation writes every column of the joined factor
+    f.factorize(low.data)  # later ones leave the root's unit-L columns unwritten until asked for
+    assert not f._root_lx
     b = np.random.default_rng(seed).standard_normal((A.shape[0], 2))
-    # a vector is solved with the root's Cholesky factor while the star holds it, with the
-    # joined unit-L factor once the selected inverse has inverted it in place
+    # a vector is solved with the root's Cholesky factor, before and after the selected inverse
+    # (which inverts a copy of it); a block of vectors with the joined unit-L factor
     assert f._star_root() is not None
     np.testing.assert_allclose(A @ f.solve(b[:, 0]), b[:, 0], atol=1e-9)
     assert_matches_dense(f, A, low)
-    assert f._star_root() is None
+    assert f._star_root() is not None
     np.testing.assert_allclose(A @ f.solve(b[:, 0]), b[:, 0], atol=1e-9)
     np.testing.assert_allclose(A @ f.solve(b), b, atol=1e-9)
+    assert f._root_lx
     T = sp.random(A.shape[0], 4, density=0.1, random_state=np.random.default_rng(seed)).tocsc()
     np.testing.assert_allclose(f.inverse_quadratic(T), (T.T @ np.linalg.solve(A.toarray(), T.toarray())),
                                rtol=1e-9, atol=1e-12)

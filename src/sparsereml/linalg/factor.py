@@ -37,6 +37,9 @@ def _positions(lower: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray) -> np.n
     return np.searchsorted(keys, rows.astype(np.int64) + n * cols.astype(np.int64))
 
 
+_NO_ROOT = np.zeros((1, 1), order="F")  # stands for the dense inverse when there is no trailing root
+
+
 class SparseLDL:
     """Factor of a symmetric positive-definite matrix with a fixed pattern.
 
@@ -82,6 +85,7 @@ class SparseLDL:
         self._backend = star if star is not None else make_backend(red_q.astype(float), self.backend, **opts)
         self.ldl: LDL | None = None
         self._joined = False  # the joined factor's pattern is known after the first factorisation
+        self._direct = False  # set with the joined pattern: the star's root is the trailing root
         self._root_bufs = None
 
     def _choose(self, reduced, rest, groups, opts, star):
@@ -142,7 +146,8 @@ class SparseLDL:
             rdata = np.empty(self._red_nnz)
             rdata[self._gather] = data
         k = self._plan.absorbed.size if self._plan else 0
-        if not self._joined:  # first factorisation: learn the joined pattern
+        first = not self._joined
+        if first:  # first factorisation: learn the joined pattern
             red = self._backend.factorize(rdata)
             self._join_pattern(red)
             nA = int(self._Lp[k])
@@ -154,7 +159,10 @@ class SparseLDL:
         else:
             nA = int(self._Lp[k])
             Lx, d = self._Lx_buf, self._d_buf
-            red = self._backend.factorize(rdata, Lx[nA:], d[k:])
+            if self._direct:  # the root is used through its Cholesky factor: no unit-L columns
+                red = self._backend.factorize(rdata, Lx[nA:], d[k:], root_columns=False)
+            else:
+                red = self._backend.factorize(rdata, Lx[nA:], d[k:])
             if not np.array_equal(red.Lp, self._red_Lp):  # pragma: no cover - fixed by the analysis
                 raise RuntimeError("the factor's pattern changed between factorisations")
             if red.Lx.base is not Lx:  # the backend returned arrays of its own (QDLDL)
@@ -164,6 +172,17 @@ class SparseLDL:
             d[:k] = d_a
         self.ldl = LDL(self._perm, self._pinv, self._Lp, self._Li, Lx, d)
         self._root_ready = False
+        self._root_lx = first or not self._direct  # the root's columns of Lx hold this factorisation
+
+    def _full_lx(self) -> LDL:
+        """The factor with the dense root's unit-L columns written into Lx (kernels that walk
+        every column need them; the root's Cholesky factor serves everything else)."""
+        if not self._root_lx:
+            k = self.n_absorbed
+            nA = int(self._Lp[k])
+            self._backend.write_root_columns(self._Lx_buf[nA:], self._d_buf[k:])
+            self._root_lx = True
+        return self.ldl
 
     def _join_pattern(self, red: LDL) -> None:
         """Pattern of the joined factor: absorbed columns first, then the backend's factor."""
@@ -210,6 +229,16 @@ class SparseLDL:
         s = self.sn_start
         tail = self._dense_roots[self._dense_roots == widths.size - 1]
         self._tail = int(s[tail[0]]) if tail.size else self.n  # first column of a dense trailing root
+        # the star backend's root is the trailing root: solves and the inverse use its factor
+        self._direct = isinstance(self._backend, StarFactor) and self._tail == k + self._backend.r0
+        # entries of C inside the trailing root are read from its dense inverse (F order)
+        w = self.n - self._tail
+        a, b = self._pinv[self._rows[self._z_off]], self._pinv[self._cols[self._z_off]]
+        r, c = np.maximum(a, b), np.minimum(a, b)
+        in_root = c >= self._tail
+        self._z_root = self._z_off[in_root]
+        self._z_root_src = (r[in_root] - self._tail) + w * (c[in_root] - self._tail)
+        self._z_off, self._z_off_src = self._z_off[~in_root], self._z_off_src[~in_root]
 
     # -- results of the factorisation -----------------------------------------------
     @property
@@ -245,6 +274,7 @@ class SparseLDL:
             out = np.empty_like(x)
             out[f.perm] = x
             return out
+        f = self._full_lx()
         X = np.ascontiguousarray(b[f.perm])
         kernels.ldl_solve_inplace(f.n, f.Lp, f.Li, f.Lx, f.d, X)
         out = np.empty_like(X)
@@ -252,8 +282,9 @@ class SparseLDL:
         return out
 
     def _dense_block(self, a: int, b: int) -> np.ndarray:
+        f = self._full_lx()
         Lc = np.zeros((b - a, b - a), order="F")
-        kernels.gather_dense_block(a, b - a, self.ldl.Lp, self.ldl.Lx, Lc)
+        kernels.gather_dense_block(a, b - a, f.Lp, f.Lx, Lc)
         return Lc
 
     def _tail_buffers(self) -> tuple[np.ndarray, np.ndarray]:
@@ -268,29 +299,31 @@ class SparseLDL:
         """The unit-lower dense trailing block of the factor (gathered once per factorisation)."""
         Lr = self._tail_buffers()[0]
         if not self._root_ready:
-            kernels.gather_dense_block(self._tail, self.n - self._tail, self.ldl.Lp, self.ldl.Lx, Lr)
+            f = self._full_lx()
+            kernels.gather_dense_block(self._tail, self.n - self._tail, f.Lp, f.Lx, Lr)
             self._root_ready = True
         return Lr
 
     def _star_root(self) -> np.ndarray | None:
-        """The Cholesky factor of the trailing root (c = L_r D_r^1/2) while the star backend still
-        holds it intact, else None."""
-        star = self._backend if isinstance(self._backend, StarFactor) else None
-        if star is None or self._tail != self.n_absorbed + star.r0:
-            return None
-        return star.root_factor()
+        """The Cholesky factor of the trailing root (c = L_r D_r^1/2) when the star backend's root
+        is the trailing root, else None."""
+        return self._backend.root_factor() if self._direct else None
 
     def selected_inverse(self) -> np.ndarray:
         """Entries of C^-1 on the analysed pattern of C (aligned with its lower-triangle data)."""
         f = self.ldl
         Zd, Zx = self._Zd_buf, self._Zx_buf
+        Zr = _NO_ROOT  # the trailing root's inverse, read by the recursion as a dense array
         for s in self._dense_roots:
             a, b = self.sn_start[s], self.sn_start[s + 1]
-            if a == self._tail and self._star_root() is not None:
-                Lc = self._backend.take_root()  # its Cholesky factor, inverted in place
-            elif a == self._tail:
+            if a == self._tail:
+                # the factor stays intact (later solves use it): the inverse goes to a buffer
                 Lc = self._tail_buffers()[1]
-                kernels.scaled_copy(self._tail_block(), np.sqrt(f.d[a:b]), Lc)
+                c = self._star_root()
+                if c is not None:
+                    np.copyto(Lc, c)
+                else:
+                    kernels.scaled_copy(self._tail_block(), np.sqrt(f.d[a:b]), Lc)
             else:
                 Lc = self._dense_block(a, b)
                 Lc *= np.sqrt(f.d[a:b])[None, :]
@@ -298,10 +331,16 @@ class SparseLDL:
                 inv, info = lapack.dpotri(Lc, lower=1, overwrite_c=1)
             if info != 0:  # pragma: no cover - the factor is positive definite
                 raise NotPositiveDefinite("dense block of the factor is singular")
-            kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, inv)
-        kernels.selinv(f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._done, *self._levels, Zd, Zx)
+            if a == self._tail:
+                Zr = inv
+                Zd[a:b] = np.diagonal(inv)
+            else:
+                kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, inv)
+        kernels.selinv(f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._done, *self._levels, Zd, Zx,
+                       self._tail, Zr)
         out = np.empty(self._zpos.size)
         out[self._z_off] = Zx[self._z_off_src]
+        out[self._z_root] = Zr.ravel(order="F")[self._z_root_src]
         out[self._z_diag] = Zd[self._z_diag_src]
         return out
 

@@ -72,10 +72,17 @@ def _window(c, Lp, sn_start, col_sn):
 
 
 @njit(cache=True)
-def _gather_zss(S, m, Zd, Zx, Lp, Li, sn_start, col_sn, out):
+def _gather_zss(S, m, Zd, Zx, Lp, Li, sn_start, col_sn, out, tail, Zr):
     for b in range(m):
         c = S[b]
         out[b, b] = Zd[c]
+        if c >= tail:  # rows are sorted: the rest of the column lies in the dense root
+            cc = c - tail
+            for a in range(b + 1, m):
+                v = Zr[S[a] - tail, cc]
+                out[a, b] = v
+                out[b, a] = v
+            continue
         last, lo, hi, base = _window(c, Lp, sn_start, col_sn)
         for a in range(b + 1, m):
             r = S[a]
@@ -123,7 +130,7 @@ def _matmul(A, B):
 
 
 @njit(cache=True)
-def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y):
+def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y, tail, Zr):
     """Z_Sj = -Z_SS l and Z_jj = 1/d_j + l'Z_SS l for one column, reading each Z_ab (a >= b) once."""
     for a in range(m):
         y[a] = 0.0
@@ -131,6 +138,13 @@ def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y):
         c = Li[p0 + b]
         lb = Lx[p0 + b]
         y[b] += Zd[c] * lb
+        if c >= tail:  # rows are sorted: the rest of the column lies in the dense root
+            cc = c - tail
+            for a in range(b + 1, m):
+                z = Zr[Li[p0 + a] - tail, cc]
+                y[a] += z * lb
+                y[b] += z * Lx[p0 + a]
+            continue
         last, lo, hi, base = _window(c, Lp, sn_start, col_sn)
         for a in range(b + 1, m):
             r = Li[p0 + a]
@@ -152,14 +166,15 @@ def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y):
 
 
 @njit(cache=True)
-def _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx):
-    """Selected inverse of the columns of supernode s, given Z on all its ancestors."""
+def _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, tail, Zr):
+    """Selected inverse of the columns of supernode s, given Z on all its ancestors (those from
+    column ``tail`` on in the dense ``Zr``)."""
     f = sn_start[s]
     last = sn_start[s + 1] - 1
     w = last - f + 1
     m = Lp[last + 1] - Lp[last]
     if w == 1:  # a single column: the scalar Takahashi recursion on the lower half of Z_SS
-        _singleton(f, Lp[f], m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, np.empty(m))
+        _singleton(f, Lp[f], m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, np.empty(m), tail, Zr)
         return
     Ljj = np.zeros((w, w))
     for t in range(w):
@@ -180,7 +195,7 @@ def _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx):
                 Lsj[a, t] = Lx[p0 + a]
         T = _matmul(Lsj, Linv)
         Zss = np.empty((m, m))
-        _gather_zss(Li[Lp[last]: Lp[last + 1]], m, Zd, Zx, Lp, Li, sn_start, col_sn, Zss)
+        _gather_zss(Li[Lp[last]: Lp[last + 1]], m, Zd, Zx, Lp, Li, sn_start, col_sn, Zss, tail, Zr)
         Y = _matmul(Zss, T)
         TY = _matmul(T.T.copy(), Y)
         for t in range(w):
@@ -218,15 +233,17 @@ def supernode_levels(Lp, Li, sn_start, col_sn):
 
 
 @njit(parallel=True, cache=True)
-def selinv(Lp, Li, Lx, d, sn_start, col_sn, done, level_ptr, level_order, Zd, Zx):
+def selinv(Lp, Li, Lx, d, sn_start, col_sn, done, level_ptr, level_order, Zd, Zx, tail, Zr):
     """Selected inverse on the pattern of L, level by level from the roots down, the
     supernodes of a level in parallel.  Supernodes with ``done[s]`` set (dense roots inverted
-    with LAPACK beforehand) are skipped.  ``Zd`` and ``Zx`` are filled in place."""
+    with LAPACK beforehand) are skipped.  ``Zd`` and ``Zx`` are filled in place; the entries
+    of a dense trailing root (columns ``tail`` on; ``tail = n`` when there is none) are read
+    from ``Zr``, its inverse as a dense (lower, F-ordered) array, and not written to ``Zx``."""
     for lev in range(level_ptr.shape[0] - 1):
         for k in prange(level_ptr[lev], level_ptr[lev + 1]):
             s = level_order[k]
             if not done[s]:
-                _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx)
+                _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, tail, Zr)
 
 
 @njit(cache=True)

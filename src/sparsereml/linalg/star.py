@@ -130,16 +130,18 @@ def _root_start(data, src, dst, S):
 
 
 @njit(cache=True)
-def _root_columns(S, Lp, r0, out_x, out_d):
-    """Unit-L columns and D of the root from its Cholesky factor (lower triangle of S)."""
+def _root_columns(S, Lp, r0, out_x, out_d, columns):
+    """D of the root from its Cholesky factor (lower triangle of S), and its unit-L columns
+    when ``columns`` is set."""
     nr = S.shape[0]
     for j in range(nr):
         ljj = S[j, j]
         out_d[r0 + j] = ljj * ljj
-        p = Lp[r0 + j]
-        for i in range(j + 1, nr):
-            out_x[p] = S[i, j] / ljj
-            p += 1
+        if columns:
+            p = Lp[r0 + j]
+            for i in range(j + 1, nr):
+                out_x[p] = S[i, j] / ljj
+                p += 1
 
 
 @njit(cache=True)
@@ -286,7 +288,7 @@ class StarFactor:
         self._b_src, self._b_dst, self._b_ptr = self._by_leaf(np.flatnonzero(in_b), k_of, b_local)
         self._S = np.empty((nr, nr), order="F")  # only its lower triangle is written and read
         self._leaf_chunks, self._root_chunks = self._chunks(get_num_threads())
-        self._root, self.root_intact = None, False
+        self._root = None
         self.perm = np.arange(n, dtype=np.int64)
         self.pinv = self.perm
 
@@ -344,8 +346,12 @@ class StarFactor:
         return cls(permute_lower(lower, post), r0, starts, rows_of), post
 
     def factorize(self, data: np.ndarray, out_x: np.ndarray | None = None,
-                  out_d: np.ndarray | None = None) -> LDL:
-        """Factor the matrix with these lower-triangle values (in the analysed pattern)."""
+                  out_d: np.ndarray | None = None, root_columns: bool = True) -> LDL:
+        """Factor the matrix with these lower-triangle values (in the analysed pattern).
+
+        With ``root_columns=False`` the root's unit-L columns are not written to the factor's
+        ``Lx`` (a caller that works with :meth:`root_factor` does not need them; they can be
+        written later by :meth:`write_root_columns`)."""
         data = np.ascontiguousarray(data, dtype=float)
         Lx = np.empty(self.Li.size) if out_x is None else out_x
         d = np.empty(self.n) if out_d is None else out_d
@@ -364,19 +370,16 @@ class StarFactor:
             c, info = lapack.dpotrf(S, lower=1, overwrite_a=1, clean=0)
         if info != 0:
             raise NotPositiveDefinite("the mixed-model equations are not positive definite")
-        _root_columns(c, self.Lp, self.r0, Lx, d)
-        self._root, self.root_intact = c, True
+        _root_columns(c, self.Lp, self.r0, Lx, d, root_columns)
+        self._root = c
         return LDL(self.perm, self.pinv, self.Lp, self.Li, Lx, d)
+
+    def write_root_columns(self, out_x: np.ndarray, out_d: np.ndarray) -> None:
+        """Write the root's unit-L columns and D of the last factorisation into ``out_x`` and
+        ``out_d`` (the arrays given to :meth:`factorize`)."""
+        _root_columns(self._root, self.Lp, self.r0, out_x, out_d, True)
 
     def root_factor(self) -> np.ndarray | None:
         """The root's Cholesky factor (lower triangle, F order) of the last factorisation, to read
-        only, or None once it was handed out by :meth:`take_root`."""
-        return self._root if self.root_intact else None
-
-    def take_root(self) -> np.ndarray:
-        """The root's Cholesky factor (lower triangle, F order) from the last factorisation, for
-        the caller to overwrite (e.g. with its inverse); handed out once per factorisation."""
-        if not self.root_intact:
-            raise RuntimeError("the root's factor was handed out already")
-        self.root_intact = False
+        only; None before the first."""
         return self._root

@@ -256,8 +256,7 @@ class REMLProblem:
         ee = self.cp.yty - 2.0 * sr + scs  # e'B_k e
         D = self.residual_dcoef(th_res)
         th_groups = self.residual_parts(th_res)
-        # average information: AI = 1/2 (Q - T'C^-1 T), T = W'R^-1 [q_1 ... q_m]; formed before
-        # the selected inverse, which overwrites the dense root's factor with its inverse
+        # average information: AI = 1/2 (Q - T'C^-1 T), T = W'R^-1 [q_1 ... q_m]
         beta = sp.hstack(betas, format="csc") if betas else sp.csc_matrix((mme.N, 0))
         T_g = mme.matvec(ev.parts["H"], beta) if betas else beta  # H beta_i, kept sparse
         T_r = -(mme.component_residual_rhs(s) @ sp.csc_matrix(D))  # W'R^-1 q_j = -W'Rdot_j e
