@@ -23,7 +23,7 @@ from numba import get_num_threads, njit, prange
 
 from ._compiled import counting_sort, find_sorted, grow_triplets
 
-__all__ = ["CrossProducts", "cross_products", "lower_pattern"]
+__all__ = ["CrossProducts", "cross_products", "lower_pattern", "column_matrix"]
 
 
 @dataclass
@@ -366,14 +366,21 @@ def _with_grids(cp: CrossProducts, gridded: dict) -> CrossProducts:
     cells = {}
     for g, (Wc, yc, comps) in gridded.items():
         for M, wty, yy in comps:
-            WtW.append(sp.csc_matrix(_on_pattern(cp.lower, M)[:, None]))
-            Wty.append(sp.csc_matrix(wty[:, None]))
+            WtW.append(column_matrix(_on_pattern(cp.lower, M)))
+            Wty.append(column_matrix(wty))
             yty.append([yy])
             group_of.append([g])
         cells[g] = (Wc, yc)
     return CrossProducts(cp.lower, sp.hstack(WtW, format="csc"), sp.hstack(Wty, format="csc"),
                          np.concatenate(yty).astype(float), cp.counts, cp.total,
                          np.concatenate(group_of).astype(np.int64), cells)
+
+
+def column_matrix(v: np.ndarray) -> sp.csc_matrix:
+    """A vector as a one-column CSC matrix of its nonzeros (what ``csc_matrix(v[:, None])``
+    gives, without its pass through a dense 2-D array)."""
+    nz = np.flatnonzero(v)
+    return sp.csc_matrix((v[nz], nz, np.array([0, nz.size])), shape=(v.size, 1))
 
 
 def _plain_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_groups: int,
@@ -395,7 +402,7 @@ def _plain_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_group
     counts = np.bincount(groups, minlength=n_groups).astype(float)
     wty = W.T @ y
     if n_groups == 1:
-        return CrossProducts(lower, sp.csc_matrix(total[:, None]), sp.csc_matrix(wty[:, None]), yty, counts, total)
+        return CrossProducts(lower, column_matrix(total), column_matrix(wty), yty, counts, total)
     Wp, Wi = W.indptr.astype(np.int64), W.indices.astype(np.int64)
     g64 = groups.astype(np.int64)
     gmin, gmax = _column_groups(Wp, Wi, g64, lower.shape[0])

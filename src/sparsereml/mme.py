@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from numba import njit
 
 from ._compiled import counting_sort
-from .crossprod import CrossProducts
+from .crossprod import CrossProducts, column_matrix
 from .structures import Structure
 
 __all__ = ["MixedModelEquations"]
@@ -245,7 +245,7 @@ class MixedModelEquations:
     def component_residual_rhs(self, s: np.ndarray) -> sp.csc_matrix:
         """(N x K) sparse: column k is r_k - C_k s = W_k'B_k(y - W s)."""
         if self.n_components == 1:  # r - W'W s
-            return sp.csc_matrix((self._one_group()[1] - self._one_product(s))[:, None])
+            return column_matrix(self._one_group()[1] - self._one_product(s))
         if self._t is None:
             self._residual_pattern()
         t = self._t

@@ -120,7 +120,7 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int) -> FixedDesign:
                 coding[v.name] = columns.factor(v.name) if hasattr(columns, "factor") else encode(s, v.name)
     blocks, names, term_of = [], [], []
     if spec.intercept:
-        blocks.append(sp.csc_matrix(np.ones((n, 1))))
+        blocks.append(sp.csc_matrix((np.ones(n), np.arange(n), np.array([0, n])), shape=(n, 1)))
         names.append("(Intercept)")
         term_of.append("(Intercept)")
     for t in spec.terms:

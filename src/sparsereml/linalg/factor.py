@@ -220,25 +220,14 @@ class SparseLDL:
         self._done = np.zeros(widths.size, dtype=np.bool_)
         self._done[self._dense_roots] = True
         self._levels = kernels.supernode_levels(self._Lp, self._Li, self.sn_start, self.col_sn)
-        self._zpos = kernels.pattern_positions(self._rows, self._cols, self._pinv, self._Lp, self._Li,
-                                               self.sn_start, self.col_sn)
-        self._z_off = np.flatnonzero(self._zpos >= 0)  # entries of C held in Zx, and the diagonal in Zd
-        self._z_off_src = self._zpos[self._z_off]
-        self._z_diag = np.flatnonzero(self._zpos < 0)
-        self._z_diag_src = -1 - self._zpos[self._z_diag]
         s = self.sn_start
         tail = self._dense_roots[self._dense_roots == widths.size - 1]
         self._tail = int(s[tail[0]]) if tail.size else self.n  # first column of a dense trailing root
         # the star backend's root is the trailing root: solves and the inverse use its factor
         self._direct = isinstance(self._backend, StarFactor) and self._tail == k + self._backend.r0
-        # entries of C inside the trailing root are read from its dense inverse (F order)
-        w = self.n - self._tail
-        a, b = self._pinv[self._rows[self._z_off]], self._pinv[self._cols[self._z_off]]
-        r, c = np.maximum(a, b), np.minimum(a, b)
-        in_root = c >= self._tail
-        self._z_root = self._z_off[in_root]
-        self._z_root_src = (r[in_root] - self._tail) + w * (c[in_root] - self._tail)
-        self._z_off, self._z_off_src = self._z_off[~in_root], self._z_off_src[~in_root]
+        # where Z holds each entry of C (those inside the trailing root: in its dense inverse)
+        self._zpos = kernels.pattern_positions(self._rows, self._cols, self._pinv, self._Lp, self._Li,
+                                               self.sn_start, self.col_sn, self._tail)
 
     # -- results of the factorisation -----------------------------------------------
     @property
@@ -338,11 +327,7 @@ class SparseLDL:
                 kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, inv)
         kernels.selinv(f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._done, *self._levels, Zd, Zx,
                        self._tail, Zr)
-        out = np.empty(self._zpos.size)
-        out[self._z_off] = Zx[self._z_off_src]
-        out[self._z_root] = Zr.ravel(order="F")[self._z_root_src]
-        out[self._z_diag] = Zd[self._z_diag_src]
-        return out
+        return kernels.gather_pattern(self._zpos, Zd, Zx, Zr.ravel(order="F"))
 
     def inverse_quadratic(self, T) -> np.ndarray:
         """T' C^-1 T for a sparse (or dense) n x m matrix T, exploiting its sparsity.

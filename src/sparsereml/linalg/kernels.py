@@ -326,24 +326,47 @@ def ldl_solve_vec(n, Lp, Li, Lx, d, x):
 
 
 @njit(parallel=True, cache=True)
-def pattern_positions(rows, cols, pinv, Lp, Li, sn_start, col_sn):
+def pattern_positions(rows, cols, pinv, Lp, Li, sn_start, col_sn, tail):
     """For entries (rows[e], cols[e]) of C in natural order: where Z holds them.
 
-    Returns ``pos`` with ``pos[e] >= 0`` an index into Zx and ``pos[e] = -1 - k`` for
-    the diagonal entry k of Zd.
+    Returns ``pos`` with ``pos[e] >= 0`` an index into Zx, ``pos[e] = -1 - k`` for the
+    diagonal entry k of Zd, and, for an entry inside the dense trailing root (columns ``tail``
+    on, held as a dense F-ordered inverse Zr of width w = n - tail),
+    ``pos[e] = -1 - n - (i + w j)`` with (i, j) its place in Zr.
     """
     ne = rows.shape[0]
+    n = pinv.shape[0]
+    w = n - tail
     pos = np.empty(ne, dtype=np.int64)
     missing = np.zeros(ne, dtype=np.bool_)
     for e in prange(ne):
         a = pinv[rows[e]]
         b = pinv[cols[e]]
+        r, c = max(a, b), min(a, b)
         if a == b:
             pos[e] = -1 - a
+        elif c >= tail:
+            pos[e] = -1 - n - ((r - tail) + w * (c - tail))
         else:
-            q = z_position(max(a, b), min(a, b), Lp, Li, sn_start, col_sn)
+            q = z_position(r, c, Lp, Li, sn_start, col_sn)
             pos[e] = q
             missing[e] = q < 0
     if missing.any():
         raise ValueError("an entry of C lies outside the pattern of its factor")
     return pos
+
+
+@njit(parallel=True, cache=True)
+def gather_pattern(pos, Zd, Zx, Zr_flat):
+    """Z on the entries of C, from the positions of :func:`pattern_positions`."""
+    n = Zd.shape[0]
+    out = np.empty(pos.shape[0])
+    for e in prange(pos.shape[0]):
+        q = pos[e]
+        if q >= 0:
+            out[e] = Zx[q]
+        elif q >= -n:
+            out[e] = Zd[-1 - q]
+        else:
+            out[e] = Zr_flat[-1 - n - q]
+    return out
