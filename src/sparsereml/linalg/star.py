@@ -34,6 +34,7 @@ MIN_ROOT = 48  # a dense root narrower than this is left to the sparse backends
 MAX_LEAF = 256  # widest leaf block handled with dense kernels
 ROOT_ZEROS = 0.05  # explicit zeros allowed in the dense root, as a fraction of its entries
 LEAF_ZEROS = 0.25  # and in the dense leaf blocks, as a fraction of their true entries
+_PANEL = 64  # root columns per product in a leaf's update of the root
 
 
 @njit(cache=True)
@@ -104,17 +105,21 @@ def _schur_update(c0, c1, leaf_start, leaf_n, nb, Lp, r0, Lx, d, S):
         s1 = np.searchsorted(rows, r0 + c1)
         if s1 <= s0:
             continue
-        Y = np.empty((m - s0, w))  # rows s0.. of L_NK D^1/2
+        Yt = np.empty((w, m - s0))  # (rows s0.. of L_NK D^1/2)'
         for t in range(w):
             p = Lp[a + t] + (w - 1 - t)
             sd = np.sqrt(d[a + t])
             for i in range(s0, m):
-                Y[i - s0, t] = Lx[p + i] * sd
-        U = np.dot(Y, Y[: s1 - s0].T.copy())  # rows s0..m-1 by columns s0..s1-1
-        for j in range(s1 - s0):
-            cj = rows[s0 + j] - r0
-            for i in range(j, m - s0):
-                S[rows[s0 + i] - r0, cj] -= U[i, j]
+                Yt[t, i - s0] = Lx[p + i] * sd
+        # by panels of columns, only the rows from the panel's first on (the lower triangle and
+        # a little more): U[j, i] is read along column j of S
+        for j0 in range(0, s1 - s0, _PANEL):
+            j1 = min(j0 + _PANEL, s1 - s0)
+            U = np.dot(Yt[:, j0:j1].T.copy(), Yt[:, j0:].copy())
+            for j in range(j0, j1):
+                cj = rows[s0 + j] - r0
+                for i in range(j, m - s0):
+                    S[rows[s0 + i] - r0, cj] -= U[j - j0, i - j0]
 
 
 @njit(cache=True)
