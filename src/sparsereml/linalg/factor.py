@@ -124,7 +124,7 @@ class SparseLDL:
         if found is None and use_star and "factor" not in opts:
             found, post = StarFactor.detect(red_q)
         if found is not None:
-            order, red_q = order[post], permute_lower(red_q, post)
+            order, red_q = order[post], found.pattern
         if found is None and self.backend == "qdldl" and not np.array_equal(order, identity):
             order, red_q = identity, reduced.copy()  # QDLDL orders by AMD itself
             red_q.sort_indices()

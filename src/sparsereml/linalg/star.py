@@ -256,6 +256,7 @@ class StarFactor:
     def __init__(self, lower: sp.csc_matrix, r0: int, leaf_start: np.ndarray, leaf_rows: list):
         n = lower.shape[0]
         self.n, self.r0 = n, r0
+        self.pattern = lower  # the lower pattern in the star's order
         self.leaf_start = leaf_start.astype(np.int64)
         self.leaf_n = np.zeros(len(leaf_rows) + 1, dtype=np.int64)
         np.cumsum([r.size for r in leaf_rows], out=self.leaf_n[1:])

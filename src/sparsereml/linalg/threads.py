@@ -183,8 +183,18 @@ def in_parallel(fn, chunks: list) -> list:
 
     if len(chunks) <= 1 or get_num_threads() <= 1:
         return [fn(*args) for args in chunks]
-    k = min(len(chunks) - 1, get_num_threads() - 1)
+    t = min(len(chunks), get_num_threads())
+    k = t - 1
     if k not in _POOL:
         _POOL[k] = ThreadPoolExecutor(k, thread_name_prefix="sparsereml")
-    rest = [_POOL[k].submit(fn, *args) for args in chunks[1:]]
-    return [fn(*chunks[0])] + [r.result() for r in rest]
+    # thread i takes chunks i, i + t, i + 2t, ... (the calling thread is thread 0)
+    rest = [_POOL[k].submit(_run_each, fn, chunks[i::t]) for i in range(1, t)]
+    parts = [_run_each(fn, chunks[0::t])] + [r.result() for r in rest]
+    out = [None] * len(chunks)
+    for i, part in enumerate(parts):
+        out[i::t] = part
+    return out
+
+
+def _run_each(fn, chunks: list) -> list:
+    return [fn(*args) for args in chunks]

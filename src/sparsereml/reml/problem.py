@@ -250,8 +250,8 @@ class REMLProblem:
         s, mme = ev.solution, self.mme
         betas = []  # working variates of the random-term parameters, in MME coordinates
         for st, th, off in zip(self.structures, th_terms, mme.offsets):
-            B = st.working_variates(th, s[off: off + st.size]).tocoo()
-            betas.append(sp.csc_matrix((B.data, (B.row + off, B.col)), shape=(mme.N, st.n_params)))
+            B = sp.csc_matrix(st.working_variates(th, s[off: off + st.size]))
+            betas.append(sp.csc_matrix((B.data, B.indices + off, B.indptr), shape=(mme.N, st.n_params)))
         sr, scs = mme.component_sr_scs(s)
         ee = self.cp.yty - 2.0 * sr + scs  # e'B_k e
         D = self.residual_dcoef(th_res)

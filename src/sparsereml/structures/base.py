@@ -140,7 +140,10 @@ class IdentityBlocks(Structure):
         return self.sizes / theta
 
     def dG_apply(self, theta, x):
-        return sp.csc_matrix((x, (np.arange(self.size), self.block_of)), shape=(self.size, self.n_params))
+        # the blocks are contiguous: column i holds x on block i
+        ptr = np.concatenate([[0], np.cumsum(self.sizes)])
+        return sp.csc_matrix((np.asarray(x, dtype=float), np.arange(self.size), ptr),
+                             shape=(self.size, self.n_params))
 
     def score(self, theta, zpat, u):
         # closed form of the generic rule: -1/2 [q/s2 - (tr C^-1_kk + u'u)/s2^2]
