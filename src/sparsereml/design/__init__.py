@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
+from numba import njit, prange
 
 from ..data import ModelData, prepare_data
 from ..formula.spec import ModelSpec
@@ -73,38 +73,44 @@ class Design:
         # one row of codes (and values) per entry a record has in a term: one for most terms,
         # one per coefficient for a random regression
         codes, values, offsets = [], [], []
+        plain = all(rb.values is None for rb in self.random)
         for rb, off in zip(self.random, self.offsets):
             c = np.atleast_2d(rb.codes)
             codes.append(c)
-            values.append(rb.values if rb.values is not None else np.ones(c.shape))
+            if not plain:
+                values.append(rb.values if rb.values is not None else np.ones(c.shape))
             offsets += [off] * c.shape[0]
         codes = np.vstack(codes) if codes else np.empty((0, self.n), np.int64)
-        values = np.vstack(values) if values else np.empty((0, self.n))
+        values = np.vstack(values) if values else np.empty((0, 0))
         indptr, indices, data = _rows_of_w(X.indptr.astype(np.int64), X.indices.astype(np.int64),
                                            X.data.astype(float), np.ascontiguousarray(codes, dtype=np.int64),
                                            np.ascontiguousarray(values, dtype=float),
-                                           np.asarray(offsets, dtype=np.int64))
+                                           np.asarray(offsets, dtype=np.int64), plain)
         W = sp.csr_matrix((data, indices, indptr), shape=(self.n, self.n_columns))
         W.has_sorted_indices = True
         return W
 
 
-@njit(cache=True)
-def _rows_of_w(Xp, Xi, Xx, codes, values, offsets):
+@njit(parallel=True, cache=True)
+def _rows_of_w(Xp, Xi, Xx, codes, values, offsets, plain):
     """CSR of [X Z]: each row's X entries, then one entry per row of ``codes`` it has a level of
-    (1 for a plain term, the covariate for a random regression)."""
+    (1 for a plain term, the covariate for a random regression; with ``plain`` every term is
+    plain and ``values`` is not read).  Rows are written in parallel."""
     n = Xp.shape[0] - 1
     K = codes.shape[0]
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):
+    count = np.empty(n, dtype=np.int64)
+    for i in prange(n):
         c = Xp[i + 1] - Xp[i]
         for k in range(K):
             if codes[k, i] >= 0:
                 c += 1
-        indptr[i + 1] = indptr[i] + c
+        count[i] = c
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    for i in range(n):
+        indptr[i + 1] = indptr[i] + count[i]
     indices = np.empty(indptr[n], dtype=np.int64)
     data = np.empty(indptr[n])
-    for i in range(n):
+    for i in prange(n):
         q = indptr[i]
         for p in range(Xp[i], Xp[i + 1]):
             indices[q] = Xi[p]
@@ -113,7 +119,7 @@ def _rows_of_w(Xp, Xi, Xx, codes, values, offsets):
         for k in range(K):
             if codes[k, i] >= 0:
                 indices[q] = offsets[k] + codes[k, i]
-                data[q] = values[k, i]
+                data[q] = 1.0 if plain else values[k, i]
                 q += 1
     return indptr, indices, data
 
