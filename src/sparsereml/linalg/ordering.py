@@ -135,6 +135,7 @@ def _symbolic_cost(Cp, Ci, pos, blas_rate, scalar_rate, scatter_rate):
 
 
 def _position(order: np.ndarray) -> np.ndarray:
+    """Where each unknown goes in ``order`` (the inverse permutation)."""
     pos = np.empty(order.size, dtype=np.int64)
     pos[order] = np.arange(order.size, dtype=np.int64)
     return pos
@@ -144,17 +145,17 @@ def symbolic_counts(lower: sp.csc_matrix, order: np.ndarray | None = None) -> tu
     """Elimination tree and column counts of the factor of the matrix with this lower pattern,
     taken in ``order`` (column k is ``order[k]`` of the matrix) when given."""
     n = lower.shape[0]
-    pos = np.arange(n, dtype=np.int64)
-    if order is not None:
-        pos[np.asarray(order, dtype=np.int64)] = np.arange(n, dtype=np.int64)
+    pos = np.arange(n, dtype=np.int64) if order is None else _position(np.asarray(order, dtype=np.int64))
     Up, Ui = permuted_rows(lower.indptr.astype(np.int64), lower.indices.astype(np.int64), pos)
     return _etree_counts(n, Up, Ui)
 
 
 def predicted_cost(lower: sp.csc_matrix, order: np.ndarray | None = None) -> float:
     """Predicted seconds for one factorisation and selected inverse in this order."""
-    parent, counts = symbolic_counts(lower, order)
-    return float(_cost(parent, counts, _BLAS_RATE, _SCALAR_RATE, _SCATTER_RATE))
+    n = lower.shape[0]
+    pos = np.arange(n, dtype=np.int64) if order is None else _position(np.asarray(order, dtype=np.int64))
+    return float(_symbolic_cost(lower.indptr.astype(np.int64), lower.indices.astype(np.int64), pos, _BLAS_RATE,
+                                _SCALAR_RATE, _SCATTER_RATE)[2])
 
 
 @njit(cache=True)
@@ -192,8 +193,7 @@ def _permuted_csc(Cp, Ci, pos):
 def permute_lower(lower: sp.csc_matrix, order: np.ndarray) -> sp.csc_matrix:
     """Lower pattern (sorted rows) of P A P' where row/column k of the result is ``order[k]`` of A."""
     n = lower.shape[0]
-    pos = np.empty(n, dtype=np.int64)
-    pos[np.asarray(order, dtype=np.int64)] = np.arange(n)
+    pos = _position(np.asarray(order, dtype=np.int64))
     Qp, Qi = _permuted_csc(lower.indptr.astype(np.int64), lower.indices.astype(np.int64), pos)
     out = sp.csc_matrix((np.ones(Qi.size), Qi, Qp), shape=(n, n))
     out.has_sorted_indices = True
