@@ -56,14 +56,24 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
     block_of = np.full(N, -1, dtype=np.int64)  # MME column -> variance-parameter block
     v, cover, inv_n = [], [], []
     K = 0
+    sums = None
     for rb, off in zip(d.random, d.offsets):
         if rb.cov_levels is not None:  # correlated terms get their own start (_correlated_start)
             continue
-        ok = rb.codes >= 0
-        cnt = np.bincount(rb.codes[ok], minlength=rb.size).astype(float)
-        means = np.bincount(rb.codes[ok], weights=e[ok], minlength=rb.size) / np.maximum(cnt, 1)
-        if s2e is not None:
-            noise = np.bincount(rb.codes[ok], weights=s2e[ok], minlength=rb.size) / np.maximum(cnt, 1) ** 2
+        if rb.values is None and rb.codes.ndim == 1 and (s2e is None or np.ptp(s2e) == 0):
+            # an indicator term: its records per level and sums of e are W'W's diagonal and W'e
+            if sums is None:
+                sums = _column_sums(problem, e)
+            cnt, we = sums[0][off: off + rb.size], sums[1][off: off + rb.size]
+            means = we / np.maximum(cnt, 1)
+            if s2e is not None:
+                noise = s2e[0] * cnt / np.maximum(cnt, 1) ** 2
+        else:
+            ok = rb.codes >= 0
+            cnt = np.bincount(rb.codes[ok], minlength=rb.size).astype(float)
+            means = np.bincount(rb.codes[ok], weights=e[ok], minlength=rb.size) / np.maximum(cnt, 1)
+            if s2e is not None:
+                noise = np.bincount(rb.codes[ok], weights=s2e[ok], minlength=rb.size) / np.maximum(cnt, 1) ** 2
         for _, start, size in rb.blocks:
             sl = slice(start, start + size)
             seen = cnt[sl] > 0  # levels without records (ancestors in a pedigree) say nothing
@@ -90,6 +100,12 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
     except np.linalg.LinAlgError:
         sol = np.linalg.lstsq(E, rhs, rcond=None)[0]
     return sol[:K]
+
+
+def _column_sums(problem: REMLProblem, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """diag(W'W) (from the cross-products) and W'e, for every MME column."""
+    low = problem.cp.lower
+    return problem.cp.total[low.indptr[:-1]], problem.design.W().T @ e  # diagonal first in each column
 
 
 @njit(parallel=True, cache=True)
