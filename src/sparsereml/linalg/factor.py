@@ -38,6 +38,9 @@ def _positions(lower: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray) -> np.n
 
 
 _NO_ROOT = np.zeros((1, 1), order="F")  # stands for the dense inverse when there is no trailing root
+# a star root wider than this is inverted in place (no second copy of it in memory); a solve
+# after that factorises again
+_ROOT_COPY_MAX = 4096
 
 
 class SparseLDL:
@@ -86,6 +89,8 @@ class SparseLDL:
         self.ldl: LDL | None = None
         self._joined = False  # the joined factor's pattern is known after the first factorisation
         self._direct = False  # set with the joined pattern: the star's root is the trailing root
+        self._root_spent = False  # the star root's factor was overwritten by its inverse
+        self._data = None  # the values of the last factorisation (to factorise again)
         self._root_bufs = None
 
     def _choose(self, reduced, rest, groups, opts, star):
@@ -138,6 +143,7 @@ class SparseLDL:
 
         The factor's arrays (``self.ldl``) are overwritten by the next factorisation."""
         data = np.asarray(data, dtype=float)
+        self._data, self._root_spent = data, False
         if self._plan:
             lx_a, d_a, rdata = self._plan.reduce(data)
             if np.any(d_a <= 0):
@@ -178,6 +184,7 @@ class SparseLDL:
         """The factor with the dense root's unit-L columns written into Lx (kernels that walk
         every column need them; the root's Cholesky factor serves everything else)."""
         if not self._root_lx:
+            self._star_root()  # factorises again if the selected inverse overwrote the root
             k = self.n_absorbed
             nA = int(self._Lp[k])
             self._backend.write_root_columns(self._Lx_buf[nA:], self._d_buf[k:])
@@ -296,7 +303,11 @@ class SparseLDL:
     def _star_root(self) -> np.ndarray | None:
         """The Cholesky factor of the trailing root (c = L_r D_r^1/2) when the star backend's root
         is the trailing root, else None."""
-        return self._backend.root_factor() if self._direct else None
+        if not self._direct:
+            return None
+        if self._root_spent:  # inverted in place by the selected inverse: factorise again
+            self.factorize(self._data)
+        return self._backend.root_factor()
 
     def selected_inverse(self) -> np.ndarray:
         """Entries of C^-1 on the analysed pattern of C (aligned with its lower-triangle data)."""
@@ -305,10 +316,12 @@ class SparseLDL:
         Zr = _NO_ROOT  # the trailing root's inverse, read by the recursion as a dense array
         for s in self._dense_roots:
             a, b = self.sn_start[s], self.sn_start[s + 1]
-            if a == self._tail:
+            c = self._star_root() if a == self._tail else None
+            if c is not None and b - a > _ROOT_COPY_MAX:
+                Lc, self._root_spent = c, True  # inverted in place
+            elif a == self._tail:
                 # the factor stays intact (later solves use it): the inverse goes to a buffer
                 Lc = self._tail_buffers()[1]
-                c = self._star_root()
                 if c is not None:
                     np.copyto(Lc, c)
                 else:
