@@ -100,8 +100,11 @@ def test_absorption_and_grouped_ordering_are_exact(name):
     assert f.n_absorbed >= 250  # most of the diagonal block is eliminated before the backend
     f.factorize(low.data)
     inv = assert_matches_dense(f, A, low)
-    T = sp.random(A.shape[0], 6, density=0.05, random_state=1, format="csc")
-    np.testing.assert_allclose(f.inverse_quadratic(T), T.T.toarray() @ inv @ T.toarray(), rtol=1e-9, atol=1e-12)
+    # a sparse T (forward substitution along its elimination-tree paths) and a mostly nonzero
+    # one (solved as a dense block)
+    for density in (0.05, 0.9):
+        T = sp.random(A.shape[0], 6, density=density, random_state=1, format="csc")
+        np.testing.assert_allclose(f.inverse_quadratic(T), T.T.toarray() @ inv @ T.toarray(), rtol=1e-9, atol=1e-12)
     no = SparseLDL(low, backend=name, absorb=False)
     no.factorize(low.data)
     assert no.n_absorbed == 0 and no.logdet() == pytest.approx(f.logdet(), rel=1e-12)

@@ -67,9 +67,10 @@ def test_star_matches_dense_linear_algebra(seed, in_place, monkeypatch):
     assert f._star_root() is not None
     np.testing.assert_allclose(A @ f.solve(b[:, 0]), b[:, 0], atol=1e-9)
     assert f._root_lx
-    T = sp.random(A.shape[0], 4, density=0.1, random_state=np.random.default_rng(seed)).tocsc()
-    np.testing.assert_allclose(f.inverse_quadratic(T), (T.T @ np.linalg.solve(A.toarray(), T.toarray())),
-                               rtol=1e-9, atol=1e-12)
+    for density in (0.1, 0.9):  # sparse and dense paths
+        T = sp.random(A.shape[0], 4, density=density, random_state=np.random.default_rng(seed)).tocsc()
+        np.testing.assert_allclose(f.inverse_quadratic(T), (T.T @ np.linalg.solve(A.toarray(), T.toarray())),
+                                   rtol=1e-9, atol=1e-12)
 
 
 @pytest.mark.parametrize("backend", available_backends())

@@ -345,26 +345,25 @@ class SparseLDL:
     def inverse_quadratic(self, T) -> np.ndarray:
         """T' C^-1 T for a sparse (or dense) n x m matrix T, exploiting its sparsity.
 
-        Forward substitution follows only the elimination-tree paths of T's nonzeros; the
+        A mostly nonzero T is solved as a dense block in one pass over the factor; otherwise
+        forward substitution follows only the elimination-tree paths of T's nonzeros.  The
         dense trailing block of the factor is solved for all columns at once with BLAS.
         """
         f = self.ldl
         T = sp.csc_matrix(T)
         tail = self._tail
-        # rows in the factor's order (their order within a column does not matter to the solve)
-        rows, cols, vals, R = forward_sparse(f.n, f.Lp, f.Li, f.Lx, tail, T.indptr.astype(np.int64),
-                                             f.pinv[T.indices], T.data.astype(float))
         m = T.shape[1]
         scale = 1.0 / np.sqrt(f.d[:tail])
-        if vals.size > 0.05 * tail * m and tail * m <= _DENSE_LIMIT:
-            # the solves filled in: a dense product (BLAS syrk) beats sparse-times-sparse by far
-            Yd = np.zeros((tail, m))
-            Yd[rows, cols] = vals * scale[rows]
+        if T.nnz > 0.25 * f.n * m and f.n * m <= _DENSE_LIMIT:
+            # mostly nonzero (e.g. W'R^-1 times working variates): one dense forward pass
+            X = np.ascontiguousarray(T.toarray()[f.perm])
+            kernels.ldl_forward_block(tail, f.Lp, f.Li, f.Lx, X)
+            Yd = X[:tail] * scale[:, None]
             out = blas.dsyrk(1.0, Yd, trans=1, lower=0)
             out = np.triu(out) + np.triu(out, 1).T
+            R = X[tail:]
         else:
-            Ys = sp.csc_matrix((vals * scale[rows], (rows, cols)), shape=(tail, m))
-            out = (Ys.T @ Ys).toarray()
+            out, R = self._sparse_quadratic(T, scale)
         if tail < f.n:
             c = self._star_root()
             if c is not None:  # c^-1 R = D^-1/2 L^-1 R: no unit-L block to gather
@@ -375,3 +374,20 @@ class SparseLDL:
                 Y = solve_triangular(Lr, R, lower=True, unit_diagonal=True, check_finite=False)
                 out += (Y / f.d[tail:, None]).T @ Y
         return out
+
+    def _sparse_quadratic(self, T: sp.csc_matrix, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The part of T' C^-1 T above the dense trailing block, for a sparse T: forward
+        substitution along the elimination-tree paths of T's nonzeros.  Returns it with the
+        right-hand sides R left for the trailing block."""
+        f, tail, m = self.ldl, self._tail, T.shape[1]
+        # rows in the factor's order (their order within a column does not matter to the solve)
+        rows, cols, vals, R = forward_sparse(f.n, f.Lp, f.Li, f.Lx, tail, T.indptr.astype(np.int64),
+                                             f.pinv[T.indices], T.data.astype(float))
+        if vals.size > 0.05 * tail * m and tail * m <= _DENSE_LIMIT:
+            # the solves filled in: a dense product (BLAS syrk) beats sparse-times-sparse by far
+            Yd = np.zeros((tail, m))
+            Yd[rows, cols] = vals * scale[rows]
+            out = blas.dsyrk(1.0, Yd, trans=1, lower=0)
+            return np.triu(out) + np.triu(out, 1).T, R
+        Ys = sp.csc_matrix((vals * scale[rows], (rows, cols)), shape=(tail, m))
+        return (Ys.T @ Ys).toarray(), R

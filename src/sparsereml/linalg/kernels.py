@@ -306,6 +306,19 @@ def ldl_forward_vec(stop, Lp, Li, Lx, x):
                 x[Li[p]] -= Lx[p] * xj
 
 
+@njit(cache=True, nogil=True)
+def ldl_forward_block(stop, Lp, Li, Lx, X):
+    """X <- L^-1 X over columns 0..stop-1 for a C-ordered block X (n x m), rows below stop
+    updated, not solved (the vector version for several right-hand sides at once)."""
+    m = X.shape[1]
+    for j in range(stop):
+        for p in range(Lp[j], Lp[j + 1]):
+            i = Li[p]
+            l = Lx[p]
+            for k in range(m):
+                X[i, k] -= l * X[j, k]
+
+
 @njit(cache=True)
 def ldl_backward_vec(stop, Lp, Li, Lx, d, x):
     """x <- L^-T D^-1 x over columns 0..stop-1, the entries from stop on being already solved."""
