@@ -213,6 +213,16 @@ class MixedModelEquations:
             return sp.csc_matrix(out)
         return out.reshape(X.shape)
 
+    def h_products(self, H: np.ndarray, coef: np.ndarray, beta: sp.csc_matrix, s: np.ndarray) -> sp.csc_matrix:
+        """H beta (sparse, as :meth:`matvec` gives it) for H = sum_k c_k W_k'W_k.  With one
+        residual component H is c W'W, so W'W s, which the scores need too, comes from the same
+        pass over W'W and is kept."""
+        if self.n_components != 1 or beta.nnz < 0.1 * beta.shape[0] * beta.shape[1]:
+            return self.matvec(H, beta)
+        P = self.matvec(self._one_group()[0], np.column_stack([beta.toarray(), s]))
+        self._ws = (s.copy(), P[:, -1].copy())
+        return sp.csc_matrix(coef[0] * P[:, :-1])
+
     def _one_group(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """W'W (lower-triangle data), W'y (dense) and the weights of tr(C^-1 W'W) on the
         pattern (2 off the diagonal), when there is a single residual component."""

@@ -252,13 +252,14 @@ class REMLProblem:
         for st, th, off in zip(self.structures, th_terms, mme.offsets):
             B = sp.csc_matrix(st.working_variates(th, s[off: off + st.size]))
             betas.append(sp.csc_matrix((B.data, B.indices + off, B.indptr), shape=(mme.N, st.n_params)))
+        # average information: AI = 1/2 (Q - T'C^-1 T), T = W'R^-1 [q_1 ... q_m]
+        beta = sp.hstack(betas, format="csc") if betas else sp.csc_matrix((mme.N, 0))
+        # H beta_i, kept sparse (before the e'B_k e below: it may form W'W s on the way)
+        T_g = mme.h_products(ev.parts["H"], self.residual_coef(th_res), beta, s) if betas else beta
         sr, scs = mme.component_sr_scs(s)
         ee = self.cp.yty - 2.0 * sr + scs  # e'B_k e
         D = self.residual_dcoef(th_res)
         th_groups = self.residual_parts(th_res)
-        # average information: AI = 1/2 (Q - T'C^-1 T), T = W'R^-1 [q_1 ... q_m]
-        beta = sp.hstack(betas, format="csc") if betas else sp.csc_matrix((mme.N, 0))
-        T_g = mme.matvec(ev.parts["H"], beta) if betas else beta  # H beta_i, kept sparse
         T_r = -(mme.component_residual_rhs(s) @ sp.csc_matrix(D))  # W'R^-1 q_j = -W'Rdot_j e
         T = sp.hstack([T_g, T_r], format="csc")
         ng = beta.shape[1]
