@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, prange
+from numba import get_num_threads, njit, prange
 
 from .._compiled import counting_sort
 from .ordering import permuted_rows
+from .threads import in_parallel
 
 __all__ = ["choose_absorbed", "AbsorbPlan"]
 
@@ -168,7 +169,7 @@ def _find_all(Cp, Ci, rows, cols):
 @njit(parallel=True, cache=True)
 def _pair_targets(Sp, Si, Cp, Ci, total):
     """Position in the reduced pattern of every pair (a, b), a >= b, of rows of each absorbed
-    column, in the order _subtract_pairs visits them (column j, then b, then a).
+    column, in the order _absorb_columns visits them (column j, then b, then a).
 
     Done column by column of the reduced pattern: the rows of column b are spread into a map
     (row -> position), and every absorbed column holding b looks its rows a >= b up in it.
@@ -220,16 +221,20 @@ def _pair_targets(Sp, Si, Cp, Ci, total):
     return out
 
 
-@njit(cache=True)
-def _subtract_pairs(Sp, Lx, d, target, out):
-    """out[target[k]] -= l_a l_b d_j over the pairs of every absorbed column j, in _pair_targets order."""
-    k = 0
-    for j in range(Sp.shape[0] - 1):
+@njit(cache=True, nogil=True)
+def _absorb_columns(j0, j1, k0, Sp, src, data, d, target, lx, out):
+    """Absorbed columns j0..j1-1: lx = their unit-L values (C_Nj / d_j), and out[target[k]] -=
+    l_a l_b d_j over their pairs (k from k0, in _pair_targets order).  ``out`` is this range's
+    own buffer: other ranges write the same entries."""
+    k = k0
+    for j in range(j0, j1):
         dj = d[j]
         for y in range(Sp[j], Sp[j + 1]):
-            ly = Lx[y] * dj
+            lx[y] = data[src[y]] / dj
+        for y in range(Sp[j], Sp[j + 1]):
+            ly = lx[y] * dj
             for x in range(y, Sp[j + 1]):
-                out[target[k]] -= ly * Lx[x]
+                out[target[k]] -= ly * lx[x]
                 k += 1
 
 
@@ -297,13 +302,26 @@ class AbsorbPlan:
         r, c = position[self._rr_rows], position[self._rr_cols]
         self.rr_target = _find_all(Cp, Ci, np.maximum(r, c), np.minimum(r, c))
         self.reduced_nnz = reduced_lower.nnz
+        # absorbed columns in ranges of about equal pairs, one per thread, each with its own
+        # buffer for the reduced data (ranges update the same entries)
+        m = np.diff(self.Sp)
+        pairs = np.concatenate([[0], np.cumsum(m * (m + 1) // 2)])
+        cut = np.searchsorted(pairs, pairs[-1] * np.arange(get_num_threads() + 1) / get_num_threads())
+        cut[0], cut[-1] = 0, m.size
+        self._ranges = [(int(a), int(b), int(pairs[a])) for a, b in zip(cut[:-1], cut[1:]) if b > a]
+        self._bufs = [np.empty(self.reduced_nnz) for _ in self._ranges[1:]]
 
     def reduce(self, data: np.ndarray):
         """From C's lower-triangle data: absorbed unit-L values, absorbed D, reduced data."""
         d = data[self._diag_pos[self.absorbed]]
-        col = np.repeat(np.arange(self.absorbed.size), np.diff(self.Sp))
-        lx = data[self.src] / d[col]
+        lx = np.empty(self.src.size)
         out = np.zeros(self.reduced_nnz)
         out[self.rr_target] = data[self._rr_src]
-        _subtract_pairs(self.Sp, lx, d, self.target, out)
+        for b in self._bufs:
+            b[:] = 0.0
+        args = (self.Sp, self.src, data, d, self.target, lx)
+        in_parallel(_absorb_columns, [(j0, j1, k0, *args, buf)
+                                      for (j0, j1, k0), buf in zip(self._ranges, [out] + self._bufs)])
+        for b in self._bufs:
+            out += b
         return lx, d, out
