@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sparsereml.linalg import SparseLDL, available_backends
+from sparsereml.linalg import SparseLDL, available_backends, kernels
 
 
 def _spd(n, density, seed, blocks=1):
@@ -37,6 +37,15 @@ def test_selected_inverse_logdet_solve(name, n, density, blocks):
     f = SparseLDL(low, backend=name)
     f.factorize(low.data)
     assert_matches_dense(f, A, low)
+    # every level split between two threads, however little work it has, and every level in
+    # one run on one thread: the same inverse
+    ptr, order = f._levels
+    wide = np.diff(ptr).max() >= 2  # some level has two supernodes or more
+    for min_work, threads in ((0.0, 2), (np.inf, 2), (0.0, 1)):
+        f._selinv_plan = kernels.selinv_plan(f._Lp, f.sn_start, f._done, ptr, order, threads, min_work)
+        split = any(len(seg) > 1 for seg in f._selinv_plan)
+        assert split == (wide and threads == 2 and min_work == 0.0)
+        assert_matches_dense(f, A, low)
     b = np.random.default_rng(0).standard_normal((A.shape[0], 3))
     np.testing.assert_allclose(A @ f.solve(b), b, atol=1e-9)
     np.testing.assert_allclose(A @ f.solve(b[:, 0]), b[:, 0], atol=1e-9)

@@ -13,6 +13,7 @@ import os
 
 import numpy as np
 import scipy.sparse as sp
+from numba import get_num_threads
 from scipy.linalg import blas, lapack, solve_triangular
 
 from . import kernels
@@ -227,6 +228,8 @@ class SparseLDL:
         self._done = np.zeros(widths.size, dtype=np.bool_)
         self._done[self._dense_roots] = True
         self._levels = kernels.supernode_levels(self._Lp, self._Li, self.sn_start, self.col_sn)
+        self._selinv_plan = kernels.selinv_plan(self._Lp, self.sn_start, self._done, *self._levels,
+                                                get_num_threads())
         s = self.sn_start
         tail = self._dense_roots[self._dense_roots == widths.size - 1]
         self._tail = int(s[tail[0]]) if tail.size else self.n  # first column of a dense trailing root
@@ -234,7 +237,7 @@ class SparseLDL:
         self._direct = isinstance(self._backend, StarFactor) and self._tail == k + self._backend.r0
         # where Z holds each entry of C (those inside the trailing root: in its dense inverse)
         self._zpos = kernels.pattern_positions(self._rows, self._cols, self._pinv, self._Lp, self._Li,
-                                               self.sn_start, self.col_sn, self._tail)
+                                               self.sn_start, self.col_sn, self._tail, get_num_threads())
 
     # -- results of the factorisation -----------------------------------------------
     @property
@@ -338,9 +341,9 @@ class SparseLDL:
                 Zd[a:b] = np.diagonal(inv)
             else:
                 kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, inv)
-        kernels.selinv(f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._done, *self._levels, Zd, Zx,
-                       self._tail, Zr)
-        return kernels.gather_pattern(self._zpos, Zd, Zx, Zr.ravel(order="F"))
+        kernels.selinv(f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._done, self._levels[1],
+                       self._selinv_plan, Zd, Zx, self._tail, Zr)
+        return kernels.gather_pattern(self._zpos, Zd, Zx, Zr.ravel(order="F"), get_num_threads())
 
     def inverse_quadratic(self, T) -> np.ndarray:
         """T' C^-1 T for a sparse (or dense) n x m matrix T, exploiting its sparsity.

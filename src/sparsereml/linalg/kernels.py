@@ -14,15 +14,22 @@ Takahashi recursion is done a supernode at a time so that large ones use BLAS:
 
 where S is the structure below supernode J.  Z_SS lies inside the pattern of L
 (the filled pattern is closed under this), so nothing outside it is needed.
+
+The kernels that run in every iteration split their work between plain threads
+(:func:`threads.in_parallel`), not numba's ``prange``: the OpenMP workers behind prange keep
+spinning for milliseconds after a parallel region, and took a core from the threaded
+absorption, leaves and LAPACK calls of the next factorisation (each 20-40% slower on m2).
 """
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from .._compiled import find_sorted, gallop
+from .threads import in_parallel
 
 _BLAS_WORK = 4096  # m*m*w above which a supernode update calls BLAS
+_PARALLEL_WORK = 2e5  # work of a level (about m^2 w per supernode) worth splitting between threads
 
 
 @njit(cache=True)
@@ -232,18 +239,53 @@ def supernode_levels(Lp, Li, sn_start, col_sn):
     return ptr, order
 
 
-@njit(parallel=True, cache=True)
-def selinv(Lp, Li, Lx, d, sn_start, col_sn, done, level_ptr, level_order, Zd, Zx, tail, Zr):
-    """Selected inverse on the pattern of L, level by level from the roots down, the
-    supernodes of a level in parallel.  Supernodes with ``done[s]`` set (dense roots inverted
-    with LAPACK beforehand) are skipped.  ``Zd`` and ``Zx`` are filled in place; the entries
-    of a dense trailing root (columns ``tail`` on; ``tail = n`` when there is none) are read
-    from ``Zr``, its inverse as a dense (lower, F-ordered) array, and not written to ``Zx``."""
-    for lev in range(level_ptr.shape[0] - 1):
-        for k in prange(level_ptr[lev], level_ptr[lev + 1]):
-            s = level_order[k]
-            if not done[s]:
-                _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, tail, Zr)
+@njit(cache=True, nogil=True)
+def selinv_range(Lp, Li, Lx, d, sn_start, col_sn, done, order, k0, k1, Zd, Zx, tail, Zr):
+    """Selected inverse of supernodes order[k0:k1], one after another, given Z on all their
+    ancestors.  Supernodes with ``done[s]`` set (dense roots inverted with LAPACK beforehand)
+    are skipped.  ``Zd`` and ``Zx`` are filled in place; the entries of a dense trailing root
+    (columns ``tail`` on; ``tail = n`` when there is none) are read from ``Zr``, its inverse as
+    a dense (lower, F-ordered) array, and not written to ``Zx``."""
+    for k in range(k0, k1):
+        s = order[k]
+        if not done[s]:
+            _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, tail, Zr)
+
+
+def selinv_plan(Lp, sn_start, done, level_ptr, level_order, threads: int, min_work: float = _PARALLEL_WORK) -> list:
+    """How :func:`selinv` runs the levels of the supernodal tree (``level_order`` lists the
+    supernodes level by level from the roots): a level with work enough for it is split into
+    ``threads`` ranges of about equal work, run on plain threads (numba's OpenMP workers would
+    spin afterwards and slow the LAPACK and threaded kernels that follow); the levels between are
+    runs of supernodes done in order on one thread.  Returns a list of segments, each a list of
+    (k0, k1) ranges of ``level_order`` run at once."""
+    last = sn_start[1:] - 1
+    m = (Lp[last + 1] - Lp[last]).astype(float)
+    w = np.diff(sn_start).astype(float)
+    work = np.where(done, 0.0, m * m * w + m * w * w + m + 1.0)[level_order]  # in level order
+    plan, start = [], 0
+    for lev in range(level_ptr.size - 1):
+        a, b = int(level_ptr[lev]), int(level_ptr[lev + 1])
+        lev_work = work[a:b]
+        if threads > 1 and b - a >= 2 and lev_work.sum() >= min_work:
+            if start < a:
+                plan.append([(start, a)])
+            cum = np.concatenate([[0.0], np.cumsum(lev_work)])
+            cut = a + np.searchsorted(cum, cum[-1] * np.arange(threads + 1) / threads)
+            cut[0], cut[-1] = a, b
+            plan.append([(int(c0), int(c1)) for c0, c1 in zip(cut[:-1], cut[1:]) if c1 > c0])
+            start = b
+    if start < level_ptr[-1]:
+        plan.append([(start, int(level_ptr[-1]))])
+    return plan
+
+
+def selinv(Lp, Li, Lx, d, sn_start, col_sn, done, level_order, plan, Zd, Zx, tail, Zr) -> None:
+    """Selected inverse on the pattern of L, level by level from the roots down, as ``plan``
+    (:func:`selinv_plan`) says; see :func:`selinv_range` for the arguments."""
+    args = (Lp, Li, Lx, d, sn_start, col_sn, done, level_order)
+    for seg in plan:
+        in_parallel(selinv_range, [(*args, k0, k1, Zd, Zx, tail, Zr) for k0, k1 in seg])
 
 
 @njit(cache=True)
@@ -338,21 +380,13 @@ def ldl_solve_vec(n, Lp, Li, Lx, d, x):
     ldl_backward_vec(n, Lp, Li, Lx, d, x)
 
 
-@njit(parallel=True, cache=True)
-def pattern_positions(rows, cols, pinv, Lp, Li, sn_start, col_sn, tail):
-    """For entries (rows[e], cols[e]) of C in natural order: where Z holds them.
-
-    Returns ``pos`` with ``pos[e] >= 0`` an index into Zx, ``pos[e] = -1 - k`` for the
-    diagonal entry k of Zd, and, for an entry inside the dense trailing root (columns ``tail``
-    on, held as a dense F-ordered inverse Zr of width w = n - tail),
-    ``pos[e] = -1 - n - (i + w j)`` with (i, j) its place in Zr.
-    """
-    ne = rows.shape[0]
+@njit(cache=True, nogil=True)
+def _positions_range(rows, cols, pinv, Lp, Li, sn_start, col_sn, tail, e0, e1, pos):
+    """pattern_positions for entries e0..e1-1; returns how many lie outside the pattern."""
     n = pinv.shape[0]
     w = n - tail
-    pos = np.empty(ne, dtype=np.int64)
-    missing = np.zeros(ne, dtype=np.bool_)
-    for e in prange(ne):
+    missing = 0
+    for e in range(e0, e1):
         a = pinv[rows[e]]
         b = pinv[cols[e]]
         r, c = max(a, b), min(a, b)
@@ -363,18 +397,31 @@ def pattern_positions(rows, cols, pinv, Lp, Li, sn_start, col_sn, tail):
         else:
             q = z_position(r, c, Lp, Li, sn_start, col_sn)
             pos[e] = q
-            missing[e] = q < 0
-    if missing.any():
+            missing += q < 0
+    return missing
+
+
+def pattern_positions(rows, cols, pinv, Lp, Li, sn_start, col_sn, tail, threads: int = 2) -> np.ndarray:
+    """For entries (rows[e], cols[e]) of C in natural order: where Z holds them.
+
+    Returns ``pos`` with ``pos[e] >= 0`` an index into Zx, ``pos[e] = -1 - k`` for the
+    diagonal entry k of Zd, and, for an entry inside the dense trailing root (columns ``tail``
+    on, held as a dense F-ordered inverse Zr of width w = n - tail),
+    ``pos[e] = -1 - n - (i + w j)`` with (i, j) its place in Zr.  (On plain threads, like
+    :func:`selinv`.)
+    """
+    pos = np.empty(rows.shape[0], dtype=np.int64)
+    cut = np.linspace(0, rows.shape[0], threads + 1).astype(np.int64)
+    args = (rows, cols, pinv, Lp, Li, sn_start, col_sn, tail)
+    if sum(in_parallel(_positions_range, [(*args, int(a), int(b), pos) for a, b in zip(cut[:-1], cut[1:])])):
         raise ValueError("an entry of C lies outside the pattern of its factor")
     return pos
 
 
-@njit(parallel=True, cache=True)
-def gather_pattern(pos, Zd, Zx, Zr_flat):
-    """Z on the entries of C, from the positions of :func:`pattern_positions`."""
+@njit(cache=True, nogil=True)
+def _gather_range(pos, Zd, Zx, Zr_flat, e0, e1, out):
     n = Zd.shape[0]
-    out = np.empty(pos.shape[0])
-    for e in prange(pos.shape[0]):
+    for e in range(e0, e1):
         q = pos[e]
         if q >= 0:
             out[e] = Zx[q]
@@ -382,4 +429,12 @@ def gather_pattern(pos, Zd, Zx, Zr_flat):
             out[e] = Zd[-1 - q]
         else:
             out[e] = Zr_flat[-1 - n - q]
+
+
+def gather_pattern(pos, Zd, Zx, Zr_flat, threads: int = 2) -> np.ndarray:
+    """Z on the entries of C, from the positions of :func:`pattern_positions` (on plain
+    threads, like :func:`selinv`)."""
+    out = np.empty(pos.shape[0])
+    cut = np.linspace(0, pos.shape[0], threads + 1).astype(np.int64)
+    in_parallel(_gather_range, [(pos, Zd, Zx, Zr_flat, int(a), int(b), out) for a, b in zip(cut[:-1], cut[1:])])
     return out
