@@ -173,15 +173,16 @@ def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y, tail, Zr):
 
 
 @njit(cache=True)
-def _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, tail, Zr):
+def _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, tail, Zr, y):
     """Selected inverse of the columns of supernode s, given Z on all its ancestors (those from
-    column ``tail`` on in the dense ``Zr``)."""
+    column ``tail`` on in the dense ``Zr``); ``y`` is scratch space of at least the rows below
+    the supernode."""
     f = sn_start[s]
     last = sn_start[s + 1] - 1
     w = last - f + 1
     m = Lp[last + 1] - Lp[last]
     if w == 1:  # a single column: the scalar Takahashi recursion on the lower half of Z_SS
-        _singleton(f, Lp[f], m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, np.empty(m), tail, Zr)
+        _singleton(f, Lp[f], m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y, tail, Zr)
         return
     Ljj = np.zeros((w, w))
     for t in range(w):
@@ -246,10 +247,11 @@ def selinv_range(Lp, Li, Lx, d, sn_start, col_sn, done, order, k0, k1, Zd, Zx, t
     are skipped.  ``Zd`` and ``Zx`` are filled in place; the entries of a dense trailing root
     (columns ``tail`` on; ``tail = n`` when there is none) are read from ``Zr``, its inverse as
     a dense (lower, F-ordered) array, and not written to ``Zx``."""
+    y = np.empty(Zd.shape[0])
     for k in range(k0, k1):
         s = order[k]
         if not done[s]:
-            _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, tail, Zr)
+            _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, tail, Zr, y)
 
 
 def selinv_plan(Lp, sn_start, done, level_ptr, level_order, threads: int, min_work: float = _PARALLEL_WORK) -> list:
