@@ -107,38 +107,50 @@ def _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, out, k0):
     return n_c
 
 
-@njit(parallel=True, cache=True)
-def _reduced_lower(m, k, owner, nb, rr_rows, rr_cols):
-    """Lower pattern (CSC, sorted rows, full diagonal) of the reduced matrix: the rest-rest entries
-    of C and every pair of neighbours of an absorbed unknown (the fill of absorbing it).  Two
-    passes over the columns, in parallel chunks: count the distinct rows, then list and sort them."""
+@njit(cache=True)
+def _reduced_lists(m, k, owner, nb, rr_rows, rr_cols):
+    """The lists _column_rows walks, and the work (rows visited) up to each column."""
     Ap, Ai = _lists(owner, nb, k)  # neighbours of each absorbed unknown
     Bp, Bj = _lists(nb, owner, m)  # absorbed unknowns next to each remaining one
     Rp, Ri = _lists(np.minimum(rr_rows, rr_cols), np.maximum(rr_rows, rr_cols), m)
-    # column ranges of equal work (rows visited), so that the threads' static shares balance
-    work = np.zeros(m + 1, dtype=np.int64)
+    work = np.zeros(m + 1)
     for c in range(m):
         w = Rp[c + 1] - Rp[c]
         for q in range(Bp[c], Bp[c + 1]):
             w += Ap[Bj[q] + 1] - Ap[Bj[q]]
         work[c + 1] = work[c] + w
-    nchunk = 16
-    cut = np.searchsorted(work, np.linspace(0.0, float(work[m]), nchunk + 1))
-    cut[0], cut[nchunk] = 0, m
-    Cp = np.zeros(m + 1, dtype=np.int64)
-    empty = np.empty(0, dtype=np.int64)
-    for ch in prange(nchunk):
-        marker = np.full(m, -1, dtype=np.int64)
-        for c in range(cut[ch], cut[ch + 1]):
-            Cp[c + 1] = _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, empty, 0)
-    for c in range(m):
-        Cp[c + 1] += Cp[c]
-    Ci = np.empty(Cp[m], dtype=np.int64)
-    for ch in prange(nchunk):
-        marker = np.full(m, -1, dtype=np.int64)
-        for c in range(cut[ch], cut[ch + 1]):
+    return Ap, Ai, Bp, Bj, Rp, Ri, work
+
+
+@njit(cache=True, nogil=True)
+def _reduced_columns(c0, c1, m, Rp, Ri, Bp, Bj, Ap, Ai, Cp, Ci):
+    """Columns c0..c1-1 of the reduced pattern: their row counts into Cp[c + 1] when Ci is
+    empty, else their sorted rows into Ci from Cp[c]."""
+    marker = np.full(m, -1, dtype=np.int64)
+    for c in range(c0, c1):
+        if Ci.shape[0] == 0:
+            Cp[c + 1] = _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, Ci, 0)
+        else:
             n_c = _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, Ci, Cp[c])
             Ci[Cp[c]:Cp[c] + n_c] = np.sort(Ci[Cp[c]:Cp[c] + n_c])
+
+
+def _reduced_lower(m, k, owner, nb, rr_rows, rr_cols):
+    """Lower pattern (CSC, sorted rows, full diagonal) of the reduced matrix: the rest-rest entries
+    of C and every pair of neighbours of an absorbed unknown (the fill of absorbing it).  Two
+    passes over the columns, each split between threads by work: count the distinct rows, then
+    list and sort them."""
+    Ap, Ai, Bp, Bj, Rp, Ri, work = _reduced_lists(m, k, owner, nb, rr_rows, rr_cols)
+    t = get_num_threads()
+    cut = np.searchsorted(work, work[m] * np.arange(t + 1) / t)
+    cut[0], cut[t] = 0, m
+    ranges = [(int(a), int(b)) for a, b in zip(cut[:-1], cut[1:]) if b > a]
+    Cp = np.zeros(m + 1, dtype=np.int64)
+    args = (m, Rp, Ri, Bp, Bj, Ap, Ai, Cp)
+    in_parallel(_reduced_columns, [(a, b, *args, np.empty(0, dtype=np.int64)) for a, b in ranges])
+    np.cumsum(Cp, out=Cp)
+    Ci = np.empty(Cp[m], dtype=np.int64)
+    in_parallel(_reduced_columns, [(a, b, *args, Ci) for a, b in ranges])
     return Cp, Ci
 
 
