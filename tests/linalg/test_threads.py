@@ -87,3 +87,18 @@ def test_in_parallel_keeps_the_order_of_the_chunks():
     finally:
         numba.set_num_threads(before)
     assert [r[0] for r in in_parallel(lambda a, b: (a, b), chunks)] == [0, 1, 2, 3, 4]
+
+
+def test_work_ranges_cover_every_item_once_in_balanced_ranges():
+    from sparsereml.linalg.threads import work_ranges
+
+    work = np.array([5.0, 1, 1, 1, 1, 1, 0, 0, 1, 4])
+    ranges = work_ranges(work, 2)
+    assert ranges[0][0] == 0 and ranges[-1][1] == work.size
+    assert all(b > a for a, b in ranges) and all(r[1] == s[0] for r, s in zip(ranges, ranges[1:]))
+    sums = [work[a:b].sum() for a, b in ranges]
+    assert len(ranges) == 2 and max(sums) <= 0.5 * work.sum() + work.max()
+    cum = np.concatenate([[0.0], np.cumsum(work)])
+    assert work_ranges(cum, 2, cumulative=True) == ranges
+    assert work_ranges(np.zeros(4), 3) == [(0, 4)]  # no work at all: one range
+    assert work_ranges(work, 1) == [(0, work.size)]

@@ -19,7 +19,7 @@ from numba import get_num_threads, njit, prange
 
 from .._compiled import counting_sort
 from .ordering import permuted_rows
-from .threads import in_parallel
+from .threads import in_parallel, work_ranges
 
 __all__ = ["choose_absorbed", "AbsorbPlan"]
 
@@ -141,10 +141,7 @@ def _reduced_lower(m, k, owner, nb, rr_rows, rr_cols):
     passes over the columns, each split between threads by work: count the distinct rows, then
     list and sort them."""
     Ap, Ai, Bp, Bj, Rp, Ri, work = _reduced_lists(m, k, owner, nb, rr_rows, rr_cols)
-    t = get_num_threads()
-    cut = np.searchsorted(work, work[m] * np.arange(t + 1) / t)
-    cut[0], cut[t] = 0, m
-    ranges = [(int(a), int(b)) for a, b in zip(cut[:-1], cut[1:]) if b > a]
+    ranges = work_ranges(work, get_num_threads(), cumulative=True)
     Cp = np.zeros(m + 1, dtype=np.int64)
     args = (m, Rp, Ri, Bp, Bj, Ap, Ai, Cp)
     in_parallel(_reduced_columns, [(a, b, *args, np.empty(0, dtype=np.int64)) for a, b in ranges])
@@ -318,9 +315,7 @@ class AbsorbPlan:
         # buffer for the reduced data (ranges update the same entries)
         m = np.diff(self.Sp)
         pairs = np.concatenate([[0], np.cumsum(m * (m + 1) // 2)])
-        cut = np.searchsorted(pairs, pairs[-1] * np.arange(get_num_threads() + 1) / get_num_threads())
-        cut[0], cut[-1] = 0, m.size
-        self._ranges = [(int(a), int(b), int(pairs[a])) for a, b in zip(cut[:-1], cut[1:]) if b > a]
+        self._ranges = [(a, b, int(pairs[a])) for a, b in work_ranges(pairs, get_num_threads(), cumulative=True)]
         self._bufs = [np.empty(self.reduced_nnz) for _ in self._ranges[1:]]
 
     def reduce(self, data: np.ndarray):

@@ -26,7 +26,7 @@ import numpy as np
 from numba import njit
 
 from .._compiled import find_sorted, gallop
-from .threads import in_parallel
+from .threads import in_parallel, work_ranges
 
 _BLAS_WORK = 4096  # m*m*w above which a supernode update calls BLAS
 _PARALLEL_WORK = 2e5  # work of a level (about m^2 w per supernode) worth splitting between threads
@@ -272,10 +272,7 @@ def selinv_plan(Lp, sn_start, done, level_ptr, level_order, threads: int, min_wo
         if threads > 1 and b - a >= 2 and lev_work.sum() >= min_work:
             if start < a:
                 plan.append([(start, a)])
-            cum = np.concatenate([[0.0], np.cumsum(lev_work)])
-            cut = a + np.searchsorted(cum, cum[-1] * np.arange(threads + 1) / threads)
-            cut[0], cut[-1] = a, b
-            plan.append([(int(c0), int(c1)) for c0, c1 in zip(cut[:-1], cut[1:]) if c1 > c0])
+            plan.append([(a + c0, a + c1) for c0, c1 in work_ranges(lev_work, threads)])
             start = b
     if start < level_ptr[-1]:
         plan.append([(start, int(level_ptr[-1]))])
@@ -318,16 +315,24 @@ def gather_dense_block(f, w, Lp, Lx, out):
             out[i, t] = Lx[Lp[f + t] + (i - t - 1)]
 
 
-@njit(cache=True)
-def ldl_solve_inplace(n, Lp, Li, Lx, d, X):
-    """Solve (L D L') X = B in place for a C-ordered block X (n x m), permuted space."""
+@njit(cache=True, nogil=True)
+def ldl_forward_block(stop, Lp, Li, Lx, X):
+    """X <- L^-1 X over columns 0..stop-1 for a C-ordered block X (n x m), rows below stop
+    updated, not solved (:func:`ldl_forward_vec` for several right-hand sides at once)."""
     m = X.shape[1]
-    for j in range(n):
+    for j in range(stop):
         for p in range(Lp[j], Lp[j + 1]):
             i = Li[p]
             l = Lx[p]
             for k in range(m):
                 X[i, k] -= l * X[j, k]
+
+
+@njit(cache=True)
+def ldl_solve_inplace(n, Lp, Li, Lx, d, X):
+    """Solve (L D L') X = B in place for a C-ordered block X (n x m), permuted space."""
+    m = X.shape[1]
+    ldl_forward_block(n, Lp, Li, Lx, X)
     for j in range(n):
         inv = 1.0 / d[j]
         for k in range(m):
@@ -348,19 +353,6 @@ def ldl_forward_vec(stop, Lp, Li, Lx, x):
         if xj != 0.0:
             for p in range(Lp[j], Lp[j + 1]):
                 x[Li[p]] -= Lx[p] * xj
-
-
-@njit(cache=True, nogil=True)
-def ldl_forward_block(stop, Lp, Li, Lx, X):
-    """X <- L^-1 X over columns 0..stop-1 for a C-ordered block X (n x m), rows below stop
-    updated, not solved (the vector version for several right-hand sides at once)."""
-    m = X.shape[1]
-    for j in range(stop):
-        for p in range(Lp[j], Lp[j + 1]):
-            i = Li[p]
-            l = Lx[p]
-            for k in range(m):
-                X[i, k] -= l * X[j, k]
 
 
 @njit(cache=True)

@@ -26,7 +26,7 @@ from .._compiled import counting_sort
 from .backends import LDL
 from .kernels import _unit_lower_inverse
 from .ordering import permute_lower, symbolic_counts
-from .threads import dense_threads, in_parallel, lapack_library
+from .threads import dense_threads, in_parallel, lapack_library, work_ranges
 
 __all__ = ["StarFactor"]
 
@@ -301,19 +301,12 @@ class StarFactor:
     def _chunks(self, k: int) -> tuple[list, list]:
         """Ranges of leaves, and of root columns, of about equal work for k threads."""
         w, m = np.diff(self.leaf_start), np.diff(self.leaf_n)
-        cum = np.concatenate([[0.0], np.cumsum((m + w) * w * w + 1.0)])
-        cut = np.searchsorted(cum, cum[-1] * np.arange(k + 1) / k)
-        cut[0], cut[-1] = 0, w.size
-        leaves = [(int(a), int(b)) for a, b in zip(cut[:-1], cut[1:]) if b > a]
+        leaves = work_ranges((m + w) * w * w + 1.0, k)
         # root column j gets, from each leaf holding it, w (rows below j among the leaf's rows) updates
         nr = self.n - self.r0
         leaf = np.repeat(np.arange(w.size), m)
         below = self.leaf_n[leaf + 1] - np.arange(self.nb.size)  # rows from this one to the leaf's last
-        cum = np.concatenate([[0.0], np.cumsum(np.bincount(self.nb - self.r0, weights=w[leaf] * below,
-                                                            minlength=nr))])
-        cut = np.searchsorted(cum, cum[-1] * np.arange(k + 1) / k)
-        cut[0], cut[-1] = 0, nr
-        cols = [(int(a), int(b)) for a, b in zip(cut[:-1], cut[1:]) if b > a]
+        cols = work_ranges(np.bincount(self.nb - self.r0, weights=w[leaf] * below, minlength=nr), k)
         return leaves or [(0, 0)], cols or [(0, 0)]
 
     def _by_leaf(self, entries: np.ndarray, k_of: np.ndarray, local: np.ndarray):

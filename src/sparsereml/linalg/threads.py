@@ -20,9 +20,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
+import numpy as np
+
 from ..errors import ModelError
 
-__all__ = ["single_threaded", "dense_threads", "lapack_library", "cholmod_library", "in_parallel"]
+__all__ = ["single_threaded", "dense_threads", "lapack_library", "cholmod_library", "in_parallel", "work_ranges"]
 
 _CACHE: dict = {}
 
@@ -194,6 +196,17 @@ def in_parallel(fn, chunks: list) -> list:
     for i, part in enumerate(parts):
         out[i::t] = part
     return out
+
+
+def work_ranges(work, parts: int, cumulative: bool = False) -> list:
+    """Split items 0..n-1 with these amounts of work into at most ``parts`` consecutive ranges
+    (a, b) of about equal work, empty ranges left out.  With ``cumulative``, ``work`` is the
+    running total from 0 (length n + 1)."""
+    cum = np.asarray(work, dtype=float) if cumulative else np.concatenate([[0.0], np.cumsum(work, dtype=float)])
+    n = cum.size - 1
+    cut = np.searchsorted(cum, cum[-1] * np.arange(parts + 1) / parts)
+    cut[0], cut[-1] = 0, n
+    return [(int(a), int(b)) for a, b in zip(cut[:-1], cut[1:]) if b > a]
 
 
 def _run_each(fn, chunks: list) -> list:
