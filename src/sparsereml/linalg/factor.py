@@ -155,14 +155,22 @@ class SparseLDL:
         k = self._plan.absorbed.size if self._plan else 0
         first = not self._joined
         if first:  # first factorisation: learn the joined pattern
-            red = self._backend.factorize(rdata)
+            # buffers reused by every later factorisation (fresh pages cost more than the copy);
+            # the star's pattern is known already, so it factorises straight into them
+            star = isinstance(self._backend, StarFactor)
+            if star:
+                nA = int(self._plan.Sp[-1]) if self._plan else 0
+                self._Lx_buf, self._d_buf = np.empty(nA + self._backend.Li.size), np.empty(self.n)
+                red = self._backend.factorize(rdata, self._Lx_buf[nA:], self._d_buf[k:])
+            else:
+                red = self._backend.factorize(rdata)
             self._join_pattern(red)
             nA = int(self._Lp[k])
-            # buffers reused by every later factorisation (fresh pages cost more than the copy)
-            self._Lx_buf, self._d_buf = np.empty(self._Li.size), np.empty(self.n)
+            if not star:
+                self._Lx_buf, self._d_buf = np.empty(self._Li.size), np.empty(self.n)
+                self._Lx_buf[nA:], self._d_buf[k:] = red.Lx, red.d
             self._Zd_buf, self._Zx_buf = np.empty(self.n), np.empty(self._Li.size)
             Lx, d = self._Lx_buf, self._d_buf
-            Lx[nA:], d[k:] = red.Lx, red.d
         else:
             nA = int(self._Lp[k])
             Lx, d = self._Lx_buf, self._d_buf
