@@ -21,7 +21,7 @@ import numpy as np
 import sparsereml as sr
 from sparsereml import mme
 from sparsereml.datasets import trial_network
-from sparsereml.linalg import absorb, factor, star
+from sparsereml.linalg import absorb, factor, kernels, selinv, star
 from sparsereml.reml import problem
 
 RANDOM = "~ Trial:Block + Mother + Trial:Mother"
@@ -33,7 +33,8 @@ WRAPPED = [
     (star.StarFactor, ["factorize"]),
     (star, ["in_parallel"]),
     (factor.SparseLDL, ["solve", "inverse_quadratic", "selected_inverse", "_join_pattern"]),
-    (factor.kernels, ["selinv", "gather_pattern"]),
+    (selinv, ["selinv"]),
+    (kernels, ["gather_pattern"]),
 ]
 
 

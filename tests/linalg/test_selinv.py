@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from sparsereml.linalg import SparseLDL, available_backends, kernels
+from sparsereml.linalg import SparseLDL, available_backends, selinv
 
 
 def _spd(n, density, seed, blocks=1):
@@ -42,7 +42,7 @@ def test_selected_inverse_logdet_solve(name, n, density, blocks):
     ptr, order = f._levels
     wide = np.diff(ptr).max() >= 2  # some level has two supernodes or more
     for min_work, threads in ((0.0, 2), (np.inf, 2), (0.0, 1)):
-        f._selinv_plan = kernels.selinv_plan(f._Lp, f.sn_start, f._done, ptr, order, threads, min_work)
+        f._selinv_plan = selinv.selinv_plan(f._Lp, f.sn_start, f._skip, ptr, order, threads, min_work, f._kids)
         split = any(len(seg) > 1 for seg in f._selinv_plan)
         assert split == (wide and threads == 2 and min_work == 0.0)
         assert_matches_dense(f, A, low)
@@ -118,3 +118,44 @@ def test_absorption_and_grouped_ordering_are_exact(name):
     no.factorize(low.data)
     assert no.n_absorbed == 0 and no.logdet() == pytest.approx(f.logdet(), rel=1e-12)
     np.testing.assert_allclose(no.inverse_quadratic(T), T.T.toarray() @ inv @ T.toarray(), rtol=1e-9, atol=1e-12)
+
+
+def _cells_on_leaves(seed=4, n_leaves=5, width=6, n_root=40, cells=30):
+    """Leaves (cliques) tied to subsets of a dense root, and single unknowns ("cells") each tied
+    to a few columns of one leaf and one root unknown: after absorption, the cells hang off the
+    leaves' supernodes, as the Trial:Mother cells of the trial network hang off its blocks."""
+    rng = np.random.default_rng(seed)
+    n_cells = n_leaves * cells
+    r0 = n_cells + n_leaves * width
+    n = r0 + n_root
+    M = np.zeros((n, n))
+    M[r0:, r0:] = rng.normal(size=(n_root, n_root)) * 0.1
+    for k in range(n_leaves):
+        a = n_cells + k * width
+        M[a:a + width, a:a + width] = rng.normal(size=(width, width))
+        nb = r0 + rng.choice(n_root, size=n_root // 3, replace=False)
+        M[np.ix_(nb, np.arange(a, a + width))] = rng.normal(size=(nb.size, width))
+        for c in range(k * cells, (k + 1) * cells):
+            M[a + rng.choice(width, size=rng.integers(1, width + 1), replace=False), c] = rng.normal()
+            M[rng.choice(nb), c] = rng.normal()
+    A = M + M.T
+    A += np.diag(np.abs(A).sum(axis=1) + 1.0)
+    return sp.csc_matrix(A)
+
+
+@pytest.mark.parametrize("name", available_backends())
+@pytest.mark.parametrize("star", [True, False])
+def test_single_columns_done_with_their_parent_supernode(name, star):
+    """Columns whose recursion reads their parent supernode's dense blocks of Z
+    (selinv.fused_children) give numpy's inverse, whether the parents are a star's leaves or
+    supernodes of the sparse backend's factor."""
+    A = _cells_on_leaves()
+    low = sp.tril(A).tocsc()
+    low.sort_indices()
+    groups = np.zeros(A.shape[0], dtype=np.int64)
+    groups[150:180], groups[180:] = 1, 2
+    f = SparseLDL(low, backend=name, groups=groups, star=star)
+    f.factorize(low.data)
+    assert f.n_absorbed >= 150
+    assert f._kids[1].size >= 150  # every cell is done with its leaf
+    assert_matches_dense(f, A, low)

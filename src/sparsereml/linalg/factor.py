@@ -16,7 +16,7 @@ import scipy.sparse as sp
 from numba import get_num_threads
 from scipy.linalg import blas, lapack, solve_triangular
 
-from . import kernels
+from . import kernels, selinv
 from .absorb import AbsorbPlan, choose_absorbed
 from .backends import LDL, NotPositiveDefinite, make_backend, resolve_backend
 from .ordering import choose_order, permute_lower, predicted_cost
@@ -235,9 +235,11 @@ class SparseLDL:
         self._dense_roots = np.flatnonzero((below == 0) & (widths >= _LAPACK_ROOT))
         self._done = np.zeros(widths.size, dtype=np.bool_)
         self._done[self._dense_roots] = True
-        self._levels = kernels.supernode_levels(self._Lp, self._Li, self.sn_start, self.col_sn)
-        self._selinv_plan = kernels.selinv_plan(self._Lp, self.sn_start, self._done, *self._levels,
-                                                get_num_threads())
+        self._levels = selinv.supernode_levels(self._Lp, self._Li, self.sn_start, self.col_sn)
+        fused, self._kids = selinv.fused_children(self._Lp, self._Li, self.sn_start, self.col_sn, self._done)
+        self._skip = self._done | fused  # done before the recursion, or with their parent
+        self._selinv_plan = selinv.selinv_plan(self._Lp, self.sn_start, self._skip, *self._levels,
+                                                get_num_threads(), kids=self._kids)
         s = self.sn_start
         tail = self._dense_roots[self._dense_roots == widths.size - 1]
         self._tail = int(s[tail[0]]) if tail.size else self.n  # first column of a dense trailing root
@@ -349,8 +351,8 @@ class SparseLDL:
                 Zd[a:b] = np.diagonal(inv)
             else:
                 kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, inv)
-        kernels.selinv(f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._done, self._levels[1],
-                       self._selinv_plan, Zd, Zx, self._tail, Zr)
+        selinv.selinv(f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._skip, self._levels[1],
+                       self._selinv_plan, Zd, Zx, self._tail, Zr, self._kids)
         return kernels.gather_pattern(self._zpos, Zd, Zx, Zr.ravel(order="F"), get_num_threads())
 
     def inverse_quadratic(self, T) -> np.ndarray:
