@@ -99,6 +99,45 @@ def test_star_equals_the_sparse_backend_on_mixed_model_equations(backend):
     np.testing.assert_allclose(a.ai, b.ai, rtol=1e-9)
 
 
+def _with_leaf_effects(seed=6, n_leaves=6, width=5, n_root=60):
+    """_star_matrix plus one root unknown per leaf (like a trial's fixed effect) tied to that
+    leaf's columns and to root unknowns among the leaf's neighbours, and one more unknown tied to
+    every leaf (like the intercept)."""
+    rng = np.random.default_rng(seed)
+    A = _star_matrix(n_leaves, width, n_root, seed).toarray()
+    n0 = A.shape[0]
+    n = n0 + n_leaves + 1
+    M = np.zeros((n, n))
+    M[:n0, :n0] = A
+    r0 = n_leaves * width
+    for k in range(n_leaves):
+        cols = np.arange(k * width, (k + 1) * width)
+        nb = r0 + np.flatnonzero(A[r0:n0, cols].any(axis=1))  # the leaf's root neighbours
+        e = n0 + k
+        M[e, cols] = M[cols, e] = rng.normal(size=width)
+        M[e, nb[:3]] = M[nb[:3], e] = rng.normal(size=3)
+        M[n - 1, cols] = M[cols, n - 1] = rng.normal(size=width)
+    M[n - 1, n0:n - 1] = M[n0:n - 1, n - 1] = 0.3
+    M += np.diag(np.abs(M).sum(axis=1) + 1.0)
+    return sp.csc_matrix(M)
+
+
+def test_root_unknowns_bordering_one_leaf_join_it():
+    """An unknown of the root that borders one leaf only, its root neighbours among the leaf's,
+    is eliminated with that leaf (star._sink_root_columns): the root narrows by one per leaf,
+    one more column per leaf, and the factor still gives numpy's inverse."""
+    A = _with_leaf_effects()
+    low = _lower(A)
+    star, post = StarFactor.detect(low)
+    n = A.shape[0]
+    assert star is not None and n - star.r0 == 60 + 1  # the leaf effects left the root
+    assert list(np.diff(star.leaf_start)) == [6] * 6
+    assert sorted(post[star.r0:]) == list(range(30, 90)) + [n - 1]
+    f = SparseLDL(low, star=True, absorb=False)
+    f.factorize(low.data)
+    assert_matches_dense(f, A, low)
+
+
 def test_not_positive_definite_in_a_leaf_and_in_the_root():
     A = _star_matrix().tolil()
     low = _lower(sp.csc_matrix(A))
