@@ -14,21 +14,24 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
+from numba import get_num_threads, njit
 
 from ._compiled import counting_sort
 from .crossprod import CrossProducts, column_matrix
+from .linalg.threads import in_parallel, work_ranges
 from .structures import Structure
 
 __all__ = ["MixedModelEquations"]
 
+_SPLIT_WORK = 400_000  # entries x columns of a product worth splitting between threads
 
-@njit(cache=True)
-def _symmetric_product(Cp, Ci, data, X):
-    """A @ X for symmetric A stored as its lower triangle (CSC) and dense X (n x m)."""
-    n, m = X.shape
-    out = np.zeros((n, m))
-    for c in range(n):
+
+@njit(cache=True, nogil=True)
+def _symmetric_range(Cp, Ci, data, X, c0, c1, out):
+    """out += (columns c0..c1-1 of A and their transposes) @ X, for symmetric A stored as its
+    lower triangle (CSC) and dense X (n x m)."""
+    m = X.shape[1]
+    for c in range(c0, c1):
         for p in range(Cp[c], Cp[c + 1]):
             r = Ci[p]
             v = data[p]
@@ -37,7 +40,20 @@ def _symmetric_product(Cp, Ci, data, X):
             if r != c:
                 for k in range(m):
                     out[c, k] += v * X[r, k]
-    return out
+
+
+def _symmetric_product(Cp, Ci, data, X):
+    """A @ X for symmetric A stored as its lower triangle (CSC) and dense X (n x m).  A large
+    product is split by ranges of A's columns between threads, each into its own output (their
+    writes would collide), then summed."""
+    n, m = X.shape
+    parts = get_num_threads() if Cp[-1] * m >= _SPLIT_WORK else 1
+    ranges = work_ranges(np.diff(Cp), parts) or [(0, n)]
+    outs = [np.zeros((n, m)) for _ in ranges]
+    in_parallel(_symmetric_range, [(Cp, Ci, data, X, a, b, o) for (a, b), o in zip(ranges, outs)])
+    for o in outs[1:]:
+        outs[0] += o
+    return outs[0]
 
 
 @njit(cache=True)
@@ -214,14 +230,14 @@ class MixedModelEquations:
         return out.reshape(X.shape)
 
     def h_products(self, H: np.ndarray, coef: np.ndarray, beta: sp.csc_matrix, s: np.ndarray) -> sp.csc_matrix:
-        """H beta (sparse, as :meth:`matvec` gives it) for H = sum_k c_k W_k'W_k.  With one
-        residual component H is c W'W, so W'W s, which the scores need too, comes from the same
-        pass over W'W and is kept."""
+        """H beta for H = sum_k c_k W_k'W_k, sparse for a sparse beta (as :meth:`matvec` gives
+        it).  With one residual component and a mostly nonzero beta, H is c W'W and H beta is
+        dense; W'W s, which the scores need too, comes from the same pass over W'W and is kept."""
         if self.n_components != 1 or beta.nnz < 0.1 * beta.shape[0] * beta.shape[1]:
             return self.matvec(H, beta)
         P = self.matvec(self._one_group()[0], np.column_stack([beta.toarray(), s]))
         self._ws = (s.copy(), P[:, -1].copy())
-        return sp.csc_matrix(coef[0] * P[:, :-1])
+        return coef[0] * P[:, :-1]  # dense: beta is mostly nonzero here
 
     def _one_group(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """W'W (lower-triangle data), W'y (dense) and the weights of tr(C^-1 W'W) on the

@@ -356,20 +356,21 @@ class SparseLDL:
         return kernels.gather_pattern(self._zpos, Zd, Zx, Zr.ravel(order="F"), get_num_threads())
 
     def inverse_quadratic(self, T) -> np.ndarray:
-        """T' C^-1 T for a sparse (or dense) n x m matrix T, exploiting its sparsity.
+        """T' C^-1 T for a sparse (or dense) n x m matrix T, exploiting a sparse T's sparsity.
 
         A mostly nonzero T is solved as a dense block in one pass over the factor; otherwise
         forward substitution follows only the elimination-tree paths of T's nonzeros.  The
         dense trailing block of the factor is solved for all columns at once with BLAS.
         """
         f = self.ldl
-        T = sp.csc_matrix(T)
         tail = self._tail
         m = T.shape[1]
+        dense = not sp.issparse(T) and f.n * m <= _DENSE_LIMIT
+        T = np.asarray(T, dtype=float) if dense else sp.csc_matrix(T)
         scale = 1.0 / np.sqrt(f.d[:tail])
-        if T.nnz > 0.25 * f.n * m and f.n * m <= _DENSE_LIMIT:
+        if dense or (T.nnz > 0.25 * f.n * m and f.n * m <= _DENSE_LIMIT):
             # mostly nonzero (e.g. W'R^-1 times working variates): one dense forward pass
-            X = np.ascontiguousarray(T.toarray()[f.perm])
+            X = np.ascontiguousarray((T if dense else T.toarray())[f.perm])
             kernels.ldl_forward_block(tail, f.Lp, f.Li, f.Lx, X)
             Yd = X[:tail] * scale[:, None]
             out = blas.dsyrk(1.0, Yd, trans=1, lower=0)

@@ -261,10 +261,13 @@ class REMLProblem:
         D = self.residual_dcoef(th_res)
         th_groups = self.residual_parts(th_res)
         T_r = -(mme.component_residual_rhs(s) @ sp.csc_matrix(D))  # W'R^-1 q_j = -W'Rdot_j e
-        T = sp.hstack([T_g, T_r], format="csc")
+        # dense when H beta came back dense (mostly nonzero working variates)
+        T = np.column_stack([T_g, T_r.toarray()]) if isinstance(T_g, np.ndarray) else \
+            sp.hstack([T_g, T_r], format="csc")
         ng = beta.shape[1]
         Q = np.zeros((self.params.n, self.params.n))
-        Q[:ng, :] = (beta.T @ T).toarray()  # q_i'R^-1 q_j = beta_i'H beta_j and beta_i'T_j
+        BT = beta.T @ T
+        Q[:ng, :] = BT if isinstance(BT, np.ndarray) else BT.toarray()  # beta_i'H beta_j and beta_i'T_j
         Q[ng:, :ng] = Q[:ng, ng:].T
         Q[ng:, ng:] = self._residual_q(th_groups, ee, s)
         ai = 0.5 * (Q - self.factor.inverse_quadratic(T))
