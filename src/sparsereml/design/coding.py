@@ -1,12 +1,13 @@
 """Factor coding: data columns -> integer codes with level labels in R's order."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["Factor", "encode", "combine", "is_factor_column", "ColumnSet"]
+__all__ = ["Factor", "PairLabels", "encode", "combine", "is_factor_column", "ColumnSet"]
 
 
 @dataclass(frozen=True)
@@ -15,11 +16,66 @@ class Factor:
 
     name: str
     codes: np.ndarray
-    levels: tuple
+    levels: Sequence  # a tuple, or PairLabels for an interaction
 
     @property
     def n_levels(self) -> int:
         return len(self.levels)
+
+
+class PairLabels(Sequence):
+    """The level labels ``a:b`` of an interaction, made when first read (a fit of a large
+    interaction never reads most of them; the BLUP table reads them all, once)."""
+
+    def __init__(self, left: Sequence, right: Sequence, left_idx: np.ndarray, right_idx: np.ndarray):
+        self._parts = (left, right, left_idx, right_idx)
+        self._n = int(left_idx.size)
+        self._done: tuple | None = None
+
+    def _all(self) -> tuple:
+        if self._done is None:
+            left, right, li, ri = self._parts
+            self._done = tuple(f"{left[a]}:{right[b]}" for a, b in zip(li.tolist(), ri.tolist()))
+        return self._done
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, i):
+        if isinstance(i, slice) or self._done is not None:
+            return self._all()[i]
+        left, right, li, ri = self._parts
+        return f"{left[li[i]]}:{right[ri[i]]}"
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __contains__(self, x) -> bool:
+        return x in self._all()
+
+    def index(self, x, *args) -> int:
+        return self._all().index(x, *args)
+
+    def __eq__(self, other) -> bool:
+        return tuple(self) == (tuple(other) if isinstance(other, Sequence) else other)
+
+    def __hash__(self) -> int:
+        return hash(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
+def _codes_of_keys(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..k-1 of non-negative integer keys below ``n_keys`` in increasing key order, and
+    the keys that occur (pd.factorize(key, sort=True), by a count over the key range when that
+    range is not much larger than the data)."""
+    if n_keys <= 4 * key.size + 1024:
+        seen = np.bincount(key, minlength=n_keys) > 0
+        code_of = np.cumsum(seen) - 1
+        return code_of[key], np.flatnonzero(seen)
+    codes, uniq = pd.factorize(key, sort=True)
+    return codes, uniq
 
 
 def is_factor_column(series: pd.Series) -> bool:
@@ -68,15 +124,16 @@ def combine(factors: list[Factor], name: str | None = None) -> Factor:
     for nxt in factors[1:]:
         missing = (acc.codes < 0) | (nxt.codes < 0)
         key = acc.codes * nxt.n_levels + nxt.codes
-        key[missing] = -1
-        codes, uniq = pd.factorize(key, sort=True)
-        if missing.any():  # factorize puts -1 first as an ordinary value: move it out
-            has = uniq >= 0
-            shift = np.cumsum(has) - 1
-            codes = np.where(missing, -1, shift[codes])
-            uniq = uniq[has]
+        if missing.any():
+            codes, uniq = _codes_of_keys(np.where(missing, 0, key), acc.n_levels * nxt.n_levels)
+            # key 0 stands for the missing rows too: a level only if some complete row has it
+            if not np.any(key[~missing] == 0) and uniq.size and uniq[0] == 0:
+                codes, uniq = codes - 1, uniq[1:]
+            codes = np.where(missing, -1, codes)
+        else:
+            codes, uniq = _codes_of_keys(key, acc.n_levels * nxt.n_levels)
         left, right = np.divmod(uniq, nxt.n_levels)
-        levels = tuple(f"{acc.levels[a]}:{nxt.levels[b]}" for a, b in zip(left, right))
+        levels = PairLabels(acc.levels, nxt.levels, left, right)
         acc = Factor(f"{acc.name}:{nxt.name}", codes.astype(np.int64, copy=False), levels)
     return Factor(name or acc.name, acc.codes, acc.levels)
 
