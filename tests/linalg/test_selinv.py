@@ -120,7 +120,7 @@ def test_absorption_and_grouped_ordering_are_exact(name):
     np.testing.assert_allclose(no.inverse_quadratic(T), T.T.toarray() @ inv @ T.toarray(), rtol=1e-9, atol=1e-12)
 
 
-def _cells_on_leaves(seed=4, n_leaves=5, width=6, n_root=40, cells=30):
+def _cells_on_leaves(seed=4, n_leaves=5, width=6, n_root=60, cells=30):
     """Leaves (cliques) tied to subsets of a dense root, and single unknowns ("cells") each tied
     to a few columns of one leaf and one root unknown: after absorption, the cells hang off the
     leaves' supernodes, as the Trial:Mother cells of the trial network hang off its blocks."""
@@ -159,3 +159,10 @@ def test_single_columns_done_with_their_parent_supernode(name, star):
     assert f.n_absorbed >= 150
     assert f._kids[1].size >= 150  # every cell is done with its leaf
     assert_matches_dense(f, A, low)
+    # a vector solve: below a star's root, the backward pass is split between threads by leaves,
+    # then by absorbed columns (kernels.backward_plan)
+    assert f.method.startswith("leaves") == star
+    if star:
+        assert [len(stage) for stage in f._backward] == [2, 2]
+    b = np.random.default_rng(1).standard_normal(A.shape[0])
+    np.testing.assert_allclose(A @ f.solve(b), b, atol=1e-10)

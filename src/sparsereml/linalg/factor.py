@@ -245,6 +245,9 @@ class SparseLDL:
         self._tail = int(s[tail[0]]) if tail.size else self.n  # first column of a dense trailing root
         # the star backend's root is the trailing root: solves and the inverse use its factor
         self._direct = isinstance(self._backend, StarFactor) and self._tail == k + self._backend.r0
+        if self._direct:  # the backward solve below the root, by leaves, then by absorbed columns
+            stages = [k + self._backend.leaf_start, np.arange(k + 1)]
+            self._backward = kernels.backward_plan(self._Lp, stages, get_num_threads())
         # where Z holds each entry of C (those inside the trailing root: in its dense inverse)
         self._zpos = kernels.pattern_positions(self._rows, self._cols, self._pinv, self._Lp, self._Li,
                                                self.sn_start, self.col_sn, self._tail, get_num_threads())
@@ -277,7 +280,7 @@ class SparseLDL:
                 t = self._tail
                 kernels.ldl_forward_vec(t, f.Lp, f.Li, f.Lx, x)
                 x[t:] = lapack.dpotrs(c, x[t:], lower=1)[0]  # c is a positive-definite factor
-                kernels.ldl_backward_vec(t, f.Lp, f.Li, f.Lx, f.d, x)
+                kernels.backward_split(self._backward, f.Lp, f.Li, f.Lx, f.d, x)
             else:
                 kernels.ldl_solve_vec(f.n, f.Lp, f.Li, f.Lx, f.d, x)
             out = np.empty_like(x)

@@ -17,7 +17,7 @@ import numpy as np
 from numba import njit
 
 from .._compiled import find_sorted
-from .threads import in_parallel
+from .threads import in_parallel, work_ranges
 
 
 @njit(cache=True)
@@ -148,6 +148,37 @@ def ldl_backward_vec(stop, Lp, Li, Lx, d, x):
         for p in range(Lp[j], Lp[j + 1]):
             acc -= Lx[p] * x[Li[p]]
         x[j] = acc
+
+
+@njit(cache=True, nogil=True)
+def ldl_backward_range(j0, j1, Lp, Li, Lx, d, x):
+    """x <- L^-T D^-1 x over columns j1-1 down to j0, every row they reference (below j1, or
+    in columns no other range of this pass writes) being solved already."""
+    for j in range(j1 - 1, j0 - 1, -1):
+        acc = x[j] / d[j]
+        for p in range(Lp[j], Lp[j + 1]):
+            acc -= Lx[p] * x[Li[p]]
+        x[j] = acc
+
+
+def backward_plan(Lp, stages: list, threads: int) -> list:
+    """How to split the backward solve over columns 0..stop-1 between threads: ``stages`` lists,
+    from the last stage solved to the first, the column boundaries of independent blocks in a
+    stage (blocks whose columns reference only their own rows and rows of later stages, e.g.
+    the leaves of a star, or absorbed columns one by one).  Returns one list of (j0, j1) ranges
+    per stage, of about equal work."""
+    plan = []
+    for bounds in stages:
+        bounds = np.asarray(bounds, dtype=np.int64)
+        work = np.diff(Lp[bounds]) + np.diff(bounds)
+        plan.append([(int(bounds[a]), int(bounds[b])) for a, b in work_ranges(work, threads)])
+    return plan
+
+
+def backward_split(plan: list, Lp, Li, Lx, d, x) -> None:
+    """:func:`ldl_backward_vec` as ``plan`` (:func:`backward_plan`) splits it, stage by stage."""
+    for ranges in plan:
+        in_parallel(ldl_backward_range, [(a, b, Lp, Li, Lx, d, x) for a, b in ranges])
 
 
 @njit(cache=True)
