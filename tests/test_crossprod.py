@@ -27,6 +27,9 @@ def test_per_group_products_match_direct_ones(n_groups, values):
     cp = cross_products(W, y, groups, n_groups)
     low = cp.lower
     r = low.indices
+    # rows strictly increasing within each column (the MME and the factor search them)
+    for a, b in zip(low.indptr[:-1], low.indptr[1:]):
+        assert np.all(np.diff(r[a:b]) > 0)
     c = np.repeat(np.arange(ncol), np.diff(low.indptr))
     for g in range(n_groups):
         Wg = W[groups == g]
