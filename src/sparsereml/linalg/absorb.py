@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import get_num_threads, njit, prange
 
-from .._compiled import counting_sort
+from .._compiled import counting_sort, sort_rows
 from .ordering import permuted_rows
 from .threads import in_parallel, work_ranges
 
@@ -125,21 +125,20 @@ def _reduced_lists(m, k, owner, nb, rr_rows, rr_cols):
 @njit(cache=True, nogil=True)
 def _reduced_columns(c0, c1, m, Rp, Ri, Bp, Bj, Ap, Ai, Cp, Ci):
     """Columns c0..c1-1 of the reduced pattern: their row counts into Cp[c + 1] when Ci is
-    empty, else their sorted rows into Ci from Cp[c]."""
+    empty, else their rows (unsorted) into Ci from Cp[c]."""
     marker = np.full(m, -1, dtype=np.int64)
     for c in range(c0, c1):
         if Ci.shape[0] == 0:
             Cp[c + 1] = _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, Ci, 0)
         else:
-            n_c = _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, Ci, Cp[c])
-            Ci[Cp[c]:Cp[c] + n_c] = np.sort(Ci[Cp[c]:Cp[c] + n_c])
+            _column_rows(c, Rp, Ri, Bp, Bj, Ap, Ai, marker, Ci, Cp[c])
 
 
 def _reduced_lower(m, k, owner, nb, rr_rows, rr_cols):
     """Lower pattern (CSC, sorted rows, full diagonal) of the reduced matrix: the rest-rest entries
     of C and every pair of neighbours of an absorbed unknown (the fill of absorbing it).  Two
     passes over the columns, each split between threads by work: count the distinct rows, then
-    list and sort them."""
+    list them; then the rows are sorted within every column (linear, :func:`sort_rows`)."""
     Ap, Ai, Bp, Bj, Rp, Ri, work = _reduced_lists(m, k, owner, nb, rr_rows, rr_cols)
     ranges = work_ranges(work, get_num_threads(), cumulative=True)
     Cp = np.zeros(m + 1, dtype=np.int64)
@@ -148,6 +147,7 @@ def _reduced_lower(m, k, owner, nb, rr_rows, rr_cols):
     np.cumsum(Cp, out=Cp)
     Ci = np.empty(Cp[m], dtype=np.int64)
     in_parallel(_reduced_columns, [(a, b, *args, Ci) for a, b in ranges])
+    sort_rows(Cp, Ci, np.empty(0))
     return Cp, Ci
 
 
