@@ -77,6 +77,14 @@ class CrossProducts:
         return self.yty.shape[0]
 
 
+def group_sums(groups: np.ndarray, n_groups: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Sum of ``weights`` (or the count of records) per group, as floats: np.bincount, which
+    with one group is a plain sum (five times faster, and most models have one group)."""
+    if n_groups == 1:
+        return np.array([float(groups.size) if weights is None else float(np.sum(weights))])
+    return np.bincount(groups, weights=weights, minlength=n_groups).astype(float, copy=False)
+
+
 def lower_pattern(gram: sp.csc_matrix, extra: list | None = None) -> sp.csc_matrix:
     """Pattern of a structural lower W'W (``gram``) plus the full diagonal and extra (row, col)
     entries (e.g. off-diagonal G^-1 entries); unknowns without records still get a diagonal."""
@@ -379,8 +387,8 @@ def _plain_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_group
     else:
         lower = lower_pattern(gram, extra_pattern)
         total = _on_pattern(lower, gram)
-    yty = np.bincount(groups, weights=y * y, minlength=n_groups)
-    counts = np.bincount(groups, minlength=n_groups).astype(float)
+    yty = np.array([float(y @ y)]) if n_groups == 1 else group_sums(groups, n_groups, y * y)
+    counts = group_sums(groups, n_groups)
     wty = W.T @ y
     if n_groups == 1:
         return CrossProducts(lower, column_matrix(total), column_matrix(wty), yty, counts, total)

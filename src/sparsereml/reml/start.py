@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 from numba import njit, prange
 
+from ..crossprod import group_sums
 from ..errors import ModelError
 from ..formula.terms import Units
 from ..structures.covariance import nearest_pd
@@ -138,10 +139,11 @@ def _within_cell_variance(W, y: np.ndarray, groups: np.ndarray, n_groups: int):
     cell, _ = pd.factorize(h)
     cnt = np.bincount(cell)
     mean = np.bincount(cell, weights=y) / cnt
-    ss = np.bincount(groups, weights=(y - mean[cell]) ** 2, minlength=n_groups)
+    dev = y - mean[cell]
+    ss = group_sums(groups, n_groups, dev * dev)
     cell_group = np.zeros(cnt.size, dtype=np.int64)
     cell_group[cell] = groups
-    df = np.bincount(groups, minlength=n_groups) - np.bincount(cell_group, minlength=n_groups)
+    df = (group_sums(groups, n_groups) - group_sums(cell_group, n_groups)).astype(np.int64)
     return np.where(df > 0, ss / np.maximum(df, 1), np.nan), df
 
 
@@ -238,7 +240,7 @@ def default_start(problem: REMLProblem) -> np.ndarray:
         e = y - y.mean()
     g = d.residual.codes
     ng = problem.cp.counts
-    ss = np.bincount(g, weights=e * e, minlength=ng.size)
+    ss = group_sums(g, ng.size, e * e)
     dof = np.maximum(ng * (d.n - d.p) / d.n, 1.0)
     s2g = ss / dof
     pooled = float(ss.sum() / max(d.n - d.p, 1))
