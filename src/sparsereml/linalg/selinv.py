@@ -172,49 +172,58 @@ def _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, tail, Zr, y, kids):
         for i in range(t + 1, w):
             Zx[Lp[f + t] + (i - t - 1)] = Zjj[i, t]
     kid_ptr, kid_col, code_ptr, codes = kids
-    for q in range(kid_ptr[s], kid_ptr[s + 1]):
-        _child(kid_col[q], codes[code_ptr[q]:code_ptr[q + 1]], w, Lp, Lx, d, Zd, Zx, Zjj, Y, Zss, y)
+    if kid_ptr[s + 1] > kid_ptr[s]:
+        Yt = Y.T.copy()  # the children read Y by columns of the supernode
+        for q in range(kid_ptr[s], kid_ptr[s + 1]):
+            _child(kid_col[q], codes[code_ptr[q]:code_ptr[q + 1]], w, Lp, Lx, d, Zd, Zx, Zjj, Yt, Zss, y)
 
 
 @njit(cache=True)
-def _child(j, code, w, Lp, Lx, d, Zd, Zx, Zjj, Y, Zss, y):
+def _child(j, code, w, Lp, Lx, d, Zd, Zx, Zjj, Yt, Zss, y):
     """The scalar recursion for a single column j whose rows all lie in its parent supernode's
     columns or rows, with Z_SS read from that supernode's dense blocks: ``code`` gives each row
     of j as a column t < w of the supernode (Z in Zjj) or w + a for its row a (Z in Zss; Z
-    between the two is -Y[a, t]).  Codes increase with the row, so the first h are columns."""
+    between the two is -Yt[t, a]).  Codes increase with the row, so the first h are columns.
+    ``y`` is scratch space for 2 m values."""
     p0 = Lp[j]
     m = code.shape[0]
     h = 0
     while h < m and code[h] < w:
         h += 1
+    acc_y = y[:m]
+    lv = y[m:2 * m]
     for a in range(m):
-        y[a] = 0.0
+        acc_y[a] = 0.0
+        lv[a] = Lx[p0 + a]
     for b in range(h):  # Z_ab with row b among the supernode's columns
         cb = code[b]
-        lb = Lx[p0 + b]
-        yb = Zjj[cb, cb] * lb
+        lb = lv[b]
+        zrow = Zjj[cb]
+        yrow = Yt[cb]
+        yb = zrow[cb] * lb
         for a in range(b + 1, h):
-            z = Zjj[cb, code[a]]
-            y[a] += z * lb
-            yb += z * Lx[p0 + a]
+            z = zrow[code[a]]
+            acc_y[a] += z * lb
+            yb += z * lv[a]
         for a in range(h, m):
-            z = Y[code[a] - w, cb]  # = -Z_ab
-            y[a] -= z * lb
-            yb -= z * Lx[p0 + a]
-        y[b] += yb
+            z = yrow[code[a] - w]  # = -Z_ab
+            acc_y[a] -= z * lb
+            yb -= z * lv[a]
+        acc_y[b] += yb
     for b in range(h, m):  # both rows below the supernode
         rb = code[b] - w
-        lb = Lx[p0 + b]
-        yb = Zss[rb, rb] * lb
+        lb = lv[b]
+        zrow = Zss[rb]
+        yb = zrow[rb] * lb
         for a in range(b + 1, m):
-            z = Zss[rb, code[a] - w]
-            y[a] += z * lb
-            yb += z * Lx[p0 + a]
-        y[b] += yb
+            z = zrow[code[a] - w]
+            acc_y[a] += z * lb
+            yb += z * lv[a]
+        acc_y[b] += yb
     acc = 1.0 / d[j]
     for a in range(m):
-        Zx[p0 + a] = -y[a]
-        acc += Lx[p0 + a] * y[a]
+        Zx[p0 + a] = -acc_y[a]
+        acc += lv[a] * acc_y[a]
     Zd[j] = acc
 
 
@@ -300,7 +309,7 @@ def selinv_range(Lp, Li, Lx, d, sn_start, col_sn, done, order, k0, k1, Zd, Zx, t
     are skipped.  ``Zd`` and ``Zx`` are filled in place; the entries of a dense trailing root
     (columns ``tail`` on; ``tail = n`` when there is none) are read from ``Zr``, its inverse as
     a dense (lower, F-ordered) array, and not written to ``Zx``."""
-    y = np.empty(Zd.shape[0])
+    y = np.empty(2 * Zd.shape[0])  # scratch: 2 m values for a fused column (_child)
     for k in range(k0, k1):
         s = order[k]
         if not done[s]:
