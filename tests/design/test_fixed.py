@@ -1,10 +1,13 @@
 """Fixed-effect coding follows R's model.matrix (treatment contrasts, the marginality rule for
 interactions without main effects) and drops aliased columns like lm/lme4."""
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from sparsereml.design import build_design, find_aliased
+from sparsereml.design.fixed import _row_gram
 from sparsereml.errors import AliasWarning
 from sparsereml.formula import model_spec
 
@@ -48,3 +51,18 @@ def test_categorical_keeps_its_level_order_and_drops_unused(df):
     df = df.assign(A=pd.Categorical(df.A, categories=["c", "z", "a", "b"]))
     d = build_design(model_spec("y ~ A"), df)
     assert d.fixed.names == ["(Intercept)", "A_a", "A_b"]
+
+
+@pytest.mark.parametrize("formula", ["y ~ A*C(B) + x", "y ~ A + A2 + x:A"])
+def test_row_form_and_cross_product_of_x(df, formula):
+    """X is kept in both forms (CSC for users, CSR rows for W), and the X'X that the aliasing
+    check factorises equals numpy's dense product, with covariates and after dropped columns."""
+    df = df.assign(A2=df.A.map({"a": "p", "b": "q", "c": "q"}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AliasWarning)
+        fx = build_design(model_spec(formula), df).fixed
+    X = fx.X.toarray()
+    np.testing.assert_array_equal(fx.rows.toarray(), X)
+    R = fx.rows
+    np.testing.assert_allclose(_row_gram(R.indptr.astype(np.int64), R.indices.astype(np.int64), R.data, X.shape[1]),
+                               X.T @ X, rtol=1e-14)

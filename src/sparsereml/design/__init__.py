@@ -68,7 +68,7 @@ class Design:
         return self._W
 
     def _build_W(self) -> sp.csr_matrix:
-        X = sp.csr_matrix(self.fixed.X)
+        X = self.fixed.rows if self.fixed.rows is not None else sp.csr_matrix(self.fixed.X)
         X.sort_indices()
         # one row of codes (and values) per entry a record has in a term: one for most terms,
         # one per coefficient for a random regression

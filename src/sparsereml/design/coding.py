@@ -99,9 +99,14 @@ def encode(series: pd.Series, name: str) -> Factor:
     """
     if isinstance(series.dtype, pd.CategoricalDtype):
         codes = series.cat.codes.to_numpy().astype(np.int64)
+        n_cat = len(series.cat.categories)
+        if codes.min(initial=0) >= 0:  # no missing value
+            used = np.flatnonzero(np.bincount(codes, minlength=n_cat))
+            if used.size == n_cat:  # every category occurs: the codes are the factor's
+                return Factor(name, codes, _labels(series.cat.categories))
         seen = codes >= 0  # -1: missing
-        used = np.flatnonzero(np.bincount(codes[seen], minlength=len(series.cat.categories)))
-        remap = np.full(len(series.cat.categories), -1, dtype=np.int64)
+        used = np.flatnonzero(np.bincount(codes[seen], minlength=n_cat))
+        remap = np.full(n_cat, -1, dtype=np.int64)
         remap[used] = np.arange(len(used))
         return Factor(name, np.where(seen, remap[codes], -1), _labels(series.cat.categories[used]))
     try:

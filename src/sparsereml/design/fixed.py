@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from ..errors import AliasWarning, DataError
 from ..formula.terms import FixedSpec
@@ -33,6 +34,7 @@ class FixedDesign:
     names: list
     aliased: list
     term_of: list
+    rows: sp.csr_matrix | None = None  # X again, as CSR with sorted columns (W is built from it)
 
 
 def _term_columns(term, columns: dict, coding: dict, n: int, contrast: dict):
@@ -60,6 +62,22 @@ def _term_columns(term, columns: dict, coding: dict, n: int, contrast: dict):
             names = [f"{a}:{var.name}" if a else var.name for a in names]
     rows = np.flatnonzero(valid & (val != 0))
     return rows, col[rows], val[rows], names
+
+
+@njit(cache=True)
+def _row_gram(Xp, Xi, Xx, p):
+    """X'X (dense p x p) from X's rows (CSR): a record adds the products of its few entries."""
+    out = np.zeros((p, p))
+    for i in range(Xp.shape[0] - 1):
+        for a in range(Xp[i], Xp[i + 1]):
+            va = Xx[a]
+            ca = Xi[a]
+            for b in range(a, Xp[i + 1]):
+                out[ca, Xi[b]] += va * Xx[b]
+    for a in range(p):  # each pair went to one triangle (columns are sorted within rows)
+        for b in range(a + 1, p):
+            out[b, a] = out[a, b]
+    return out
 
 
 def find_aliased(xtx: np.ndarray, tol: float = 1e-10) -> np.ndarray:
@@ -134,12 +152,14 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int) -> FixedDesign:
         term_of += [":".join(v.label for v in t)] * len(cnames)
     if not blocks:
         return FixedDesign(sp.csc_matrix((n, 0)), [], [], [])
-    X = sp.hstack(blocks, format="csc")
+    Xc = sp.hstack(blocks, format="csc")  # stacking columns is fast in CSC
+    X = Xc.tocsr()  # X'X and W are made from the rows
+    X.sort_indices()
     if not np.all(np.isfinite(X.data)):
         bad = [v.name for t in spec.terms for v in t if not is_factor_column(columns[v.name])
                and not np.all(np.isfinite(columns[v.name].to_numpy(dtype=float)))]
         raise DataError(f"covariate {bad[0] if bad else '?'!r} has infinite values")
-    xtx = (X.T @ X).toarray()
+    xtx = _row_gram(X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data.astype(float), X.shape[1])
     aliased = find_aliased(xtx)
     dropped = [nm for nm, a in zip(names, aliased) if a]
     if dropped:
@@ -149,7 +169,10 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int) -> FixedDesign:
         warnings.warn(f"fixed effects are aliased (linear combinations of earlier columns) and were "
                       f"dropped: {shown}", AliasWarning, stacklevel=3)
         keep = np.flatnonzero(~aliased)
-        X = X[:, keep]
+        Xc = Xc[:, keep]
+        X = Xc.tocsr()
+        X.sort_indices()
         names = [names[i] for i in keep]
         term_of = [term_of[i] for i in keep]
-    return FixedDesign(X.tocsc(), names, dropped, term_of)
+    Xc.sort_indices()
+    return FixedDesign(Xc, names, dropped, term_of, X)
