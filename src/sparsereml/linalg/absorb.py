@@ -318,9 +318,13 @@ class AbsorbPlan:
         self._ranges = [(a, b, int(pairs[a])) for a, b in work_ranges(pairs, get_num_threads(), cumulative=True)]
         self._bufs = [np.empty(self.reduced_nnz) for _ in self._ranges[1:]]
 
+    def diagonal_positions(self) -> np.ndarray:
+        """Where C's data holds the diagonal entry of each absorbed unknown."""
+        return self._diag_pos[self.absorbed]
+
     def reduce(self, data: np.ndarray):
         """From C's lower-triangle data: absorbed unit-L values, absorbed D, reduced data."""
-        d = data[self._diag_pos[self.absorbed]]
+        d = data[self.diagonal_positions()]
         lx = np.empty(self.src.size)
         out = np.zeros(self.reduced_nnz)
         out[self.rr_target] = data[self._rr_src]

@@ -248,9 +248,28 @@ class SparseLDL:
         if self._direct:  # the backward solve below the root, by leaves, then by absorbed columns
             stages = [k + self._backend.leaf_start, np.arange(k + 1)]
             self._backward = kernels.backward_plan(self._Lp, stages, get_num_threads())
-        # where Z holds each entry of C (those inside the trailing root: in its dense inverse)
-        self._zpos = kernels.pattern_positions(self._rows, self._cols, self._pinv, self._Lp, self._Li,
-                                               self.sn_start, self.col_sn, self._tail, get_num_threads())
+        self._zpos = self._z_positions()
+
+    def _z_positions(self) -> np.ndarray:
+        """Where Z holds each entry of C (those inside the trailing root: in its dense inverse).
+        An absorbed column's entries are known from the absorption's layout (its column of L
+        holds them in that order); the rest are looked up in the factor's pattern."""
+        if not self._plan:
+            return kernels.pattern_positions(self._rows, self._cols, self._pinv, self._Lp, self._Li,
+                                             self.sn_start, self.col_sn, self._tail, get_num_threads())
+        plan, k = self._plan, self.n_absorbed
+        pos = np.empty(self._rows.size, dtype=np.int64)
+        known = np.zeros(self._rows.size, dtype=bool)
+        slot = np.arange(plan.src.size, dtype=np.int64)  # entry y of the layout sits at Lx[y]
+        if self._abs_sort is not None:
+            slot[self._abs_sort] = slot.copy()
+        pos[plan.src], known[plan.src] = slot, True
+        diag = plan.diagonal_positions()  # absorbed column j is column j of the joined factor
+        pos[diag], known[diag] = -1 - np.arange(k, dtype=np.int64), True
+        rest = np.flatnonzero(~known)
+        pos[rest] = kernels.pattern_positions(self._rows[rest], self._cols[rest], self._pinv, self._Lp, self._Li,
+                                              self.sn_start, self.col_sn, self._tail, get_num_threads())
+        return pos
 
     # -- results of the factorisation -----------------------------------------------
     @property
