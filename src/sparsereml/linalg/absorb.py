@@ -147,7 +147,7 @@ def _reduced_lower(m, k, owner, nb, rr_rows, rr_cols):
     np.cumsum(Cp, out=Cp)
     Ci = np.empty(Cp[m], dtype=np.int64)
     in_parallel(_reduced_columns, [(a, b, *args, Ci) for a, b in ranges])
-    sort_rows(Cp, Ci, np.empty(0))
+    sort_rows(Cp, Ci, np.empty(Ci.size))  # a pattern: the values carried along are not used
     return Cp, Ci
 
 
