@@ -31,7 +31,7 @@ test: setup
 	@echo "== tests with the qdldl backend"; SPARSEREML_BACKEND=qdldl $(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python benchmarks/trial_network.py
+	$(BIN)/python benchmarks/trial_network.py --repeat 3 --rounds 2
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache
