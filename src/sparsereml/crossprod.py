@@ -387,7 +387,7 @@ def _plain_products(W: sp.csr_matrix, y: np.ndarray, groups: np.ndarray, n_group
     else:
         lower = lower_pattern(gram, extra_pattern)
         total = _on_pattern(lower, gram)
-    yty = np.array([float(y @ y)]) if n_groups == 1 else group_sums(groups, n_groups, y * y)
+    yty = group_sums(groups, n_groups, y * y)
     counts = group_sums(groups, n_groups)
     wty = W.T @ y
     if n_groups == 1:

@@ -141,13 +141,7 @@ def ldl_forward_vec(stop, Lp, Li, Lx, x):
 @njit(cache=True)
 def ldl_backward_vec(stop, Lp, Li, Lx, d, x):
     """x <- L^-T D^-1 x over columns 0..stop-1, the entries from stop on being already solved."""
-    for j in range(stop):
-        x[j] /= d[j]
-    for j in range(stop - 1, -1, -1):
-        acc = x[j]
-        for p in range(Lp[j], Lp[j + 1]):
-            acc -= Lx[p] * x[Li[p]]
-        x[j] = acc
+    ldl_backward_range(0, stop, Lp, Li, Lx, d, x)
 
 
 @njit(cache=True, nogil=True)
@@ -162,11 +156,11 @@ def ldl_backward_range(j0, j1, Lp, Li, Lx, d, x):
 
 
 def backward_plan(Lp, stages: list, threads: int) -> list:
-    """How to split the backward solve over columns 0..stop-1 between threads: ``stages`` lists,
-    from the last stage solved to the first, the column boundaries of independent blocks in a
-    stage (blocks whose columns reference only their own rows and rows of later stages, e.g.
-    the leaves of a star, or absorbed columns one by one).  Returns one list of (j0, j1) ranges
-    per stage, of about equal work."""
+    """How to split the backward solve over columns 0..stop-1 between threads.  ``stages`` lists,
+    in the order the backward pass solves them, the column boundaries of independent blocks
+    (blocks whose columns reference only their own rows and rows solved in earlier stages, e.g.
+    the leaves of a star, then its absorbed columns one by one).  Returns one list of (j0, j1)
+    ranges per stage, of about equal work."""
     plan = []
     for bounds in stages:
         bounds = np.asarray(bounds, dtype=np.int64)
