@@ -332,7 +332,8 @@ def selinv_plan(Lp, sn_start, done, level_ptr, level_order, threads: int, min_wo
     if kids is not None:
         kid_ptr, _, code_ptr, _ = kids
         kid_work = _KID * np.diff(code_ptr).astype(float) ** 2 + 1.0
-        work += np.add.reduceat(np.append(kid_work, 0.0), kid_ptr[:-1]) * (np.diff(kid_ptr) > 0)
+        parent = np.repeat(np.arange(kid_ptr.size - 1), np.diff(kid_ptr))
+        work += np.bincount(parent, weights=kid_work, minlength=kid_ptr.size - 1)
     work = work[level_order]  # in level order
     plan, start = [], 0
     for lev in range(level_ptr.size - 1):
