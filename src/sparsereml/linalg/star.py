@@ -122,13 +122,19 @@ def _schur_update(c0, c1, leaf_start, leaf_n, nb, Lp, r0, Lx, d, S):
                     S[rows[s0 + i] - r0, cj] -= U[j - j0, i - j0]
 
 
-@njit(cache=True)
-def _root_start(data, src, dst, S):
-    """S = the root block of the matrix (lower triangle; the rest of S is not read)."""
+@njit(cache=True, nogil=True)
+def _zero_lower(S, c0, c1):
+    """Zero columns c0..c1-1 of S's lower triangle."""
     nr = S.shape[0]
-    for j in range(nr):
+    for j in range(c0, c1):
         for i in range(j, nr):
             S[i, j] = 0.0
+
+
+@njit(cache=True)
+def _root_values(data, src, dst, S):
+    """The root block's entries of the matrix into S (zeroed)."""
+    nr = S.shape[0]
     for q in range(src.shape[0]):
         t = dst[q]
         S[t % nr, t // nr] = data[src[q]]
@@ -351,6 +357,7 @@ class StarFactor:
         self._b_src, self._b_dst, self._b_ptr = self._by_leaf(np.flatnonzero(in_b), k_of, b_local)
         self._S = np.empty((nr, nr), order="F")  # only its lower triangle is written and read
         self._leaf_chunks, self._root_chunks = self._chunks(get_num_threads())
+        self._zero_chunks = work_ranges(nr - np.arange(nr), get_num_threads()) or [(0, 0)]
         self._root = None
         self.perm = np.arange(n, dtype=np.int64)
         self.pinv = self.perm
@@ -415,8 +422,9 @@ class StarFactor:
         data = np.ascontiguousarray(data, dtype=float)
         Lx = np.empty(self.Li.size) if out_x is None else out_x
         d = np.empty(self.n) if out_d is None else out_d
-        S = self._S
-        _root_start(data, self._root_src, self._root_dst, S)
+        S = self._S  # S = the root block of the matrix (lower triangle; the rest is not read)
+        in_parallel(_zero_lower, [(S, c0, c1) for c0, c1 in self._zero_chunks])
+        _root_values(data, self._root_src, self._root_dst, S)
         # two passes, each split between threads: the leaves' own columns, then their updates of
         # the root, by ranges of root columns (so that no two threads write one entry)
         args = (data, self.leaf_start, self.leaf_n, self._a_src, self._a_dst, self._a_ptr, self._b_src,

@@ -107,6 +107,20 @@ def residuals_for(design: Design) -> list[GroupResidual]:
     return out
 
 
+def _stack_columns(blocks: list, offsets: list, n: int) -> sp.csc_matrix:
+    """[B_1 ... B_k] as one n-row CSC matrix, block i's rows moved down by offsets[i] (what
+    shifting each block and sp.hstack give, without their checks: this runs every iteration)."""
+    if not blocks:
+        return sp.csc_matrix((n, 0))
+    data = np.concatenate([B.data for B in blocks])
+    indices = np.concatenate([B.indices.astype(np.int64) + off for B, off in zip(blocks, offsets)])
+    ptr, start = [np.zeros(1, dtype=np.int64)], 0
+    for B in blocks:
+        ptr.append(B.indptr[1:].astype(np.int64) + start)
+        start += B.nnz
+    return sp.csc_matrix((data, indices, np.concatenate(ptr)), shape=(n, sum(B.shape[1] for B in blocks)))
+
+
 class REMLProblem:
     """Everything that stays fixed while the variance parameters change.
 
@@ -248,14 +262,13 @@ class REMLProblem:
         t0 = time.perf_counter()
         th_terms, th_res = self.split(ev.theta)
         s, mme = ev.solution, self.mme
-        betas = []  # working variates of the random-term parameters, in MME coordinates
-        for st, th, off in zip(self.structures, th_terms, mme.offsets):
-            B = sp.csc_matrix(st.working_variates(th, s[off: off + st.size]))
-            betas.append(sp.csc_matrix((B.data, B.indices + off, B.indptr), shape=(mme.N, st.n_params)))
+        # working variates of the random-term parameters, in MME coordinates
+        beta = _stack_columns([sp.csc_matrix(st.working_variates(th, s[off: off + st.size]))
+                               for st, th, off in zip(self.structures, th_terms, mme.offsets)], mme.offsets, mme.N)
+        has_random = beta.shape[1] > 0
         # average information: AI = 1/2 (Q - T'C^-1 T), T = W'R^-1 [q_1 ... q_m]
-        beta = sp.hstack(betas, format="csc") if betas else sp.csc_matrix((mme.N, 0))
         # H beta_i, kept sparse (before the e'B_k e below: it may form W'W s on the way)
-        T_g = mme.h_products(ev.parts["H"], self.residual_coef(th_res), beta, s) if betas else beta
+        T_g = mme.h_products(ev.parts["H"], self.residual_coef(th_res), beta, s) if has_random else beta
         sr, scs = mme.component_sr_scs(s)
         ee = self.cp.yty - 2.0 * sr + scs  # e'B_k e
         D = self.residual_dcoef(th_res)

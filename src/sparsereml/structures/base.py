@@ -129,6 +129,9 @@ class IdentityBlocks(Structure):
     def ginv(self, theta):
         return 1.0 / theta[self.block_of]
 
+    def ginv_apply(self, theta, u):
+        return u / theta[self.block_of]  # G is diagonal: no pass over its pattern
+
     def dginv(self, theta):
         vals = -1.0 / theta[self.block_of] ** 2
         return sp.csr_matrix((vals, (self.block_of, np.arange(self.size))), shape=(self.n_params, self.size))
