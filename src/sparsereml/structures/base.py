@@ -121,6 +121,7 @@ class IdentityBlocks(Structure):
         self.labels = list(labels)
         self.size = int(self.sizes.sum())
         self.block_of = np.repeat(np.arange(len(sizes)), self.sizes)
+        self._ptr = np.concatenate([[0], np.cumsum(self.sizes)])  # block i: columns ptr[i]..ptr[i+1]-1
 
     def pattern(self):
         i = np.arange(self.size, dtype=np.int64)
@@ -144,8 +145,7 @@ class IdentityBlocks(Structure):
 
     def dG_apply(self, theta, x):
         # the blocks are contiguous: column i holds x on block i
-        ptr = np.concatenate([[0], np.cumsum(self.sizes)])
-        return sp.csc_matrix((np.asarray(x, dtype=float), np.arange(self.size), ptr),
+        return sp.csc_matrix((np.asarray(x, dtype=float), np.arange(self.size), self._ptr),
                              shape=(self.size, self.n_params))
 
     def score(self, theta, zpat, u):
