@@ -178,3 +178,40 @@ def permute_data(low, post):
     out = sp.tril(A).tocsc()
     out.sort_indices()
     return out.data
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_rough_selected_inverse_inverts_the_root_in_single_precision(in_place, monkeypatch):
+    """``selected_inverse(single=True)`` inverts the star's root through float32 (LAPACK spotri):
+    within float32's rounding of numpy's inverse, not equal to the double-precision one, and the
+    factor stays usable (solves, and an exact selected inverse afterwards)."""
+    monkeypatch.setattr("sparsereml.linalg.factor.SINGLE_ROOT_MIN", 16)
+    if in_place:
+        monkeypatch.setattr("sparsereml.linalg.factor._ROOT_COPY_MAX", 0)
+    A = _star_matrix(seed=3)
+    low = _lower(A)
+    f = SparseLDL(low, star=True, absorb=False)
+    f.factorize(low.data)
+    inv = np.linalg.inv(A.toarray())
+    want = inv[low.indices, np.repeat(np.arange(A.shape[0]), np.diff(low.indptr))]
+    rough = f.selected_inverse(single=True)
+    np.testing.assert_allclose(rough, want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
+    assert np.abs(rough - want).max() > 1e-12 * np.abs(want).max()  # the float32 path was taken
+    assert f._root_spent == in_place
+    b = np.random.default_rng(3).standard_normal(A.shape[0])
+    np.testing.assert_allclose(A @ f.solve(b), b, atol=1e-9)
+    assert_matches_dense(f, A, low)
+
+
+def test_rough_selected_inverse_stays_double_for_an_ill_conditioned_root(monkeypatch):
+    """A root whose Cholesky diagonal spreads over more than 1e3 is not trusted to float32."""
+    monkeypatch.setattr("sparsereml.linalg.factor.SINGLE_ROOT_MIN", 16)
+    A = _star_matrix(seed=4)
+    scale = np.ones(A.shape[0])
+    scale[-5:] = 1e4  # five root unknowns in other units
+    A = sp.csc_matrix(sp.diags(scale) @ A @ sp.diags(scale))
+    low = _lower(A)
+    f = SparseLDL(low, star=True, absorb=False)
+    f.factorize(low.data)
+    exact = f.selected_inverse().copy()
+    np.testing.assert_array_equal(f.selected_inverse(single=True), exact)

@@ -52,3 +52,53 @@ def test_pevs_come_from_the_reported_point(fits, data):
     assert np.allclose(b["PEV"].to_numpy(), full.zc[pos], rtol=1e-12)
     assert np.allclose(m.blups("Mother")["PEV"], tight.blups("Mother")["PEV"], rtol=1e-5)
     assert np.allclose(m.fixed["std.error"], tight.fixed["std.error"], rtol=1e-5)
+
+
+@pytest.fixture
+def rough_calls(monkeypatch):
+    """Let the small test network's root (150 mothers) be inverted in single precision, and
+    record the ``single`` flag of every selected inverse and how many went through float32."""
+    from sparsereml.linalg import factor
+
+    monkeypatch.setattr(factor, "SINGLE_ROOT_MIN", 16)
+    calls = {"flags": [], "float32": 0}
+    selected, single = factor.SparseLDL.selected_inverse, factor.SparseLDL._single_inverse
+
+    def recorded(self, single=False):
+        calls["flags"].append(single)
+        return selected(self, single)
+
+    def counted(self, c, out):
+        calls["float32"] += 1
+        return single(self, c, out)
+
+    monkeypatch.setattr(factor.SparseLDL, "selected_inverse", recorded)
+    monkeypatch.setattr(factor.SparseLDL, "_single_inverse", counted)
+    return calls
+
+
+def test_rough_scores_far_from_the_optimum_exact_ones_decide(fits, data, rough_calls):
+    """Steps far from the optimum come from rough scores (root inverted in float32); the
+    evaluations near it, where the stop is decided, are exact; the answer is the tight fit's."""
+    _, tight = fits
+    m = sr.fit("dbh ~ Trial", RANDOM, "~ at(Trial):units", data=data)
+    flags = rough_calls["flags"]
+    assert m.converged and "shrank by" in m.message
+    assert rough_calls["float32"] >= 2 and flags[:2] == [True, True]
+    assert flags[-1] is False  # the step that ended the iterations came from exact scores
+    a, b = m.varcomp["component"], tight.varcomp["component"]
+    assert np.max(np.abs(a - b) / b) < 1e-6
+    assert abs(m.loglik - tight.loglik) < 1e-8
+    assert np.allclose(m.varcomp["std.error"], tight.varcomp["std.error"], rtol=1e-5)
+
+
+def test_a_start_at_the_optimum_is_confirmed_with_exact_scores(fits, data, rough_calls):
+    """The first evaluation is rough; from a start at the optimum its step is tiny, so it is
+    repeated exactly before the fit may stop."""
+    _, tight = fits
+    start = dict(zip(tight.varcomp.index, tight.varcomp["component"]))
+    m = sr.fit("dbh ~ Trial", RANDOM, "~ at(Trial):units", data=data, start=start)
+    assert m.converged and m.iterations.shape[0] <= 2
+    assert rough_calls["flags"][:2] == [True, False]
+    assert rough_calls["float32"] == 1
+    assert np.max(np.abs(m.varcomp["component"] - tight.varcomp["component"]) / tight.varcomp["component"]) < 1e-6

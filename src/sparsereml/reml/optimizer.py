@@ -20,6 +20,15 @@ rounding keeps the steps from getting that
 small: three successive iterates whose expected gain is below the logL
 tolerance and whose steps stopped shrinking also end the iterations, and the
 message says so.
+
+Precision of the scores: while the next step is expected to exceed 1e-4 of a
+parameter (from the last step and the rate at which steps shrink), the scores
+may come from a selected inverse whose wide dense root was inverted in single
+precision (``REMLProblem.derivatives(rough=True)``).  Its rounding moves such a
+step by about 1e-9 of a parameter on the trial network, far below the step
+itself.  Every decision to stop, and every step below 1e-4, is made on exact
+scores: a rough evaluation that would decide is repeated exactly.  The
+log-likelihood and the average information are always exact.
 """
 from __future__ import annotations
 
@@ -33,6 +42,10 @@ from .problem import Evaluation, REMLProblem
 
 __all__ = ["ai_reml", "OptimResult"]
 
+# steps expected above this (relative to each parameter) are computed from rough scores (the
+# dense root of the selected inverse in single precision); smaller ones and every stopping
+# decision from exact scores
+_ROUGH_ABOVE = 1e-4
 # (damping, step length) tried in turn until the log-likelihood does not fall
 _STEP_CONTROL = [(0.0, 1.0), (0.0, 0.5), (0.0, 0.25), (0.1, 1.0), (1.0, 1.0), (1.0, 0.5), (10.0, 1.0),
                  (10.0, 0.25), (100.0, 1.0), (1e3, 1.0), (1e4, 1.0), (1e5, 1.0)]
@@ -123,7 +136,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     lower, upper = pt.lower, pt.upper
     bounds = (lower, upper, eps, is_cor, is_var)
     t0 = time.perf_counter()
-    ev = problem.derivatives(problem.evaluate(theta))
+    ev = problem.derivatives(problem.evaluate(theta), rough=True)  # checked below if the start is close
     history = [_row(0, ev, codes, time.perf_counter() - t0, problem)]
     if callback:
         callback(history[-1])
@@ -133,25 +146,37 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     dep = pt.scale_of >= 0 if pt.scale_of is not None else np.zeros(theta.size, dtype=bool)
     held = np.zeros(theta.size, dtype=bool)  # correlations held (code B) because their variance is held
     for it in range(1, max_iter + 1):
-        at_lower = theta <= lower + eps
-        release = (codes == "B") & ~held & np.where(at_lower, ev.score > 0, ev.score < 0)  # score points inside
-        codes[release] = "P"
-        # a residual group's correlations mean nothing while its variance is held at zero
-        now = dep & (codes[np.maximum(pt.scale_of, 0)] == "B") if dep.any() else held
-        codes[held & ~now] = "P"
-        codes[now] = "B"
-        held = now
-        free = codes == "P"
-        step = _newton_step(ev, free)
-        rel = np.abs(step[free]) / np.maximum(np.abs(theta[free]), floor[free])
-        small = rel.size == 0 or rel.max() < tol
-        gain = 0.5 * float(step[free] @ ev.score[free])
-        flat = gain < max(tol_loglik, 1e-12 * abs(ev.loglik))
-        # stalled: flat, and logL rose less than the tolerance over the last iterations, so steps
-        # wander along a ridge (e.g. a nearly singular us()); a slow but genuine approach to a
-        # boundary keeps realising its predicted gains and goes on
-        stalled = (flat and len(history) > window
-                   and ev.loglik - history[-1 - window]["loglik"] < max(tol_loglik, 1e-12 * abs(ev.loglik)))
+        codes0, held0 = codes, held
+        while True:
+            codes, held = codes0.copy(), held0.copy()
+            at_lower = theta <= lower + eps
+            release = (codes == "B") & ~held & np.where(at_lower, ev.score > 0, ev.score < 0)  # score points inside
+            codes[release] = "P"
+            # a residual group's correlations mean nothing while its variance is held at zero
+            now = dep & (codes[np.maximum(pt.scale_of, 0)] == "B") if dep.any() else held
+            codes[held & ~now] = "P"
+            codes[now] = "B"
+            held = now
+            free = codes == "P"
+            step = _newton_step(ev, free)
+            rel = np.abs(step[free]) / np.maximum(np.abs(theta[free]), floor[free])
+            rel_max = float(rel.max()) if rel.size else 0.0
+            small = rel_max < tol
+            gain = 0.5 * float(step[free] @ ev.score[free])
+            flat = gain < max(tol_loglik, 1e-12 * abs(ev.loglik))
+            # stalled: flat, and logL rose less than the tolerance over the last iterations, so
+            # steps wander along a ridge (e.g. a nearly singular us()); a slow but genuine approach
+            # to a boundary keeps realising its predicted gains and goes on
+            stalled = (flat and len(history) > window
+                       and ev.loglik - history[-1 - window]["loglik"] < max(tol_loglik, 1e-12 * abs(ev.loglik)))
+            rho = rel_max / prev_rel if (prev_rel and rel.size) else np.inf
+            # every decision to stop, and every step small enough for rounding to matter, is
+            # taken on exact scores
+            deciding = (small and flat) or stalled or (flat and rho < 0.5 and rho * rel_max < tol) \
+                or rel_max < _ROUGH_ABOVE
+            if not (ev.rough and deciding):
+                break
+            ev = problem.derivatives(ev)
         if small and flat:
             converged = True
             message = (f"converged: AI-Newton steps below {tol:g} of each parameter and expected "
@@ -161,8 +186,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
         # the Hessian, so convergence is linear with a small rho); when the step after this one is
         # predicted below tol, take this one and stop there: the last point needs logL and AI
         # (standard errors), not scores, so its selected inverse is left until PEVs are asked for
-        rho = rel.max() / prev_rel if (prev_rel and rel.size) else np.inf
-        if flat and rho < 0.5 and rho * rel.max() < tol:
+        if flat and rho < 0.5 and rho * rel_max < tol:
             t_it = time.perf_counter()
             cand, cand_codes = _try(problem, theta, step, codes, free, bounds, ev.loglik)
             if cand is not None and (cand_codes == codes).all():
@@ -173,12 +197,12 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
                     callback(history[-1])
                 converged = True
                 message = (f"converged: AI-Newton steps shrank by {rho:.2g} per iteration; after the last "
-                           f"({rel.max():.1g} of a parameter) the next is below {tol:g} of each parameter")
+                           f"({rel_max:.1g} of a parameter) the next is below {tol:g} of each parameter")
                 break
         if stalled:
             converged = True
             message = (f"converged in logL: it rose less than {tol_loglik:g} over {window} iterations, but "
-                       f"steps still reach {rel.max():.1g} of a parameter (poorly determined; see std.error)")
+                       f"steps still reach {rel_max:.1g} of a parameter (poorly determined; see std.error)")
             break
         t_it = time.perf_counter()
         new_ev, new_codes = None, codes.copy()
@@ -206,20 +230,25 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
                     step_label = f"{mult * lam:g}" + (f" LM {damping:g}" if damping else "")
                 break
         if new_ev is None:
-            if gain < 1e-3 and (rel.size == 0 or rel.max() < 1e-3):
+            if ev.rough:  # no rough step worked: try again from exact scores
+                ev = problem.derivatives(ev)
+                continue
+            if gain < 1e-3 and rel_max < 1e-3:
                 # at the optimum to within rounding: logL of 1e5-1e6 records carries noise of
                 # 1e-6 or more, so the last AI step cannot show a gain
                 converged = True
                 message = (f"converged: no step raised logL beyond rounding (expected gain {gain:.2g}, steps "
-                           f"below {rel.max() if rel.size else 0:.1g} of each parameter)")
+                           f"below {rel_max:.1g} of each parameter)")
             else:
                 message = f"stopped at iteration {it}: no step increased the log-likelihood"
             break
         prev_theta = theta
         # the contraction rate is only read from full AI steps that kept the bound codes
-        prev_rel = rel.max() if (step_label == "1" and (new_codes == codes).all() and rel.size) else None
+        prev_rel = rel_max if (step_label == "1" and (new_codes == codes).all() and rel.size) else None
         theta, codes = new_ev.theta, new_codes
-        ev = problem.derivatives(new_ev)
+        # rough scores while the next step is expected well above what their rounding can reach
+        expected = rel_max * (min(rho, 1.0) if np.isfinite(rho) else 1.0)
+        ev = problem.derivatives(new_ev, rough=expected > _ROUGH_ABOVE)
         history.append(_row(it, ev, codes, time.perf_counter() - t_it, problem, step_label))
         if callback:
             callback(history[-1])

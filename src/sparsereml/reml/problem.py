@@ -62,6 +62,7 @@ class Evaluation:
     curvature: np.ndarray | None = None  # second-derivative term AI omits (nonlinear parameters)
     zc: np.ndarray | None = None
     seconds: dict = field(default_factory=dict)
+    rough: bool = False  # scores from a selected inverse with its dense root in single precision
 
 
 def structures_for(design: Design) -> list[Structure]:
@@ -255,11 +256,16 @@ class REMLProblem:
         return Evaluation(theta.copy(), loglik, sol, parts,
                           seconds={"factor": t1 - t0, "solve": time.perf_counter() - t1})
 
-    def derivatives(self, ev: Evaluation, scores: bool = True) -> Evaluation:
-        """Fill the exact scores and the average-information matrix of ``ev`` (the factor must
-        still hold ``ev``'s factorisation).  With ``scores=False`` only the average information
-        is formed: it needs solves with the factor, not its selected inverse."""
+    def derivatives(self, ev: Evaluation, scores: bool = True, rough: bool = False) -> Evaluation:
+        """Fill the exact scores and the average-information matrix of ``ev``.
+
+        With ``scores=False`` only the average information is formed: it needs solves with the
+        factor, not its selected inverse.  With ``rough=True`` a wide dense root of the selected
+        inverse may be inverted in single precision (see ``SparseLDL.selected_inverse``): the
+        scores then carry rounding errors that do not matter for a step far from the optimum;
+        ``ev.rough`` says so, and the selected inverse is not kept for PEVs."""
         t0 = time.perf_counter()
+        self._hold(ev)
         th_terms, th_res = self.split(ev.theta)
         s, mme = ev.solution, self.mme
         # working variates of the random-term parameters, in MME coordinates
@@ -287,7 +293,7 @@ class REMLProblem:
         t1 = time.perf_counter()
         score = curvature = zc = None
         if scores:
-            zc = self.factor.selected_inverse()
+            zc = self.factor.selected_inverse(single=rough)
             score = np.empty(self.params.n)
             curvature = np.zeros((self.params.n, self.params.n))
             for k, (st, th, off, pos) in enumerate(zip(self.structures, th_terms, mme.offsets, mme.ginv_pos)):
@@ -299,7 +305,9 @@ class REMLProblem:
             tr = mme.component_trace(zc)
             dlogdet_r = np.concatenate([res.dlogdet(th) for res, th in zip(self.residuals, th_groups)])
             score[self.params.residual_slice] = -0.5 * (dlogdet_r + D.T @ (tr + ee))
-        ev.score, ev.ai, ev.zc, ev.curvature = score, 0.5 * (ai + ai.T), zc, curvature
+        ev.score, ev.ai, ev.curvature = score, 0.5 * (ai + ai.T), curvature
+        ev.rough = bool(scores and rough)
+        ev.zc = None if ev.rough else zc
         ev.seconds.update(derivatives=t1 - t0, selinv=time.perf_counter() - t1)
         return ev
 
@@ -307,10 +315,14 @@ class REMLProblem:
         """C^-1 on the pattern of C at ``ev`` (kept in ``ev.zc``); the equations are factorised
         again when the factor has moved on to another point since."""
         if ev.zc is None:
-            if self._factored_at is None or not np.array_equal(self._factored_at, ev.theta):
-                self.evaluate(ev.theta)
+            self._hold(ev)
             ev.zc = self.factor.selected_inverse()
         return ev.zc
+
+    def _hold(self, ev: Evaluation) -> None:
+        """Factorise again at ``ev.theta`` if the factor has moved on to another point."""
+        if self._factored_at is None or not np.array_equal(self._factored_at, ev.theta):
+            self.evaluate(ev.theta)
 
     def _residual_q(self, th_groups: list, ee: np.ndarray, s: np.ndarray) -> np.ndarray:
         """q_i'R^-1 q_j for the residual parameters: block diagonal by group; a structured group
