@@ -40,7 +40,8 @@ def _shared_levels(Cp, Ci, total, block_of, K):
     return E
 
 
-def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.ndarray | None = None) -> np.ndarray:
+def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.ndarray | None = None,
+                  relative: bool = False) -> tuple[np.ndarray, float]:
     """Moment estimates of the random-term variances (in the spirit of Henderson's method 1).
 
     For each variance parameter k (a random term, or one at() level of it) the variance of
@@ -50,7 +51,11 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
     Together with var(e) = sum_j s2_j f_j + s2_e (f_j: the fraction of records that parameter
     j covers, below 1 for at() levels) this is a small linear system.  When the residual
     variance of each record is known (``s2e``, from replicates within cells) the last equation
-    is dropped and ``s2_e mean_a(1/n_a)`` becomes ``mean_a(sum_{i in a} s2e_i / n_a^2)``.
+    is dropped and ``s2_e mean_a(1/n_a)`` becomes ``mean_a(sum_{i in a} s2e_i / n_a^2)``.  With
+    ``relative=True`` ``s2e`` gives only the ratios between records' residual variances (mean 1):
+    their common scale stays an unknown of the full system.
+
+    Returns the random-term variances and the residual scale (NaN when ``s2e`` was taken as known).
     """
     d = problem.design
     N = problem.mme.N
@@ -92,7 +97,8 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
     E[:K, K] = inv_n
     E[K, :K] = cover
     E[K, K] = 1.0
-    if s2e is not None:  # residual variances known: K equations in the K random variances
+    known = s2e is not None and not relative
+    if known:  # residual variances known: K equations in the K random variances
         E, rhs = E[:K, :K], np.asarray(v) - np.asarray(inv_n)
     else:
         rhs = np.append(v, pooled)
@@ -100,7 +106,7 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
         sol = np.linalg.solve(E, rhs)
     except np.linalg.LinAlgError:
         sol = np.linalg.lstsq(E, rhs, rcond=None)[0]
-    return sol[:K]
+    return sol[:K], (np.nan if known else float(sol[K]))
 
 
 def _column_sums(problem: REMLProblem, e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -247,7 +253,15 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     if not pooled > 0:
         pooled = float(np.var(y)) or 1.0
     s2g = np.where(s2g > 0, s2g, pooled)
-    within, df = _within_cell_variance(problem.design.W(), y, g, ng.size) if d.random else (None, None)
+    # With only plain variance terms the moment system covers every random term and estimates the
+    # residual scale itself; within-cell variances then give only the ratios between residual
+    # groups, and with one residual group they are not needed at all.  Their level is off when
+    # the model is: one residual variance fitted to trials that differ weighs the trials by their
+    # replicates within cells, not as REML does (on the default trial network 905 against REML's
+    # 954, which pushed Trial:Mother's moment start 18% too high; from the moments' scale, 1%).
+    plain = all(rb.values is None and rb.cov_levels is None for rb in d.random)
+    need_within = bool(d.random) and not (plain and ng.size == 1)
+    within, df = _within_cell_variance(problem.design.W(), y, g, ng.size) if need_within else (None, None)
     # a within-cell estimate on few degrees of freedom is too noisy to start from (sd ~ sqrt(2/df))
     ok = np.zeros(ng.size, dtype=bool) if within is None else (df >= np.maximum(30, 0.05 * ng)) & (within > 0)
     # per-record residual variances for the moment system when most records have replicates
@@ -255,7 +269,11 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     if ok.any() and ng[ok].sum() >= 0.8 * d.n:
         s2e = np.where(ok, within, np.median(within[ok]))[g]
     theta = np.empty(problem.params.n)
-    moments = list(np.clip(_moment_start(problem, e, pooled, s2e), 0.01 * pooled, pooled)) if d.random else []
+    moments, scale = (_moment_start(problem, e, pooled, s2e / s2e.mean(), relative=True) if plain and s2e is not None
+                      else _moment_start(problem, e, pooled, s2e)) if d.random else ([], np.nan)
+    if plain and s2e is not None and scale > 0:  # the within-cell ratios at the moments' scale
+        within = within * (scale / s2e.mean())
+    moments = list(np.clip(moments, 0.01 * pooled, pooled))
     per_record = 0.0
     for rb, st, sl in zip(d.random, problem.structures, problem.params.term_slices):
         if rb.values is not None:
