@@ -50,7 +50,7 @@ class FittedModel:
         self.converged = bool(result.converged)
         self.message = result.message
         self.backend = problem.factor.backend
-        self.solution = ev.solution
+        self.solution = problem.uncentred(ev.solution)
         self._evaluation = ev  # its selected inverse (PEVs) is formed on first use
         self._ai = ev.ai
         self.loglik = float(ev.loglik)

@@ -35,6 +35,7 @@ class FixedDesign:
     aliased: list
     term_of: list
     rows: sp.csr_matrix | None = None  # X again, as CSR with sorted columns (W is built from it)
+    xtx: np.ndarray | None = None  # X'X (dense), from the aliasing check
 
 
 def _term_columns(term, columns: dict, coding: dict, n: int, contrast: dict):
@@ -169,10 +170,11 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int) -> FixedDesign:
         warnings.warn(f"fixed effects are aliased (linear combinations of earlier columns) and were "
                       f"dropped: {shown}", AliasWarning, stacklevel=3)
         keep = np.flatnonzero(~aliased)
+        xtx = xtx[np.ix_(keep, keep)]
         Xc = Xc[:, keep]
         X = Xc.tocsr()
         X.sort_indices()
         names = [names[i] for i in keep]
         term_of = [term_of[i] for i in keep]
     Xc.sort_indices()
-    return FixedDesign(Xc, names, dropped, term_of, X)
+    return FixedDesign(Xc, names, dropped, term_of, X, xtx)

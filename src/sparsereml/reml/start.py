@@ -216,18 +216,6 @@ def _correlated_start(rb, structure, e: np.ndarray, s2e: np.ndarray | None, pool
     return structure.model.start(S)
 
 
-def _fixed_block(cp, p: int) -> np.ndarray:
-    """X'X: the first p rows and columns of W'W, read from the cross-products (no pass over records)."""
-    low = cp.lower
-    end = low.indptr[p]
-    rows = low.indices[:end]
-    cols = np.repeat(np.arange(p), np.diff(low.indptr[:p + 1]))
-    keep = rows < p
-    out = np.zeros((p, p))
-    out[rows[keep], cols[keep]] = cp.total[:end][keep]
-    return out + np.tril(out, -1).T
-
-
 def default_start(problem: REMLProblem) -> np.ndarray:
     """Start values from the data.
 
@@ -238,12 +226,8 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     effects (:func:`_moment_start`).  Values are kept between 1% and 100% of the OLS residual
     variance, so the start is always positive definite."""
     d = problem.design
-    X, y = d.fixed.X, d.y
-    if X.shape[1]:
-        b = np.linalg.lstsq(_fixed_block(problem.cp, X.shape[1]), X.T @ y, rcond=None)[0]
-        e = y - X @ b
-    else:
-        e = y - y.mean()
+    y = d.y
+    e = problem.y_centred if d.fixed.X.shape[1] else y - y.mean()  # OLS residuals
     g = d.residual.codes
     ng = problem.cp.counts
     ss = group_sums(g, ng.size, e * e)
