@@ -102,3 +102,20 @@ def test_a_start_at_the_optimum_is_confirmed_with_exact_scores(fits, data, rough
     assert rough_calls["flags"][:2] == [True, False]
     assert rough_calls["float32"] == 1
     assert np.max(np.abs(m.varcomp["component"] - tight.varcomp["component"]) / tight.varcomp["component"]) < 1e-6
+
+
+def test_a_rough_request_without_a_wide_root_is_exact(data):
+    """Where no root is wide enough for single precision (150 mothers < SINGLE_ROOT_MIN), a
+    rough request gives exact scores, says so, keeps the selected inverse, and is never repeated."""
+    m = sr.fit("dbh ~ Trial", RANDOM, "~ at(Trial):units", data=data)
+    prob = m._problem
+    ev = prob.derivatives(prob.evaluate(m._result.evaluation.theta), rough=True)
+    assert not ev.rough and ev.zc is not None
+    exact = prob.derivatives(prob.evaluate(ev.theta))
+    np.testing.assert_array_equal(ev.score, exact.score)
+    full = (m.iterations["step"] != "").sum()  # iterations after the start, the last one light
+    calls = []
+    selected = prob.factor.selected_inverse
+    prob.factor.selected_inverse = lambda single=False: calls.append(single) or selected(single)
+    sr.ai_reml(prob, m.iterations.iloc[0][prob.params.labels].to_numpy(float))
+    assert len(calls) == full  # one selected inverse per full evaluation (the start's included)

@@ -99,6 +99,7 @@ class SparseLDL:
         self._data = None  # the values of the last factorisation (to factorise again)
         self._root_bufs = None
         self._root32 = None  # float32 copy of the root for a rough selected inverse
+        self.single_used = False  # the last selected inverse's root went through single precision
 
     def _choose(self, reduced, rest, groups, opts, star):
         """Order of the reduced unknowns and how to factor them: the cheapest of the grouped
@@ -363,6 +364,7 @@ class SparseLDL:
         """
         f = self.ldl
         Zd, Zx = self._Zd_buf, self._Zx_buf
+        self.single_used = False  # whether this inverse went through single precision
         Zr = _NO_ROOT  # the trailing root's inverse, read by the recursion as a dense array
         for s in self._dense_roots:
             Lc = inv = None
@@ -373,6 +375,7 @@ class SparseLDL:
                 Lc = c if b - a > _ROOT_COPY_MAX else self._tail_buffers()[1]
                 self._root_spent = self._root_spent or Lc is c
                 inv, info = self._single_inverse(c, Lc)
+                self.single_used = True
             elif c is not None and b - a > _ROOT_COPY_MAX:
                 Lc, self._root_spent = c, True  # inverted in place
             elif a == self._tail:

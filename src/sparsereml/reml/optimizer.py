@@ -22,7 +22,7 @@ tolerance and whose steps stopped shrinking also end the iterations, and the
 message says so.
 
 Precision of the scores: while the next step is expected to exceed 1e-4 of a
-parameter (from the last step and the rate at which steps shrink), the scores
+parameter (the last step times the square of the rate at which steps shrank), the scores
 may come from a selected inverse whose wide dense root was inverted in single
 precision (``REMLProblem.derivatives(rough=True)``).  Its rounding moves such a
 step by about 1e-9 of a parameter on the trial network, far below the step
@@ -246,8 +246,11 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
         # the contraction rate is only read from full AI steps that kept the bound codes
         prev_rel = rel_max if (step_label == "1" and (new_codes == codes).all() and rel.size) else None
         theta, codes = new_ev.theta, new_codes
-        # rough scores while the next step is expected well above what their rounding can reach
-        expected = rel_max * (min(rho, 1.0) if np.isfinite(rho) else 1.0)
+        # rough scores while the next step is expected well above what their rounding can reach.
+        # Expected: this step times the square of the last contraction (once the start's
+        # nonlinearity fades the steps shrink abruptly to AI's own rate; a linear prediction
+        # missed by 10-100x on the trial networks, and each miss cost an exact repeat)
+        expected = rel_max * (min(rho, 1.0) ** 2 if np.isfinite(rho) else 1.0)
         ev = problem.derivatives(new_ev, rough=expected > _ROUGH_ABOVE)
         history.append(_row(it, ev, codes, time.perf_counter() - t_it, problem, step_label))
         if callback:

@@ -55,7 +55,7 @@ class Evaluation:
 
     theta: np.ndarray
     loglik: float
-    solution: np.ndarray
+    solution: np.ndarray  # of the equations for y - Xb (ols_centring); REMLProblem.uncentred for y's
     parts: dict
     score: np.ndarray | None = None
     ai: np.ndarray | None = None
@@ -291,7 +291,8 @@ class REMLProblem:
         factor, not its selected inverse.  With ``rough=True`` a wide dense root of the selected
         inverse may be inverted in single precision (see ``SparseLDL.selected_inverse``): the
         scores then carry rounding errors that do not matter for a step far from the optimum;
-        ``ev.rough`` says so, and the selected inverse is not kept for PEVs."""
+        ``ev.rough`` says whether that happened, and then the selected inverse is not kept for
+        PEVs."""
         t0 = time.perf_counter()
         self._hold(ev)
         th_terms, th_res = self.split(ev.theta)
@@ -334,7 +335,7 @@ class REMLProblem:
             dlogdet_r = np.concatenate([res.dlogdet(th) for res, th in zip(self.residuals, th_groups)])
             score[self.params.residual_slice] = -0.5 * (dlogdet_r + D.T @ (tr + ee))
         ev.score, ev.ai, ev.curvature = score, 0.5 * (ai + ai.T), curvature
-        ev.rough = bool(scores and rough)
+        ev.rough = bool(scores and rough and self.factor.single_used)
         ev.zc = None if ev.rough else zc
         ev.seconds.update(derivatives=t1 - t0, selinv=time.perf_counter() - t1)
         return ev
