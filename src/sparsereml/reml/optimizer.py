@@ -192,7 +192,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
             if cand is not None and (cand_codes == codes).all():
                 prev_theta, theta = theta, cand.theta
                 ev = problem.derivatives(cand, scores=False)
-                history.append(_row(it, ev, codes, time.perf_counter() - t_it, problem, "1"))
+                history.append(_row(len(history), ev, codes, time.perf_counter() - t_it, problem, "1"))
                 if callback:
                     callback(history[-1])
                 converged = True
@@ -234,13 +234,13 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
                 ev = problem.derivatives(ev)
                 continue
             if gain < 1e-3 and rel_max < 1e-3:
-                # at the optimum to within rounding: logL of 1e5-1e6 records carries noise of
-                # 1e-6 or more, so the last AI step cannot show a gain
+                # at the optimum to within rounding: the last AI step's gain is below the
+                # rounding of logL, so it cannot show
                 converged = True
                 message = (f"converged: no step raised logL beyond rounding (expected gain {gain:.2g}, steps "
                            f"below {rel_max:.1g} of each parameter)")
             else:
-                message = f"stopped at iteration {it}: no step increased the log-likelihood"
+                message = f"stopped at iteration {len(history)}: no step increased the log-likelihood"
             break
         prev_theta = theta
         # the contraction rate is only read from full AI steps that kept the bound codes
@@ -252,7 +252,8 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
         # missed by 10-100x on the trial networks, and each miss cost an exact repeat)
         expected = rel_max * (min(rho, 1.0) ** 2 if np.isfinite(rho) else 1.0)
         ev = problem.derivatives(new_ev, rough=expected > _ROUGH_ABOVE)
-        history.append(_row(it, ev, codes, time.perf_counter() - t_it, problem, step_label))
+        # numbered by rows: a rough evaluation tried again (no step worked, above) takes no number
+        history.append(_row(len(history), ev, codes, time.perf_counter() - t_it, problem, step_label))
         if callback:
             callback(history[-1])
     return OptimResult(theta, list(codes), ev, converged, message, history, prev_theta)
