@@ -204,7 +204,8 @@ def test_rough_selected_inverse_inverts_the_root_in_single_precision(in_place, m
 
 
 def test_rough_selected_inverse_stays_double_for_an_ill_conditioned_root(monkeypatch):
-    """A root whose Cholesky diagonal spreads over more than 1e3 is not trusted to float32."""
+    """A root whose Cholesky factor LAPACK estimates to have a condition number above 100 (the
+    root's above 1e4) is not trusted to float32."""
     monkeypatch.setattr("sparsereml.linalg.factor.SINGLE_ROOT_MIN", 16)
     A = _star_matrix(seed=4)
     scale = np.ones(A.shape[0])
@@ -215,3 +216,36 @@ def test_rough_selected_inverse_stays_double_for_an_ill_conditioned_root(monkeyp
     f.factorize(low.data)
     exact = f.selected_inverse().copy()
     np.testing.assert_array_equal(f.selected_inverse(single=True), exact)
+    assert not f.single_used
+
+
+@pytest.mark.parametrize("in_place", [False, True])
+def test_rough_selected_inverse_falls_back_when_float32_fails(in_place, monkeypatch):
+    """spotri reporting a singular factor (float32 underflow, say) leaves the factor intact and
+    the inverse is taken in double precision."""
+    from sparsereml.linalg import factor
+
+    monkeypatch.setattr(factor, "SINGLE_ROOT_MIN", 16)
+    if in_place:
+        monkeypatch.setattr(factor, "_ROOT_COPY_MAX", 0)
+    A = _star_matrix(seed=5)
+    low = _lower(A)
+    f = SparseLDL(low, star=True, absorb=False)
+    f.factorize(low.data)
+
+    real = factor.lapack
+
+    class Failing:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        @staticmethod
+        def spotri(c, lower=1, overwrite_c=1):
+            return c, 3
+
+    monkeypatch.setattr(factor, "lapack", Failing())
+    zc = f.selected_inverse(single=True)
+    assert not f.single_used
+    inv = np.linalg.inv(A.toarray())
+    np.testing.assert_allclose(zc, inv[low.indices, np.repeat(np.arange(A.shape[0]), np.diff(low.indptr))],
+                               rtol=1e-9, atol=1e-13)

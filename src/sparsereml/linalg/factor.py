@@ -43,10 +43,11 @@ _NO_ROOT = np.zeros((1, 1), order="F")  # stands for the dense inverse when ther
 # after that factorises again
 _ROOT_COPY_MAX = 4096
 # a rough selected inverse (``single=True``) inverts a trailing root at least this wide in single
-# precision (1.6x faster at n = 1,100; the conversions cost ~1% of that), when the spread of its
-# Cholesky diagonal keeps float32's rounding harmless (condition number well under 1e7)
+# precision (1.6x faster at n = 1,100; the conversions cost ~1% of that), when LAPACK's estimate
+# of its Cholesky factor's condition number (dtrcon, 0.6 ms there) keeps float32's rounding of the
+# inverse below ~1e-3 (cond(root) = cond(factor)^2 <= 1e4; 33 on the default trial network)
 SINGLE_ROOT_MIN = 512
-_SINGLE_DIAG_SPREAD = 1e3
+_SINGLE_MAX_COND = 100.0
 
 
 class SparseLDL:
@@ -367,32 +368,8 @@ class SparseLDL:
         self.single_used = False  # whether this inverse went through single precision
         Zr = _NO_ROOT  # the trailing root's inverse, read by the recursion as a dense array
         for s in self._dense_roots:
-            Lc = inv = None
             a, b = self.sn_start[s], self.sn_start[s + 1]
-            c = self._star_root() if a == self._tail else None
-            if single and c is not None and self._single_fits(c):
-                # from the root's factor through float32 into the inverse's buffer
-                Lc = c if b - a > _ROOT_COPY_MAX else self._tail_buffers()[1]
-                self._root_spent = self._root_spent or Lc is c
-                inv, info = self._single_inverse(c, Lc)
-                self.single_used = True
-            elif c is not None and b - a > _ROOT_COPY_MAX:
-                Lc, self._root_spent = c, True  # inverted in place
-            elif a == self._tail:
-                # the factor stays intact (later solves use it): the inverse goes to a buffer
-                Lc = self._tail_buffers()[1]
-                if c is not None:
-                    np.copyto(Lc, c)
-                else:
-                    kernels.scaled_copy(self._tail_block(), np.sqrt(f.d[a:b]), Lc)
-            else:
-                Lc = self._dense_block(a, b)
-                Lc *= np.sqrt(f.d[a:b])[None, :]
-            if Lc is not inv:
-                with dense_threads(lapack_library()):
-                    inv, info = lapack.dpotri(Lc, lower=1, overwrite_c=1)
-            if info != 0:  # pragma: no cover - the factor is positive definite
-                raise NotPositiveDefinite("dense block of the factor is singular")
+            inv = self._dense_root_inverse(a, b, single)
             if a == self._tail:
                 Zr = inv
                 Zd[a:b] = np.diagonal(inv)
@@ -402,26 +379,60 @@ class SparseLDL:
                        self._selinv_plan, Zd, Zx, self._tail, Zr, self._kids)
         return kernels.gather_pattern(self._zpos, Zd, Zx, Zr.ravel(order="F"), get_num_threads())
 
-    def _single_fits(self, Lc: np.ndarray) -> bool:
-        """Whether the root's Cholesky factor ``Lc`` is wide enough for single precision to pay
-        and its diagonal spread small enough for float32 (a lower bound on sqrt(cond))."""
-        if Lc.shape[0] < SINGLE_ROOT_MIN:
-            return False
-        diag = np.diagonal(Lc)
-        lo, hi = float(diag.min()), float(diag.max())
-        return lo > 0.0 and hi < 1e18 and hi <= _SINGLE_DIAG_SPREAD * lo
+    def _dense_root_inverse(self, a: int, b: int, single: bool) -> np.ndarray:
+        """The inverse (lower triangle) of the dense root supernode of columns a:b, from its
+        Cholesky factor: in single precision when asked for and it fits, else LAPACK dpotri."""
+        c = self._star_root() if a == self._tail else None
+        keep = b - a <= _ROOT_COPY_MAX  # the factor stays intact (later solves use it)
+        if single and c is not None and self._single_fits(c):
+            inv = self._single_inverse(c, self._tail_buffers()[1] if keep else None)
+            if inv is not None:
+                self.single_used = True
+                self._root_spent = self._root_spent or inv is c
+                return inv
+        if c is not None and not keep:
+            Lc, self._root_spent = c, True  # inverted in place
+        elif a == self._tail:  # the inverse goes to a buffer
+            Lc = self._tail_buffers()[1]
+            if c is not None:
+                np.copyto(Lc, c)
+            else:
+                kernels.scaled_copy(self._tail_block(), np.sqrt(self.ldl.d[a:b]), Lc)
+        else:
+            Lc = self._dense_block(a, b)
+            Lc *= np.sqrt(self.ldl.d[a:b])[None, :]
+        with dense_threads(lapack_library()):
+            inv, info = lapack.dpotri(Lc, lower=1, overwrite_c=1)
+        if info != 0:  # pragma: no cover - the factor is positive definite
+            raise NotPositiveDefinite("dense block of the factor is singular")
+        return inv
 
-    def _single_inverse(self, c: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, int]:
+    def _single_fits(self, c: np.ndarray) -> bool:
+        """Whether the root's Cholesky factor ``c`` is wide enough for single precision to pay,
+        its entries within float32's range, and its condition number small enough."""
+        if c.shape[0] < SINGLE_ROOT_MIN:
+            return False
+        diag = np.diagonal(c)  # (the inverse's diagonal, which bounds its entries, is checked after)
+        if not (float(diag.min()) > 1e-15 and float(diag.max()) < 1e15):
+            return False
+        rcond, info = lapack.dtrcon(c, norm="1", uplo="L", diag="N")
+        return info == 0 and rcond * _SINGLE_MAX_COND >= 1.0
+
+    def _single_inverse(self, c: np.ndarray, out: np.ndarray | None) -> np.ndarray | None:
         """The inverse from the Cholesky factor ``c`` by LAPACK spotri, written into ``out``
-        (lower triangle, double precision) through a float32 buffer kept across calls."""
+        (into ``c`` itself when None; lower triangle, double precision) through a float32 buffer
+        kept across calls.  None, with ``c`` untouched, if float32 could not invert it."""
         w = c.shape[0]
         if self._root32 is None or self._root32.shape[0] != w:
             self._root32 = np.empty((w, w), dtype=np.float32, order="F")
         np.copyto(self._root32, c, casting="same_kind")
         with dense_threads(lapack_library()):
             inv32, info = lapack.spotri(self._root32, lower=1, overwrite_c=1)
+        if info != 0 or not np.isfinite(np.diagonal(inv32)).all():
+            return None
+        out = c if out is None else out
         np.copyto(out, inv32)
-        return out, int(info)
+        return out
 
     def inverse_quadratic(self, T) -> np.ndarray:
         """T' C^-1 T for a sparse (or dense) n x m matrix T, exploiting a sparse T's sparsity.

@@ -145,7 +145,9 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     converged, message = False, f"stopped after {max_iter} iterations without meeting the convergence rule"
     dep = pt.scale_of >= 0 if pt.scale_of is not None else np.zeros(theta.size, dtype=bool)
     held = np.zeros(theta.size, dtype=bool)  # correlations held (code B) because their variance is held
-    for it in range(1, max_iter + 1):
+    it = 0
+    while it < max_iter:
+        it += 1
         codes0, held0 = codes, held
         while True:
             codes, held = codes0.copy(), held0.copy()
@@ -223,14 +225,14 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
                     longer, longer_codes = _try(problem, theta, 2.0 * mult * lam * step, codes, free, bounds,
                                                 new_ev.loglik + 1e-9 * max(1.0, abs(new_ev.loglik)))
                     if longer is None or (longer_codes != codes).any():
-                        new_ev = problem.evaluate(new_ev.theta)  # the factor holds the rejected point
-                        break
+                        break  # (derivatives factorises new_ev again: the factor holds the rejected point)
                     mult *= 2.0
                     new_ev, new_codes = longer, longer_codes
                     step_label = f"{mult * lam:g}" + (f" LM {damping:g}" if damping else "")
                 break
         if new_ev is None:
-            if ev.rough:  # no rough step worked: try again from exact scores
+            if ev.rough:  # no rough step worked: the same iteration again, from exact scores
+                codes, held, it = codes0, held0, it - 1
                 ev = problem.derivatives(ev)
                 continue
             if gain < 1e-3 and rel_max < 1e-3:

@@ -292,23 +292,44 @@ class REMLProblem:
         inverse may be inverted in single precision (see ``SparseLDL.selected_inverse``): the
         scores then carry rounding errors that do not matter for a step far from the optimum;
         ``ev.rough`` says whether that happened, and then the selected inverse is not kept for
-        PEVs."""
+        PEVs.  AI is exact either way: an ``ev`` that has it keeps it (exact scores after rough
+        ones need only a new selected inverse)."""
         t0 = time.perf_counter()
         self._hold(ev)
         th_terms, th_res = self.split(ev.theta)
+        # AI's arrays live until the scores are done: freed before the selected inverse, glibc
+        # returned them to the system and the inverse's own arrays took fresh pages (m2: +5-10 ms)
+        ai_arrays = None
+        if ev.ai is None:
+            ev.ai, ee, ai_arrays = self._average_information(ev, th_terms, th_res)
+        else:
+            ee = self._residual_ss(ev.solution)
+        t1 = time.perf_counter()
+        if scores:
+            zc = self.factor.selected_inverse(single=rough)
+            ev.score, ev.curvature = self._scores(ev, zc, th_terms, th_res, ee)
+            ev.rough = bool(rough and self.factor.single_used)
+            ev.zc = None if ev.rough else zc
+        ev.seconds.update(derivatives=t1 - t0, selinv=time.perf_counter() - t1)
+        del ai_arrays
+        return ev
+
+    def _residual_ss(self, s: np.ndarray) -> np.ndarray:
+        """e'B_k e for every residual component, e = y - W s."""
+        sr, scs = self.mme.component_sr_scs(s)
+        return self.cp.yty - 2.0 * sr + scs
+
+    def _average_information(self, ev: Evaluation, th_terms: list, th_res: np.ndarray):
+        """AI = 1/2 (Q - T'C^-1 T), T = W'R^-1 [q_1 ... q_m] (working variates q), e'B_k e, and
+        the arrays made on the way."""
         s, mme = ev.solution, self.mme
         # working variates of the random-term parameters, in MME coordinates
         beta = _stack_columns([sp.csc_matrix(st.working_variates(th, s[off: off + st.size]))
                                for st, th, off in zip(self.structures, th_terms, mme.offsets)], mme.offsets, mme.N)
-        has_random = beta.shape[1] > 0
-        # average information: AI = 1/2 (Q - T'C^-1 T), T = W'R^-1 [q_1 ... q_m]
-        # H beta_i, kept sparse (before the e'B_k e below: it may form W'W s on the way)
-        T_g = mme.h_products(ev.parts["H"], self.residual_coef(th_res), beta, s) if has_random else beta
-        sr, scs = mme.component_sr_scs(s)
-        ee = self.cp.yty - 2.0 * sr + scs  # e'B_k e
-        D = self.residual_dcoef(th_res)
-        th_groups = self.residual_parts(th_res)
-        T_r = -(mme.component_residual_rhs(s) @ sp.csc_matrix(D))  # W'R^-1 q_j = -W'Rdot_j e
+        # H beta_i, kept sparse (before e'B_k e: it may form W'W s on the way)
+        T_g = mme.h_products(ev.parts["H"], self.residual_coef(th_res), beta, s) if beta.shape[1] else beta
+        ee = self._residual_ss(s)
+        T_r = -(mme.component_residual_rhs(s) @ sp.csc_matrix(self.residual_dcoef(th_res)))  # -W'Rdot_j e
         # dense when H beta came back dense (mostly nonzero working variates)
         T = np.column_stack([T_g, T_r.toarray()]) if isinstance(T_g, np.ndarray) else \
             sp.hstack([T_g, T_r], format="csc")
@@ -317,28 +338,25 @@ class REMLProblem:
         BT = beta.T @ T
         Q[:ng, :] = BT if isinstance(BT, np.ndarray) else BT.toarray()  # beta_i'H beta_j and beta_i'T_j
         Q[ng:, :ng] = Q[:ng, ng:].T
-        Q[ng:, ng:] = self._residual_q(th_groups, ee, s)
+        Q[ng:, ng:] = self._residual_q(self.residual_parts(th_res), ee, s)
         ai = 0.5 * (Q - self.factor.inverse_quadratic(T))
-        t1 = time.perf_counter()
-        score = curvature = zc = None
-        if scores:
-            zc = self.factor.selected_inverse(single=rough)
-            score = np.empty(self.params.n)
-            curvature = np.zeros((self.params.n, self.params.n))
-            for k, (st, th, off, pos) in enumerate(zip(self.structures, th_terms, mme.offsets, mme.ginv_pos)):
-                u = s[off: off + st.size]
-                sl = self.params.term_slices[k]
-                score[sl] = st.score(th, zc[pos], u)
-                curvature[sl, sl] = st.curvature(th, zc[pos], u)
-            # residual parameters: dlogL/dtheta_j = -1/2 [dlog|R| + sum_k dc_k (tr(C^-1 C_k) + e'B_k e)]
-            tr = mme.component_trace(zc)
-            dlogdet_r = np.concatenate([res.dlogdet(th) for res, th in zip(self.residuals, th_groups)])
-            score[self.params.residual_slice] = -0.5 * (dlogdet_r + D.T @ (tr + ee))
-        ev.score, ev.ai, ev.curvature = score, 0.5 * (ai + ai.T), curvature
-        ev.rough = bool(scores and rough and self.factor.single_used)
-        ev.zc = None if ev.rough else zc
-        ev.seconds.update(derivatives=t1 - t0, selinv=time.perf_counter() - t1)
-        return ev
+        return 0.5 * (ai + ai.T), ee, (beta, T_g, T_r, T, BT)
+
+    def _scores(self, ev: Evaluation, zc: np.ndarray, th_terms: list, th_res: np.ndarray, ee: np.ndarray):
+        """Scores from the selected inverse ``zc``, and the second-derivative term AI omits."""
+        s, mme = ev.solution, self.mme
+        score = np.empty(self.params.n)
+        curvature = np.zeros((self.params.n, self.params.n))
+        for k, (st, th, off, pos) in enumerate(zip(self.structures, th_terms, mme.offsets, mme.ginv_pos)):
+            u = s[off: off + st.size]
+            sl = self.params.term_slices[k]
+            score[sl] = st.score(th, zc[pos], u)
+            curvature[sl, sl] = st.curvature(th, zc[pos], u)
+        # residual parameters: dlogL/dtheta_j = -1/2 [dlog|R| + sum_k dc_k (tr(C^-1 C_k) + e'B_k e)]
+        tr = mme.component_trace(zc)
+        dlogdet_r = np.concatenate([res.dlogdet(th) for res, th in zip(self.residuals, self.residual_parts(th_res))])
+        score[self.params.residual_slice] = -0.5 * (dlogdet_r + self.residual_dcoef(th_res).T @ (tr + ee))
+        return score, curvature
 
     def selected_inverse(self, ev: Evaluation) -> np.ndarray:
         """C^-1 on the pattern of C at ``ev`` (kept in ``ev.zc``); the equations are factorised

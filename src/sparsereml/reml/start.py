@@ -219,11 +219,13 @@ def _correlated_start(rb, structure, e: np.ndarray, s2e: np.ndarray | None, pool
 def default_start(problem: REMLProblem) -> np.ndarray:
     """Start values from the data.
 
-    Residual variances: the variance of y within cells of records that share every fixed and
-    random level (:func:`_within_cell_variance`), per residual group, when there are enough
-    such replicates; otherwise what the random terms leave of the OLS residual variance.
     Random-term variances: moment estimates from the residuals of an OLS fit of the fixed
-    effects (:func:`_moment_start`).  Values are kept between 1% and 100% of the OLS residual
+    effects (:func:`_moment_start`).  Residual variances, with only plain variance terms: the
+    residual scale of the same moment system, per residual group in the ratios of the variances
+    of y within cells of records that share every fixed and random level
+    (:func:`_within_cell_variance`) when there are enough such replicates.  With other terms:
+    those within-cell variances themselves.  Otherwise: what the random terms leave of each
+    group's OLS residual variance.  Values are kept between 1% and 100% of the OLS residual
     variance, so the start is always positive definite."""
     d = problem.design
     y = d.y
@@ -255,7 +257,10 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     theta = np.empty(problem.params.n)
     moments, scale = (_moment_start(problem, e, pooled, s2e / s2e.mean(), relative=True) if plain and s2e is not None
                       else _moment_start(problem, e, pooled, s2e)) if d.random else ([], np.nan)
-    if plain and s2e is not None and scale > 0:  # the within-cell ratios at the moments' scale
+    # the moments' residual scale, unless the system could not tell it apart (e.g. a vm() term with
+    # a level per record): then the within-cell variances, or what the random terms leave
+    sound = plain and 0.0 < scale <= pooled
+    if sound and s2e is not None:  # the within-cell ratios at the moments' scale
         within = within * (scale / s2e.mean())
     moments = list(np.clip(moments, 0.01 * pooled, pooled))
     per_record = 0.0
@@ -270,6 +275,8 @@ def default_start(problem: REMLProblem) -> np.ndarray:
             theta[sl] = [moments.pop(0) for _ in range(sl.stop - sl.start)]
             per_record += float(np.mean(theta[sl]))
     fallback = s2g * max(1.0 - per_record / pooled, 0.3)
+    if sound and ng.size == 1:
+        fallback = np.array([max(scale, 0.01 * pooled)])
     s2_res = np.where(ok, np.clip(np.nan_to_num(within), 0.01 * pooled, None), fallback) \
         if within is not None else fallback
     _split_nugget(problem, theta, s2_res)
