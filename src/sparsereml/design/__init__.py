@@ -143,7 +143,7 @@ def build_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict
     md = data if isinstance(data, ModelData) else prepare_data(spec, data, na_action)
     n = len(md.y)
     columns = ColumnSet(md.columns)  # each column coded as a factor at most once
-    fx = fixed_design(spec.fixed, columns, n)
+    fx = fixed_design(spec.fixed, columns, n, md.y)
     blocks = [random_block(t, columns, n, matrices) for t in spec.random]
     groups = residual_groups(spec.residual, columns, n)
     return Design(spec, md, fx, blocks, groups)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from numba import njit
+from scipy.linalg import cho_factor, cho_solve
 
 from ..errors import AliasWarning, DataError
 from ..formula.terms import FixedSpec
@@ -35,7 +36,7 @@ class FixedDesign:
     aliased: list
     term_of: list
     rows: sp.csr_matrix | None = None  # X again, as CSR with sorted columns (W is built from it)
-    xtx: np.ndarray | None = None  # X'X (dense), from the aliasing check
+    ols: np.ndarray | None = None  # OLS coefficients of y on X, when y was given
 
 
 def _term_columns(term, columns: dict, coding: dict, n: int, contrast: dict):
@@ -112,13 +113,14 @@ def find_aliased(xtx: np.ndarray, tol: float = 1e-10) -> np.ndarray:
     return aliased
 
 
-def fixed_design(spec: FixedSpec, columns: dict, n: int) -> FixedDesign:
+def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = None) -> FixedDesign:
     """Build X for the fixed terms with R's treatment-contrast rules.
 
     For each factor in a term, treatment contrasts are used when the term without
     that factor is also in the model (the intercept counts as the empty term);
     otherwise every level gets a column.  Aliased columns are dropped with a
-    warning that names them.
+    warning that names them.  Given the response ``y``, the OLS coefficients come
+    along (from the X'X of the aliasing check).
     """
     # R's rule (model.matrix): a factor in a term is coded by contrasts when the term without
     # it is also in the model, the empty term counting as present; without an intercept the
@@ -177,4 +179,10 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int) -> FixedDesign:
         names = [names[i] for i in keep]
         term_of = [term_of[i] for i in keep]
     Xc.sort_indices()
-    return FixedDesign(Xc, names, dropped, term_of, X, xtx)
+    ols = None
+    if y is not None:
+        try:
+            ols = cho_solve(cho_factor(xtx), X.T @ y)
+        except np.linalg.LinAlgError:  # pragma: no cover - full column rank after the aliasing check
+            ols = np.linalg.lstsq(xtx, X.T @ y, rcond=None)[0]
+    return FixedDesign(Xc, names, dropped, term_of, X, ols)

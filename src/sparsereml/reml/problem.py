@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import block_diag, cho_factor, cho_solve
+from scipy.linalg import block_diag
 
 from ..crossprod import cross_products
 from ..design import Design
@@ -120,11 +120,9 @@ def ols_centring(design: Design) -> tuple[np.ndarray, np.ndarray]:
     X, y = design.fixed.X, design.y
     if X.shape[1] == 0:
         return np.zeros(0), y
-    xtx = design.fixed.xtx if design.fixed.xtx is not None else (X.T @ X).toarray()
-    try:
-        b = cho_solve(cho_factor(xtx), X.T @ y)
-    except np.linalg.LinAlgError:  # pragma: no cover - X has full column rank (aliased columns dropped)
-        b = np.linalg.lstsq(xtx, X.T @ y, rcond=None)[0]
+    b = design.fixed.ols
+    if b is None:  # a design built without its response
+        b = np.linalg.lstsq((X.T @ X).toarray(), X.T @ y, rcond=None)[0]
     return b, y - X @ b
 
 
