@@ -66,9 +66,6 @@ class Structure(ABC):
         """Smallest and largest admissible value of each parameter."""
         return np.zeros(self.n_params), np.full(self.n_params, np.inf)
 
-    def lower_bounds(self) -> np.ndarray:
-        return self.bounds()[0]
-
     # Reported parameters (what varcomp shows) are the working ones unless a structure
     # reparametrises (us() works on a Cholesky factor).
     @property
