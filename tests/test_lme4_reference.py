@@ -18,8 +18,8 @@ CASES = {
     "Penicillin": ("diameter ~ 1 + (1|plate) + (1|sample)", {"plate": "plate", "sample": "sample"}, {}),
     "Pastes": ("strength ~ 1 + (1|batch/cask)", {"batch": "batch", "batch:cask": "cask:batch"}, {}),
     "sleepstudy": ("Reaction ~ Days + (1|Subject)", {"Subject": "Subject"}, {"Days": "Days"}),
-    "InstEval": ("y ~ service + (1|s) + (1|d) + (1|dept:service)",
-                 {"s": "s", "d": "d", "dept:service": "dept:service"}, {"service": "service1"}),
+    "InstEval": ("y ~ C(service) + (1|s) + (1|d) + (1|dept:service)",  # service is a factor in lme4's data
+                 {"s": "s", "d": "d", "dept:service": "dept:service"}, {"service_1": "service1"}),
 }
 
 

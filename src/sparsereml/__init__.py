@@ -5,9 +5,10 @@
 >>> m.varcomp
 """
 from . import datasets
-from .api import LRTResult, fit, lrt
+from .api import LRTResult, PreparedFit, fit, lrt, prepare_fit
+from .control import Control
 from .design import Design, build_design
-from .errors import (AliasWarning, ConvergenceWarning, DataError, FormulaError, ModelError,
+from .errors import (AliasWarning, ConvergenceWarning, CovariateWarning, DataError, FormulaError, ModelError,
                      SparseREMLError)
 from .formula import model_spec
 from .genetics import breeding_values, vpredict
@@ -15,10 +16,11 @@ from .pedigree import Inverse, Pedigree, PedigreeWarning, grm
 from .reml.optimizer import OptimResult, ai_reml
 from .reml.problem import REMLProblem
 from .results import FittedModel
+from .results import load_model as load
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "lrt", "LRTResult", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem",
+__all__ = ["fit", "prepare_fit", "PreparedFit", "Control", "load", "CovariateWarning", "lrt", "LRTResult", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem",
            "ai_reml", "OptimResult", "datasets", "SparseREMLError", "FormulaError", "DataError", "ModelError",
            "AliasWarning", "ConvergenceWarning", "Pedigree", "PedigreeWarning", "Inverse", "grm", "vpredict",
            "breeding_values", "__version__"]

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from .control import Control
 from .design import build_design
-from .errors import ConvergenceWarning, ModelError
+from .errors import ConvergenceWarning, FormulaError, ModelError
 from .formula.spec import model_spec
 from .linalg.threads import single_threaded
 from .reml.optimizer import ai_reml
@@ -26,31 +27,38 @@ from .reml.problem import REMLProblem
 from .reml.start import resolve_start
 from .results import FittedModel
 
-__all__ = ["fit", "lrt", "LRTResult"]
+__all__ = ["fit", "prepare_fit", "PreparedFit", "lrt", "LRTResult"]
 
 
 def fit(fixed: str, random: str | None = None, residual: str | None = None, data=None, *,
-        na_action: str = "error", start=None, fix: dict | None = None, matrices: dict | None = None,
-        backend: str | None = None, max_iter: int = 50, tol: float = 1e-6, verbose: bool = False,
-        callback=None) -> FittedModel:
+        factors=None, na_action: str = "error", start=None, fix: dict | None = None, matrices: dict | None = None,
+        control: Control | None = None, backend: str | None = None, max_iter: int | None = None,
+        tol: float | None = None, verbose: bool = False, callback=None) -> FittedModel:
     """Fit a linear mixed model by REML.
 
     Parameters
     ----------
     fixed : str
-        Response and fixed effects, e.g. ``"dbh ~ Trial"``.  Factors (text or categorical
-        columns, or ``C(x)`` for a numeric one), covariates, ``A:B``, ``A*B``, ``-1``.  lme4
-        random intercepts may be added here: ``"dbh ~ Trial + (1|Trial:Block) + (1|Mother)"``.
+        Response and fixed effects, e.g. ``"dbh ~ Trial"``.  Factors (text, categorical or
+        boolean columns, ``C(x)`` for a numeric one), covariates (numeric columns; ``lin(x)``
+        says so explicitly), ``A:B``, ``A*B``, ``-1``.  lme4 random intercepts may be added
+        here: ``"dbh ~ Trial + (1|Trial:Block) + (1|Mother)"``.
     random : str, optional
         Random terms, e.g. ``"~ Trial:Block + Mother + Trial:Mother"``; ``a/b`` is
         ``a + a:b``; ``at(F):T`` gives T its own variance within each level of F, and
         ``at(F, 'x', 'y'):T`` only within the named levels.  Columns named here are factors.
     residual : str, optional
-        ``"~ units"`` (default, one residual variance) or ``"~ at(F):units"`` (one per level of F).
+        ``"~ units"`` (default, one residual variance), ``"~ at(F):units"`` (one per level of
+        F) or a grid such as ``"~ ar1(Row):ar1(Col)"`` (see the README).
     data : DataFrame (pandas or polars) or path to a CSV or Parquet file
+        Only read, never modified.
+    factors : list of str, optional
+        Numeric columns to use as factors in every formula (trial or block numbers read from a
+        file).  A numeric column that the fixed formula would use as a covariate while the random
+        or residual formula uses it as a factor is an error that says so.
     na_action : {"error", "drop"}
-        Rows with a missing response are always dropped (and counted); a missing
-        predictor is an error unless ``"drop"``.
+        Rows with a missing response are always dropped (and counted); a missing predictor,
+        or an infinite value, is an error unless ``"drop"``.
     start, fix : dict, optional
         Start values, or values to hold fixed (code F), by parameter label.  ``start`` may also
         be a fitted model: parameters of the same name carry over, and a covariance model across
@@ -59,10 +67,10 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     matrices : dict, optional
         Relationship matrices for ``vm(id, name)`` terms by name: a :class:`Pedigree`, a
         relationship matrix (DataFrame indexed by ids) or ``sr.Inverse(Kinv, ids)``.
-    backend : {"cholmod", "qdldl", "auto"}, optional
-        Sparse factorisation; default CHOLMOD when installed.
-    max_iter, tol : int, float
-        Iteration limit and convergence tolerance (see :func:`sparsereml.reml.optimizer.ai_reml`).
+    control : Control, optional
+        Iteration limit, tolerances, backend and threads (:class:`sparsereml.Control`).
+    backend, max_iter, tol : optional
+        Shortcuts that replace the same fields of ``control``.
     verbose : bool
         Print one line per iteration.
     callback : callable, optional
@@ -72,17 +80,33 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     -------
     FittedModel
     """
-    t0 = time.perf_counter()
-    if data is None:
-        raise ModelError("fit() needs data: a DataFrame or a path to a CSV or Parquet file")
-    spec = model_spec(fixed, random, residual)
-    design = build_design(spec, data, na_action, matrices)
-    t1 = time.perf_counter()
-    with single_threaded():  # multithreaded BLAS is far slower on the small dense blocks here
-        problem = REMLProblem(design, backend)
-        t_start = time.perf_counter()
-        theta0, fixed_mask = resolve_start(problem, start, fix)
-        t_start = time.perf_counter() - t_start
+    prepared = prepare_fit(fixed, random, residual, data, factors=factors, na_action=na_action, start=start,
+                           fix=fix, matrices=matrices, control=control, backend=backend, max_iter=max_iter, tol=tol)
+    return prepared.run(verbose=verbose, callback=callback)
+
+
+@dataclass
+class PreparedFit:
+    """A model read, coded and analysed, with its start values: everything but the iterations.
+
+    ``labels`` are the parameters the fit will report (what ``start``, ``fix`` and functions of
+    the components name); :meth:`run` iterates and returns the :class:`FittedModel`."""
+
+    problem: REMLProblem
+    theta0: np.ndarray
+    fixed_mask: np.ndarray
+    control: Control
+    seconds: dict
+
+    @property
+    def labels(self) -> list:
+        return list(self.problem.report_labels)
+
+    def run(self, verbose: bool = False, callback=None) -> FittedModel:
+        """Run the AI-REML iterations (:func:`sparsereml.ai_reml`) and wrap the result."""
+        if callback is not None and not callable(callback):
+            raise ModelError(f"callback must be a function of one dict, got {type(callback).__name__}")
+        t1 = time.perf_counter()
         report = _progress_printer() if verbose else None
 
         def cb(row):
@@ -91,14 +115,71 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
             if callback:
                 callback(row)
 
-        result = ai_reml(problem, theta0, fixed_mask, max_iter=max_iter, tol=tol,
-                         callback=cb if (report or callback) else None)
-    t2 = time.perf_counter()
-    if not result.converged:
-        warnings.warn(result.message, ConvergenceWarning, stacklevel=2)
-    seconds = {"design": t1 - t0, **problem.seconds, "start": t_start,
-               "iterations": t2 - t1 - sum(problem.seconds.values()) - t_start, "total": t2 - t0}
-    return FittedModel(problem, result, seconds)
+        c = self.control
+        with single_threaded():  # multithreaded BLAS is far slower on the small dense blocks here
+            result = ai_reml(self.problem, self.theta0, self.fixed_mask, max_iter=c.max_iter, tol=c.tol,
+                             tol_loglik=c.tol_loglik, callback=cb if (report or callback) else None)
+        t2 = time.perf_counter()
+        if not result.converged:
+            warnings.warn(result.message, ConvergenceWarning, stacklevel=3)
+        seconds = {**self.seconds, "iterations": t2 - t1, "total": sum(self.seconds.values()) + t2 - t1}
+        return FittedModel(self.problem, result, seconds, control=c)
+
+
+def prepare_fit(fixed: str, random: str | None = None, residual: str | None = None, data=None, *,
+                factors=None, na_action: str = "error", start=None, fix: dict | None = None,
+                matrices: dict | None = None, control: Control | None = None, backend: str | None = None,
+                max_iter: int | None = None, tol: float | None = None) -> PreparedFit:
+    """Every stage of :func:`fit` before the iterations (arguments as there).  The command line
+    uses it to check what it can (functions of the components, say) before the fit runs."""
+    t0 = time.perf_counter()
+    control = _control(control, backend=backend, max_iter=max_iter, tol=tol)
+    _check_arguments(fixed, random, residual, data, start, fix, matrices)
+    spec = model_spec(fixed, random, residual)
+    design = build_design(spec, data, na_action, matrices, factors)
+    t1 = time.perf_counter()
+    with single_threaded():
+        problem = REMLProblem(design, control.backend)
+        t_start = time.perf_counter()
+        theta0, fixed_mask = resolve_start(problem, start, fix)
+        t_start = time.perf_counter() - t_start
+    return PreparedFit(problem, theta0, fixed_mask, control,
+                       {"design": t1 - t0, **problem.seconds, "start": t_start})
+
+
+def _control(control, **shortcuts) -> Control:
+    if control is None:
+        control = Control()
+    elif not isinstance(control, Control):
+        raise ModelError(f"control must be a sparsereml.Control, e.g. sr.Control(max_iter=100); got "
+                         f"{type(control).__name__}")
+    return control.updated(**shortcuts)
+
+
+def _check_arguments(fixed, random, residual, data, start, fix, matrices) -> None:
+    """Arguments of the wrong kind are refused before any data is read."""
+    for name, text in (("fixed", fixed), ("random", random), ("residual", residual)):
+        if not (isinstance(text, str) or (text is None and name != "fixed")):
+            raise FormulaError(f"the {name} formula must be a string such as "
+                               f"{_EXAMPLES[name]!r}; got {type(text).__name__} {text!r:.60}")
+    if data is None:
+        raise ModelError("fit() needs data: a DataFrame or a path to a CSV or Parquet file")
+    if start is not None and not isinstance(start, (dict, FittedModel)):
+        raise ModelError(f"start must be a dict of parameter label -> value (e.g. {{'Mother': 30.0}}) or a fitted "
+                         f"model; got {type(start).__name__} {start!r:.60}")
+    for name, value in (("start", start), ("fix", fix)):
+        if isinstance(value, dict) and not all(isinstance(k, str) for k in value):
+            raise ModelError(f"{name}: the keys must be parameter labels (strings) as in m.varcomp.index; got "
+                             f"{[k for k in value if not isinstance(k, str)][:3]}")
+    if fix is not None and not isinstance(fix, dict):
+        raise ModelError(f"fix must be a dict of parameter label -> value, e.g. {{'Mother': 30.0}}; got "
+                         f"{type(fix).__name__} {fix!r:.60}")
+    if matrices is not None and not isinstance(matrices, dict):
+        raise ModelError(f"matrices must be a dict of name -> Pedigree or matrix, e.g. {{'ped': ped}} for "
+                         f"vm(Mother, ped); got {type(matrices).__name__}")
+
+
+_EXAMPLES = {"fixed": "dbh ~ Trial", "random": "~ Trial:Block + Mother", "residual": "~ at(Trial):units"}
 
 
 def _progress_printer():

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from .errors import CovariateWarning, DataError, warn_user
 from .formula.spec import ModelSpec
-from .formula.terms import RECORD, TRAIT
+from .formula.terms import RECORD, TRAIT, Units, quote_name
 
 __all__ = ["load_table", "ModelData", "prepare_data"]
 
@@ -33,8 +33,7 @@ def load_table(data) -> pd.DataFrame:
             except ImportError as exc:  # pragma: no cover - depends on the install
                 raise DataError(f"reading {path!r} needs pyarrow: pip install pyarrow") from exc
         if low.endswith((".csv", ".csv.gz", ".txt", ".tsv")):
-            sep = "\t" if low.endswith(".tsv") else ","
-            return pd.read_csv(path, sep=sep, na_values=["NA", "", "."], keep_default_na=True)
+            return read_csv(path, sep="\t" if low.endswith(".tsv") else ",")
         raise DataError(f"cannot tell the format of {path!r}: use a .csv or .parquet file")
     to_pandas = getattr(data, "to_pandas", None)
     if callable(to_pandas) and type(data).__module__.startswith("polars"):
@@ -42,14 +41,33 @@ def load_table(data) -> pd.DataFrame:
     raise DataError(f"data must be a pandas or polars DataFrame or a file path, got {type(data).__name__}")
 
 
-def _unknown_column(name: str, columns) -> DataError:
+def read_csv(path: str, sep: str = ",", decimal: str = ".") -> pd.DataFrame:
+    """Read a delimited text file (NA, empty and '.' are missing values); a file that cannot be
+    read, is empty, or reads as one column whose name holds another separator is a DataError."""
+    try:
+        df = pd.read_csv(path, sep=sep, decimal=decimal, na_values=["NA", "", "."], keep_default_na=True)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"data file {path!r} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"data file {path!r} cannot be read as a table separated by {sep!r}: {exc}") from None
+    if df.shape[1] == 1:
+        other = next((c for c in (";", "\t", "|", ",") if c != sep and c in str(df.columns[0])), None)
+        if other is not None:
+            raise DataError(
+                f"data file {path!r} reads as one column named {str(df.columns[0])[:60]!r}: its fields seem to be "
+                f"separated by {other!r}, not {sep!r}. Read it with pandas.read_csv({path!r}, sep={other!r}) "
+                f"and pass the DataFrame (command line: --sep {other!r}; add --decimal ',' for decimal commas)")
+    return df
+
+
+def _unknown_column(name: str, columns, prefix: str = "") -> DataError:
     cols = [str(c) for c in columns]
     close = difflib.get_close_matches(name, cols, n=1, cutoff=0.5)
     if not close:
         lower = {c.lower(): c for c in cols}
         close = [lower[name.lower()]] if name.lower() in lower else []
     hint = f"; did you mean {close[0]!r}?" if close else ""
-    return DataError(f"column {name!r} is not in the data{hint}")
+    return DataError(f"{prefix}column {name!r} is not in the data{hint}")
 
 
 @dataclass
@@ -62,7 +80,7 @@ class ModelData:
         The response, float64, without missing values.
     columns : dict
         Column name -> pandas Series restricted to the rows kept (a view of the caller's data
-        where pandas allows; never written to).
+        where pandas allows; never written to; a categorical copy for a column named in ``factors``).
     rows : ndarray
         Positions (0-based) of the kept rows in the original table.
     index : pandas.Index
@@ -71,6 +89,8 @@ class ModelData:
         Rows dropped because the response was missing.
     n_dropped_predictors : int
         Rows dropped because a predictor was missing (only with ``na_action="drop"``).
+    n_dropped_infinite : int
+        Rows dropped because the response or a predictor was infinite (only with ``na_action="drop"``).
     """
 
     response: str
@@ -81,9 +101,104 @@ class ModelData:
     n_total: int
     n_dropped: int
     n_dropped_predictors: int
+    n_dropped_infinite: int = 0
 
 
-def prepare_data(spec: ModelSpec, data, na_action: str = "error") -> ModelData:
+# an integer-valued covariate with this many distinct values or fewer (and at least 3) draws a
+# CovariateWarning: trial, block and year numbers are factors far more often than slopes
+FEW_VALUES = 50
+
+
+def is_factor_column(series: pd.Series) -> bool:
+    """A column is a factor unless it is numeric (booleans count as factors)."""
+    return pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series)
+
+
+def _factor_names(factors, df: pd.DataFrame) -> list[str]:
+    """Check ``factors`` (a column name or a list of them) against the data."""
+    if factors is None:
+        return []
+    names = [factors] if isinstance(factors, str) else factors
+    if not isinstance(names, (list, tuple)) or not all(isinstance(f, str) for f in names):
+        raise DataError(f"factors must be a list of column names, e.g. factors=['Trial', 'Block']; got {factors!r}")
+    for name in names:
+        if name not in df.columns:
+            raise _unknown_column(name, df.columns, "factors: ")
+    return list(dict.fromkeys(names))
+
+
+def _factor_uses(spec: ModelSpec) -> dict:
+    """Columns that the random and residual formulas use as factors, with the term that does."""
+    uses: dict = {}
+    for r in spec.random:
+        names = [r.at.factor] if r.at else []
+        if r.struct is not None and r.struct.covariates is None:
+            names.append(r.struct.factor)
+        names += [f.name for f in r.factors if not isinstance(f, Units)]
+        for name in names:
+            uses.setdefault(name, r.label)
+    for sec in spec.residual.sections:
+        names = ([sec.at.factor] if sec.at else []) + [d.column for d in sec.dims if d.kind != "ar1"]
+        for name in names:
+            uses.setdefault(name, f"residual {sec.label}")
+    return uses
+
+
+def _numeric_uses(spec: ModelSpec) -> set:
+    """Columns that the random and residual formulas use as numbers (regression covariates, ar1
+    coordinates): a slope on them in the fixed formula is what the user means."""
+    names = {c for r in spec.random if r.struct is not None and r.struct.covariates for c in r.struct.covariates}
+    return names | {d.column for sec in spec.residual.sections for d in sec.dims if d.kind == "ar1"}
+
+
+def _check_roles(spec: ModelSpec, cols: dict) -> None:
+    """A numeric column is a covariate in the fixed formula unless written C(x); refuse one that
+    another formula uses as a factor, and warn about whole numbers with few distinct values."""
+    uses = _factor_uses(spec)
+    numeric = _numeric_uses(spec)
+    for t in spec.fixed.terms:
+        for v in t:
+            series = cols.get(v.name)
+            if v.as_factor or series is None or is_factor_column(series):
+                continue
+            q = quote_name(v.name)
+            if v.name in uses and not v.as_covariate:
+                raise DataError(
+                    f"column {v.name!r} holds numbers, so the fixed formula {spec.formulas.get('fixed')!r} uses it as "
+                    f"a covariate (one slope), while {uses[v.name]!r} uses it as a factor. For a factor write C({q}) "
+                    f"in the fixed formula or pass factors=[{v.name!r}] (command line: --factors {v.name}); if a "
+                    f"slope is meant, write lin({q})")
+            if v.as_covariate or v.name in numeric:
+                continue
+            x = series.to_numpy(dtype=float, na_value=np.nan)
+            x = x[np.isfinite(x)]
+            if x.size and np.all(x == np.round(x)):
+                k = np.unique(x).size
+                if 3 <= k <= FEW_VALUES:
+                    warn_user(
+                        f"column {v.name!r} holds {k} distinct whole numbers and is used as a covariate (one slope) "
+                        f"in {spec.formulas.get('fixed')!r}. If its values are labels (trials, blocks, years), write "
+                        f"C({q}) or pass factors=[{v.name!r}]; write lin({q}) to keep the slope without this warning",
+                        CovariateWarning)
+
+
+def _non_finite(df: pd.DataFrame, names: list, keep: np.ndarray, na_action: str) -> np.ndarray:
+    """Rows (among ``keep``) with an infinite value in a numeric column of ``names``: an error
+    naming the column and the count, or (``na_action="drop"``) the rows to drop."""
+    bad = np.zeros(len(df), dtype=bool)
+    for name in names:
+        series = df[name]
+        if is_factor_column(series):
+            continue
+        inf = np.isinf(series.to_numpy(dtype=float, na_value=np.nan)) & keep
+        if inf.any() and na_action == "error":
+            raise DataError(f"column {name!r} has {int(inf.sum())} infinite value(s) (the first in data row "
+                            f"{int(np.flatnonzero(inf)[0]) + 1}); fix them, or pass na_action='drop' to drop those rows")
+        bad |= inf
+    return bad
+
+
+def prepare_data(spec: ModelSpec, data, na_action: str = "error", factors=None) -> ModelData:
     """Check the columns a model needs and drop rows with a missing response.
 
     Parameters
@@ -91,12 +206,15 @@ def prepare_data(spec: ModelSpec, data, na_action: str = "error") -> ModelData:
     spec : ModelSpec
     data : DataFrame or path
     na_action : {"error", "drop"}
-        What to do with missing predictor values: raise an error that names the
-        column and the number of rows (default), or drop those rows.
+        What to do with missing or infinite predictor values and infinite responses: raise an
+        error that names the column and the number of rows (default), or drop those rows.
+    factors : list of str, optional
+        Numeric columns to use as factors everywhere (as ``C(x)`` in every formula).
     """
     if na_action not in ("error", "drop"):
         raise DataError(f"na_action must be 'error' or 'drop', got {na_action!r}")
     df = load_table(data)
+    factor_names = _factor_names(factors, df)
     original = None
     if spec.fixed.multivariate:
         original = df
@@ -111,11 +229,15 @@ def prepare_data(spec: ModelSpec, data, na_action: str = "error") -> ModelData:
         raise DataError(f"the data have more than one column named {resp!r}")
     if pd.api.types.is_bool_dtype(yser) or not pd.api.types.is_numeric_dtype(yser):
         raise DataError(f"the response {resp!r} must be numeric; it has dtype {yser.dtype}")
+    if resp in factor_names:
+        raise DataError(f"factors: the response {resp!r} cannot be a factor")
     y_all = yser.to_numpy(dtype=float, na_value=np.nan)
-    keep = np.isfinite(y_all)
+    keep = ~np.isnan(y_all)
     if not keep.any():
         raise DataError(f"the response {resp!r} has no non-missing values")
     n_dropped = int((~keep).sum())
+    infinite = _non_finite(df, [resp] + [n for n in names[1:] if n not in factor_names], keep, na_action)
+    keep &= ~infinite
     miss_pred = np.zeros(len(df), dtype=bool)
     for name in names[1:]:
         miss = df[name].isna().to_numpy() & keep
@@ -134,11 +256,16 @@ def prepare_data(spec: ModelSpec, data, na_action: str = "error") -> ModelData:
         raise DataError(f"the response {resp!r} is constant (every value is {y[0]:g}); there is nothing to estimate")
     all_rows = len(rows) == len(df)
     cols = {name: (df[name] if all_rows else df[name].iloc[rows]) for name in names[1:]}
+    for name in factor_names:
+        if name in cols and not isinstance(cols[name].dtype, pd.CategoricalDtype):
+            cols[name] = cols[name].astype("category")  # a copy: the caller's column is not touched
+    _check_roles(spec, cols)
     index = df.index if all_rows else df.index[rows]
     if original is not None:  # positions and labels of the original rows, one per trait record
         rows = df[RECORD].to_numpy()[rows]
         index = original.index[rows]
-    return ModelData(resp, np.ascontiguousarray(y), cols, rows, index, len(df), n_dropped, int(miss_pred.sum()))
+    return ModelData(resp, np.ascontiguousarray(y), cols, rows, index, len(df), n_dropped, int(miss_pred.sum()),
+                     int(infinite.sum()))
 
 
 def _stack_traits(spec: ModelSpec, df: pd.DataFrame) -> pd.DataFrame:

@@ -15,9 +15,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from .errors import ModelError
+from .errors import ModelError, UnknownName
 
-__all__ = ["vpredict", "breeding_values"]
+__all__ = ["vpredict", "breeding_values", "check_expressions"]
 
 _FUNCS = {"sqrt": (math.sqrt, lambda x: 0.5 / math.sqrt(x)), "log": (math.log, lambda x: 1.0 / x),
           "exp": (math.exp, math.exp), "abs": (abs, lambda x: 1.0 if x >= 0 else -1.0)}
@@ -101,6 +101,31 @@ def _evaluate(node, values: dict, names: dict, n: int, expr: str) -> _Dual:
                      f"sqrt, log, exp, abs){hint}")
 
 
+def check_expressions(expressions, labels: list) -> dict:
+    """Read every expression against the parameter labels of a model before it is fitted, so that
+    a typo is reported before the fit, not after it.  Returns the expressions as a dict.
+
+    Raises ModelError for an expression that cannot be read, names an unknown component or uses
+    what is not allowed; a value-dependent failure (a division by zero at the estimates) can only
+    show after the fit."""
+    if isinstance(expressions, str):
+        expressions = {expressions: expressions}
+    if not isinstance(expressions, dict) or not all(isinstance(e, str) for e in expressions.values()):
+        raise ModelError(f"functions must be a dict of name -> expression, e.g. {{'h2': '4 * Mother / (Mother + "
+                         f"units)'}}; got {expressions!r}")
+    n = len(labels)
+    values = {lab: _Dual(1.0 + 0.1 * k, np.zeros(n)) for k, lab in enumerate(labels)}
+    for expr in expressions.values():
+        tree, names = _parse(expr, labels)
+        try:
+            _evaluate(tree, values, names, n, expr)
+        except ModelError:  # (a ValueError too) what the expression says is wrong
+            raise
+        except (ZeroDivisionError, ValueError, OverflowError):
+            pass  # arithmetic at made-up values says nothing of the estimates
+    return dict(expressions)
+
+
 def vpredict(fit, expressions) -> pd.DataFrame:
     """Estimates and delta-method standard errors of functions of the variance components.
 
@@ -139,7 +164,7 @@ def breeding_values(fit, term: str) -> pd.DataFrame:
     root, s2 the term's variance (per level for a structured term such as us(trait):vm(...))."""
     k = fit.random_terms.index(term) if term in fit.random_terms else -1
     if k < 0:
-        raise KeyError(f"{term!r} is not a random term of this model (terms: {', '.join(fit.random_terms)})")
+        raise UnknownName(f"{term!r} is not a random term of this model (terms: {', '.join(fit.random_terms)})")
     rb = fit.design.random[k]
     if rb.relationship is None:
         raise ModelError(f"{term!r} has no relationship matrix: breeding values are for vm() terms")

@@ -6,10 +6,12 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from .control import Control
+from .errors import ModelError, UnknownName
 from .reml.optimizer import OptimResult
 from .reml.problem import LOG2PI, REMLProblem
 
-__all__ = ["FittedModel"]
+__all__ = ["FittedModel", "save_model", "load_model"]
 
 
 class FittedModel:
@@ -35,8 +37,9 @@ class FittedModel:
         One row per iteration: logL, every parameter, seconds.
     """
 
-    def __init__(self, problem: REMLProblem, result: OptimResult, seconds: dict):
+    def __init__(self, problem: REMLProblem, result: OptimResult, seconds: dict, control: Control | None = None):
         self._problem = problem
+        self.control = control if control is not None else Control()
         self._result = result
         self.design = problem.design
         self.spec = problem.design.spec
@@ -58,6 +61,7 @@ class FittedModel:
         self.rank = problem.p
         self.n_dropped = problem.design.data.n_dropped
         self.n_dropped_predictors = problem.design.data.n_dropped_predictors
+        self.n_dropped_infinite = problem.design.data.n_dropped_infinite
         mme = problem.mme
         self._diag_pos = np.empty(mme.N, dtype=np.int64)
         on = mme.rows == mme.cols
@@ -75,6 +79,7 @@ class FittedModel:
     @property
     def equations(self) -> dict:
         """Size of the mixed-model equations and of their factor (for the curious and for tuning)."""
+        self._problem.hold(self._evaluation)  # a loaded model's factor is analysed, not yet factorised
         f = self._problem.factor
         table = dict(f.ordering_table)
         chosen = min(table, key=table.get) if table else "backend's own"
@@ -165,7 +170,7 @@ class FittedModel:
         MME inverse, i.e. including the uncertainty of the fixed effects) and standard error."""
         labels = self.random_terms
         if term not in labels:
-            raise KeyError(f"{term!r} is not a random term of this model (terms: {', '.join(labels)})")
+            raise UnknownName(f"{term!r} is not a random term of this model (terms: {', '.join(labels)})")
         k = labels.index(term)
         rb = self.design.random[k]
         off = self.design.offsets[k]
@@ -205,7 +210,7 @@ class FittedModel:
             model, sl = residual[term]
             return self._cov_tables(model, self.theta_working[sl], np.nan_to_num(self._working_vcov()[sl, sl]))
         if term not in labels:
-            raise KeyError(f"{term!r} is not a random term of this model (terms: {', '.join(labels)}; "
+            raise UnknownName(f"{term!r} is not a random term of this model (terms: {', '.join(labels)}; "
                            f"residual covariance models: {', '.join(residual) or 'none'})")
         k = labels.index(term)
         st = self._problem.structures[k]
@@ -283,6 +288,8 @@ class FittedModel:
         dropped = f", {self.n_dropped} rows dropped for a missing response" if self.n_dropped else ""
         if self.n_dropped_predictors:
             dropped += f", {self.n_dropped_predictors} for missing predictors"
+        if self.n_dropped_infinite:
+            dropped += f", {self.n_dropped_infinite} for infinite values"
         lines.append(f"n = {self.nobs}{dropped}; rank of X = {self.rank}")
         lines.append(f"logL = {self.loglik:.4f} (REML, lme4 convention); ASReml convention {self.loglik_asreml:.4f}")
         lines.append(f"AIC = {self.aic:.2f}   BIC = {self.bic:.2f}   ({self.n_params} variance parameters)")
@@ -334,6 +341,14 @@ class FittedModel:
     def __repr__(self) -> str:
         return self.summary()
 
+    # -- saving ------------------------------------------------------------------------
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` (a pickle); :func:`sparsereml.load` reads it back
+        with the same tables.  The factor of the equations is not stored: it is analysed again
+        on loading and refactorised when PEVs are first asked for.  As with any pickle, load
+        only files you trust."""
+        save_model(self, path)
+
 
 def _format_table(df: pd.DataFrame) -> str:
     def fmt(v):
@@ -361,3 +376,35 @@ class _Diagonal:
 
     def describe(self, th):
         return {}
+
+
+_FORMAT = "sparsereml fitted model"
+
+
+def save_model(model: FittedModel, path) -> None:
+    """Pickle ``model`` to ``path`` with a header naming the format and the package version."""
+    import pickle
+
+    from . import __version__
+
+    with open(path, "wb") as fh:
+        pickle.dump({"format": _FORMAT, "version": __version__, "model": model}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def load_model(path) -> FittedModel:
+    """Read a model written by :meth:`FittedModel.save`."""
+    import pickle
+
+    from . import __version__
+
+    try:
+        with open(path, "rb") as fh:
+            saved = pickle.load(fh)
+    except FileNotFoundError:
+        raise ModelError(f"no saved model at {str(path)!r}") from None
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as exc:
+        raise ModelError(f"{str(path)!r} is not a model saved by this version of sparsereml ({__version__}): "
+                         f"{type(exc).__name__}: {exc}") from None
+    if not isinstance(saved, dict) or saved.get("format") != _FORMAT:
+        raise ModelError(f"{str(path)!r} is not a model saved by sparsereml (m.save(path))")
+    return saved["model"]

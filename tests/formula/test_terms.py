@@ -90,12 +90,14 @@ def test_parser_keeps_positions_in_messages():
     ("dsum(~ ar1(Row):ar1(Col) | Trial)", "at(Trial):ar1(Row):ar1(Col)", (("ar1", "Row"), ("ar1", "Col"))),
     ("~ id(Col):ar1(Row)", "id(Col):ar1(Row)", (("id", "Col"), ("ar1", "Row"))),
     ("~ tree:us(dir)", "id(tree):us(dir)", (("id", "tree"), ("us", "dir"))),
-    ("~ Row:Col", "units", ()),  # id x id: independent records
+    ("~ Row:Col", "id(Row):id(Col)", (("id", "Row"), ("id", "Col"))),  # id x id: independent records
+    ("~ idv(units)", "units", ()),  # ASReml-R's one residual variance
 ])
 def test_residual_structures(residual, label, dims):
     spec = model_spec("y ~ 1", None, residual)
     assert spec.residual.label == label
     assert tuple((d.kind, d.column) for d in spec.residual.sections[0].dims) == dims
+    assert spec.residual.sections[0].independent == all(kind == "id" for kind, _ in dims)
 
 
 def test_residual_sections_by_level():

@@ -74,7 +74,7 @@ def test_ids_missing_from_the_pedigree(family):
 def test_numeric_data_ids_against_text_pedigree_ids_say_so():
     ped = sr.Pedigree(pd.DataFrame({"id": ["a1", "a2", "a3"], "sire": ["0", "0", "a1"], "dam": ["0", "0", "a2"]}))
     df = pd.DataFrame({"Mother": [1, 2, 3, 1, 2, 3], "y": [1.0, 2.0, 3.0, 2.0, 1.0, 5.0]})
-    with pytest.raises(DataError, match="the data's 'Mother' is numeric but the pedigree's ids are text"):
+    with pytest.raises(DataError, match="the data's 'Mother' holds numbers but the pedigree's ids are names"):
         sr.fit("y ~ 1", "~ vm(Mother, K)", data=df, matrices={"K": ped})
 
 

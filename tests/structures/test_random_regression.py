@@ -80,4 +80,4 @@ def test_bad_regressions(sleep):
     with pytest.raises(FormulaError, match="us\\(~ 1 \\+ x\\) or diag"):
         model_spec("y ~ 1", "~ fa(~ 1 + x, 1):g")
     with pytest.raises(DataError, match="must be numeric"):
-        sr.fit("Reaction ~ Days", "~ us(~ 1 + S):Days", data=sleep.assign(S="s" + sleep.Subject.astype(str)))
+        sr.fit("Reaction ~ 1", "~ us(~ 1 + S):Days", data=sleep.assign(S="s" + sleep.Subject.astype(str)))

@@ -63,7 +63,7 @@ def test_gilmour_slatehall_model4(backend):
     dev(col) 2519 (SE 1959), dev(row) 20290 (10260), R 23950 (4616), xf cor 0.439 (0.113),
     yf cor 0.125 (0.117); reproduced 2518.90, 20292.79, 23945.43, 0.43914, 0.12455, logL -716.1663."""
     df = refdata("agridat_gilmour.slatehall.csv")
-    m = sr.fit("yield ~ gen + row", "~ C(row) + C(col)", "~ ar1(col):ar1(row)", data=df, backend=backend)
+    m = sr.fit("yield ~ gen + lin(row)", "~ C(row) + C(col)", "~ ar1(col):ar1(row)", data=df, backend=backend)
     check(m, {"C(col)": 2518.90, "C(row)": 20292.79, "units": 23945.43, "units!col:cor": 0.43914,
               "units!row:cor": 0.12455}, 2e-4,
           {"C(col)": 1959, "C(row)": 10260, "units": 4616, "units!col:cor": 0.113, "units!row:cor": 0.117})

@@ -15,7 +15,7 @@ from ..data import ModelData, prepare_data
 from ..formula.spec import ModelSpec
 from .coding import ColumnSet, Factor, combine, encode
 from .fixed import FixedDesign, find_aliased, fixed_design
-from .random import RandomBlock, random_block
+from .random import RandomBlock, check_separable, random_block
 from .residual import GridLayout, ResidualGroups, residual_groups
 
 __all__ = ["Design", "build_design", "Factor", "encode", "combine", "find_aliased", "RandomBlock",
@@ -60,6 +60,9 @@ class Design:
     @property
     def n_columns(self) -> int:
         return self.p + sum(rb.size for rb in self.random)
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_W": None}  # built again when first asked for
 
     def W(self) -> sp.csr_matrix:
         """W = [X Z] as a CSR matrix with sorted column indices (one row per record), built once."""
@@ -124,7 +127,8 @@ def _rows_of_w(Xp, Xi, Xx, codes, values, offsets, plain):
     return indptr, indices, data
 
 
-def build_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict | None = None) -> Design:
+def build_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict | None = None,
+                 factors=None) -> Design:
     """Code the data for a model.
 
     Parameters
@@ -135,15 +139,18 @@ def build_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict
     na_action : {"error", "drop"}
     matrices : dict, optional
         Relationship matrices for ``vm(id, name)`` terms, by name.
+    factors : list of str, optional
+        Numeric columns to use as factors (see :func:`sparsereml.data.prepare_data`).
 
     Returns
     -------
     Design
     """
-    md = data if isinstance(data, ModelData) else prepare_data(spec, data, na_action)
+    md = data if isinstance(data, ModelData) else prepare_data(spec, data, na_action, factors)
     n = len(md.y)
     columns = ColumnSet(md.columns)  # each column coded as a factor at most once
     fx = fixed_design(spec.fixed, columns, n, md.y)
     blocks = [random_block(t, columns, n, matrices) for t in spec.random]
     groups = residual_groups(spec.residual, columns, n)
+    check_separable(blocks, groups, n)
     return Design(spec, md, fx, blocks, groups)

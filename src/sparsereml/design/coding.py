@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..data import is_factor_column
+
 __all__ = ["Factor", "PairLabels", "encode", "combine", "is_factor_column", "ColumnSet"]
 
 
@@ -76,11 +78,6 @@ def _codes_of_keys(key: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray
         return code_of[key], np.flatnonzero(seen)
     codes, uniq = pd.factorize(key, sort=True)
     return codes, uniq
-
-
-def is_factor_column(series: pd.Series) -> bool:
-    """A column is a factor unless it is numeric (booleans count as factors)."""
-    return pd.api.types.is_bool_dtype(series) or not pd.api.types.is_numeric_dtype(series)
 
 
 def _labels(values) -> tuple:

@@ -39,6 +39,16 @@ class FixedDesign:
     ols: np.ndarray | None = None  # OLS coefficients of y on X, when y was given
 
 
+def _is_factor(var, series) -> bool:
+    """Whether a fixed-formula column is coded as a factor: ``C(x)`` and text, categorical or
+    boolean columns are; ``lin(x)`` and other numeric columns are covariates."""
+    if var.as_covariate:
+        if is_factor_column(series):
+            raise DataError(f"lin({var.name}) needs a numeric column; {var.name!r} has dtype {series.dtype}")
+        return False
+    return var.as_factor or is_factor_column(series)
+
+
 def _term_columns(term, columns: dict, coding: dict, n: int, contrast: dict):
     """Rows, columns, values and names of the columns of one term."""
     col = np.zeros(n, dtype=np.int64)
@@ -48,7 +58,7 @@ def _term_columns(term, columns: dict, coding: dict, n: int, contrast: dict):
     stride = 1
     for var in term:
         series = columns[var.name]
-        if var.as_factor or is_factor_column(series):
+        if _is_factor(var, series):
             f: Factor = coding[var.name]
             codes = f.codes
             if contrast[var.name]:
@@ -129,7 +139,7 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = 
     first_factor = None
     if not spec.intercept:
         for t in spec.terms:
-            facs = [v.name for v in t if v.as_factor or is_factor_column(columns[v.name])]
+            facs = [v.name for v in t if _is_factor(v, columns[v.name])]
             if facs:
                 first_factor = (t, facs[0])
                 break
@@ -137,7 +147,7 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = 
     for t in spec.terms:
         for v in t:
             s = columns[v.name]
-            if (v.as_factor or is_factor_column(s)) and v.name not in coding:
+            if _is_factor(v, s) and v.name not in coding:
                 coding[v.name] = columns.factor(v.name) if hasattr(columns, "factor") else encode(s, v.name)
     blocks, names, term_of = [], [], []
     if spec.intercept:

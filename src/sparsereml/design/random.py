@@ -10,7 +10,7 @@ from ..errors import DataError, ModelError
 from ..formula.terms import VM, At, RandomTerm, Units
 from .coding import Factor, combine, encode
 
-__all__ = ["RandomBlock", "random_block"]
+__all__ = ["RandomBlock", "random_block", "check_cov_levels", "check_separable"]
 
 
 @dataclass
@@ -128,6 +128,53 @@ def _per_level_block(term: RandomTerm, at: At, inner: Factor, columns: dict, lab
     return RandomBlock(term, codes, levels, blocks)
 
 
+def check_cov_levels(kind: str, args: tuple, n_levels: int, where: str) -> None:
+    """Refuse a covariance model with more parameters than the n(n+1)/2 of an unstructured one
+    across the same levels (it is not identified): fa(F, k) needs (n - k)^2 >= n + k."""
+    if kind != "fa":
+        return
+    k, n = args[0], n_levels
+    count = n * (k + 1) - k * (k - 1) // 2
+    if count <= n * (n + 1) // 2:
+        return
+    k_max = max((j for j in range(1, n) if n * (j + 1) - j * (j - 1) // 2 <= n * (n + 1) // 2), default=0)
+    fix = f"use at most fa(..., {k_max}) or us()" if k_max else "use us(), corgh() or diag()"
+    raise ModelError(f"{where}: fa() with {k} factor(s) across {n} levels has {count} parameters, more than the "
+                     f"{n * (n + 1) // 2} of an unstructured covariance, so its estimates are not identified; {fix}")
+
+
+def check_separable(blocks: list, residual, n: int) -> None:
+    """Refuse random terms whose variances cannot be told apart from the residual variances: terms
+    with one record per level (no covariance between records) add to each record's variance only,
+    as the residual does, so together they are identified only if the records' patterns of
+    (term variance, residual variance) leave the indicator columns of full rank."""
+    plain = np.array([g is None for g in residual.grids])[residual.codes]  # records with independent residuals
+    parts, members = [], []
+    for rb in blocks:
+        if rb.relationship is not None or rb.cov_levels is not None or rb.values is not None:
+            continue
+        used = rb.codes[(rb.codes >= 0) & plain]
+        if used.size == 0 or np.bincount(used, minlength=rb.size).max() > 1:
+            continue
+        block_of = np.empty(rb.size, dtype=np.int64)
+        for j, (_, start, size) in enumerate(rb.blocks):
+            block_of[start:start + size] = j
+        parts.append(rb)
+        members.append(np.where(rb.codes >= 0, block_of[np.maximum(rb.codes, 0)], -1)[plain])
+    if not parts:
+        return
+    keys = np.unique(np.column_stack(members + [residual.codes[plain]]), axis=0)
+    cols = [(k, b) for k, rb in enumerate(parts) for b in range(len(rb.blocks))] + \
+        [(len(parts), g) for g in range(residual.n_groups)]
+    M = np.array([[float(row[k] == b) for k, b in cols] for row in keys])
+    M = M[:, M.any(axis=0)]
+    if np.linalg.matrix_rank(M) < M.shape[1]:
+        names = ", ".join(repr(rb.label) for rb in parts)
+        raise ModelError(f"random term {names} has one level per record, so its variance cannot be told apart from "
+                         f"the residual variance ({n:,} records): drop it, or give the residual a structure beside "
+                         f"which it is a nugget (e.g. residual='~ ar1(Row):ar1(Col)')")
+
+
 def _correlated_block(term: RandomTerm, inner: Factor, columns: dict) -> RandomBlock:
     """Effects correlated across the levels of the structure's factor (us, fa, corh, ...): one
     effect for every (unit, level) pair, seen or not, ordered unit by unit."""
@@ -137,6 +184,7 @@ def _correlated_block(term: RandomTerm, inner: Factor, columns: dict) -> RandomB
         raise DataError(f"{term.struct.label} in {term.label!r}: {term.struct.factor!r} has one level only")
     if q < 2:
         raise DataError(f"random term {term.label!r}: {inner.name!r} has one level only")
+    check_cov_levels(term.struct.kind, term.struct.args, n, f"random term {term.label!r}")
     codes = inner.codes * n + sf.codes
     levels = tuple(f"{sf.levels[i]}:{inner.levels[m]}" for m in range(q) for i in range(n))
     return RandomBlock(term, codes, levels, [(term.label, 0, q * n)], cov_levels=sf.levels, units=q)
@@ -186,6 +234,7 @@ def _related_block(term: RandomTerm, vm: VM, columns: dict, matrices: dict) -> R
     k = sf.n_levels
     if k < 2:
         raise DataError(f"{term.struct.label} in {term.label!r}: {term.struct.factor!r} has one level only")
+    check_cov_levels(term.struct.kind, term.struct.args, k, f"random term {term.label!r}")
     levels = tuple(f"{sf.levels[i]}:{rel.ids[m]}" for m in range(q) for i in range(k))
     return RandomBlock(term, codes * k + sf.codes, levels, [(term.label, 0, q * k)], cov_levels=sf.levels,
                        units=q, relationship=rel)

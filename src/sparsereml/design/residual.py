@@ -18,6 +18,7 @@ import pandas as pd
 from ..errors import DataError, ModelError
 from ..formula.residual import ResidualDim, ResidualSection, ResidualSpec
 from .coding import Factor, encode, is_factor_column
+from .random import check_cov_levels
 
 __all__ = ["ResidualGroups", "GridLayout", "residual_groups"]
 
@@ -111,6 +112,9 @@ def _numeric_positions(series) -> np.ndarray | None:
     if not is_factor_column(series):
         return series.to_numpy(dtype=float)
     if isinstance(series.dtype, pd.CategoricalDtype):
+        cats = series.cat.categories
+        if pd.api.types.is_numeric_dtype(cats) and not pd.api.types.is_bool_dtype(cats):
+            return series.to_numpy(dtype=float)  # numbers made a factor (factors=[...]): still coordinates
         return None  # the categories' own order
     num = pd.to_numeric(series.astype("string"), errors="coerce")
     return None if num.isna().any() else num.to_numpy(dtype=float)
@@ -138,13 +142,14 @@ def _coordinate(columns, dim: ResidualDim, idx: np.ndarray, group: str) -> tuple
     if dim.kind == "id":
         uniq, pos = np.unique(codes, return_inverse=True)
         return pos.astype(np.int64), int(uniq.size), None
+    check_cov_levels(dim.kind, dim.args, f.n_levels, f"residual {dim.label} in {group}")
     absent = np.setdiff1d(np.arange(f.n_levels), codes)
     if absent.size:
         raise DataError(f"residual {dim.label} in {group}: no records have {name} = {f.levels[absent[0]]}")
     return codes.astype(np.int64), f.n_levels, f.levels
 
 
-def _grid(columns, dims: tuple, idx: np.ndarray, group: str) -> GridLayout:
+def _grid(columns, dims: tuple, idx: np.ndarray, group: str, independent: bool = False) -> GridLayout:
     coords = [_coordinate(columns, d, idx, group) for d in dims]
     shape = tuple(c[1] for c in coords)
     for d, (_, m, _) in zip(dims, coords):
@@ -162,7 +167,7 @@ def _grid(columns, dims: tuple, idx: np.ndarray, group: str) -> GridLayout:
                         f"(records {i + 1} and {j + 1} of those used); each cell of "
                         f"{':'.join(d.label for d in dims)} may hold one record")
     n_cells = int(np.prod(shape))
-    if n_cells - idx.size > _MAX_EMPTY * idx.size + 100:
+    if not independent and n_cells - idx.size > _MAX_EMPTY * idx.size + 100:
         raise DataError(f"residual {group}: the grid {' x '.join(map(str, shape))} has {n_cells} cells for "
                         f"{idx.size} records; check the coordinates of {', '.join(d.column for d in dims)}")
     return GridLayout(tuple(dims), shape, records, cells, [c[2] for c in coords])
@@ -172,7 +177,7 @@ def residual_groups(spec: ResidualSpec, columns: dict, n: int) -> ResidualGroups
     """Code the residual: group of each record and, for structured residuals, the grids."""
     if spec.at is None:
         sec = spec.sections[0]
-        grid = _grid(columns, sec.dims, np.arange(n), sec.label) if sec.dims else None
+        grid = _section_grid(columns, sec, np.arange(n), sec.label)
         return ResidualGroups(spec, np.zeros(n, dtype=np.int64), ["units"], [grid])
     f = _factor(columns, spec.at.factor)
     counts = np.bincount(f.codes, minlength=f.n_levels)
@@ -187,6 +192,15 @@ def residual_groups(spec: ResidualSpec, columns: dict, n: int) -> ResidualGroups
     grids = []
     for k, sec in enumerate(owner):
         idx = np.sort(order[starts[k]:starts[k + 1]])
-        grids.append(_grid(columns, sec.dims, idx, labels[k]) if sec.dims else None)
+        grids.append(_section_grid(columns, sec, idx, labels[k]))
     return ResidualGroups(spec, f.codes, labels, grids)
+
+
+def _section_grid(columns, sec: ResidualSection, idx: np.ndarray, group: str) -> GridLayout | None:
+    """The grid of a group's records, or None for independent records (no dimensions, or only
+    id() ones: those are checked to give each record a cell of its own, and are then plain)."""
+    if not sec.dims:
+        return None
+    grid = _grid(columns, sec.dims, idx, group, sec.independent)
+    return None if sec.independent else grid
 

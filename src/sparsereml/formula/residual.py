@@ -41,6 +41,11 @@ class ResidualSection:
         parts = ([self.at.label] if self.at else []) + [d.label for d in self.dims]
         return ":".join(parts) if self.dims else (f"{self.at.label}:units" if self.at else "units")
 
+    @property
+    def independent(self) -> bool:
+        """Independent records with one variance: no dimensions, or only id() ones."""
+        return all(d.kind == "id" for d in self.dims)
+
 
 @dataclass(frozen=True)
 class ResidualSpec:
@@ -68,6 +73,8 @@ def _residual_section(term: Term, text: str, multivariate: bool = False) -> Resi
         raise FormulaError(f"a residual section can have one at(), found {term_label(term)!r} in {text!r}")
     dims = []
     for f in term:
+        if isinstance(f, Var) and f.as_covariate:
+            raise FormulaError(f"{f.label} (a covariate) has no meaning in the residual formula {text!r}")
         if isinstance(f, Var):
             dims.append(ResidualDim("id", f.name))
         elif isinstance(f, Struct):
@@ -86,8 +93,16 @@ def _residual_section(term: Term, text: str, multivariate: bool = False) -> Resi
                            f"'~ ar1(Row):ar1(Col)' or '~ tree:us(dir)'")
     if not dims and not any(isinstance(f, Units) for f in term):
         raise FormulaError(f"residual {term_label(term)!r} in {text!r}: write at(F):units or give its dimensions")
-    if dims and all(d.kind == "id" for d in dims):
-        dims = []  # id x id x ... is independent records with one variance
+    if len(dims) == 1 and dims[0].kind == "id":
+        name = dims[0].column
+        where = f"at({quote_name(ats[0].factor)}):" if ats else ""
+        raise FormulaError(
+            f"the residual {term_label(term)!r} in {text!r} has no meaning: a lone factor does not say how the "
+            f"errors of records are related. Write ~ {where}units for independent records, ~ at({quote_name(name)}):units "
+            f"for one residual variance per level of {name!r}, or a grid such as ~ ar1(Row):ar1(Col) or "
+            f"~ id(Col):ar1(Row); effects of {name!r} belong in the random formula")
+    # id x id x ... is independent records with one variance; the design stage checks that each
+    # cell of the grid holds one record (what the grid says)
     return ResidualSection(ats[0] if ats else None, tuple(dims))
 
 

@@ -24,14 +24,22 @@ class ModelSpec:
         names = [self.fixed.response]  # cbind(a, b): data.py stacks the traits into this one column
         for t in self.fixed.terms:
             names += [f.name for f in t]
+        return list(dict.fromkeys(names + self.random_variables() + self.residual_variables()))
+
+    def random_variables(self) -> list[str]:
+        """The data columns the random terms use."""
+        names = []
         for r in self.random:
             names += [r.at.factor] if r.at else []
             if r.struct is not None:
                 names += [c for c in r.struct.covariates if c != "1"] if r.struct.covariates is not None \
                     else [r.struct.factor]
             names += [f.name for f in r.factors if isinstance(f, (Var, VM))]
-        if self.residual.at:
-            names.append(self.residual.at.factor)
+        return list(dict.fromkeys(names))
+
+    def residual_variables(self) -> list[str]:
+        """The data columns the residual formula uses."""
+        names = [self.residual.at.factor] if self.residual.at else []
         for sec in self.residual.sections:
             names += [d.column for d in sec.dims]
         return list(dict.fromkeys(names))
@@ -67,10 +75,17 @@ def model_spec(fixed: str, random: str | None = None, residual: str | None = Non
         if key in seen:
             raise FormulaError(f"random term {t.label!r} is given twice")
         seen[key] = t
-    fixed_keys = {frozenset(f.name for f in t) for t in fx.terms}
+    fixed_keys = {frozenset(f.name for f in t) for t in fx.terms if not any(f.as_covariate for f in t)}
     for t in terms:
         if t.at is None and t.struct is None and not any(getattr(f, "as_factor", True) for f in t.factors) \
                 and frozenset(f.name for f in t.factors) in fixed_keys:
             raise FormulaError(f"{t.label!r} is both a fixed and a random term")
     res = parse_residual(residual, fx.multivariate)
-    return ModelSpec(fx, tuple(terms), res, {"fixed": fixed, "random": random, "residual": residual})
+    spec = ModelSpec(fx, tuple(terms), res, {"fixed": fixed, "random": random, "residual": residual})
+    for name in fx.responses or (fx.response,):
+        for where, used in (("random", spec.random_variables()), ("residual", spec.residual_variables())):
+            if name in used:
+                text = spec.formulas[where] or fixed  # random terms may come from (1|g) in the fixed formula
+                raise FormulaError(f"the response {name!r} also appears among the {where} terms of {text!r}; a "
+                                   f"column cannot be both the response and a predictor")
+    return spec

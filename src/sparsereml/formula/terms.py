@@ -28,15 +28,17 @@ def quote_name(name: str) -> str:
 
 @dataclass(frozen=True)
 class Var:
-    """A data column.  ``as_factor`` is set by ``C(x)``."""
+    """A data column.  ``as_factor`` is set by ``C(x)``, ``as_covariate`` by ``lin(x)`` (a
+    numeric column used as a covariate on purpose, as ASReml's ``lin()``)."""
 
     name: str
     as_factor: bool = False
+    as_covariate: bool = False
 
     @property
     def label(self) -> str:
         q = quote_name(self.name)
-        return f"C({q})" if self.as_factor else q
+        return f"C({q})" if self.as_factor else f"lin({q})" if self.as_covariate else q
 
 
 @dataclass(frozen=True)
@@ -156,6 +158,10 @@ def _expand_call(node: Call, text: str) -> list:
         if len(node.args) != 1 or not isinstance(node.args[0], Name) or node.kwargs:
             raise FormulaError(f"{f}() takes one column name, in {text!r}")
         return [(Var(node.args[0].id, as_factor=True),)]
+    if f == "lin":
+        if len(node.args) != 1 or not isinstance(node.args[0], Name) or node.kwargs:
+            raise FormulaError(f"lin() takes one numeric column name, in {text!r}")
+        return [(Var(node.args[0].id, as_covariate=True),)]
     if f == "at":
         if not node.args or not isinstance(node.args[0], Name) or node.kwargs:
             raise FormulaError(f"at() needs a factor name first, as in at(Trial) or at(Trial, 3), in {text!r}")
@@ -183,7 +189,7 @@ def _expand_call(node: Call, text: str) -> list:
         if f != "fa" and extra:
             raise FormulaError(f"{f}() takes only a factor name, in {text!r}")
         return [(Struct(f, node.args[0].id, tuple(extra)),)]
-    known = "C(), at(), dsum(), id(), vm(), ar1(), diag(), corv(), corh(), corgh(), us(), fa()"
+    known = "C(), lin(), at(), dsum(), id(), idv(), vm(), ar1(), diag(), corv(), corh(), corgh(), us(), fa()"
     raise FormulaError(f"unknown function {f}() in {text!r} (known here: {known})")
 
 
@@ -343,6 +349,10 @@ def _random_term(term: Term, text: str) -> RandomTerm:
     if any(isinstance(f, Units) for f in term) and (structs or any(isinstance(f, Var) for f in term)):
         raise FormulaError(f"'units' stands alone as a random term (or as at(F):units), not in "
                            f"{term_label(term)!r} of {text!r}")
+    lins = [f for f in term if isinstance(f, Var) and f.as_covariate]
+    if lins:
+        raise FormulaError(f"{lins[0].label} (a covariate) cannot be part of the random term {term_label(term)!r} in "
+                           f"{text!r}: random slopes are written us(~ 1 + {quote_name(lins[0].name)}):g")
     vms = [f for f in term if isinstance(f, VM)]
     if vms and (len(vms) > 1 or ats or any(isinstance(f, (Var, Units)) for f in term)):
         raise FormulaError(f"vm() stands alone or with a covariance structure across a factor, as in "

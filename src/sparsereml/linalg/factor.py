@@ -73,6 +73,7 @@ class SparseLDL:
                  absorb: bool = True, star: bool | None = None, **options):
         lower = sp.csc_matrix(lower)
         lower.sort_indices()
+        self._analysed = (lower, groups, absorb, star, options)  # what a copy is analysed from again
         self.n = lower.shape[0]
         self._rows = lower.indices.astype(np.int64)
         self._cols = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(lower.indptr))
@@ -145,6 +146,12 @@ class SparseLDL:
         if self.backend == "cholmod":  # without groups CHOLMOD orders by itself
             opts.setdefault("ordering", "natural" if groups is not None else "default")
         return order, opts, red_q, found
+
+    def __reduce__(self):
+        # the backends' numeric factors cannot be pickled: a copy is analysed again from the same
+        # pattern (the same ordering) and holds no factorisation until its first factorize()
+        lower, groups, absorb, star, options = self._analysed
+        return (_analysed_again, (lower, self.backend, groups, absorb, star, options))
 
     # -- numeric factorisation --------------------------------------------------
     def factorize(self, data: np.ndarray) -> None:
@@ -484,3 +491,10 @@ class SparseLDL:
             return np.triu(out) + np.triu(out, 1).T, R
         Ys = sp.csc_matrix((vals * scale[rows], (rows, cols)), shape=(tail, m))
         return (Ys.T @ Ys).toarray(), R
+
+
+def _analysed_again(lower, backend, groups, absorb, star, options) -> SparseLDL:
+    """Unpickling a SparseLDL: the same analysis, with the same backend where it is installed."""
+    from .backends import available_backends
+
+    return SparseLDL(lower, backend if backend in available_backends() else None, groups, absorb, star, **options)

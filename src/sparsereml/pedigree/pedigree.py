@@ -15,7 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..data import load_table
-from ..errors import DataError
+from ..errors import DataError, UnknownName
 from . import _kernels
 
 __all__ = ["Pedigree", "PedigreeWarning"]
@@ -178,7 +178,7 @@ class Pedigree:
         ids = np.asarray([str(i) for i in ids], dtype=object)
         pos = self._lookup.get_indexer(ids)
         if np.any(pos < 0):
-            raise KeyError(f"{ids[np.flatnonzero(pos < 0)[0]]!r} is not in the pedigree")
+            raise UnknownName(f"{ids[np.flatnonzero(pos < 0)[0]]!r} is not in the pedigree")
         return pos.astype(np.int64)
 
     def _codes(self):

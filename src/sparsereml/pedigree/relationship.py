@@ -64,10 +64,12 @@ class Relationship:
             ext = Relationship(self.ids + tuple(absent), kinv, self.logdet, self.source + f" + {k} added", self.pedigree)
             return ext._lookup.get_indexer(keys.to_numpy(dtype=object)).astype(np.int64), ext
         hint = ""
-        data_numeric = pd.api.types.is_numeric_dtype(values)
-        if self.pedigree is not None and data_numeric != (self.pedigree.id_dtype == "numeric"):
-            hint = (f" (the data's {values.name!r} is {'numeric' if data_numeric else 'text'} but the pedigree's ids "
-                    f"are {self.pedigree.id_dtype}: check that they name the same individuals)")
+        data_numeric = bool(keys.str.fullmatch(r"-?\d+").all())  # numbers, in a numeric, text or categorical column
+        ped_numeric = self.pedigree is not None and bool(pd.Series(self.ids, dtype="string").str.fullmatch(r"-?\d+").all())
+        if self.pedigree is not None and data_numeric != ped_numeric:
+            kind = ("numbers", "names") if data_numeric else ("names", "numbers")
+            hint = (f" (the data's {values.name!r} holds {kind[0]} but the pedigree's ids are {kind[1]}: check that "
+                    f"they name the same individuals)")
         more = "" if self.pedigree is None else "; pass add_missing=True to the Pedigree to add them as founders"
         raise DataError(f"{term}: {len(absent)} id(s) of {values.name!r} are not in the {self.source}, e.g. "
                         f"{', '.join(map(repr, absent[:5]))}{hint}{more}")

@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from scipy.linalg import block_diag
 
 from ..crossprod import cross_products
+from ..errors import UnknownName
 from ..design import Design
 from ..linalg import SparseLDL
 from ..mme import MixedModelEquations
@@ -46,7 +47,8 @@ class ParameterTable:
         try:
             return self.labels.index(label)
         except ValueError:
-            raise KeyError(label) from None
+            raise UnknownName(f"{label!r} is not a parameter of this model (parameters: "
+                              f"{', '.join(self.labels)})") from None
 
 
 @dataclass
@@ -200,6 +202,11 @@ class REMLProblem:
         self.params = ParameterTable(labels, slices, slice(k, len(labels)), np.concatenate(lower),
                                      np.concatenate(upper), kinds, scale_of)
 
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["_factored_at"] = None  # an unpickled factor holds no factorisation
+        return state
+
     def uncentred(self, solution: np.ndarray) -> np.ndarray:
         """The MME solution for y itself: the equations are formed from y less its OLS fit
         (:func:`ols_centring`), so the fixed effects get the OLS coefficients back."""
@@ -293,7 +300,7 @@ class REMLProblem:
         PEVs.  AI is exact either way: an ``ev`` that has it keeps it (exact scores after rough
         ones need only a new selected inverse)."""
         t0 = time.perf_counter()
-        self._hold(ev)
+        self.hold(ev)
         th_terms, th_res = self.split(ev.theta)
         # AI's arrays live until the scores are done: freed before the selected inverse, glibc
         # returned them to the system and the inverse's own arrays took fresh pages (m2: +5-10 ms)
@@ -360,12 +367,13 @@ class REMLProblem:
         """C^-1 on the pattern of C at ``ev`` (kept in ``ev.zc``); the equations are factorised
         again when the factor has moved on to another point since."""
         if ev.zc is None:
-            self._hold(ev)
+            self.hold(ev)
             ev.zc = self.factor.selected_inverse()
         return ev.zc
 
-    def _hold(self, ev: Evaluation) -> None:
-        """Factorise again at ``ev.theta`` if the factor has moved on to another point."""
+    def hold(self, ev: Evaluation) -> None:
+        """Factorise again at ``ev.theta`` if the factor has moved on to another point (or holds
+        no factorisation, as after unpickling)."""
         if self._factored_at is None or not np.array_equal(self._factored_at, ev.theta):
             self.evaluate(ev.theta)
 

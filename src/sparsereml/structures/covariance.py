@@ -19,6 +19,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ..errors import ModelError
+
 __all__ = ["inverse_logdet", "nearest_pd", "CovModel", "DiagCov", "CorV", "CorH", "CorGH", "US", "FA", "AR1", "COV_MODELS", "make_cov_model"]
 
 _BOUNDS = {"var": (0.0, np.inf), "cor": (-1.0, 1.0), "cov": (-np.inf, np.inf), "load": (-np.inf, np.inf),
@@ -418,7 +420,7 @@ class FA(CovModel):
     def __init__(self, levels, k: int = 1):
         super().__init__(levels)
         if not 1 <= k < self.n:
-            raise ValueError(f"fa() needs 1 <= k < {self.n} (the number of levels)")
+            raise ModelError(f"fa() needs 1 <= k < {self.n} (the number of levels)")
         self.k = k
 
     def _free(self):  # (level i, factor r) of each loading: lambda_ir = 0 for r > i

@@ -1,0 +1,190 @@
+"""Each class of input that once gave a silent wrong answer or a traceback (issue 13) is now either
+understood or refused with a sparsereml error that names the column, term or argument; the
+caller's data are never modified."""
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sparsereml as sr
+from sparsereml.errors import CovariateWarning, DataError, FormulaError, ModelError, SparseREMLError
+
+
+@pytest.fixture(scope="module")
+def trials():
+    """Trial and Block as integers, the way trial data arrive in a CSV file."""
+    df, _ = sr.datasets.trial_network(seed=5, trials=4, trees=3000, mothers=60)
+    out = df.copy()
+    for col in ("Trial", "Block", "Mother"):
+        out[col] = out[col].astype(int)
+    return out
+
+
+def fit_unchanged(df, *args, **kw):
+    before = df.copy(deep=True)
+    try:
+        return sr.fit(*args, data=df, **kw)
+    finally:
+        pd.testing.assert_frame_equal(df, before)
+
+
+M2 = ("dbh ~ Trial", "~ Trial:Block + Mother + Trial:Mother")
+
+
+def test_integer_factor_in_fixed_and_random_is_refused_with_the_fix(trials):
+    with pytest.raises(DataError, match=r"column 'Trial' holds numbers.*'Trial:Block' uses it as a factor.*"
+                                        r"C\(Trial\).*factors=\['Trial'\].*--factors Trial"):
+        fit_unchanged(trials, *M2)
+    with pytest.raises(DataError, match="'at\\(Trial\\):units' uses it as a factor|residual at\\(Trial\\):units"):
+        fit_unchanged(trials, "dbh ~ Trial", "~ Mother", "~ at(Trial):units")
+
+
+def test_factors_argument_and_C_give_the_categorical_fit(trials, backend):
+    cat = trials.assign(Trial=trials.Trial.astype(str))
+    ref = sr.fit(*M2, data=cat, backend=backend)
+    a = fit_unchanged(trials, *M2, factors=["Trial"], backend=backend)
+    b = fit_unchanged(trials, "dbh ~ C(Trial)", M2[1], backend=backend)
+    assert a.loglik == pytest.approx(ref.loglik, abs=1e-8) and b.loglik == pytest.approx(ref.loglik, abs=1e-8)
+    assert a.fixed.index.tolist() == ref.fixed.index.tolist()
+    with pytest.raises(DataError, match="factors: column 'Trail' is not in the data; did you mean 'Trial'"):
+        fit_unchanged(trials, *M2, factors=["Trail"])
+    with pytest.raises(DataError, match="factors must be a list of column names"):
+        fit_unchanged(trials, *M2, factors=[1, 2])
+
+
+def test_few_whole_numbers_as_a_covariate_warn_with_the_count(trials, backend):
+    k = trials.Block.nunique()
+    with pytest.warns(CovariateWarning, match=f"'Block' holds {k} distinct whole numbers") as record:
+        fit_unchanged(trials, "dbh ~ Block", "~ Mother", backend=backend)
+    assert record[0].filename == __file__  # points at the user's line
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CovariateWarning)
+        slope = fit_unchanged(trials, "dbh ~ lin(Block)", "~ Mother", backend=backend)
+    assert "Block" in slope.fixed.index
+    with pytest.raises(DataError, match=r"lin\(Trial\) needs a numeric column"):
+        fit_unchanged(trials.assign(Trial=trials.Trial.astype(str)), "dbh ~ lin(Trial)", "~ Mother")
+
+
+def test_a_slope_beside_random_effects_of_the_same_column_is_lin(trials, backend):
+    # ASReml's lin(Row) + random Row: a linear trend and deviations from it
+    m = fit_unchanged(trials, "dbh ~ lin(Block)", "~ Block + Mother", backend=backend)
+    assert m.fixed.index.tolist() == ["(Intercept)", "Block"]
+
+
+@pytest.mark.parametrize("residual", ["~ Mother", "~ Trial", "~ at(Trial):Block"])
+def test_residual_formulas_that_mean_nothing_are_refused(trials, residual):
+    with pytest.raises(FormulaError, match="has no meaning: a lone factor"):
+        fit_unchanged(trials, "dbh ~ C(Trial)", "~ Mother", residual)
+
+
+def test_idv_units_is_units(trials, backend):
+    a = fit_unchanged(trials, "dbh ~ C(Trial)", "~ Mother", "~ idv(units)", backend=backend)
+    b = fit_unchanged(trials, "dbh ~ C(Trial)", "~ Mother", backend=backend)
+    assert a.loglik == pytest.approx(b.loglik, abs=1e-10) and a.labels == b.labels
+
+
+def test_independent_grid_needs_one_record_per_cell(trials, backend):
+    with pytest.raises(DataError, match="two records share one grid position"):
+        fit_unchanged(trials, "dbh ~ C(Trial)", "~ Mother", "~ id(Trial):id(Block)")
+    one = trials.groupby(["Trial", "Row", "Col"]).head(1)
+    a = fit_unchanged(one, "dbh ~ C(Trial)", "~ Mother", "~ at(Trial):id(Row):id(Col)", backend=backend)
+    b = fit_unchanged(one, "dbh ~ C(Trial)", "~ Mother", "~ at(Trial):units", backend=backend)
+    assert a.loglik == pytest.approx(b.loglik, abs=1e-10)
+
+
+def test_infinite_response_is_an_error_or_dropped_on_request(trials, backend):
+    bad = trials.copy()
+    bad.loc[bad.index[[3, 9]], "dbh"] = [np.inf, -np.inf]
+    with pytest.raises(DataError, match=r"column 'dbh' has 2 infinite value\(s\).*na_action='drop'"):
+        fit_unchanged(bad, "dbh ~ C(Trial)", "~ Mother")
+    m = fit_unchanged(bad, "dbh ~ C(Trial)", "~ Mother", na_action="drop", backend=backend)
+    assert m.n_dropped_infinite == 2 and m.nobs == trials.dbh.notna().sum() - 2
+    assert "2 for infinite values" in m.summary()
+    bad = trials.assign(x=np.where(np.arange(len(trials)) == 5, np.inf, 1.0 * np.arange(len(trials))))
+    with pytest.raises(DataError, match=r"column 'x' has 1 infinite value"):
+        fit_unchanged(bad, "dbh ~ x", "~ Mother")
+
+
+def test_factor_analytic_with_more_parameters_than_us_is_refused():
+    df, _ = sr.datasets.trial_network(seed=2, trials=6, trees=4000, mothers=60)
+    with pytest.raises(ModelError, match=r"'fa\(Trial, 5\):Mother': fa\(\) with 5 factor\(s\) across 6 levels has 26 "
+                                         r"parameters, more than the 21.*at most fa\(..., 3\)"):
+        fit_unchanged(df, "dbh ~ Trial", "~ Trial:Block + fa(Trial, 5):Mother")
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"max_iter": -1}, "max_iter must be a whole number >= 1, got -1"),
+    ({"max_iter": 2.5}, "max_iter must be a whole number"),
+    ({"tol": 0.0}, "tol must be a positive number"),
+    ({"control": {"max_iter": 3}}, "control must be a sparsereml.Control"),
+    ({"start": [1, 2, 3]}, "start must be a dict of parameter label -> value"),
+    ({"start": {1: 2.0}}, "start: the keys must be parameter labels"),
+    ({"fix": "Mother"}, "fix must be a dict"),
+    ({"matrices": ["ped"]}, "matrices must be a dict"),
+    ({"na_action": "omit"}, "na_action must be 'error' or 'drop'"),
+    ({"start": {"Mother": "big"}}, "the value for 'Mother' must be a number"),
+])
+def test_arguments_are_checked_before_the_fit(trials, kw, message):
+    with pytest.raises(SparseREMLError, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
+        fit_unchanged(trials, "dbh ~ C(Trial)", "~ Mother", **kw)
+
+
+def test_control_is_validated_kept_and_shown(trials, backend):
+    with pytest.raises(ModelError, match="threads must be a whole number >= 1"):
+        sr.Control(threads=0)
+    with pytest.raises(ModelError, match="Control has no option 'maxit'"):
+        sr.Control().updated(maxit=3)
+    c = sr.Control(max_iter=30, tol=1e-7)
+    m = fit_unchanged(trials, "dbh ~ C(Trial)", "~ Mother", control=c, backend=backend)
+    assert m.control.max_iter == 30 and m.control.tol == 1e-7 and "max_iter=30" in repr(m.control)
+
+
+def test_formulas_of_the_wrong_type(trials):
+    with pytest.raises(FormulaError, match="the random formula must be a string"):
+        fit_unchanged(trials, "dbh ~ 1", ["Mother"])
+
+
+def test_response_named_as_a_random_term(trials):
+    with pytest.raises(FormulaError, match="the response 'dbh' also appears among the random terms"):
+        fit_unchanged(trials, "dbh ~ C(Trial)", "~ dbh")
+
+
+@pytest.mark.parametrize("random, residual", [("~ Mother + Tree", None), ("~ Mother + units", None),
+                                              ("~ Mother + at(Trial):units", "~ at(Trial):units")])
+def test_random_term_with_one_level_per_record_needs_another_residual(trials, random, residual):
+    with pytest.raises(ModelError, match="has one level per record, so its variance cannot be told apart"):
+        fit_unchanged(trials.dropna(subset=["dbh"]), "dbh ~ C(Trial)", random, residual)
+
+
+def test_a_per_record_term_on_some_groups_only_is_identified(trials, backend):
+    # extra variance for trial 1's records beside one residual variance: identified
+    m = fit_unchanged(trials, "dbh ~ C(Trial)", "~ Mother + at(Trial, 1):units", backend=backend)
+    assert m.converged
+
+
+def test_pedigree_miss_hint_is_right_about_the_id_types(tmp_path):
+    data = pd.DataFrame({"id": np.arange(1, 41), "y": np.random.default_rng(1).normal(size=40)})
+    ped = sr.Pedigree(pd.DataFrame({"id": np.arange(1, 31), "sire": 0, "dam": 0}), "id", "sire", "dam")
+    for frame in (data, data.assign(id=data.id.astype("category"))):
+        with pytest.raises(DataError, match="10 id\\(s\\) of 'id' are not in the pedigree") as err:
+            sr.fit("y ~ 1", "~ vm(id, ped)", data=frame, matrices={"ped": ped})
+        assert "text" not in str(err.value)
+
+
+def test_fitted_model_pickles_with_the_same_tables(trials, tmp_path, backend):
+    m = fit_unchanged(trials, *M2, factors=["Trial"], backend=backend)
+    tables = (m.varcomp, m.fixed, m.blups("Mother"), m.vcov_params)
+    loaded = pickle.loads(pickle.dumps(m))
+    m.save(tmp_path / "m2.pkl")
+    saved = sr.load(tmp_path / "m2.pkl")
+    for other in (loaded, saved):
+        for a, b in zip(tables, (other.varcomp, other.fixed, other.blups("Mother"), other.vcov_params)):
+            pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+        assert other.summary() == m.summary() and other.loglik == m.loglik
+    (tmp_path / "junk.pkl").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(ModelError, match="is not a model saved by sparsereml"):
+        sr.load(tmp_path / "junk.pkl")
+    with pytest.raises(ModelError, match="no saved model at"):
+        sr.load(tmp_path / "none.pkl")
