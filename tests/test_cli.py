@@ -69,3 +69,57 @@ def test_fit_with_a_pedigree_writes_breeding_values_and_functions(tmp_path, caps
     h2 = pd.read_csv(out / "functions.csv", index_col=0)
     assert 0 < h2.loc["h2", "estimate"] < 1 and h2.loc["h2", "std.error"] > 0
     assert main(["fit", str(data), "--fixed", "dbh ~ 1", "--pedigree", "ped"]) == 2  # NAME=FILE
+
+
+def test_unwritable_out_is_refused_before_the_fit(csv, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    code = main(["fit", str(csv), "--fixed", "dbh ~ C(Trial)", "--random", "~ Mother", "--out", str(blocker / "res")])
+    captured = capsys.readouterr()
+    assert code == 2 and f"--out '{blocker / 'res'}' cannot be written" in captured.err
+    assert "iteration" not in captured.out  # refused before fitting
+
+
+def test_function_typo_is_refused_before_the_fit(csv, capsys):
+    code = main(["fit", str(csv), "--fixed", "dbh ~ C(Trial)", "--random", "~ Mother",
+                 "--function", "h2=4*Mothr/(Mother+units)"])
+    captured = capsys.readouterr()
+    assert code == 2 and "'Mothr' in '4*Mothr/(Mother+units)' is not a variance component" in captured.err
+    assert "iteration" not in captured.out
+
+
+def test_integer_trial_without_factors_names_the_fix(csv, capsys):
+    code = main(["fit", str(csv), "--fixed", "dbh ~ Trial", "--random", "~ Trial:Block + Mother", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--factors Trial" in err and "Traceback" not in err
+
+
+def test_empty_and_semicolon_files(tmp_path, capsys, backend):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert main(["fit", str(empty), "--fixed", "y ~ 1"]) == 2
+    assert f"data file '{empty}' is empty" in capsys.readouterr().err
+    df, _ = trial_network(seed=5, trials=4, trees=3000, mothers=60)
+    semi = tmp_path / "semi.csv"
+    df.to_csv(semi, sep=";", decimal=",", index=False)
+    assert main(["fit", str(semi), "--fixed", "dbh ~ Trial", "--random", "~ Mother", "--factors", "Trial"]) == 2
+    assert "seem to be separated by ';'" in capsys.readouterr().err
+    args = ["fit", str(semi), "--sep", ";", "--decimal", ",", "--fixed", "dbh ~ Trial", "--random", "~ Mother",
+            "--factors", "Trial", "--quiet"] + (["--backend", backend] if backend else [])
+    assert main(args) == 0
+    assert "Variance components" in capsys.readouterr().out
+
+
+def test_closed_stdout_keeps_the_result_files(csv, tmp_path):
+    """`sparsereml fit ... | head -n 2`: the pipe closes during the fit; the files are still written."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "res"
+    cmd = (f"{sys.executable} -m sparsereml.cli fit {csv} --fixed 'dbh ~ C(Trial)' --random '~ Trial:Block + Mother' "
+           f"--out {out} | head -n 2")
+    run = subprocess.run(["bash", "-c", "set -o pipefail; " + cmd], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr
+    assert len(run.stdout.splitlines()) == 2
+    assert {"varcomp.csv", "fit.json", "summary.txt"} <= {p.name for p in out.iterdir()}

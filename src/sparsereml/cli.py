@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import time
@@ -49,7 +50,7 @@ def write_outputs(model, out: Path, functions: dict | None = None) -> list[Path]
         "residual": model.spec.residual.label, "nobs": model.nobs, "n_dropped": model.n_dropped,
         "rank_X": model.rank, "loglik": model.loglik, "loglik_asreml": model.loglik_asreml,
         "aic": model.aic, "bic": model.bic, "converged": model.converged, "message": model.message,
-        "backend": model.backend, "seconds": model.seconds,
+        "backend": model.backend, "control": model.control.to_dict(), "seconds": model.seconds,
         "iterations": model.iterations.reset_index().to_dict(orient="records"),
     }
     (out / "fit.json").write_text(json.dumps(info, indent=1, default=float))
@@ -57,39 +58,82 @@ def write_outputs(model, out: Path, functions: dict | None = None) -> list[Path]
     return written
 
 
-def _load(path: str, factors: list[str]):
-    from .data import load_table
+def say(*parts) -> None:
+    """print(), surviving a closed standard output (``sparsereml fit ... | head``): the rest of
+    the output is dropped and the work goes on (result files are still written)."""
+    try:
+        print(*parts, flush=True)
+    except BrokenPipeError:
+        _drop_stdout()
 
-    df = load_table(path)
-    for name in factors:
-        if name not in df.columns:
-            raise SparseREMLError(f"--factors: column {name!r} is not in {path}")
-    if factors:
-        df = df.copy()
-        for name in factors:
-            df[name] = df[name].astype("category")
-    return df
+
+def _drop_stdout() -> None:
+    # what is still buffered, and everything printed after, goes to /dev/null
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def _output_dir(path: str) -> Path:
+    """Create ``--out`` and check that files can be written there, before the fit."""
+    out = Path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".sparsereml-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise SparseREMLError(f"--out {path!r} cannot be written ({exc.strerror or exc}); choose another "
+                              f"directory") from None
+    return out
+
+
+def _read_data(path: str, sep: str | None, decimal: str):
+    from .data import load_table, read_csv
+
+    if sep is None and decimal == ".":
+        return load_table(path)
+    if not Path(path).exists():
+        raise SparseREMLError(f"data file {path!r} does not exist")
+    return read_csv(path, sep=sep or ",", decimal=decimal)
+
+
+def _iteration_printer():
+    prev = {}
+
+    def report(row):
+        change = f"{row['loglik'] - prev['loglik']:+.6g}" if prev else ""
+        say(f"iteration {row['iteration']:3d}  logL {row['loglik']:.6f}  change {change:>12}  {row['seconds']:.3f} s")
+        prev["loglik"] = row["loglik"]
+
+    return report
 
 
 def cmd_fit(args) -> int:
-    from .api import fit
+    from .api import prepare_fit
+    from .genetics import check_expressions
 
+    out = _output_dir(args.out) if args.out else None
     factors = [f.strip() for f in (args.factors or "").split(",") if f.strip()]
-    data = _load(args.data, factors)
+    functions = dict(_function(f) for f in args.function or [])
     matrices = {}
     for spec in args.pedigree or []:
         matrices.update(_pedigree(spec, args.add_missing))
-    functions = dict(_function(f) for f in args.function or [])
-    model = fit(args.fixed, args.random, args.residual, data=data, na_action=args.na_action,
-                backend=args.backend, max_iter=args.max_iter, verbose=not args.quiet, matrices=matrices or None)
-    print()
-    print(model.summary())
+    data = _read_data(args.data, args.sep, args.decimal)
+    prepared = prepare_fit(args.fixed, args.random, args.residual, data=data, factors=factors or None,
+                           na_action=args.na_action, backend=args.backend, max_iter=args.max_iter,
+                           matrices=matrices or None)
+    if functions:  # a typo in --function is reported before the fit, not after it
+        check_expressions(functions, prepared.labels)
+    model = prepared.run(callback=None if args.quiet else _iteration_printer())
+    if out is not None:  # the files first: a long summary on a closed pipe must not lose them
+        files = write_outputs(model, out, functions)
+    say()
+    say(model.summary())
     if functions:
-        print("\nFunctions of the variance components")
-        print(model.vpredict(functions).to_string())
-    if args.out:
-        files = write_outputs(model, Path(args.out), functions)
-        print(f"\nwrote {len(files)} files to {args.out}")
+        say("\nFunctions of the variance components")
+        say(model.vpredict(functions).to_string())
+    if out is not None:
+        say(f"\nwrote {len(files)} files to {args.out}")
     return 0 if model.converged else 3
 
 
@@ -135,28 +179,28 @@ def cmd_demo(args) -> int:
 
     t0 = time.perf_counter()
     df, truth = trial_network(seed=args.seed, trials=args.trials, trees=args.trees, mothers=args.mothers)
-    print(f"simulated {len(df)} half-sib trees with dbh in {df['Trial'].nunique()} trials, "
+    say(f"simulated {len(df)} half-sib trees with dbh in {df['Trial'].nunique()} trials, "
           f"{df['Mother'].nunique()} mothers ({time.perf_counter() - t0:.1f} s)")
-    print(f"truth: Mother {truth['sigma2_mother']}, Trial:Mother {truth['sigma2_trial_mother']}, "
+    say(f"truth: Mother {truth['sigma2_mother']}, Trial:Mother {truth['sigma2_trial_mother']}, "
           f"block variances averaging {sum(truth['block_var']) / len(truth['block_var']):.1f}, "
           f"residual variances averaging {sum(truth['resid_var']) / len(truth['resid_var']):.1f}\n")
     fits = {}
     for name, (fx, rnd, res) in M2.items():
         model = fit(fx, rnd, res, data=df, backend=args.backend)
         fits[name] = model
-        print(f"== {name}: {fx}, random {rnd}, residual {res}")
-        print(f"   logL {model.loglik:.3f}  (ASReml convention {model.loglik_asreml:.3f}), "
+        say(f"== {name}: {fx}, random {rnd}, residual {res}")
+        say(f"   logL {model.loglik:.3f}  (ASReml convention {model.loglik_asreml:.3f}), "
               f"{model.n_iterations} iterations, {model.seconds['total']:.2f} s")
         vc = model.varcomp.assign(truth=[_truth(label, truth) for label in model.varcomp.index])
         if args.brief and len(vc) > 8:
             at_rows = vc.index.str.startswith("at(")
-            print(vc[~at_rows].to_string())
-            print(f"   ... and {int(at_rows.sum())} at() components; without --brief all are printed")
+            say(vc[~at_rows].to_string())
+            say(f"   ... and {int(at_rows.sum())} at() components; without --brief all are printed")
         else:
-            print(vc.to_string())
-        print()
+            say(vc.to_string())
+        say()
     for a, b in (("m2", "m2b"), ("m2b", "m2c")):
-        print(f"LRT {a} vs {b}: {lrt(fits[a], fits[b])}")
+        say(f"LRT {a} vs {b}: {lrt(fits[a], fits[b])}")
     return 0
 
 
@@ -170,9 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--residual", default=None,
                    help='"~ units" (default), "~ at(Trial):units", "~ at(Trial):ar1(Row):ar1(Col)", ...')
     f.add_argument("--factors", default=None, help="comma-separated numeric columns to treat as factors")
+    f.add_argument("--sep", default=None, help="field separator of a text file (default ',', or tab for .tsv)")
+    f.add_argument("--decimal", default=".", help="decimal mark of a text file (default '.')")
     f.add_argument("--na-action", default="error", choices=["error", "drop"])
     f.add_argument("--backend", default=None, choices=["cholmod", "qdldl", "auto"])
-    f.add_argument("--max-iter", type=int, default=50)
+    f.add_argument("--max-iter", type=int, default=None, help="iteration limit (default 50)")
     f.add_argument("--pedigree", action="append", metavar="NAME=FILE[:id,sire,dam]",
                    help="a pedigree for vm(x, NAME) terms (columns id, sire, dam unless named)")
     f.add_argument("--add-missing", action="store_true",
@@ -200,6 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     except SparseREMLError as exc:
         print(f"sparsereml: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # standard output closed (| head): nothing more to say
+        _drop_stdout()
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
