@@ -188,3 +188,19 @@ def test_fitted_model_pickles_with_the_same_tables(trials, tmp_path, backend):
         sr.load(tmp_path / "junk.pkl")
     with pytest.raises(ModelError, match="no saved model at"):
         sr.load(tmp_path / "none.pkl")
+
+
+@pytest.mark.parametrize("scale", [1e-300, 1e300])
+def test_a_response_beyond_double_precision_is_refused(trials, scale):
+    with pytest.raises(DataError, match="sums of its squares cannot be formed in double precision; rescale it"):
+        fit_unchanged(trials.assign(dbh=trials.dbh * scale), "dbh ~ C(Trial)", "~ Mother")
+
+
+def test_traits_that_are_linear_functions_of_each_other_are_refused(trials):
+    with pytest.raises(DataError, match="the traits 'dbh', 'dbh2' are linear functions of each other"):
+        fit_unchanged(trials.assign(dbh2=2 * trials.dbh + 1), "cbind(dbh, dbh2) ~ trait", "~ us(trait):Mother")
+
+
+def test_verbose_must_be_a_bool(trials):
+    with pytest.raises(ModelError, match="verbose must be True or False"):
+        fit_unchanged(trials, "dbh ~ C(Trial)", "~ Mother", verbose="yes")

@@ -104,6 +104,8 @@ class PreparedFit:
 
     def run(self, verbose: bool = False, callback=None) -> FittedModel:
         """Run the AI-REML iterations (:func:`sparsereml.ai_reml`) and wrap the result."""
+        if not isinstance(verbose, bool):
+            raise ModelError(f"verbose must be True or False, got {verbose!r}")
         if callback is not None and not callable(callback):
             raise ModelError(f"callback must be a function of one dict, got {type(callback).__name__}")
         t1 = time.perf_counter()

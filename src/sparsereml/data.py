@@ -198,6 +198,32 @@ def _non_finite(df: pd.DataFrame, names: list, keep: np.ndarray, na_action: str)
     return bad
 
 
+def _check_scale(name: str, y: np.ndarray) -> None:
+    """Sums of squares of values beyond about 1e150 (or spreads below 1e-150) over- or underflow:
+    refuse them rather than print a log-likelihood of nothing."""
+    with np.errstate(over="ignore", under="ignore"):
+        spread = float(np.std(y))
+        largest = float(np.max(np.abs(y)))
+    if not (1e-150 < spread and largest < 1e150 and np.isfinite(spread)):
+        raise DataError(f"the response {name!r} spans {np.min(y):.3g} to {np.max(y):.3g}: sums of its squares cannot be "
+                        f"formed in double precision; rescale it (e.g. to thousands or millions of its units)")
+
+
+def _collinear_traits(spec: ModelSpec, df: pd.DataFrame) -> None:
+    """Traits that are linear functions of each other on the records that have them all."""
+    names = list(spec.fixed.responses)
+    Y = df[names].to_numpy(dtype=float, na_value=np.nan)
+    Y = Y[np.all(np.isfinite(Y), axis=1)]
+    if Y.shape[0] <= len(names):
+        return
+    Y = (Y - Y.mean(axis=0)) / np.maximum(Y.std(axis=0), 1e-300)
+    s = np.linalg.svd(Y, compute_uv=False)
+    if s[-1] <= 1e-8 * s[0]:
+        raise DataError(f"the traits {', '.join(map(repr, names))} are linear functions of each other on the "
+                        f"{Y.shape[0]} records that have them all: their covariance cannot be estimated; leave out "
+                        f"the derived trait")
+
+
 def prepare_data(spec: ModelSpec, data, na_action: str = "error", factors=None) -> ModelData:
     """Check the columns a model needs and drop rows with a missing response.
 
@@ -254,6 +280,7 @@ def prepare_data(spec: ModelSpec, data, na_action: str = "error", factors=None) 
     y = y_all[rows]
     if np.ptp(y) == 0:
         raise DataError(f"the response {resp!r} is constant (every value is {y[0]:g}); there is nothing to estimate")
+    _check_scale(resp, y)
     all_rows = len(rows) == len(df)
     cols = {name: (df[name] if all_rows else df[name].iloc[rows]) for name in names[1:]}
     for name in factor_names:
@@ -282,6 +309,7 @@ def _stack_traits(spec: ModelSpec, df: pd.DataFrame) -> pd.DataFrame:
     empty = [name for name in spec.fixed.responses if df[name].isna().all()]
     if empty:
         raise DataError(f"the response {empty[0]!r} has no non-missing values; leave it out of cbind()")
+    _collinear_traits(spec, df)
     k, n = len(spec.fixed.responses), len(df)
     others = [v for v in spec.variables()[1:] if v not in (TRAIT, RECORD)]
     for name in others:

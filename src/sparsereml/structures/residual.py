@@ -26,6 +26,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import block_diag, solveh_banded
 
+from ..errors import NotPositiveDefinite
 from .covariance import CovModel
 
 __all__ = ["Ar1Dim", "IdDim", "CovDim", "GroupResidual"]
@@ -168,7 +169,11 @@ class CovDim(Dim):
         return out
 
     def _sinv(self, th):
-        return np.linalg.inv(self.model.sigma(th))
+        try:
+            return np.linalg.inv(self.model.sigma(th))
+        except np.linalg.LinAlgError:  # a step the optimiser rejects, like any other leaving the cone
+            raise NotPositiveDefinite(f"the residual covariance {self.model.name}({self.column}) is singular at "
+                                      f"these parameters") from None
 
     def coef(self, th):
         Si = self._sinv(th)
