@@ -11,7 +11,6 @@ Each stage can also be called on its own (lme4 style)::
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,7 +18,7 @@ from scipy import stats
 
 from .control import Control
 from .design import build_design
-from .errors import ConvergenceWarning, FormulaError, ModelError
+from .errors import ConvergenceWarning, FormulaError, ModelError, warn_user
 from .formula.spec import model_spec
 from .linalg.threads import single_threaded
 from .reml.optimizer import ai_reml
@@ -123,7 +122,7 @@ class PreparedFit:
                              tol_loglik=c.tol_loglik, callback=cb if (report or callback) else None)
         t2 = time.perf_counter()
         if not result.converged:
-            warnings.warn(result.message, ConvergenceWarning, stacklevel=3)
+            warn_user(result.message, ConvergenceWarning)
         seconds = {**self.seconds, "iterations": t2 - t1, "total": sum(self.seconds.values()) + t2 - t1}
         return FittedModel(self.problem, result, seconds, control=c)
 
