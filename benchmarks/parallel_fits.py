@@ -5,7 +5,8 @@ What it measures
   simulated trial network (184,413 records), fitted
     lone   by one process while the others wait,
     2p/4p  by two / four processes at the same moment (each its own fits, back to back),
-    2t     by two threads of one process at the same moment.
+    2t     by two threads of one process at the same moment,
+    busy   by one process beside a busy loop (a Python process that only spins).
   Worker processes are started once: each simulates the data, does a warm-up fit and then waits
   (blocked on its stdin, using no CPU) for an order "fit K T": K fits on each of T threads.  All
   workers of a scenario get the order at the same moment.  Each timed fit reports its wall
@@ -95,14 +96,27 @@ class Pool:
             p.wait()
 
 
-SCENARIOS = {"lone": (1, 1), "2p": (2, 1), "4p": (4, 1), "2t": (1, 2)}
+SCENARIOS = {"lone": (1, 1), "2p": (2, 1), "4p": (4, 1), "2t": (1, 2), "busy": (1, 1)}
+
+
+def run_scenario(pool: Pool, name: str, fits: int) -> list:
+    procs, threads = SCENARIOS[name]
+    if name != "busy":
+        return pool.run(procs, fits, threads)
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # let it get going
+        return pool.run(procs, fits, threads)
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--fits", type=int, default=3, help="fits per worker (per thread for 2t) per scenario")
-    ap.add_argument("--scenarios", default="2p,4p,2t", help="besides lone, which run before each of them")
+    ap.add_argument("--scenarios", default="2p,4p,2t", help="of 2p,4p,2t,busy (or lone alone); a lone scenario runs before each")
     ap.add_argument("--compare", metavar="SRC", help="also run the sources in SRC, interleaved")
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -123,10 +137,9 @@ def main() -> None:
     rows = []
     for r in range(args.rounds):
         for s in scenarios:
-            for name in ("lone", s):
+            for name in dict.fromkeys(("lone", s)):  # (--scenarios lone: lone fits only)
                 for pool in pools:
-                    procs, threads = SCENARIOS[name]
-                    for row in pool.run(procs, args.fits, threads):
+                    for row in run_scenario(pool, name, args.fits):
                         rows.append({"round": r, "scenario": name, "before": s, "code": pool.label, **row})
         print(f"# round {r + 1} done, load average {' '.join(Path('/proc/loadavg').read_text().split()[:4])}",
               flush=True)
@@ -145,7 +158,7 @@ def report(rows: list, scenarios: list, codes: list) -> None:
     logliks = {round(row["loglik"], 4) for row in rows}
     for code in codes:
         mine = [row for row in rows if row["code"] == code]
-        for name in ["lone"] + scenarios:
+        for name in dict.fromkeys(["lone"] + scenarios):
             sel = [row for row in mine if row["scenario"] == name]
             ratios, cratios = [], []
             for r in sorted({row["round"] for row in mine}):
