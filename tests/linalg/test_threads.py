@@ -207,7 +207,7 @@ def test_thread_budget_fixed_by_argument_or_variable_else_by_load(monkeypatch):
     assert threads.thread_budget() == 4
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, "2"])
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", "two", True])
 def test_a_bad_threads_argument_is_refused(bad):
     from sparsereml.errors import ModelError
 

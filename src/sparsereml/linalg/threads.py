@@ -241,7 +241,8 @@ def thread_budget(threads: int | None = None) -> int:
     """Threads for the next parallel step: ``threads`` when given, else the count fixed for the
     running fit (:func:`single_threaded`), else ``SPARSEREML_THREADS``, else
     :func:`choose_threads` of :func:`usable_cores` and :func:`runnable_elsewhere` now."""
-    if threads is not None and (int(threads) != threads or threads < 1):
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
         raise ModelError(f"threads must be a positive whole number (or None to follow the machine's load), "
                          f"got {threads!r}")
     fixed = threads if threads is not None else _FIT["threads"]
