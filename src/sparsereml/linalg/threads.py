@@ -10,10 +10,21 @@ OpenBLAS keeps its worker threads spinning for a while after a threaded call, wh
 numba kernels that follow (an iteration measured 40% slower), so on leaving, the worker pool is
 shut down; OpenBLAS starts it again on its next threaded call.  Any other BLAS, or an OpenBLAS
 that cannot be identified, is left alone: the call then runs with the caller's setting.
+
+How many threads (:func:`thread_budget`): by default the cores this process may use
+(:func:`usable_cores`: its CPU affinity, a cgroup CPU quota, and ``OMP_NUM_THREADS``,
+``OPENBLAS_NUM_THREADS`` or ``NUMBA_NUM_THREADS`` when set, as joblib's workers have them) less the
+threads of other processes that are runnable at that moment (:func:`runnable_elsewhere`), decided
+again at every parallel step (each dense call and each split between plain threads).  A waiting
+OpenBLAS thread spins instead of sleeping, so two fits that each ran two threads on two cores
+spent most of their time spinning while the thread they waited for was not scheduled; with the
+budget, two fits on two cores run one thread each.  ``SPARSEREML_THREADS=n`` (or the
+``threads`` argument of :func:`single_threaded`) fixes the count at n, with no regard to load.
 """
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import sys
 import threading
@@ -24,7 +35,8 @@ import numpy as np
 
 from ..errors import ModelError
 
-__all__ = ["single_threaded", "dense_threads", "lapack_library", "cholmod_library", "in_parallel", "work_ranges"]
+__all__ = ["single_threaded", "dense_threads", "lapack_library", "cholmod_library", "in_parallel", "work_ranges",
+           "thread_budget", "choose_threads", "usable_cores", "runnable_elsewhere"]
 
 _CACHE: dict = {}
 
@@ -119,45 +131,175 @@ def _openblas(path: str | None):
     return _CACHE[("ctl", path)]
 
 
-def _threads_wanted() -> int:
-    env = os.environ.get("SPARSEREML_DENSE_THREADS", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ModelError(f"SPARSEREML_DENSE_THREADS must be a positive whole number of threads, got {env!r}")
-        return int(env)
+def _count_from_env(name: str) -> int | None:
+    """A positive whole number of threads from environment variable ``name``; None when unset."""
+    env = os.environ.get(name, "").strip()
+    if not env:
+        return None
+    if not env.isdigit() or int(env) < 1:
+        raise ModelError(f"{name} must be a positive whole number of threads, got {env!r}; "
+                         f"unset it to let sparsereml choose")
+    return int(env)
+
+
+_CGROUP = ("/sys/fs/cgroup/cpu.max", "/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")
+
+
+def cgroup_cpus(paths: tuple = _CGROUP) -> float | None:
+    """The CPU quota of this process's cgroup in cores (cgroup v2 ``cpu.max``: "quota period" or
+    "max period"; else v1 ``cpu.cfs_quota_us`` over ``cpu.cfs_period_us``, -1 for none), or None
+    when there is none or it cannot be read."""
+    v2, v1_quota, v1_period = paths
     try:
-        return len(os.sched_getaffinity(0))
+        with open(v2) as f:
+            fields = f.read().split()
+    except OSError:
+        try:
+            with open(v1_quota) as f, open(v1_period) as g:
+                fields = [f.read().strip(), g.read().strip()]
+        except OSError:
+            return None
+    try:
+        quota, period = float(fields[0]), float(fields[1])
+    except (IndexError, ValueError):  # "max": no quota
+        return None
+    return quota / period if quota > 0 and period > 0 else None
+
+
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup CPU quota (rounded
+    up) and by ``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS`` and numba's ``NUMBA_NUM_THREADS``
+    when those are set (parallel launchers such as joblib's set them in their workers)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    if "quota" not in _CACHE:  # read once: a quota does not change under a running process
+        _CACHE["quota"] = cgroup_cpus()
+    quota = _CACHE["quota"]
+    if quota is not None:
+        cores = min(cores, max(1, math.ceil(quota)))
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env = os.environ.get(name, "").strip().split(",")[0]  # OpenMP allows a list per nesting level
+        if env.isdigit() and int(env) >= 1:
+            cores = min(cores, int(env))
+    from numba import config
+
+    return max(1, min(cores, config.NUMBA_NUM_THREADS))
+
+
+def _own_runnable(tasks: str = "/proc/self/task") -> int:
+    """Threads of this process that are runnable now (at least 1: the caller)."""
+    n = 0
+    try:
+        names = os.listdir(tasks)
+    except OSError:
+        return 1
+    for tid in names:
+        try:
+            with open(f"{tasks}/{tid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:  # the thread ended
+            continue
+        n += stat[stat.rindex(b")") + 2:stat.rindex(b")") + 3] == b"R"
+    return max(1, n)
+
+
+def runnable_elsewhere(loadavg: str = "/proc/loadavg", tasks: str = "/proc/self/task") -> float:
+    """Threads of other processes that are runnable on this process's share of the machine right
+    now: the kernel's count of runnable threads (4th field of /proc/loadavg) less this process's
+    own (numba's OpenMP workers keep running for a moment after a kernel), scaled by the
+    fraction of the machine's CPUs this process may use.  0 when the count cannot be read (then
+    every usable core is taken)."""
+    try:
+        with open(loadavg) as f:
+            running = int(f.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    if running <= 1:  # only the caller: the common case of a lone fit costs one small read
+        return 0.0
+    online = os.cpu_count() or 1
+    return max(0, running - _own_runnable(tasks)) * min(1.0, usable_cores() / online)
+
+
+def choose_threads(cores: int, busy: float, fixed: int | None = None) -> int:
+    """The policy: ``fixed`` threads when given, else the usable ``cores`` less the ``busy``
+    threads of others (rounded to nearest), at least one.
+
+    >>> choose_threads(2, 0), choose_threads(2, 1), choose_threads(8, 2.4), choose_threads(2, 3, fixed=4)
+    (2, 1, 6, 4)
+    """
+    if fixed is not None:
+        return fixed
+    return max(1, min(cores, int(math.floor(cores - busy + 0.5))))
+
+
+_FIT: dict = {"threads": None}  # the thread count fixed for the running fit (None: by load)
+
+
+def thread_budget(threads: int | None = None) -> int:
+    """Threads for the next parallel step: ``threads`` when given, else the count fixed for the
+    running fit (:func:`single_threaded`), else ``SPARSEREML_THREADS``, else
+    :func:`choose_threads` of :func:`usable_cores` and :func:`runnable_elsewhere` now."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, (int, np.integer))
+                                or threads < 1):
+        raise ModelError(f"threads must be a positive whole number (or None to follow the machine's load), "
+                         f"got {threads!r}")
+    fixed = threads if threads is not None else _FIT["threads"]
+    if fixed is None:
+        fixed = _count_from_env("SPARSEREML_THREADS")
+    if fixed is not None:
+        return int(fixed)
+    return choose_threads(usable_cores(), runnable_elsewhere())
+
+
+def _dense_budget() -> int:
+    dense = _count_from_env("SPARSEREML_DENSE_THREADS")
+    return dense if dense is not None else thread_budget()
 
 
 _LOCK = threading.RLock()
 
 
 @contextmanager
-def single_threaded():
-    """One BLAS/OpenMP thread for everything inside (restored on leaving).
+def single_threaded(threads: int | None = None):
+    """One BLAS/OpenMP thread for everything inside (restored on leaving); numba's kernels get
+    :func:`usable_cores` threads (or ``threads``, or ``SPARSEREML_THREADS``), and the parallel
+    steps inside take :func:`thread_budget` threads each, decided when they start.
 
     The worker pools of the OpenBLAS libraries that :func:`dense_threads` drives are stopped too:
     a pool stopped by an earlier fit is started again, spinning, when its thread count is set,
     and a spinning worker takes a core from the numba kernels of the data pass.  Fits in several
     threads of one process run one at a time (BLAS thread counts are process-wide)."""
+    import numba
+
+    if threads is not None:
+        thread_budget(threads)  # refuses a bad count
+    fixed = threads if threads is not None else _count_from_env("SPARSEREML_THREADS")
+    _count_from_env("SPARSEREML_DENSE_THREADS")  # a bad value is refused before the fit, not in its middle
     with _LOCK, _controller().limit(limits=1):
-        if _threads_wanted() > 1:
+        before = (_FIT["threads"], numba.get_num_threads())
+        _FIT["threads"] = fixed
+        numba.set_num_threads(max(1, min(fixed or usable_cores(), numba.config.NUMBA_NUM_THREADS)))
+        try:
             for path in {lapack_library(), cholmod_library()}:
                 lib = _openblas(path)
                 if lib is not None:
                     lib[1]()
-        yield
+            yield
+        finally:
+            _FIT["threads"] = before[0]
+            numba.set_num_threads(before[1])
 
 
 @contextmanager
 def dense_threads(library: str | None):
-    """Run the enclosed dense calls with one thread per core (or ``SPARSEREML_DENSE_THREADS``)
-    in the OpenBLAS at path ``library``; afterwards restore its thread count and stop its pool.
+    """Run the enclosed dense calls with :func:`thread_budget` threads (or
+    ``SPARSEREML_DENSE_THREADS``) in the OpenBLAS at path ``library``; afterwards restore its
+    thread count and stop its pool.
 
-    Nothing happens for another BLAS, or when ``library`` is None."""
-    n = _threads_wanted()
+    Nothing happens for another BLAS, when ``library`` is None, or when the budget is one thread."""
+    n = _dense_budget()
     lib = _openblas(library) if n > 1 else None
     if lib is None:
         yield
@@ -179,13 +321,16 @@ _POOL: dict = {}  # worker threads kept for reuse, by count
 def in_parallel(fn, chunks: list) -> list:
     """``[fn(*args) for args in chunks]`` with the chunks after the first on worker threads (fn
     must release the GIL, e.g. a numba kernel compiled with ``nogil=True``), as many threads as
-    numba is allowed (``numba.get_num_threads()``).  Plain threads, unlike numba's OpenMP
-    workers, do not spin after the work: a LAPACK call right after keeps every core."""
+    numba is allowed (``numba.get_num_threads()``) and :func:`thread_budget` gives now.  Plain
+    threads, unlike numba's OpenMP workers, do not spin after the work: a LAPACK call right
+    after keeps every core."""
     from numba import get_num_threads
 
     if len(chunks) <= 1 or get_num_threads() <= 1:
         return [fn(*args) for args in chunks]
-    t = min(len(chunks), get_num_threads())
+    t = min(len(chunks), get_num_threads(), thread_budget())
+    if t <= 1:
+        return [fn(*args) for args in chunks]
     k = t - 1
     if k not in _POOL:
         _POOL[k] = ThreadPoolExecutor(k, thread_name_prefix="sparsereml")
