@@ -204,3 +204,13 @@ def test_traits_that_are_linear_functions_of_each_other_are_refused(trials):
 def test_verbose_must_be_a_bool(trials):
     with pytest.raises(ModelError, match="verbose must be True or False"):
         fit_unchanged(trials, "dbh ~ C(Trial)", "~ Mother", verbose="yes")
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_control_threads_fix_every_parallel_step(trials, threads):
+    from sparsereml.linalg.threads import thread_budget
+
+    seen = []
+    fit_unchanged(trials, "dbh ~ C(Trial)", "~ Mother", control=sr.Control(threads=threads),
+                  callback=lambda row: seen.append(thread_budget()))
+    assert seen and set(seen) == {threads}

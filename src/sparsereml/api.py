@@ -117,7 +117,8 @@ class PreparedFit:
                 callback(row)
 
         c = self.control
-        with single_threaded():  # multithreaded BLAS is far slower on the small dense blocks here
+        # one BLAS thread for the many small dense blocks; the parallel steps take thread_budget()
+        with single_threaded(threads=c.threads):
             result = ai_reml(self.problem, self.theta0, self.fixed_mask, max_iter=c.max_iter, tol=c.tol,
                              tol_loglik=c.tol_loglik, callback=cb if (report or callback) else None)
         t2 = time.perf_counter()
@@ -137,9 +138,9 @@ def prepare_fit(fixed: str, random: str | None = None, residual: str | None = No
     control = _control(control, backend=backend, max_iter=max_iter, tol=tol)
     _check_arguments(fixed, random, residual, data, start, fix, matrices)
     spec = model_spec(fixed, random, residual)
-    design = build_design(spec, data, na_action, matrices, factors)
-    t1 = time.perf_counter()
-    with single_threaded():
+    with single_threaded(threads=control.threads):
+        design = build_design(spec, data, na_action, matrices, factors)
+        t1 = time.perf_counter()
         problem = REMLProblem(design, control.backend)
         t_start = time.perf_counter()
         theta0, fixed_mask = resolve_start(problem, start, fix)

@@ -36,8 +36,11 @@ class Control:
     backend : {"cholmod", "qdldl", "auto"} or None
         Sparse factorisation; None reads ``SPARSEREML_BACKEND``, else CHOLMOD when importable.
     threads : int or None
-        Threads a fit may use; None: the cores this process may run on, less the other runnable
-        work on the machine (see the README's "Parallel fits"); ``SPARSEREML_THREADS`` sets the default.
+        Threads of a fit's parallel steps.  None (default): decided at each step as the cores this
+        process may use (affinity, a cgroup quota, ``OMP_NUM_THREADS`` and the like) less the
+        threads of other processes running at that moment, at least one, so that fits side by side
+        share the cores; ``SPARSEREML_THREADS=n`` changes this default.  n: exactly n threads
+        whatever the load.
 
     Every value is checked when the object is made; ``repr`` shows them all, and the fitted model
     keeps the one it was fitted with (``m.control``).
