@@ -229,7 +229,7 @@ def _leaf_structure(indptr, indices, parent, r0):
                     stamp[r] = lf
                     rows[k] = r
                     k += 1
-        rows[rptr[lf]:k] = np.sort(rows[rptr[lf]:k])
+        rows[rptr[lf]:k].sort()  # in place: the copy's shape check compiled error formatting
         rptr[lf + 1] = k
     return ptr, order, rptr, rows[:k].copy()
 
