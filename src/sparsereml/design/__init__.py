@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import get_num_threads, njit
 
+from .._warmup import kind_of, prepare
 from ..data import ModelData, prepare_data
 from ..formula.spec import ModelSpec
 from ..linalg.threads import in_parallel
@@ -155,6 +156,7 @@ def build_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict
     Design
     """
     md = data if isinstance(data, ModelData) else prepare_data(spec, data, na_action)
+    prepare(kind_of(spec))  # the first fit after installing compiles its kernels in parallel
     n = len(md.y)
     columns = ColumnSet(md.columns)  # each column coded as a factor at most once
     fx = fixed_design(spec.fixed, columns, n, md.y)
