@@ -85,7 +85,10 @@ def missing_entries(entries: list[tuple]) -> list[tuple]:
 
 
 # ---- compiling ---------------------------------------------------------------------------------
-def _processes() -> int:
+def _processes(load: float | None = None) -> int:
+    """Processes to compile in: ``SPARSEREML_COMPILE_PROCESSES``, else this one plus a worker per
+    idle core (cores less the 1-minute load average, which counts this process): on a machine
+    already busy a worker only adds its import and the kernels both compile."""
     env = os.environ.get("SPARSEREML_COMPILE_PROCESSES", "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
@@ -93,9 +96,15 @@ def _processes() -> int:
                              f"got {env!r}")
         return int(env)
     try:
-        return len(os.sched_getaffinity(0))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
+        cores = os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:  # pragma: no cover - no load average (Windows)
+            load = 1.0
+    return max(1, min(cores, 1 + int(cores - max(load, 1.0) + 0.5)))
 
 
 def _split(entries: list[tuple], parts: int) -> list[list[int]]:
