@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[test]"
 	-$(BIN)/python -m pip install -q "scikit-sparse==0.4.16" || echo "note: scikit-sparse not built; the qdldl backend will be used"
+	$(BIN)/python -c "import sparsereml._warmup as w; w.prepare_all()"  # compile the kernels once, in parallel
 	touch $(STAMP)
 
 demo: setup

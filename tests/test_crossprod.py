@@ -39,3 +39,25 @@ def test_per_group_products_match_direct_ones(n_groups, values):
         assert cp.yty[g] == pytest.approx(float(y[groups == g] @ y[groups == g]))
         assert cp.counts[g] == (groups == g).sum()
     np.testing.assert_allclose(cp.total, (W.T @ W).toarray()[r, c], atol=1e-12)
+
+
+@pytest.mark.parametrize("ones", [True, False])
+def test_lower_gram_same_for_any_number_of_chunks(ones):
+    """W'W's lower triangle is formed by ranges of records and of columns on threads; the number
+    of ranges must change nothing, not even the rounding (reference: scipy's W'W)."""
+    from sparsereml.crossprod import _lower_gram
+
+    rng = np.random.default_rng(5)
+    n, ncol = 300, 40
+    W = sp.random(n, ncol, density=0.1, format="csr", random_state=rng)
+    if ones:
+        W.data[:] = 1.0
+    W.sort_indices()
+    args = (W.indptr.astype(np.int64), W.indices.astype(np.int64), W.data.astype(float), ncol)
+    first = _lower_gram(*args, 1, ones)
+    ref = sp.tril(W.T @ W).tocsc()
+    got = sp.csc_matrix((first[2], first[1], first[0]), shape=(ncol, ncol))
+    np.testing.assert_allclose(got.toarray(), ref.toarray(), atol=1e-12)
+    for nchunk in (2, 5, 400):
+        for a, b in zip(first, _lower_gram(*args, nchunk, ones)):
+            np.testing.assert_array_equal(a, b)

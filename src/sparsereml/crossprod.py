@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from numba import get_num_threads, njit, prange
+from numba import get_num_threads, njit
 
 from ._compiled import counting_sort, find_sorted, grow_triplets, sort_rows
+from .linalg.threads import in_parallel, work_ranges
 
 __all__ = ["CrossProducts", "cross_products", "lower_pattern", "column_matrix"]
 
@@ -97,8 +98,7 @@ def lower_pattern(gram: sp.csc_matrix, extra: list | None = None) -> sp.csc_matr
     return pat
 
 
-@njit(parallel=True, cache=True)
-def _lower_gram(Wp, Wi, Wx, n_col, nchunk, ones):
+def _lower_gram(Wp, Wi, Wx, n_col: int, nchunk: int, ones: bool):
     """Structural lower triangle of W'W (CSC, sorted rows) and its values.
 
     Column b collects, over the records that have b, every column a >= b of those records;
@@ -109,71 +109,90 @@ def _lower_gram(Wp, Wi, Wx, n_col, nchunk, ones):
     by ``nchunk`` threads, each for a range of records (in record order within each column);
     the passes by ``nchunk`` ranges of columns of about equal work.  With ``ones`` (every value
     of W is 1, as for factor codings) the values are not laid out: this pass is bound by memory
-    traffic, and the pair values were two thirds of it.
+    traffic, and the pair values were two thirds of it.  The threads are plain threads over
+    nogil kernels (``in_parallel``), not numba's prange, whose compiling took a third of the
+    first fit's.
     """
     n = Wp.shape[0] - 1
     rb = np.linspace(0, n, nchunk + 1).astype(np.int64)
-    cnt = np.zeros((nchunk, n_col), dtype=np.int64)  # record pairs per chunk and column
-    for t in prange(nchunk):
-        for i in range(rb[t], rb[t + 1]):
-            for p in range(Wp[i], Wp[i + 1]):
-                cnt[t, Wi[p]] += Wp[i + 1] - p
+    records = [(Wp, Wi, int(rb[t]), int(rb[t + 1]), n_col) for t in range(nchunk)]
+    cnt = np.array(in_parallel(_pair_counts, records)).reshape(nchunk, n_col)  # pairs per chunk, column
+    before = np.cumsum(cnt, axis=0) - cnt
     work = np.zeros(n_col + 1, dtype=np.int64)
-    start = np.empty((nchunk, n_col), dtype=np.int64)
-    for c in range(n_col):
-        acc = work[c]
-        for t in range(nchunk):
-            start[t, c] = acc
-            acc += cnt[t, c]
-        work[c + 1] = acc
+    np.cumsum(cnt.sum(axis=0), out=work[1:])
+    start = work[:-1] + before  # where chunk t's pairs of column c begin
     pair_row = np.empty(work[n_col], dtype=np.int32)
     pair_val = np.empty(0 if ones else work[n_col])
-    for t in prange(nchunk):
-        fill = start[t]
-        for i in range(rb[t], rb[t + 1]):
-            for p in range(Wp[i], Wp[i + 1]):
-                c = Wi[p]
-                k = fill[c]
-                wb = Wx[p]
-                for p2 in range(p, Wp[i + 1]):
-                    pair_row[k] = Wi[p2]
-                    if not ones:
-                        pair_val[k] = wb * Wx[p2]
-                    k += 1
-                fill[c] = k
-    bounds = np.searchsorted(work, np.linspace(0.0, float(work[n_col]), nchunk + 1))
-    bounds[0], bounds[nchunk] = 0, n_col
+    in_parallel(_lay_pairs, [(Wp, Wi, Wx, int(rb[t]), int(rb[t + 1]), start[t].copy(), pair_row, pair_val, ones)
+                             for t in range(nchunk)])
+    columns = work_ranges(work, nchunk, cumulative=True)
     counts = np.zeros(n_col, dtype=np.int64)
-    for ch in prange(nchunk):  # pass 1: how many rows each column has
-        marker = np.full(n_col, -1, dtype=np.int64)
-        for b in range(bounds[ch], bounds[ch + 1]):
-            k = 0
-            for q in range(work[b], work[b + 1]):
-                a = pair_row[q]
-                if marker[a] != b:
-                    marker[a] = b
-                    k += 1
-            counts[b] = k
+    in_parallel(_column_counts, [(work, pair_row, a, b, counts) for a, b in columns])
     Cp = np.zeros(n_col + 1, dtype=np.int64)
-    for b in range(n_col):
-        Cp[b + 1] = Cp[b] + counts[b]
+    np.cumsum(counts, out=Cp[1:])
     Ci = np.empty(Cp[n_col], dtype=np.int64)
     Cx = np.zeros(Cp[n_col])
-    for ch in prange(nchunk):  # pass 2: rows and values
-        marker = np.full(n_col, -1, dtype=np.int64)
-        slot = np.empty(n_col, dtype=np.int64)
-        for b in range(bounds[ch], bounds[ch + 1]):
-            k = Cp[b]
-            for q in range(work[b], work[b + 1]):
-                a = pair_row[q]
-                if marker[a] != b:
-                    marker[a] = b
-                    slot[a] = k
-                    Ci[k] = a
-                    k += 1
-                Cx[slot[a]] += 1.0 if ones else pair_val[q]
+    in_parallel(_place_rows, [(work, pair_row, pair_val, a, b, Cp, Ci, Cx, ones) for a, b in columns])
     sort_rows(Cp, Ci, Cx)
     return Cp, Ci, Cx
+
+
+@njit(cache=True, nogil=True)
+def _pair_counts(Wp, Wi, r0, r1, n_col):
+    """Record pairs (a >= b) of records r0..r1-1 per column b."""
+    cnt = np.zeros(n_col, dtype=np.int64)
+    for i in range(r0, r1):
+        for p in range(Wp[i], Wp[i + 1]):
+            cnt[Wi[p]] += Wp[i + 1] - p
+    return cnt
+
+
+@njit(cache=True, nogil=True)
+def _lay_pairs(Wp, Wi, Wx, r0, r1, fill, pair_row, pair_val, ones):
+    """Lay the pairs of records r0..r1-1 out column by column from the positions ``fill``."""
+    for i in range(r0, r1):
+        for p in range(Wp[i], Wp[i + 1]):
+            c = Wi[p]
+            k = fill[c]
+            wb = Wx[p]
+            for p2 in range(p, Wp[i + 1]):
+                pair_row[k] = Wi[p2]
+                if not ones:
+                    pair_val[k] = wb * Wx[p2]
+                k += 1
+            fill[c] = k
+
+
+@njit(cache=True, nogil=True)
+def _column_counts(work, pair_row, b0, b1, counts):
+    """Pass 1 over columns b0..b1-1: how many distinct rows each has."""
+    marker = np.full(work.shape[0] - 1, -1, dtype=np.int64)
+    for b in range(b0, b1):
+        k = 0
+        for q in range(work[b], work[b + 1]):
+            a = pair_row[q]
+            if marker[a] != b:
+                marker[a] = b
+                k += 1
+        counts[b] = k
+
+
+@njit(cache=True, nogil=True)
+def _place_rows(work, pair_row, pair_val, b0, b1, Cp, Ci, Cx, ones):
+    """Pass 2 over columns b0..b1-1: their rows (in order of first appearance) and summed values."""
+    n_col = work.shape[0] - 1
+    marker = np.full(n_col, -1, dtype=np.int64)
+    slot = np.empty(n_col, dtype=np.int64)
+    for b in range(b0, b1):
+        k = Cp[b]
+        for q in range(work[b], work[b + 1]):
+            a = pair_row[q]
+            if marker[a] != b:
+                marker[a] = b
+                slot[a] = k
+                Ci[k] = a
+                k += 1
+            Cx[slot[a]] += 1.0 if ones else pair_val[q]
 
 
 def _keys(lower: sp.csc_matrix) -> np.ndarray:

@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, prange
+from numba import get_num_threads, njit
 
+from .._warmup import kind_of, prepare
 from ..data import ModelData, prepare_data
 from ..formula.spec import ModelSpec
+from ..linalg.threads import in_parallel
 from .coding import ColumnSet, Factor, combine, encode
 from .fixed import FixedDesign, find_aliased, fixed_design
 from .random import RandomBlock, check_separable, random_block
@@ -94,37 +96,50 @@ class Design:
         return W
 
 
-@njit(parallel=True, cache=True)
-def _rows_of_w(Xp, Xi, Xx, codes, values, offsets, plain):
+def _rows_of_w(Xp, Xi, Xx, codes, values, offsets, plain: bool):
     """CSR of [X Z]: each row's X entries, then one entry per row of ``codes`` it has a level of
     (1 for a plain term, the covariate for a random regression; with ``plain`` every term is
-    plain and ``values`` is not read).  Rows are written in parallel."""
+    plain and ``values`` is not read).  Ranges of rows are written by plain threads (nogil
+    kernels, not prange: cheaper to compile for the first fit)."""
     n = Xp.shape[0] - 1
-    K = codes.shape[0]
+    cut = np.linspace(0, n, get_num_threads() + 1).astype(np.int64)
+    rows = [(cut[t], cut[t + 1]) for t in range(cut.size - 1)]
     count = np.empty(n, dtype=np.int64)
-    for i in prange(n):
+    in_parallel(_row_counts, [(Xp, codes, a, b, count) for a, b in rows])
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(count, out=indptr[1:])
+    indices = np.empty(indptr[n], dtype=np.int64)
+    data = np.empty(indptr[n])
+    in_parallel(_fill_rows, [(Xp, Xi, Xx, codes, values, offsets, plain, a, b, indptr, indices, data)
+                             for a, b in rows])
+    return indptr, indices, data
+
+
+@njit(cache=True, nogil=True)
+def _row_counts(Xp, codes, r0, r1, count):
+    """Entries of rows r0..r1-1 of [X Z]."""
+    for i in range(r0, r1):
         c = Xp[i + 1] - Xp[i]
-        for k in range(K):
+        for k in range(codes.shape[0]):
             if codes[k, i] >= 0:
                 c += 1
         count[i] = c
-    indptr = np.zeros(n + 1, dtype=np.int64)
-    for i in range(n):
-        indptr[i + 1] = indptr[i] + count[i]
-    indices = np.empty(indptr[n], dtype=np.int64)
-    data = np.empty(indptr[n])
-    for i in prange(n):
+
+
+@njit(cache=True, nogil=True)
+def _fill_rows(Xp, Xi, Xx, codes, values, offsets, plain, r0, r1, indptr, indices, data):
+    """Columns and values of rows r0..r1-1 of [X Z]."""
+    for i in range(r0, r1):
         q = indptr[i]
         for p in range(Xp[i], Xp[i + 1]):
             indices[q] = Xi[p]
             data[q] = Xx[p]
             q += 1
-        for k in range(K):
+        for k in range(codes.shape[0]):
             if codes[k, i] >= 0:
                 indices[q] = offsets[k] + codes[k, i]
                 data[q] = 1.0 if plain else values[k, i]
                 q += 1
-    return indptr, indices, data
 
 
 def build_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict | None = None,
@@ -147,6 +162,7 @@ def build_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict
     Design
     """
     md = data if isinstance(data, ModelData) else prepare_data(spec, data, na_action, factors)
+    prepare(kind_of(spec))  # the first fit after installing compiles its kernels in parallel
     n = len(md.y)
     columns = ColumnSet(md.columns)  # each column coded as a factor at most once
     fx = fixed_design(spec.fixed, columns, n, md.y)

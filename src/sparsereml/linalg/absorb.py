@@ -175,7 +175,7 @@ def _find_all(Cp, Ci, rows, cols):
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)  # prange runs serially: parallel=True took seconds to compile for milliseconds
 def _pair_targets(Sp, Si, Cp, Ci, total):
     """Position in the reduced pattern of every pair (a, b), a >= b, of rows of each absorbed
     column, in the order _absorb_columns visits them (column j, then b, then a).

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, prange
+from numba import get_num_threads, njit
 
 from ..errors import ModelError, NotPositiveDefinite
-from .threads import cholmod_library, dense_threads
+from .threads import cholmod_library, dense_threads, in_parallel, work_ranges
 
 __all__ = ["LDL", "NotPositiveDefinite", "available_backends", "make_backend", "resolve_backend"]
 
@@ -37,11 +37,17 @@ class LDL:
         return self.d.shape[0]
 
 
-@njit(parallel=True, cache=True)
-def _unit_columns(Lp, data, out_x, out_d):
-    """From LL' columns with the diagonal first: unit-L values (diagonal dropped) and D."""
-    n = Lp.shape[0] - 1
-    for j in prange(n):
+def _unit_columns(Lp, data, out_x, out_d) -> None:
+    """From LL' columns with the diagonal first: unit-L values (diagonal dropped) and D, by
+    ranges of columns of about equal entries on plain threads (nogil; prange cost the first
+    fit its compiling)."""
+    parts = work_ranges(Lp, get_num_threads(), cumulative=True)
+    in_parallel(_unit_range, [(Lp, data, out_x, out_d, a, b) for a, b in parts])
+
+
+@njit(cache=True, nogil=True)
+def _unit_range(Lp, data, out_x, out_d, j0, j1):
+    for j in range(j0, j1):
         dj = data[Lp[j]]
         out_d[j] = dj * dj
         k = Lp[j] - j  # entries of earlier columns, less their diagonals

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .._compiled import find_sorted, gallop
+from .._compiled import counting_sort, find_sorted, gallop
 from .kernels import _unit_lower_inverse
 from .threads import in_parallel, work_ranges
 
@@ -292,14 +292,10 @@ def supernode_levels(Lp, Li, sn_start, col_sn):
         last = sn_start[s + 1] - 1
         if Lp[last + 1] > Lp[last]:
             depth[s] = depth[col_sn[Li[Lp[last]]]] + 1
-    order = np.argsort(depth, kind="mergesort")
-    nlev = depth.max() + 1 if ns else 0
-    ptr = np.zeros(nlev + 1, dtype=np.int64)
+    nlev = 0
     for s in range(ns):
-        ptr[depth[s] + 1] += 1
-    for k in range(nlev):
-        ptr[k + 1] += ptr[k]
-    return ptr, order
+        nlev = max(nlev, depth[s] + 1)
+    return counting_sort(depth, nlev)  # stable: as argsort(kind="mergesort"), cheaper to compile
 
 
 @njit(cache=True, nogil=True)

@@ -219,6 +219,7 @@ def _leaf_structure(indptr, indices, parent, r0):
     stamp = np.full(n, -1, dtype=np.int64)
     rows = np.empty(indptr[r0], dtype=np.int64)
     rptr = np.zeros(n_leaves + 1, dtype=np.int64)
+    owner = np.empty(indptr[r0], dtype=np.int64)
     k = 0
     for lf in range(n_leaves):
         for q in range(ptr[lf], ptr[lf + 1]):
@@ -228,10 +229,14 @@ def _leaf_structure(indptr, indices, parent, r0):
                 if r >= r0 and stamp[r] != lf:
                     stamp[r] = lf
                     rows[k] = r
+                    owner[k] = lf
                     k += 1
-        rows[rptr[lf]:k] = np.sort(rows[rptr[lf]:k])
         rptr[lf + 1] = k
-    return ptr, order, rptr, rows[:k].copy()
+    # each leaf's rows sorted: all rows in row order, then (stably) leaf by leaf; two linear
+    # counting sorts, not a comparison sort per leaf (numba's sort is slow to compile)
+    _, by_row = counting_sort(rows[:k] - r0, n - r0)
+    _, by_leaf = counting_sort(owner[by_row], n_leaves)
+    return ptr, order, rptr, rows[by_row[by_leaf]]
 
 
 def _leaves(lower, parent, counts, r0):

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from numba import njit, prange
+from numba import get_num_threads, njit
 
 from ..crossprod import group_sums
 from ..errors import ModelError
 from ..formula.terms import Units
+from ..linalg.threads import in_parallel
 from ..structures.covariance import nearest_pd
 from .problem import REMLProblem
 
@@ -115,15 +116,20 @@ def _column_sums(problem: REMLProblem, e: np.ndarray) -> tuple[np.ndarray, np.nd
     return problem.cp.total[low.indptr[:-1]], problem.design.W().T @ e  # diagonal first in each column
 
 
-@njit(parallel=True, cache=True)
 def _row_hashes(Wp, Wi, Wbits, groups):
     """A 64-bit hash of each record's row of W (column indices and the bits of the values) and
-    its residual group."""
-    n = Wp.shape[0] - 1
-    out = np.empty(n, dtype=np.uint64)
+    its residual group; ranges of records on plain threads (nogil, cheaper to compile than prange)."""
+    out = np.empty(Wp.shape[0] - 1, dtype=np.uint64)
+    cut = np.linspace(0, out.size, get_num_threads() + 1).astype(np.int64)
+    in_parallel(_hash_range, [(Wp, Wi, Wbits, groups, cut[t], cut[t + 1], out) for t in range(cut.size - 1)])
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _hash_range(Wp, Wi, Wbits, groups, r0, r1, out):
     gold = np.uint64(0x9E3779B97F4A7C15)
     mult = np.uint64(0xBF58476D1CE4E5B9)
-    for i in prange(n):
+    for i in range(r0, r1):
         h = np.uint64(groups[i]) * gold + np.uint64(1)
         for p in range(Wp[i], Wp[i + 1]):
             h ^= np.uint64(Wi[p]) + gold + (h << np.uint64(6)) + (h >> np.uint64(2))
@@ -132,7 +138,6 @@ def _row_hashes(Wp, Wi, Wbits, groups):
             h *= mult
             h ^= h >> np.uint64(31)
         out[i] = h
-    return out
 
 
 def _within_cell_variance(W, y: np.ndarray, groups: np.ndarray, n_groups: int):
