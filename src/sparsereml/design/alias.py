@@ -169,22 +169,42 @@ def _ldl_solve(Lp, Lend, Li, Lx, D, dropped, b):
     return z
 
 
-def _last_nonzeros(N: np.ndarray, rel: float = 1e-8) -> list[int]:
-    """Echelon form of the rows of N from the right: the positions of the rows' last nonzeros
-    (the columns that depend on earlier ones)."""
-    N = N.copy()
-    tol = rel * np.abs(N).max(axis=1)
-    rows = list(range(N.shape[0]))
-    out = []
-    while rows:
-        lasts = [int(np.flatnonzero(np.abs(N[r]) > tol[r])[-1]) for r in rows]
-        pick = int(np.argmax(lasts))
-        r, c = rows.pop(pick), lasts[pick]
-        out.append(c)
-        if rows:
-            f = N[rows, c] / N[r, c]
-            N[rows] -= f[:, None] * N[r][None, :]
-            N[rows, c] = 0.0
+@njit(cache=True)
+def _last_nonzeros(N, rel):
+    """Echelon form of the rows of N from the right (N is overwritten): the positions of the
+    rows' last nonzeros, i.e. the columns that depend on earlier ones.  An entry counts as
+    nonzero above ``rel`` times its row's largest magnitude."""
+    k, m = N.shape
+    tol = np.empty(k)
+    last = np.full(k, -1, dtype=np.int64)
+    for q in range(k):
+        tol[q] = rel * np.abs(N[q]).max()
+        for c in range(m - 1, -1, -1):
+            if abs(N[q, c]) > tol[q]:
+                last[q] = c
+                break
+    alive = np.ones(k, dtype=np.bool_)
+    out = np.empty(k, dtype=np.int64)
+    for step in range(k):
+        r = -1
+        for q in range(k):
+            if alive[q] and (r < 0 or last[q] > last[r]):
+                r = q
+        c = last[r]
+        out[step] = c
+        alive[r] = False
+        for q in range(k):  # only rows that reach column c change
+            if not alive[q] or last[q] < c or abs(N[q, c]) <= tol[q]:
+                continue
+            f = N[q, c] / N[r, c]
+            for j in range(c):
+                N[q, j] -= f * N[r, j]
+            N[q, c] = 0.0
+            last[q] = -1
+            for j in range(c - 1, -1, -1):
+                if abs(N[q, j]) > tol[q]:
+                    last[q] = j
+                    break
     return out
 
 
@@ -240,7 +260,7 @@ def sparse_aliased(X: sp.csr_matrix, term_of: list, y: np.ndarray | None = None,
     if k:
         N = _null_vectors(m, Lp, Lend, Li, Lx, dropped, Rp, Ri, Rx)
         by_column = np.argsort(order)  # the null vectors' entries in X's column order
-        aliased[order[by_column][_last_nonzeros(N[:, by_column])]] = True
+        aliased[order[by_column][_last_nonzeros(np.ascontiguousarray(N[:, by_column]), 1e-8)]] = True
     ols = None
     if y is not None:
         force = aliased[order]
