@@ -114,8 +114,8 @@ def residuals_for(design: Design) -> list[GroupResidual]:
 WIDE_FIXED = 100  # a fixed term with more columns is ordered like a random term, not in the last group
 
 
-def fixed_groups(design: Design, k: int) -> np.ndarray:
-    """Ordering groups of the unknowns (filled in for the random terms by the caller): the fixed
+def fixed_groups(design: Design, k: int, n: int) -> np.ndarray:
+    """Ordering groups of the ``n`` unknowns (filled in for the random terms by the caller): the fixed
     effects form the last group, labelled ``k`` + the number of wide fixed terms, except that a
     fixed term with more than WIDE_FIXED columns (contemporary groups, family as fixed) gets a
     group of its own, so its levels are ordered and absorbed like a random term's instead of
@@ -123,7 +123,7 @@ def fixed_groups(design: Design, k: int) -> np.ndarray:
     term_of = np.asarray(design.fixed.term_of, dtype=object)
     labels, counts = np.unique(term_of, return_counts=True) if term_of.size else ([], [])
     wide = [t for t, c in zip(labels, counts) if c > WIDE_FIXED]
-    groups = np.full(design.n_columns, k + len(wide), dtype=np.int64)
+    groups = np.full(n, k + len(wide), dtype=np.int64)
     for i, t in enumerate(wide):
         groups[:design.p][term_of == t] = k + i
     return groups
@@ -207,7 +207,7 @@ class REMLProblem:
         self._components = [np.flatnonzero(self.cp.group_of == g) for g in range(len(self.residuals))]
         self.mme = MixedModelEquations(self.cp, self.p, design.offsets, self.structures)
         t1 = time.perf_counter()
-        groups = fixed_groups(design, len(self.structures))
+        groups = fixed_groups(design, len(self.structures), self.mme.N)
         for k, (off, st) in enumerate(zip(design.offsets, self.structures)):
             groups[off: off + st.size] = k
         self.factor = SparseLDL(self.mme.lower, backend, groups=groups)
