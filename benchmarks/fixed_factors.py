@@ -11,8 +11,9 @@ What it measures
   fit on a tiny network, resets the kernel's peak-RSS mark, then times ``sr.fit`` (best of
   --repeat).  "wall s" is that time, "cpu s" the process's user+system CPU time for it (both
   cores count: CPU time is steadier than wall time on a shared machine), "peak MiB" the peak
-  resident memory of the fit with the data in memory, "root" the widest dense block of the factor.  Cases run one after the other, all of
-  them --rounds times; the table shows each case's fastest round.
+  resident memory of the fit with the data in memory, "root" the widest dense block of the
+  factor.  Cases run one after the other, all of them --rounds times; the table shows each
+  case's fastest round.
 
 Run (from the repository root):
   .venv/bin/python benchmarks/fixed_factors.py                         # m2, cg10000, cg50000, tree

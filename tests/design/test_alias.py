@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import sparsereml.design.alias as alias
 import sparsereml.design.fixed as fixed
 from sparsereml.design import build_design
 from sparsereml.errors import ModelError
@@ -69,3 +70,11 @@ def test_one_level_per_record_is_refused(n):
     data = pd.DataFrame({"id": np.arange(n), "y": np.arange(n) % 11 * 1.0})
     with pytest.raises(ModelError, match=rf"rank\(X\) = {n:,} on {n:,} records.*'C\(id\)'"):
         build_design(model_spec("y ~ C(id)"), data)
+
+
+def test_a_factor_too_large_to_check_is_refused_before_it_is_formed(df, monkeypatch):
+    """Past the size limit of L the check stops before allocating it, naming the widest term."""
+    monkeypatch.setattr(fixed, "DENSE_MAX", 0)
+    monkeypatch.setattr(alias, "_MAX_FACTOR", 50)
+    with pytest.raises(ModelError, match=r"too entangled.*largest term 'A:C\(B\)'"):
+        build_design(model_spec("y ~ A:C(B) + G"), df)

@@ -208,12 +208,17 @@ def _last_nonzeros(N, rel):
     return out
 
 
-def _factor(A: sp.csc_matrix, tol: float, force: np.ndarray):
-    """The LDL' with pivot dropping of the upper-triangular CSC A, after a check that L fits."""
+def _factor(A: sp.csc_matrix, tol: float, force: np.ndarray, big: tuple):
+    """The LDL' with pivot dropping of the upper-triangular CSC A, refused (naming the widest
+    term ``big`` = (label, columns)) before L is allocated when L would be too large."""
     n = A.shape[0]
     Ap, Ai = A.indptr.astype(np.int64), A.indices.astype(np.int64)
     parent, lnz = _etree(n, Ap, Ai)
-    return _ldl_drop(n, Ap, Ai, A.data.astype(float), parent, lnz, tol, force), int(lnz.sum())
+    if int(lnz.sum()) > _MAX_FACTOR:
+        raise ModelError(f"the fixed effects are too entangled to check for aliasing ({n:,} columns, "
+                         f"{int(lnz.sum()):,} factor entries); fit the largest term {big[0]!r} "
+                         f"({big[1]:,} columns) as a random term")
+    return _ldl_drop(n, Ap, Ai, A.data.astype(float), parent, lnz, tol, force)
 
 
 def sparse_aliased(X: sp.csr_matrix, term_of: list, y: np.ndarray | None = None, tol: float = 1e-10):
@@ -250,13 +255,12 @@ def sparse_aliased(X: sp.csr_matrix, term_of: list, y: np.ndarray | None = None,
     A = sp.triu(Xo.T @ Xo, format="csc")
     A.sort_indices()
     m = order.size
-    (Lp, Lend, Li, Lx, D, dropped, Rp, Ri, Rx), nnz_l = _factor(A, tol, np.zeros(m, dtype=np.bool_))
+    big = max(width, key=width.get)
+    Lp, Lend, Li, Lx, D, dropped, Rp, Ri, Rx = _factor(A, tol, np.zeros(m, dtype=np.bool_), (big, width[big]))
     k = int(dropped.sum())
-    if nnz_l > _MAX_FACTOR or k * m > _MAX_NULL:
-        big = max(width, key=width.get)
-        raise ModelError(f"the fixed effects are too entangled to check for aliasing ({m:,} columns, "
-                         f"{k:,} aliased, {nnz_l:,} factor entries); fit the largest term {big!r} "
-                         f"({width[big]:,} columns) as a random term")
+    if k * m > _MAX_NULL:
+        raise ModelError(f"the fixed effects have too many aliased columns to sort out ({k:,} of {m:,}); "
+                         f"fit the largest term {big!r} ({width[big]:,} columns) as a random term")
     if k:
         N = _null_vectors(m, Lp, Lend, Li, Lx, dropped, Rp, Ri, Rx)
         by_column = np.argsort(order)  # the null vectors' entries in X's column order
@@ -264,7 +268,7 @@ def sparse_aliased(X: sp.csr_matrix, term_of: list, y: np.ndarray | None = None,
     ols = None
     if y is not None:
         force = aliased[order]
-        (Lp, Lend, Li, Lx, D, again, _, _, _), _ = _factor(A, -np.inf, force)
+        Lp, Lend, Li, Lx, D, again, _, _, _ = _factor(A, -np.inf, force, (big, width[big]))
         if np.any(D[~again] <= tol):  # pragma: no cover - the same pivots as the first pass
             raise ModelError("the fixed effects are too close to aliased for their OLS fit; "
                              "rescale the covariates or drop a term")
