@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["simulate_trees", "trial_network"]
+__all__ = ["simulate_trees", "trial_network", "contemporary_groups"]
 
 
 def _relationship_cholesky(sire: np.ndarray, dam: np.ndarray) -> np.ndarray:
@@ -175,3 +175,22 @@ def trial_network(seed: int = 2011, trials: int = 31, trees: int = 198_000, moth
     for col in ("Trial", "Block", "Mother"):
         half[col] = half[col].astype("category")
     return half, truth
+
+
+def contemporary_groups(trees: pd.DataFrame, n_levels: int) -> pd.Series:
+    """A contemporary-group-like factor with about ``n_levels`` levels: each trial's trees, in
+    the order of their ``Tree`` number, cut into consecutive groups of equal size (blocks are
+    drawn at random per tree, so groups cross blocks and ``Trial:Block`` stays identifiable).
+
+    Returns a categorical Series (levels numbered 1, 2, ... across trials) aligned with ``trees``.
+    """
+    n = len(trees)
+    size = n / max(int(n_levels), 1)
+    codes = np.empty(n, dtype=np.int64)
+    start = 0
+    for _, idx in sorted(trees.groupby("Trial", observed=True).indices.items()):
+        idx = idx[np.argsort(trees["Tree"].to_numpy()[idx], kind="stable")]
+        k = min(len(idx), max(1, int(round(len(idx) / size))))
+        codes[idx] = start + (np.arange(len(idx)) * k) // len(idx)
+        start += k
+    return pd.Series(pd.Categorical(codes + 1), index=trees.index, name="CG")

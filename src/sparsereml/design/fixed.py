@@ -9,11 +9,15 @@ import scipy.sparse as sp
 from numba import njit
 from scipy.linalg import cho_factor, cho_solve
 
-from ..errors import AliasWarning, DataError
+from ..errors import AliasWarning, DataError, ModelError
 from ..formula.terms import FixedSpec
+from .alias import sparse_aliased
 from .coding import Factor, encode, is_factor_column
 
 __all__ = ["FixedDesign", "fixed_design", "find_aliased"]
+
+# up to this many columns X'X is formed dense; wider designs are checked with sparse factors
+DENSE_MAX = 1000
 
 
 @dataclass
@@ -123,6 +127,20 @@ def find_aliased(xtx: np.ndarray, tol: float = 1e-10) -> np.ndarray:
     return aliased
 
 
+def _check_saturation(n: int, aliased: np.ndarray, term_of: list) -> None:
+    """Refuse a fixed part that leaves no record for the variance parameters (rank(X) >= n)."""
+    rank = int(aliased.size - aliased.sum())
+    if rank < n:
+        return
+    width: dict = {}
+    for t, a in zip(term_of, aliased):
+        width[t] = width.get(t, 0) + (not a)
+    big = max(width, key=width.get)
+    raise ModelError(f"the fixed effects leave no residual degrees of freedom: rank(X) = {rank:,} on "
+                     f"{n:,} records, {width[big]:,} of the columns from term {big!r}; REML needs "
+                     f"n - rank(X) > 0: fit {big!r} as a random term or drop it")
+
+
 def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = None) -> FixedDesign:
     """Build X for the fixed terms with R's treatment-contrast rules.
 
@@ -172,27 +190,34 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = 
         bad = [v.name for t in spec.terms for v in t if not is_factor_column(columns[v.name])
                and not np.all(np.isfinite(columns[v.name].to_numpy(dtype=float)))]
         raise DataError(f"covariate {bad[0] if bad else '?'!r} has infinite values")
-    xtx = _row_gram(X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data.astype(float), X.shape[1])
-    aliased = find_aliased(xtx)
+    dense = X.shape[1] <= DENSE_MAX
+    if dense:
+        xtx = _row_gram(X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data.astype(float), X.shape[1])
+        aliased = find_aliased(xtx)
+    else:
+        aliased, ols = sparse_aliased(X, term_of, y)
     dropped = [nm for nm, a in zip(names, aliased) if a]
+    if aliased.all() and dropped:
+        raise DataError("every fixed-effect column is aliased")
+    _check_saturation(n, aliased, term_of)
     if dropped:
-        if aliased.all():
-            raise DataError("every fixed-effect column is aliased")
         shown = ", ".join(dropped[:10]) + (f" and {len(dropped) - 10} more" if len(dropped) > 10 else "")
         warnings.warn(f"fixed effects are aliased (linear combinations of earlier columns) and were "
                       f"dropped: {shown}", AliasWarning, stacklevel=3)
         keep = np.flatnonzero(~aliased)
-        xtx = xtx[np.ix_(keep, keep)]
+        if dense:
+            xtx = xtx[np.ix_(keep, keep)]
         Xc = Xc[:, keep]
         X = Xc.tocsr()
         X.sort_indices()
         names = [names[i] for i in keep]
         term_of = [term_of[i] for i in keep]
     Xc.sort_indices()
-    ols = None
-    if y is not None:
-        try:
-            ols = cho_solve(cho_factor(xtx), X.T @ y)
-        except np.linalg.LinAlgError:  # pragma: no cover - full column rank after the aliasing check
-            ols = np.linalg.lstsq(xtx, X.T @ y, rcond=None)[0]
+    if dense:
+        ols = None
+        if y is not None:
+            try:
+                ols = cho_solve(cho_factor(xtx), X.T @ y)
+            except np.linalg.LinAlgError:  # pragma: no cover - full column rank after the aliasing check
+                ols = np.linalg.lstsq(xtx, X.T @ y, rcond=None)[0]
     return FixedDesign(Xc, names, dropped, term_of, X, ols)

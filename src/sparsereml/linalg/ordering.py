@@ -200,11 +200,14 @@ def permute_lower(lower: sp.csc_matrix, order: np.ndarray) -> sp.csc_matrix:
     return out
 
 
-def candidate_orders(groups: np.ndarray | None, max_perm_groups: int = 3, small: float = 0.02) -> list[np.ndarray]:
+def candidate_orders(groups: np.ndarray | None, max_perm_groups: int = 3, small: float = 0.02,
+                     degree: np.ndarray | None = None) -> list[np.ndarray]:
     """Orders that keep each group (term) together, with the group of the largest label (the
     fixed effects) last.  Groups smaller than ``small`` of all unknowns go first in every
     candidate; the others are permuted (all orders for up to ``max_perm_groups`` of them, else
-    increasing and decreasing label order)."""
+    increasing and decreasing label order and, given each unknown's ``degree``, increasing mean
+    degree: terms nested in a few levels of another, such as contemporary groups within trials,
+    before terms that cross them all)."""
     if groups is None:
         return []
     groups = np.asarray(groups)
@@ -217,6 +220,10 @@ def candidate_orders(groups: np.ndarray | None, max_perm_groups: int = 3, small:
         perms = list(itertools.permutations(movable))
     else:
         perms = [tuple(movable), tuple(reversed(movable))]
+        if degree is not None:
+            by_degree = tuple(sorted(movable, key=lambda g: float(degree[members[g]].mean())))
+            if by_degree not in perms:
+                perms.append(by_degree)
     return [np.concatenate([members[g] for g in lead + list(p) + [last]]) for p in perms]
 
 
@@ -226,7 +233,11 @@ def choose_order(lower: sp.csc_matrix, groups: np.ndarray | None, extra: list | 
     Returns (order, predicted seconds, table of (name, cost), (parent, counts) of the factor in
     that order).
     """
-    cands = [(f"groups{i}", o) for i, o in enumerate(candidate_orders(groups))]
+    degree = None
+    if groups is not None:
+        Cp = lower.indptr.astype(np.int64)
+        degree = np.diff(Cp) + np.bincount(lower.indices, minlength=lower.shape[0])  # with the diagonal twice
+    cands = [(f"groups{i}", o) for i, o in enumerate(candidate_orders(groups, degree=degree))]
     cands += list(extra or [])
     if not cands:
         n = lower.shape[0]

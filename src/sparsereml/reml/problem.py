@@ -17,6 +17,9 @@ from scipy.linalg import block_diag
 from ..crossprod import cross_products
 from ..errors import UnknownName
 from ..design import Design
+from ..design.alias import sparse_aliased
+from ..design.fixed import DENSE_MAX
+from ..errors import ModelError
 from ..linalg import SparseLDL
 from ..mme import MixedModelEquations
 from ..structures import IdentityBlocks, KronStructure, Structure, make_cov_model
@@ -110,6 +113,24 @@ def residuals_for(design: Design) -> list[GroupResidual]:
     return out
 
 
+WIDE_FIXED = 100  # a fixed term with more columns is ordered like a random term, not in the last group
+
+
+def fixed_groups(design: Design, k: int, n: int) -> np.ndarray:
+    """Ordering groups of the ``n`` unknowns (filled in for the random terms by the caller): the fixed
+    effects form the last group, labelled ``k`` + the number of wide fixed terms, except that a
+    fixed term with more than WIDE_FIXED columns (contemporary groups, family as fixed) gets a
+    group of its own, so its levels are ordered and absorbed like a random term's instead of
+    joining the dense root."""
+    term_of = np.asarray(design.fixed.term_of, dtype=object)
+    labels, counts = np.unique(term_of, return_counts=True) if term_of.size else ([], [])
+    wide = [t for t, c in zip(labels, counts) if c > WIDE_FIXED]
+    groups = np.full(n, k + len(wide), dtype=np.int64)
+    for i, t in enumerate(wide):
+        groups[:design.p][term_of == t] = k + i
+    return groups
+
+
 def ols_centring(design: Design) -> tuple[np.ndarray, np.ndarray]:
     """The OLS coefficients b of y on X, and y - Xb.
 
@@ -123,9 +144,25 @@ def ols_centring(design: Design) -> tuple[np.ndarray, np.ndarray]:
     if X.shape[1] == 0:
         return np.zeros(0), y
     b = design.fixed.ols
-    if b is None:  # a design built without its response
+    if b is None and X.shape[1] > DENSE_MAX:  # a wide design built without its response
+        b = sparse_aliased(sp.csr_matrix(X), design.fixed.term_of, y)[1]
+    elif b is None:
         b = np.linalg.lstsq((X.T @ X).toarray(), X.T @ y, rcond=None)[0]
     return b, y - X @ b
+
+
+def _check_contrasts(design: Design, structures: list, residuals: list) -> None:
+    """Refuse (before the data pass) a model with fewer REML contrasts n - rank(X) than variance
+    parameters: the likelihood of those contrasts cannot identify them."""
+    k = sum(st.n_params for st in structures) + sum(res.n_params for res in residuals)
+    left = design.n - design.p
+    if left >= k:
+        return
+    term_of = design.fixed.term_of
+    big = max(set(term_of), key=term_of.count) if term_of else "(Intercept)"
+    raise ModelError(f"the fixed effects leave {left:,} residual degrees of freedom (n - rank(X) = "
+                     f"{design.n:,} - {design.p:,}; term {big!r} has {term_of.count(big):,} columns), "
+                     f"fewer than the {k} variance parameters; fit {big!r} as a random term or drop it")
 
 
 def _stack_columns(blocks: list, offsets: list, n: int) -> sp.csc_matrix:
@@ -163,6 +200,7 @@ class REMLProblem:
             if np.any(r != c):
                 extra.append((r + off, c + off))
         self.residuals = residuals_for(design)
+        _check_contrasts(design, self.structures, self.residuals)
         grids = [None if lay is None else (lay, res.basis())
                  for lay, res in zip(design.residual.grids, self.residuals)]
         self.ols, self.y_centred = ols_centring(design)
@@ -171,7 +209,7 @@ class REMLProblem:
         self._components = [np.flatnonzero(self.cp.group_of == g) for g in range(len(self.residuals))]
         self.mme = MixedModelEquations(self.cp, self.p, design.offsets, self.structures)
         t1 = time.perf_counter()
-        groups = np.full(self.mme.N, len(self.structures), dtype=np.int64)  # fixed effects: last group
+        groups = fixed_groups(design, len(self.structures), self.mme.N)
         for k, (off, st) in enumerate(zip(design.offsets, self.structures)):
             groups[off: off + st.size] = k
         self.factor = SparseLDL(self.mme.lower, backend, groups=groups)
