@@ -360,7 +360,9 @@ class StarFactor:
         m_of = np.diff(self.leaf_n)[k_of]
         b_local = b_row + m_of * (cols - self.leaf_start[k_of])
         self._b_src, self._b_dst, self._b_ptr = self._by_leaf(np.flatnonzero(in_b), k_of, b_local)
-        self._S = np.empty((nr, nr), order="F")  # only its lower triangle is written and read
+        # only its lower triangle is written and read; zeros above, so that the float32 copy of the
+        # whole root (rough selected inverse) casts no garbage (an overflow warning, nothing wrong)
+        self._S = np.zeros((nr, nr), order="F")
         self._leaf_chunks, self._root_chunks = self._chunks(get_num_threads())
         self._zero_chunks = work_ranges(nr - np.arange(nr), get_num_threads()) or [(0, 0)]
         self._root = None
