@@ -21,30 +21,12 @@ import scipy.sparse as sp
 from numba import njit
 
 from ..errors import ModelError
+from ..linalg.ordering import etree_counts
 
 __all__ = ["sparse_aliased"]
 
 _MAX_FACTOR = 30_000_000  # nonzeros of L (240 MB) above which the fixed part is refused
 _MAX_NULL = 50_000_000  # entries of the dense null-space matrix (aliased columns x columns)
-
-
-@njit(cache=True)
-def _etree(n, Ap, Ai):
-    """Elimination tree and column counts of L for the upper triangle (CSC) of a symmetric matrix."""
-    parent = np.full(n, -1, dtype=np.int64)
-    lnz = np.zeros(n, dtype=np.int64)
-    work = np.full(n, -1, dtype=np.int64)
-    for j in range(n):
-        work[j] = j
-        for p in range(Ap[j], Ap[j + 1]):
-            i = Ai[p]
-            while i < j and work[i] != j:
-                if parent[i] == -1:
-                    parent[i] = j
-                lnz[i] += 1
-                work[i] = j
-                i = parent[i]
-    return parent, lnz
 
 
 @njit(cache=True)
@@ -213,7 +195,8 @@ def _factor(A: sp.csc_matrix, tol: float, force: np.ndarray, big: tuple):
     term ``big`` = (label, columns)) before L is allocated when L would be too large."""
     n = A.shape[0]
     Ap, Ai = A.indptr.astype(np.int64), A.indices.astype(np.int64)
-    parent, lnz = _etree(n, Ap, Ai)
+    parent, counts = etree_counts(n, Ap, Ai)  # the upper triangle by columns is the lower by rows
+    lnz = counts - 1  # below the diagonal
     if int(lnz.sum()) > _MAX_FACTOR:
         raise ModelError(f"the fixed effects are too entangled to check for aliasing ({n:,} columns, "
                          f"{int(lnz.sum()):,} factor entries); fit the largest term {big[0]!r} "

@@ -20,7 +20,7 @@ from numba import njit
 
 from .threads import in_parallel
 
-__all__ = ["symbolic_counts", "predicted_cost", "candidate_orders", "choose_order"]
+__all__ = ["symbolic_counts", "predicted_cost", "candidate_orders", "choose_order", "etree_counts"]
 
 _BLAS_RATE, _SCALAR_RATE, _SCATTER_RATE = 25e9, 0.5e9, 2e8
 
@@ -53,6 +53,9 @@ def _etree_counts(n, Up, Ui):
                 counts[j] += 1
                 j = parent[j]
     return parent, counts
+
+
+etree_counts = _etree_counts  # for other stages (the aliasing check of a wide X)
 
 
 @njit(cache=True, nogil=True)
