@@ -15,11 +15,10 @@ import scipy.sparse as sp
 from scipy.linalg import block_diag
 
 from ..crossprod import cross_products
-from ..errors import UnknownName
 from ..design import Design
 from ..design.alias import sparse_aliased
 from ..design.fixed import DENSE_MAX
-from ..errors import ModelError
+from ..errors import ModelError, UnknownName
 from ..linalg import SparseLDL
 from ..mme import MixedModelEquations
 from ..structures import IdentityBlocks, KronStructure, Structure, make_cov_model
