@@ -44,13 +44,15 @@ def test_every_listed_signature_reads_back():
 
 def test_workers_only_for_idle_cores(monkeypatch):
     monkeypatch.delenv("SPARSEREML_COMPILE_PROCESSES", raising=False)
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    assert _warmup._processes(load=0.1) == 2  # idle: this process and a worker
-    assert _warmup._processes(load=1.2) == 2  # this process's own load
-    assert _warmup._processes(load=1.8) == 1
-    assert _warmup._processes(load=6.0) == 1  # busy: workers would only add their import
+    from sparsereml.linalg import threads
+
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    assert _warmup._processes(busy=0.0) == 2  # idle: this process and a worker
+    assert _warmup._processes(busy=0.4) == 2
+    assert _warmup._processes(busy=0.8) == 1
+    assert _warmup._processes(busy=6.0) == 1  # busy: workers would only add their import
     monkeypatch.setenv("SPARSEREML_COMPILE_PROCESSES", "3")
-    assert _warmup._processes(load=6.0) == 3
+    assert _warmup._processes(busy=6.0) == 3
 
 
 def test_compile_processes_must_be_a_positive_number(monkeypatch):

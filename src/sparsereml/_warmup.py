@@ -85,26 +85,21 @@ def missing_entries(entries: list[tuple]) -> list[tuple]:
 
 
 # ---- compiling ---------------------------------------------------------------------------------
-def _processes(load: float | None = None) -> int:
+def _processes(busy: float | None = None) -> int:
     """Processes to compile in: ``SPARSEREML_COMPILE_PROCESSES``, else this one plus a worker per
-    idle core (cores less the 1-minute load average, which counts this process): on a machine
-    already busy a worker only adds its import and the kernels both compile."""
+    idle core: the threads policy's count (:func:`sparsereml.linalg.threads.choose_threads`) of
+    the usable cores less the threads other processes are running now (``busy``; read from
+    /proc/loadavg when None).  On a machine already busy a worker only adds its import and the
+    kernels both compile; the 1-minute load average lags a minute behind an idle machine."""
+    from .linalg.threads import choose_threads, runnable_elsewhere, usable_cores
+
     env = os.environ.get("SPARSEREML_COMPILE_PROCESSES", "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
             raise ModelError("SPARSEREML_COMPILE_PROCESSES must be a positive whole number of processes, "
                              f"got {env!r}")
         return int(env)
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    if load is None:
-        try:
-            load = os.getloadavg()[0]
-        except OSError:  # pragma: no cover - no load average (Windows)
-            load = 1.0
-    return max(1, min(cores, 1 + int(cores - max(load, 1.0) + 0.5)))
+    return choose_threads(usable_cores(), runnable_elsewhere() if busy is None else busy)
 
 
 def _split(entries: list[tuple], parts: int) -> list[list[int]]:
