@@ -99,7 +99,17 @@ def _processes(busy: float | None = None) -> int:
             raise ModelError("SPARSEREML_COMPILE_PROCESSES must be a positive whole number of processes, "
                              f"got {env!r}")
         return int(env)
-    return choose_threads(usable_cores(), runnable_elsewhere() if busy is None else busy)
+    if busy is None:  # a one-off decision worth seconds: the least of a few samples, not one that
+        busy = min(_sampled(runnable_elsewhere, 5, 0.01))  # caught a passing thread elsewhere
+    return choose_threads(usable_cores(), busy)
+
+
+def _sampled(read, k: int, pause: float) -> list:
+    out = [read()]
+    for _ in range(k - 1):
+        time.sleep(pause)
+        out.append(read())
+    return out
 
 
 def _split(entries: list[tuple], parts: int) -> list[list[int]]:
@@ -170,9 +180,9 @@ def prepare(kind: str = "one", backend: str | None = None) -> None:
     backend = resolve_backend(backend)
     if (kind, backend) in _STATE["prepared"]:
         return
-    processes = _processes()
     todo = missing_entries(kernel_entries(kind, backend))
     if todo:
+        processes = _processes()
         t0 = time.perf_counter()
         n = max(1, min(processes, len(todo)))
         if not _STATE["announced"] and sum(e[2] for e in todo) > ANNOUNCE_AFTER:
