@@ -123,3 +123,12 @@ def test_closed_stdout_keeps_the_result_files(csv, tmp_path):
     assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr
     assert len(run.stdout.splitlines()) == 2
     assert {"varcomp.csv", "fit.json", "summary.txt"} <= {p.name for p in out.iterdir()}
+
+
+def test_tsv_with_decimal_commas(tmp_path, capsys, backend):
+    df, _ = trial_network(seed=5, trials=4, trees=3000, mothers=60)
+    path = tmp_path / "d.tsv"
+    df.to_csv(path, sep="\t", decimal=",", index=False)
+    args = ["fit", str(path), "--decimal", ",", "--fixed", "dbh ~ Trial", "--random", "~ Mother", "--factors",
+            "Trial", "--quiet"] + (["--backend", backend] if backend else [])
+    assert main(args) == 0

@@ -208,3 +208,38 @@ def test_control_threads_fix_every_parallel_step(trials, threads):
     fit_unchanged(trials, "dbh ~ C(Trial)", "~ Mother", control=sr.Control(threads=threads),
                   callback=lambda row: seen.append(thread_budget()))
     assert seen and set(seen) == {threads}
+
+
+def test_infinite_trait_value_names_the_trait_and_row(trials):
+    bad = trials.assign(h=trials.dbh * 0.5 + np.random.default_rng(2).normal(size=len(trials)))
+    bad.loc[bad.index[4], "h"] = np.inf
+    with pytest.raises(DataError, match=r"column 'h' has 1 infinite value\(s\) \(the first in data row 5\)"):
+        fit_unchanged(bad, "cbind(dbh, h) ~ trait", "~ us(trait):Mother")
+
+
+def test_replicated_term_beside_a_grid_section_is_identified(backend):
+    """G has 4 records per level on site A (an ar1 x ar1 grid) and one per level on site B
+    (independent records): its variance is identified from site A (found in review)."""
+    rng = np.random.default_rng(5)
+    a = pd.DataFrame({"Site": "A", "Row": np.repeat(np.arange(10), 20), "Col": np.tile(np.arange(20), 10),
+                      "G": np.tile(np.arange(50), 4)})
+    b = pd.DataFrame({"Site": "B", "Row": 0, "Col": np.arange(50), "G": np.arange(50)})
+    df = pd.concat([a, b], ignore_index=True)
+    df["y"] = rng.normal(size=50)[df.G] + rng.normal(size=len(df))
+    m = fit_unchanged(df, "y ~ Site", "~ G", "~ at(Site, A):ar1(Row):ar1(Col) + at(Site, B):units", backend=backend)
+    assert "G" in m.varcomp.index
+
+
+def test_load_refuses_what_is_not_a_saved_model(tmp_path, trials):
+    (tmp_path / "data.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ModelError, match="is not a model saved by sparsereml"):
+        sr.load(tmp_path / "data.csv")
+    with pytest.raises(ModelError, match="cannot read"):
+        sr.load(tmp_path)
+    m = fit_unchanged(trials, "dbh ~ C(Trial)", "~ Mother")
+    with pytest.raises(ModelError, match="cannot write the model to"):
+        m.save(tmp_path / "no" / "such" / "dir" / "m.pkl")
+
+
+def test_control_takes_numpy_integers():
+    assert sr.Control(max_iter=np.int64(20)).max_iter == 20

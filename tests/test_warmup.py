@@ -141,3 +141,9 @@ def test_the_list_holds_every_kernel_the_trial_network_fits_call(model):
     proc = subprocess.run([sys.executable, "-c", FIT, model], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+
+
+def test_a_fixed_thread_count_caps_the_compile_processes(monkeypatch):
+    monkeypatch.delenv("SPARSEREML_COMPILE_PROCESSES", raising=False)
+    monkeypatch.setenv("SPARSEREML_THREADS", "1")
+    assert _warmup._processes() == 1  # a shared cluster's one core: no compile workers

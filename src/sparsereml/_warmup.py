@@ -5,8 +5,9 @@ numba compiles each kernel on its first call and keeps the machine code in its o
 That fit compiles dozens of kernels one after the other on one core.  :func:`prepare` looks up,
 before the fit starts, which of the kernels a fit of this kind needs (``_kernel_list.py``,
 recorded from real fits) are in neither memory nor the cache, and compiles them split between
-this process and worker processes, one per further core, which write them to the cache; the fit
-then loads them from there.  When anything has to be compiled a line on stderr says so.
+this process and worker processes, one per core idle at that moment, which write them to the
+cache; the fit then loads them from there.  When anything has to be compiled a line on stderr
+says so.
 
 Kernels outside the list (a structure or pedigree kernel, a type the list does not hold) are
 compiled on first call as before; a numba event listener prints the same line when such
@@ -91,7 +92,7 @@ def _processes(busy: float | None = None) -> int:
     the usable cores less the threads other processes are running now (``busy``; read from
     /proc/loadavg when None).  On a machine already busy a worker only adds its import and the
     kernels both compile; the 1-minute load average lags a minute behind an idle machine."""
-    from .linalg.threads import choose_threads, runnable_elsewhere, usable_cores
+    from .linalg.threads import choose_threads, fixed_threads, runnable_elsewhere, usable_cores
 
     env = os.environ.get("SPARSEREML_COMPILE_PROCESSES", "").strip()
     if env:
@@ -99,6 +100,9 @@ def _processes(busy: float | None = None) -> int:
             raise ModelError("SPARSEREML_COMPILE_PROCESSES must be a positive whole number of processes, "
                              f"got {env!r}")
         return int(env)
+    fixed = fixed_threads()  # Control(threads=n) or SPARSEREML_THREADS: n processes at most
+    if fixed is not None and busy is None:
+        return fixed
     if busy is None:  # a one-off decision worth seconds: the least of a few samples, not one that
         busy = min(_sampled(runnable_elsewhere, 5, 0.01))  # caught a passing thread elsewhere
     return choose_threads(usable_cores(), busy)
@@ -148,8 +152,12 @@ def _compile(entries: list[tuple], processes: int) -> None:
     for share in (s for s in shares[1:] if s):
         jobs = [(e[0].py_func.__module__, e[0].py_func.__name__, repr(tuple(e[1]))) for e in (entries[i] for i in share)]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-        proc = subprocess.Popen(_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=env)
+        try:
+            proc = subprocess.Popen(_worker_command(), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, env=env)
+        except OSError:  # no interpreter to start (embedded Python): this process compiles it all
+            shares[0] += share
+            continue
         try:
             proc.stdin.write(json.dumps(jobs).encode())
             proc.stdin.close()

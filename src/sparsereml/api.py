@@ -139,7 +139,7 @@ def prepare_fit(fixed: str, random: str | None = None, residual: str | None = No
     _check_arguments(fixed, random, residual, data, start, fix, matrices)
     spec = model_spec(fixed, random, residual)
     with single_threaded(threads=control.threads):
-        design = build_design(spec, data, na_action, matrices, factors)
+        design = build_design(spec, data, na_action, matrices, factors, control.backend)
         t1 = time.perf_counter()
         problem = REMLProblem(design, control.backend)
         t_start = time.perf_counter()

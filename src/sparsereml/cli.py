@@ -94,7 +94,7 @@ def _read_data(path: str, sep: str | None, decimal: str):
         return load_table(path)
     if not Path(path).exists():
         raise SparseREMLError(f"data file {path!r} does not exist")
-    return read_csv(path, sep=sep or ",", decimal=decimal)
+    return read_csv(path, sep=sep or ("\t" if path.lower().endswith(".tsv") else ","), decimal=decimal)
 
 
 def _iteration_printer():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, fields, replace
 
 from .errors import ModelError
@@ -12,12 +13,12 @@ _BACKENDS = (None, "auto", "cholmod", "qdldl")
 
 
 def _whole(name: str, value, lowest: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lowest:
         raise ModelError(f"{name} must be a whole number >= {lowest}, got {value!r}")
 
 
 def _positive(name: str, value) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (math.isfinite(value) and value > 0):
         raise ModelError(f"{name} must be a positive number, got {value!r}")
 
 

@@ -56,7 +56,8 @@ def read_csv(path: str, sep: str = ",", decimal: str = ".") -> pd.DataFrame:
             raise DataError(
                 f"data file {path!r} reads as one column named {str(df.columns[0])[:60]!r}: its fields seem to be "
                 f"separated by {other!r}, not {sep!r}. Read it with pandas.read_csv({path!r}, sep={other!r}) "
-                f"and pass the DataFrame (command line: --sep {other!r}; add --decimal ',' for decimal commas)")
+                f"and pass the DataFrame (command line: --sep {other!r}"
+                + ("; add --decimal ',' for decimal commas)" if decimal == "." else ")"))
     return df
 
 
@@ -244,6 +245,9 @@ def prepare_data(spec: ModelSpec, data, na_action: str = "error", factors=None) 
     original = None
     if spec.fixed.multivariate:
         original = df
+        if na_action == "error":  # named by trait and row of the data (dropped from the long table)
+            _non_finite(df, [r for r in spec.fixed.responses if r in df.columns], np.ones(len(df), dtype=bool),
+                        na_action)
         df = _stack_traits(spec, df)
     names = spec.variables()
     for name in names:

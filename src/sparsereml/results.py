@@ -387,8 +387,12 @@ def save_model(model: FittedModel, path) -> None:
 
     from . import __version__
 
-    with open(path, "wb") as fh:
-        pickle.dump({"format": _FORMAT, "version": __version__, "model": model}, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    try:
+        with open(path, "wb") as fh:
+            pickle.dump({"format": _FORMAT, "version": __version__, "model": model}, fh,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+    except OSError as exc:
+        raise ModelError(f"cannot write the model to {str(path)!r}: {exc.strerror or exc}") from None
 
 
 def load_model(path) -> FittedModel:
@@ -399,10 +403,17 @@ def load_model(path) -> FittedModel:
 
     try:
         with open(path, "rb") as fh:
+            if fh.read(1) != b"\x80":  # every pickle of protocol 2 or later starts so
+                raise ModelError(f"{str(path)!r} is not a model saved by sparsereml (m.save(path))")
+            fh.seek(0)
             saved = pickle.load(fh)
     except FileNotFoundError:
         raise ModelError(f"no saved model at {str(path)!r}") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as exc:
+    except OSError as exc:
+        raise ModelError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever unpickling a foreign file raises
         raise ModelError(f"{str(path)!r} is not a model saved by this version of sparsereml ({__version__}): "
                          f"{type(exc).__name__}: {exc}") from None
     if not isinstance(saved, dict) or saved.get("format") != _FORMAT:

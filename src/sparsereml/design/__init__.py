@@ -143,7 +143,7 @@ def _fill_rows(Xp, Xi, Xx, codes, values, offsets, plain, r0, r1, indptr, indice
 
 
 def build_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict | None = None,
-                 factors=None) -> Design:
+                 factors=None, backend: str | None = None) -> Design:
     """Code the data for a model.
 
     Parameters
@@ -156,13 +156,16 @@ def build_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict
         Relationship matrices for ``vm(id, name)`` terms, by name.
     factors : list of str, optional
         Numeric columns to use as factors (see :func:`sparsereml.data.prepare_data`).
+    backend : str, optional
+        The factorisation backend the fit will use: on the first fit after installing, its
+        kernels are compiled ahead, in parallel (``sparsereml._warmup``).
 
     Returns
     -------
     Design
     """
     md = data if isinstance(data, ModelData) else prepare_data(spec, data, na_action, factors)
-    prepare(kind_of(spec))  # the first fit after installing compiles its kernels in parallel
+    prepare(kind_of(spec), backend)  # the first fit after installing compiles its kernels in parallel
     n = len(md.y)
     columns = ColumnSet(md.columns)  # each column coded as a factor at most once
     fx = fixed_design(spec.fixed, columns, n, md.y)

@@ -1,7 +1,6 @@
 """Fixed-effect design matrix X: R's contrast rules, then aliased columns found and dropped."""
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +8,7 @@ import scipy.sparse as sp
 from numba import njit
 from scipy.linalg import cho_factor, cho_solve
 
-from ..errors import AliasWarning, DataError, ModelError
+from ..errors import AliasWarning, DataError, ModelError, warn_user
 from ..formula.terms import FixedSpec
 from .alias import sparse_aliased
 from .coding import Factor, encode, is_factor_column
@@ -202,8 +201,8 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = 
     _check_saturation(n, aliased, term_of)
     if dropped:
         shown = ", ".join(dropped[:10]) + (f" and {len(dropped) - 10} more" if len(dropped) > 10 else "")
-        warnings.warn(f"fixed effects are aliased (linear combinations of earlier columns) and were "
-                      f"dropped: {shown}", AliasWarning, stacklevel=3)
+        warn_user(f"fixed effects are aliased (linear combinations of earlier columns) and were "
+                  f"dropped: {shown}", AliasWarning)
         keep = np.flatnonzero(~aliased)
         if dense:
             xtx = xtx[np.ix_(keep, keep)]

@@ -153,8 +153,10 @@ def check_separable(blocks: list, residual, n: int) -> None:
     for rb in blocks:
         if rb.relationship is not None or rb.cov_levels is not None or rb.values is not None:
             continue
-        used = rb.codes[(rb.codes >= 0) & plain]
-        if used.size == 0 or np.bincount(used, minlength=rb.size).max() > 1:
+        if not (rb.codes[plain] >= 0).any():
+            continue
+        # replicated anywhere (a grid section included), the term's variance is identified there
+        if np.bincount(rb.codes[rb.codes >= 0], minlength=rb.size).max() > 1:
             continue
         block_of = np.empty(rb.size, dtype=np.int64)
         for j, (_, start, size) in enumerate(rb.blocks):

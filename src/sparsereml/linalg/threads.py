@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import ModelError
 
 __all__ = ["single_threaded", "dense_threads", "lapack_library", "cholmod_library", "in_parallel", "work_ranges",
-           "thread_budget", "choose_threads", "usable_cores", "runnable_elsewhere"]
+           "thread_budget", "fixed_threads", "choose_threads", "usable_cores", "runnable_elsewhere"]
 
 _CACHE: dict = {}
 
@@ -245,12 +245,16 @@ def thread_budget(threads: int | None = None) -> int:
                                 or threads < 1):
         raise ModelError(f"threads must be a positive whole number (or None to follow the machine's load), "
                          f"got {threads!r}")
-    fixed = threads if threads is not None else _FIT["threads"]
-    if fixed is None:
-        fixed = _count_from_env("SPARSEREML_THREADS")
+    fixed = threads if threads is not None else fixed_threads()
     if fixed is not None:
         return int(fixed)
     return choose_threads(usable_cores(), runnable_elsewhere())
+
+
+def fixed_threads() -> int | None:
+    """The thread count fixed for the running fit (``Control.threads``) or by ``SPARSEREML_THREADS``;
+    None when the count follows the machine's load."""
+    return _FIT["threads"] if _FIT["threads"] is not None else _count_from_env("SPARSEREML_THREADS")
 
 
 def _dense_budget() -> int:
