@@ -26,7 +26,6 @@ import time
 
 from numba.core import event
 
-from .errors import ModelError
 
 __all__ = ["prepare", "prepare_all", "kind_of", "kernel_entries", "missing_entries"]
 
@@ -92,14 +91,12 @@ def _processes(busy: float | None = None) -> int:
     the usable cores less the threads other processes are running now (``busy``; read from
     /proc/loadavg when None).  On a machine already busy a worker only adds its import and the
     kernels both compile; the 1-minute load average lags a minute behind an idle machine."""
-    from .linalg.threads import choose_threads, fixed_threads, runnable_elsewhere, usable_cores
+    from .linalg.threads import (choose_threads, count_from_env, fixed_threads, runnable_elsewhere,
+                                 usable_cores)
 
-    env = os.environ.get("SPARSEREML_COMPILE_PROCESSES", "").strip()
-    if env:
-        if not env.isdigit() or int(env) < 1:
-            raise ModelError("SPARSEREML_COMPILE_PROCESSES must be a positive whole number of processes, "
-                             f"got {env!r}")
-        return int(env)
+    given = count_from_env("SPARSEREML_COMPILE_PROCESSES", "processes")
+    if given is not None:
+        return given
     fixed = fixed_threads()  # Control(threads=n) or SPARSEREML_THREADS: n processes at most
     if fixed is not None and busy is None:
         return fixed

@@ -108,7 +108,7 @@ class PreparedFit:
         if callback is not None and not callable(callback):
             raise ModelError(f"callback must be a function of one dict, got {type(callback).__name__}")
         t1 = time.perf_counter()
-        report = _progress_printer() if verbose else None
+        report = progress_printer() if verbose else None
 
         def cb(row):
             if report:
@@ -184,14 +184,17 @@ def _check_arguments(fixed, random, residual, data, start, fix, matrices) -> Non
 _EXAMPLES = {"fixed": "dbh ~ Trial", "random": "~ Trial:Block + Mother", "residual": "~ at(Trial):units"}
 
 
-def _progress_printer():
+def progress_printer(write=None):
+    """A callback that prints one line per iteration (iteration, logL, change, seconds) with
+    ``write`` (default: print, flushed)."""
+    write = write or (lambda text: print(text, flush=True))
     state = {"prev": None}
 
     def report(row):
         prev = state["prev"]
         change = "" if prev is None else f"{row['loglik'] - prev:+.6g}"
-        print(f"iteration {row['iteration']:3d}  logL {row['loglik']:.6f}  change {change:>12}  "
-              f"{row['seconds']:.3f} s", flush=True)
+        write(f"iteration {row['iteration']:3d}  logL {row['loglik']:.6f}  change {change:>12}  "
+              f"{row['seconds']:.3f} s")
         state["prev"] = row["loglik"]
 
     return report

@@ -97,19 +97,8 @@ def _read_data(path: str, sep: str | None, decimal: str):
     return read_csv(path, sep=sep or ("\t" if path.lower().endswith(".tsv") else ","), decimal=decimal)
 
 
-def _iteration_printer():
-    prev = {}
-
-    def report(row):
-        change = f"{row['loglik'] - prev['loglik']:+.6g}" if prev else ""
-        say(f"iteration {row['iteration']:3d}  logL {row['loglik']:.6f}  change {change:>12}  {row['seconds']:.3f} s")
-        prev["loglik"] = row["loglik"]
-
-    return report
-
-
 def cmd_fit(args) -> int:
-    from .api import prepare_fit
+    from .api import prepare_fit, progress_printer
     from .genetics import check_expressions
 
     out = _output_dir(args.out) if args.out else None
@@ -124,7 +113,7 @@ def cmd_fit(args) -> int:
                            matrices=matrices or None)
     if functions:  # a typo in --function is reported before the fit, not after it
         check_expressions(functions, prepared.labels)
-    model = prepared.run(callback=None if args.quiet else _iteration_printer())
+    model = prepared.run(callback=None if args.quiet else progress_printer(say))
     if out is not None:  # the files first: a long summary on a closed pipe must not lose them
         files = write_outputs(model, out, functions)
     say()

@@ -36,7 +36,7 @@ import numpy as np
 from ..errors import ModelError
 
 __all__ = ["single_threaded", "dense_threads", "lapack_library", "cholmod_library", "in_parallel", "work_ranges",
-           "thread_budget", "fixed_threads", "choose_threads", "usable_cores", "runnable_elsewhere"]
+           "thread_budget", "fixed_threads", "count_from_env", "choose_threads", "usable_cores", "runnable_elsewhere"]
 
 _CACHE: dict = {}
 
@@ -131,13 +131,14 @@ def _openblas(path: str | None):
     return _CACHE[("ctl", path)]
 
 
-def _count_from_env(name: str) -> int | None:
-    """A positive whole number of threads from environment variable ``name``; None when unset."""
+def count_from_env(name: str, what: str = "threads") -> int | None:
+    """A positive whole number (of threads, or ``what``) from environment variable ``name``; None
+    when unset; anything else is a ModelError naming the variable."""
     env = os.environ.get(name, "").strip()
     if not env:
         return None
     if not env.isdigit() or int(env) < 1:
-        raise ModelError(f"{name} must be a positive whole number of threads, got {env!r}; "
+        raise ModelError(f"{name} must be a positive whole number of {what}, got {env!r}; "
                          f"unset it to let sparsereml choose")
     return int(env)
 
@@ -254,11 +255,11 @@ def thread_budget(threads: int | None = None) -> int:
 def fixed_threads() -> int | None:
     """The thread count fixed for the running fit (``Control.threads``) or by ``SPARSEREML_THREADS``;
     None when the count follows the machine's load."""
-    return _FIT["threads"] if _FIT["threads"] is not None else _count_from_env("SPARSEREML_THREADS")
+    return _FIT["threads"] if _FIT["threads"] is not None else count_from_env("SPARSEREML_THREADS")
 
 
 def _dense_budget() -> int:
-    dense = _count_from_env("SPARSEREML_DENSE_THREADS")
+    dense = count_from_env("SPARSEREML_DENSE_THREADS")
     return dense if dense is not None else thread_budget()
 
 
@@ -279,8 +280,8 @@ def single_threaded(threads: int | None = None):
 
     if threads is not None:
         thread_budget(threads)  # refuses a bad count
-    fixed = threads if threads is not None else _count_from_env("SPARSEREML_THREADS")
-    _count_from_env("SPARSEREML_DENSE_THREADS")  # a bad value is refused before the fit, not in its middle
+    fixed = threads if threads is not None else count_from_env("SPARSEREML_THREADS")
+    count_from_env("SPARSEREML_DENSE_THREADS")  # a bad value is refused before the fit, not in its middle
     with _LOCK, _controller().limit(limits=1):
         before = (_FIT["threads"], numba.get_num_threads())
         _FIT["threads"] = fixed
