@@ -243,3 +243,9 @@ def test_load_refuses_what_is_not_a_saved_model(tmp_path, trials):
 
 def test_control_takes_numpy_integers():
     assert sr.Control(max_iter=np.int64(20)).max_iter == 20
+
+
+def test_an_overflowing_product_of_covariates_names_the_term(trials):
+    big = trials.assign(a=trials.dbh * 1e200, b=trials.dbh * 1e200)
+    with pytest.raises(DataError, match="the fixed term 'a:b' has values beyond double precision"):
+        fit_unchanged(big, "dbh ~ a:b", "~ Mother")

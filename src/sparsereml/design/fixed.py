@@ -73,7 +73,8 @@ def _term_columns(term, columns: dict, coding: dict, n: int, contrast: dict):
             stride *= max(len(labels), 1)
             names = [f"{a}:{var.name}_{lv}" if a else f"{var.name}_{lv}" for lv in labels for a in names]
         else:
-            val = val * series.to_numpy(dtype=float)
+            with np.errstate(over="ignore"):  # an overflow is refused, naming the term, in fixed_design
+                val = val * series.to_numpy(dtype=float)
             names = [f"{a}:{var.name}" if a else var.name for a in names]
     rows = np.flatnonzero(valid & (val != 0))
     return rows, col[rows], val[rows], names
@@ -185,10 +186,10 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = 
     Xc = sp.hstack(blocks, format="csc")  # stacking columns is fast in CSC
     X = Xc.tocsr()  # X'X and W are made from the rows
     X.sort_indices()
-    if not np.all(np.isfinite(X.data)):
-        bad = [v.name for t in spec.terms for v in t if not is_factor_column(columns[v.name])
-               and not np.all(np.isfinite(columns[v.name].to_numpy(dtype=float)))]
-        raise DataError(f"covariate {bad[0] if bad else '?'!r} has infinite values")
+    if not np.all(np.isfinite(X.data)):  # the data's own infinities are refused earlier: a product overflowed
+        col = int(X.indices[np.flatnonzero(~np.isfinite(X.data))[0]])
+        raise DataError(f"the fixed term {term_of[col]!r} has values beyond double precision (a product of "
+                        f"covariates overflows); rescale its covariates")
     dense = X.shape[1] <= DENSE_MAX
     if dense:
         xtx = _row_gram(X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data.astype(float), X.shape[1])
