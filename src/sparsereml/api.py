@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .control import Control
+from .control import Control, resolve_control
 from .design import build_design
 from .errors import ConvergenceWarning, FormulaError, ModelError, warn_user
 from .formula.spec import model_spec
-from .linalg.threads import single_threaded
 from .reml.optimizer import ai_reml
 from .reml.problem import REMLProblem
 from .reml.start import resolve_start
@@ -117,10 +116,8 @@ class PreparedFit:
                 callback(row)
 
         c = self.control
-        # one BLAS thread for the many small dense blocks; the parallel steps take thread_budget()
-        with single_threaded(threads=c.threads):
-            result = ai_reml(self.problem, self.theta0, self.fixed_mask, max_iter=c.max_iter, tol=c.tol,
-                             tol_loglik=c.tol_loglik, callback=cb if (report or callback) else None)
+        result = ai_reml(self.problem, self.theta0, self.fixed_mask, control=c,
+                         callback=cb if (report or callback) else None)
         t2 = time.perf_counter()
         if not result.converged:
             warn_user(result.message, ConvergenceWarning)
@@ -135,27 +132,18 @@ def prepare_fit(fixed: str, random: str | None = None, residual: str | None = No
     """Every stage of :func:`fit` before the iterations (arguments as there).  The command line
     uses it to check what it can (functions of the components, say) before the fit runs."""
     t0 = time.perf_counter()
-    control = _control(control, backend=backend, max_iter=max_iter, tol=tol)
+    control = resolve_control(control, backend=backend, max_iter=max_iter, tol=tol)
     _check_arguments(fixed, random, residual, data, start, fix, matrices)
     spec = model_spec(fixed, random, residual)
-    with single_threaded(threads=control.threads):
+    with control.threading():
         design = build_design(spec, data, na_action, matrices, factors, control.backend)
         t1 = time.perf_counter()
-        problem = REMLProblem(design, control.backend)
+        problem = REMLProblem(design, control)
         t_start = time.perf_counter()
         theta0, fixed_mask = resolve_start(problem, start, fix)
         t_start = time.perf_counter() - t_start
     return PreparedFit(problem, theta0, fixed_mask, control,
                        {"design": t1 - t0, **problem.seconds, "start": t_start})
-
-
-def _control(control, **shortcuts) -> Control:
-    if control is None:
-        control = Control()
-    elif not isinstance(control, Control):
-        raise ModelError(f"control must be a sparsereml.Control, e.g. sr.Control(max_iter=100); got "
-                         f"{type(control).__name__}")
-    return control.updated(**shortcuts)
 
 
 def _check_arguments(fixed, random, residual, data, start, fix, matrices) -> None:

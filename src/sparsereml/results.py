@@ -37,13 +37,14 @@ class FittedModel:
         One row per iteration: logL, every parameter, seconds.
     """
 
-    def __init__(self, problem: REMLProblem, result: OptimResult, seconds: dict, control: Control | None = None):
+    def __init__(self, problem: REMLProblem, result: OptimResult, seconds: dict | None = None,
+                 control: Control | None = None):
         self._problem = problem
-        self.control = control if control is not None else Control()
+        self.control = control if control is not None else problem.control
         self._result = result
         self.design = problem.design
         self.spec = problem.design.spec
-        self.seconds = dict(seconds)
+        self.seconds = dict(seconds or {})
         ev = result.evaluation
         self.theta_working = ev.theta.copy()
         self._working_codes = np.array(result.codes, dtype=object)
@@ -228,7 +229,7 @@ class FittedModel:
         out = {}
         prob = self._problem
         r0 = prob.params.residual_slice.start
-        for res, gsl in zip(prob.residuals, prob._res_slices):
+        for res, gsl in zip(prob.residuals, prob.params.group_slices):
             covs = [(d, sl) for d, sl in zip(res.dims, res._slices) if hasattr(d, "model")]
             for d, sl in covs:
                 name = res.label if len(covs) == 1 else f"{res.label}!{d.model.name}({d.column})"

@@ -84,7 +84,7 @@ def test_star_equals_the_sparse_backend_on_mixed_model_equations(backend):
     design = build_design(model_spec("dbh ~ Trial", "~ Trial:Block + Mother + Trial:Mother", None), df)
     problems = []
     for star in (True, False):
-        prob = REMLProblem(design, backend)
+        prob = REMLProblem(design, backend=backend)
         groups = np.full(prob.mme.N, len(prob.structures), dtype=np.int64)
         for k, (off, st) in enumerate(zip(design.offsets, prob.structures)):
             groups[off: off + st.size] = k

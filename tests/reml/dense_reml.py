@@ -126,7 +126,7 @@ def assert_matches_dense(design, backend=None, spread=(0.9, 1.1), theta=None):
     from sparsereml.reml.problem import REMLProblem
     from sparsereml.reml.start import default_start
 
-    prob = REMLProblem(design, backend)
+    prob = REMLProblem(design, backend=backend)
     if theta is None:
         theta = default_start(prob) * np.linspace(spread[0], spread[1], prob.params.n)
     ev = prob.derivatives(prob.evaluate(theta))

@@ -29,7 +29,7 @@ CASES = [
 @pytest.mark.parametrize("fixed,random,residual", CASES)
 def test_loglik_scores_ai_match_dense_formulas(fixed, random, residual, backend):
     design = build_design(model_spec(fixed, random, residual), _data())
-    prob = REMLProblem(design, backend)
+    prob = REMLProblem(design, backend=backend)
     rng = np.random.default_rng(1)
     for _ in range(2):
         theta = rng.uniform(0.3, 2.5, prob.params.n)
@@ -43,7 +43,7 @@ def test_loglik_scores_ai_match_dense_formulas(fixed, random, residual, backend)
 
 def test_scores_are_the_gradient_of_the_loglik(backend):
     design = build_design(model_spec(*CASES[1]), _data(5))
-    prob = REMLProblem(design, backend)
+    prob = REMLProblem(design, backend=backend)
     theta = np.linspace(0.5, 1.5, prob.params.n)
     ev = prob.derivatives(prob.evaluate(theta))
     h = 1e-6

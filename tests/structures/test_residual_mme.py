@@ -49,7 +49,7 @@ def test_matches_dense_formulas(case, backend):
         df = field(trials=("A", "B", "C"))
         df = df[df.row <= 7].drop_duplicates(["trial", "row"])
     design = build_design(model_spec(fixed, random, residual), df)
-    prob = REMLProblem(design, backend)
+    prob = REMLProblem(design, backend=backend)
     theta = default_start(prob)
     theta = np.where(np.array(prob.params.kinds) == "cor", 0.3, theta) * np.linspace(0.9, 1.1, theta.size)
     assert_matches_dense(design, backend, theta=theta)

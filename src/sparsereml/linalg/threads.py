@@ -235,7 +235,9 @@ def choose_threads(cores: int, busy: float, fixed: int | None = None) -> int:
     return max(1, min(cores, int(math.floor(cores - busy + 0.5))))
 
 
-_FIT: dict = {"threads": None}  # the thread count fixed for the running fit (None: by load)
+# the thread counts of the running fit (None: by load); "set" once a fit's own counts rule, so
+# that an explicit None is not replaced by the environment's value
+_FIT: dict = {"set": False, "threads": None, "dense": None}
 
 
 def thread_budget(threads: int | None = None) -> int:
@@ -253,13 +255,13 @@ def thread_budget(threads: int | None = None) -> int:
 
 
 def fixed_threads() -> int | None:
-    """The thread count fixed for the running fit (``Control.threads``) or by ``SPARSEREML_THREADS``;
-    None when the count follows the machine's load."""
-    return _FIT["threads"] if _FIT["threads"] is not None else count_from_env("SPARSEREML_THREADS")
+    """The thread count fixed for the running fit (``Control.threads``), outside a fit by
+    ``SPARSEREML_THREADS``; None when the count follows the machine's load."""
+    return _FIT["threads"] if _FIT["set"] else count_from_env("SPARSEREML_THREADS")
 
 
 def _dense_budget() -> int:
-    dense = count_from_env("SPARSEREML_DENSE_THREADS")
+    dense = _FIT["dense"] if _FIT["set"] else count_from_env("SPARSEREML_DENSE_THREADS")
     return dense if dense is not None else thread_budget()
 
 
@@ -267,10 +269,15 @@ _LOCK = threading.RLock()
 
 
 @contextmanager
-def single_threaded(threads: int | None = None):
+def single_threaded(threads: int | None = None, dense_threads: int | None = None, env: bool = True):
     """One BLAS/OpenMP thread for everything inside (restored on leaving); numba's kernels get
-    :func:`usable_cores` threads (or ``threads``, or ``SPARSEREML_THREADS``), and the parallel
-    steps inside take :func:`thread_budget` threads each, decided when they start.
+    :func:`usable_cores` threads (or ``threads``), and the parallel steps inside take
+    :func:`thread_budget` threads each, decided when they start; the dense LAPACK calls take
+    ``dense_threads`` (None: as the parallel steps).
+
+    With ``env`` (the default, for use outside a fit) a count given as None is read from
+    ``SPARSEREML_THREADS`` / ``SPARSEREML_DENSE_THREADS``; a fit passes its
+    :class:`~sparsereml.Control`'s counts with ``env=False``, None then meaning "by load".
 
     The worker pools of the OpenBLAS libraries that :func:`dense_threads` drives are stopped too:
     a pool stopped by an earlier fit is started again, spinning, when its thread count is set,
@@ -278,13 +285,16 @@ def single_threaded(threads: int | None = None):
     threads of one process run one at a time (BLAS thread counts are process-wide)."""
     import numba
 
-    if threads is not None:
-        thread_budget(threads)  # refuses a bad count
-    fixed = threads if threads is not None else count_from_env("SPARSEREML_THREADS")
-    count_from_env("SPARSEREML_DENSE_THREADS")  # a bad value is refused before the fit, not in its middle
+    for count in (threads, dense_threads):
+        if count is not None:
+            thread_budget(count)  # refuses a bad count
+    if env:  # a bad value is refused before the fit, not in its middle
+        threads = threads if threads is not None else count_from_env("SPARSEREML_THREADS")
+        dense_threads = dense_threads if dense_threads is not None else count_from_env("SPARSEREML_DENSE_THREADS")
+    fixed = threads
     with _LOCK, _controller().limit(limits=1):
-        before = (_FIT["threads"], numba.get_num_threads())
-        _FIT["threads"] = fixed
+        before = (dict(_FIT), numba.get_num_threads())
+        _FIT.update(set=True, threads=fixed, dense=dense_threads)
         numba.set_num_threads(max(1, min(fixed or usable_cores(), numba.config.NUMBA_NUM_THREADS)))
         try:
             for path in {lapack_library(), cholmod_library()}:
@@ -293,7 +303,7 @@ def single_threaded(threads: int | None = None):
                     lib[1]()
             yield
         finally:
-            _FIT["threads"] = before[0]
+            _FIT.update(before[0])
             numba.set_num_threads(before[1])
 
 

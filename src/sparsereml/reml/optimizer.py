@@ -37,19 +37,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..control import Control
 from ..errors import NotPositiveDefinite
 from .problem import Evaluation, REMLProblem
 
 __all__ = ["ai_reml", "OptimResult"]
-
-# steps expected above this (relative to each parameter) are computed from rough scores (the
-# dense root of the selected inverse in single precision); smaller ones and every stopping
-# decision from exact scores
-_ROUGH_ABOVE = 1e-4
-# (damping, step length) tried in turn until the log-likelihood does not fall
-_STEP_CONTROL = [(0.0, 1.0), (0.0, 0.5), (0.0, 0.25), (0.1, 1.0), (1.0, 1.0), (1.0, 0.5), (10.0, 1.0),
-                 (10.0, 0.25), (100.0, 1.0), (1e3, 1.0), (1e4, 1.0), (1e5, 1.0)]
-
 
 @dataclass
 class OptimResult:
@@ -93,8 +85,8 @@ def _newton_step(ev: Evaluation, free: np.ndarray, damping: float = 0.0) -> np.n
 
 
 def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = None, *,
-            max_iter: int = 50, tol: float = 1e-6, tol_loglik: float = 1e-6,
-            callback=None) -> OptimResult:
+            control: Control | None = None, max_iter: int | None = None, tol: float | None = None,
+            tol_loglik: float | None = None, callback=None) -> OptimResult:
     """Maximise the REML log-likelihood by average-information Newton steps.
 
     Parameters
@@ -104,12 +96,22 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
         Starting values (positive for variances).
     fixed : ndarray of bool, optional
         Parameters held at their start value (code ``F``).
-    max_iter : int
-    tol, tol_loglik : float
-        See the module docstring for the rule.
+    control : Control, optional
+        Iteration limit, tolerances, step control and precision policy; default the problem's
+        (``problem.control``).
+    max_iter, tol, tol_loglik : optional
+        Shortcuts that replace the same fields of ``control`` (see the module docstring for the rule).
     callback : callable, optional
         Called with the history row (a dict) after every iteration.
     """
+    control = (control or problem.control).updated(max_iter=max_iter, tol=tol, tol_loglik=tol_loglik)
+    with control.threading():
+        return _iterate(problem, start, fixed, control, callback)
+
+
+def _iterate(problem: REMLProblem, start, fixed, control: Control, callback) -> OptimResult:
+    max_iter, tol, tol_loglik = control.max_iter, control.tol, control.tol_loglik
+    rough_above = control.rough_above
     theta = np.asarray(start, dtype=float).copy()
     fixed = np.zeros(theta.size, dtype=bool) if fixed is None else np.asarray(fixed, dtype=bool)
     codes = np.where(fixed, "F", "P").astype(object)
@@ -136,12 +138,12 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     lower, upper = pt.lower, pt.upper
     bounds = (lower, upper, eps, is_cor, is_var)
     t0 = time.perf_counter()
-    ev = problem.derivatives(problem.evaluate(theta), rough=True)  # checked below if the start is close
+    ev = problem.derivatives(problem.evaluate(theta), rough=control.single_precision)  # checked below if the start is close
     history = [_row(0, ev, codes, time.perf_counter() - t0, problem)]
     if callback:
         callback(history[-1])
     prev_theta, prev_rel = None, None
-    window = 5  # iterations over which a flat likelihood must not have risen
+    window = control.stall_window  # iterations over which a flat likelihood must not have risen
     converged, message = False, f"stopped after {max_iter} iterations without meeting the convergence rule"
     dep = pt.scale_of >= 0 if pt.scale_of is not None else np.zeros(theta.size, dtype=bool)
     held = np.zeros(theta.size, dtype=bool)  # correlations held (code B) because their variance is held
@@ -175,7 +177,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
             # every decision to stop, and every step small enough for rounding to matter, is
             # taken on exact scores
             deciding = (small and flat) or stalled or (flat and rho < 0.5 and rho * rel_max < tol) \
-                or rel_max < _ROUGH_ABOVE
+                or rel_max < rough_above
             if not (ev.rough and deciding):
                 break
             ev = problem.derivatives(ev)
@@ -211,7 +213,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
         # step control: the AI step, then shorter steps that also turn towards the score
         # (Levenberg-Marquardt damping): plain halving stalls where AI is a poor model, e.g. a
         # us() covariance near singularity
-        for damping, lam in _STEP_CONTROL:
+        for damping, lam in control.step_control:
             if damping:
                 step = _newton_step(ev, free, damping)
             cand, new_codes = _try(problem, theta, lam * step, codes, free, bounds, ev.loglik)
@@ -253,7 +255,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
         # nonlinearity fades the steps shrink abruptly to AI's own rate; a linear prediction
         # missed by 10-100x on the trial networks, and each miss cost an exact repeat)
         expected = rel_max * (min(rho, 1.0) ** 2 if np.isfinite(rho) else 1.0)
-        ev = problem.derivatives(new_ev, rough=expected > _ROUGH_ABOVE)
+        ev = problem.derivatives(new_ev, rough=control.single_precision and expected > rough_above)
         # numbered by rows: a rough evaluation tried again (no step worked, above) takes no number
         history.append(_row(len(history), ev, codes, time.perf_counter() - t_it, problem, step_label))
         if callback:

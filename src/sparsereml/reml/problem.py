@@ -14,43 +14,19 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.linalg import block_diag
 
+from ..control import Control, resolve_control
 from ..crossprod import cross_products
 from ..design import Design
 from ..design.alias import sparse_aliased
 from ..design.fixed import DENSE_MAX
-from ..errors import ModelError, UnknownName
+from ..errors import ModelError
 from ..linalg import SparseLDL
 from ..mme import MixedModelEquations
-from ..structures import IdentityBlocks, KronStructure, Structure, make_cov_model
-from ..structures.residual import Ar1Dim, CovDim, GroupResidual, IdDim
+from .parameters import ParameterTable, parameter_table, residuals_for, structures_for
 
-__all__ = ["REMLProblem", "Evaluation", "ParameterTable"]
+__all__ = ["REMLProblem", "Evaluation", "ParameterTable", "structures_for", "residuals_for"]
 
 LOG2PI = float(np.log(2.0 * np.pi))
-
-
-@dataclass
-class ParameterTable:
-    """Labels and bookkeeping of the variance parameters, random terms first, residual last."""
-
-    labels: list
-    term_slices: list  # slice of theta for each random term
-    residual_slice: slice
-    lower: np.ndarray  # smallest admissible value (0 for variances, -1 for correlations)
-    upper: np.ndarray  # largest admissible value (inf, or 1 for correlations)
-    kinds: list  # 'var', 'cor', 'cov' or 'load'
-    scale_of: np.ndarray | None = None  # index of the variance that scales a correlation, else -1
-
-    @property
-    def n(self) -> int:
-        return len(self.labels)
-
-    def index(self, label: str) -> int:
-        try:
-            return self.labels.index(label)
-        except ValueError:
-            raise UnknownName(f"{label!r} is not a parameter of this model (parameters: "
-                              f"{', '.join(self.labels)})") from None
 
 
 @dataclass
@@ -67,49 +43,6 @@ class Evaluation:
     zc: np.ndarray | None = None
     seconds: dict = field(default_factory=dict)
     rough: bool = False  # scores from a selected inverse with its dense root in single precision
-
-
-def structures_for(design: Design) -> list[Structure]:
-    """One variance structure per random term: identity blocks (plain, at() and diag() terms) or
-    a covariance model across a factor (us, fa, corh, ...) for correlated terms."""
-    out = []
-    for rb in design.random:
-        rel = rb.relationship
-        if rel is not None:
-            st = rb.term.struct
-            model = make_cov_model(st.kind, rb.cov_levels, st.args) if st is not None else \
-                make_cov_model("diag", ["var"])
-            out.append(KronStructure(model, len(rel.ids), rb.label, rel.kinv, rel.logdet, scalar=st is None))
-        elif rb.cov_levels is not None:
-            st = rb.term.struct
-            out.append(KronStructure(make_cov_model(st.kind, rb.cov_levels, st.args), rb.units, rb.label))
-        else:
-            out.append(IdentityBlocks([b[2] for b in rb.blocks], [b[0] for b in rb.blocks]))
-    return out
-
-
-def residuals_for(design: Design) -> list[GroupResidual]:
-    """One residual structure per residual group: independent records with one variance, or a
-    Kronecker product over the dimensions of the group's grid."""
-    out = []
-    counts = np.bincount(design.residual.codes, minlength=design.residual.n_groups)
-    random_labels = {b[0] for rb in design.random for b in rb.blocks}
-    clash = any(lab in random_labels for lab in design.residual.labels)  # a random units term
-    for label, grid, n_g in zip(design.residual.labels, design.residual.grids, counts):
-        var_label = f"{label}!R" if clash else None
-        if grid is None:
-            out.append(GroupResidual(label, [], n_g, var_label))
-            continue
-        dims = []
-        for d, m, levels in zip(grid.dims, grid.shape, grid.levels):
-            if d.kind == "ar1":
-                dims.append(Ar1Dim(d.column, m))
-            elif d.kind == "id":
-                dims.append(IdDim(d.column, m))
-            else:
-                dims.append(CovDim(d.column, make_cov_model(d.kind, levels, d.args)))
-        out.append(GroupResidual(label, dims, grid.n_cells, var_label))
-    return out
 
 
 WIDE_FIXED = 100  # a fixed term with more columns is ordered like a random term, not in the last group
@@ -184,10 +117,20 @@ class REMLProblem:
     Parameters
     ----------
     design : Design
+    control : Control, optional
+        Backend, star switch and thread counts of the analysis, kept as ``problem.control`` for
+        the iterations (:func:`~sparsereml.ai_reml`) and start values.
     backend : {"cholmod", "qdldl", "auto"}, optional
+        Shortcut that replaces ``control.backend``.
     """
 
-    def __init__(self, design: Design, backend: str | None = None, structures: list | None = None):
+    def __init__(self, design: Design, control: Control | None = None, *, backend: str | None = None,
+                 structures: list | None = None):
+        self.control = resolve_control(control, backend=backend)
+        with self.control.threading():
+            self._setup(design, structures)
+
+    def _setup(self, design: Design, structures: list | None) -> None:
         t0 = time.perf_counter()
         self.design = design
         self.n = design.n
@@ -211,33 +154,10 @@ class REMLProblem:
         groups = fixed_groups(design, len(self.structures), self.mme.N)
         for k, (off, st) in enumerate(zip(design.offsets, self.structures)):
             groups[off: off + st.size] = k
-        self.factor = SparseLDL(self.mme.lower, backend, groups=groups)
+        self.factor = SparseLDL(self.mme.lower, self.control.backend, groups=groups, star=self.control.star)
         self._factored_at = None  # theta of the factorisation the factor holds
         self.seconds = {"data_pass": t1 - t0, "analyse": time.perf_counter() - t1}
-        labels, slices, lower, upper, kinds, k = [], [], [], [], [], 0
-        for st in self.structures:
-            labels += st.labels
-            slices.append(slice(k, k + st.n_params))
-            lo, hi = st.bounds()
-            lower.append(lo)
-            upper.append(hi)
-            kinds += st.kinds
-            k += st.n_params
-        self._res_slices = []
-        for res in self.residuals:
-            self._res_slices.append(slice(len(labels) - k, len(labels) - k + res.n_params))
-            labels += res.labels
-            lo, hi = res.bounds()
-            lower.append(lo)
-            upper.append(hi)
-            kinds += res.kinds
-        # a residual group's correlations mean nothing while its variance is held at zero
-        scale_of = np.full(len(labels), -1, dtype=np.int64)
-        for res, sl in zip(self.residuals, self._res_slices):
-            if res.scaled and res.n_params > 1:
-                scale_of[k + sl.start + 1: k + sl.stop] = k + sl.start
-        self.params = ParameterTable(labels, slices, slice(k, len(labels)), np.concatenate(lower),
-                                     np.concatenate(upper), kinds, scale_of)
+        self.params = parameter_table(self.structures, self.residuals)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -282,14 +202,14 @@ class REMLProblem:
         for st, sl in zip(self.structures, self.params.term_slices):
             out[sl] = st.move(theta[sl], step[sl])
         r = self.params.residual_slice
-        for res, sl in zip(self.residuals, self._res_slices):
+        for res, sl in zip(self.residuals, self.params.group_slices):
             a, b = r.start + sl.start, r.start + sl.stop
             out[a:b] = res.move(theta[a:b], step[a:b])
         return out
 
     def residual_parts(self, th_res: np.ndarray) -> list[np.ndarray]:
         """The residual parameters split by group."""
-        return [th_res[s] for s in self._res_slices]
+        return [th_res[s] for s in self.params.group_slices]
 
     def residual_coef(self, th_res: np.ndarray) -> np.ndarray:
         """Coefficients c_k of the residual components (R^-1 = sum_k c_k B_k)."""
@@ -302,7 +222,7 @@ class REMLProblem:
         """(K x n residual parameters) d c_k / d theta_j."""
         D = np.zeros((self.cp.n_components, th_res.size))
         for res, th, comp, sl in zip(self.residuals, self.residual_parts(th_res), self._components,
-                                     self._res_slices):
+                                     self.params.group_slices):
             D[np.ix_(comp, np.arange(sl.start, sl.stop))] = res.dcoef(th)
         return D
 

@@ -411,7 +411,7 @@ def _reparametrised(problem: REMLProblem) -> list:
         if hasattr(st, "model") and list(st.report_labels) != list(st.labels):
             out.append((list(st.report_labels), sl, st.model))
     r0 = problem.params.residual_slice.start
-    for res, gsl in zip(problem.residuals, problem._res_slices):
+    for res, gsl in zip(problem.residuals, problem.params.group_slices):
         for d, dsl in zip(res.dims, res._slices):
             model = getattr(d, "model", None)
             if model is not None and list(model.report_labels) != list(model.labels):
