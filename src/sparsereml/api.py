@@ -25,7 +25,7 @@ from .reml.problem import REMLProblem
 from .reml.start import resolve_start
 from .results import FittedModel
 
-__all__ = ["fit", "prepare_fit", "PreparedFit", "lrt", "LRTResult"]
+__all__ = ["fit", "prepare_fit", "PreparedFit", "start_values", "lrt", "LRTResult"]
 
 
 def fit(fixed: str, random: str | None = None, residual: str | None = None, data=None, *,
@@ -140,10 +140,31 @@ def prepare_fit(fixed: str, random: str | None = None, residual: str | None = No
         t1 = time.perf_counter()
         problem = REMLProblem(design, control)
         t_start = time.perf_counter()
-        theta0, fixed_mask = resolve_start(problem, start, fix)
+        theta0, fixed_mask = start_values(problem, start, fix)
         t_start = time.perf_counter() - t_start
     return PreparedFit(problem, theta0, fixed_mask, control,
                        {"design": t1 - t0, **problem.seconds, "start": t_start})
+
+
+def start_values(problem: REMLProblem, start=None, fix: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Start values of the working parameters of ``problem`` and the mask of those held fixed.
+
+    Parameters
+    ----------
+    problem : REMLProblem
+    start, fix : dict or FittedModel, optional
+        As in :func:`fit`.  Without them the start comes from the data by
+        ``problem.control.start_method``.
+
+    Returns
+    -------
+    theta : ndarray
+        In the order of ``problem.params.labels``.
+    fixed : ndarray of bool
+        Parameters held at their value (code F) by ``fix``.
+    """
+    with problem.control.threading():
+        return resolve_start(problem, start, fix)
 
 
 def _check_arguments(fixed, random, residual, data, start, fix, matrices) -> None:

@@ -147,7 +147,8 @@ class Control:
         for name in changes:
             if name not in known:
                 raise ModelError(f"Control has no option {name!r} (options: {', '.join(sorted(known))})")
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        given = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **given) if given else self
 
     def to_dict(self) -> dict:
         """The options as plain values (what fit.json holds)."""

@@ -268,7 +268,7 @@ class FittedModel:
 
     @property
     def residuals(self) -> pd.Series:
-        return pd.Series(self.design.y - self.fitted.to_numpy(), index=self.fitted.index, name="residual")
+        return pd.Series(self._problem.y - self.fitted.to_numpy(), index=self.fitted.index, name="residual")
 
     # -- iterations and report ---------------------------------------------------------
     @cached_property

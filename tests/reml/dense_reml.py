@@ -82,14 +82,19 @@ def dense_residual(problem, th_res):
     return R, Rdots
 
 
-def dense_generic(problem, theta):
+def dense_generic(problem, theta, weights=None, y=None):
     """logL, scores and AI from dense V built with each structure's G^-1 and dG^-1 only:
-    G = inv(G^-1), dG_i = -G dG^-1_i G (any structure: identity blocks, us, fa, ...)."""
+    G = inv(G^-1), dG_i = -G dG^-1_i G (any structure: identity blocks, us, fa, ...).  With record
+    ``weights`` R is D^-1/2 R D^-1/2 (D = diag(w)); ``y`` replaces the design's response."""
     design = problem.design
     W = design.W().toarray()
-    X, y = W[:, : design.p], design.y
+    X, y = W[:, : design.p], (design.y if y is None else np.asarray(y, float))
     th_terms, th_res = problem.split(np.asarray(theta, float))
     V, Rdots = dense_residual(problem, th_res)
+    if weights is not None:
+        s = 1.0 / np.sqrt(np.asarray(weights, float))
+        V = V * np.outer(s, s)
+        Rdots = [Rd * np.outer(s, s) for Rd in Rdots]
     Vdots = []
     for off, st, th in zip(design.offsets, problem.structures, th_terms):
         Z = W[:, off: off + st.size]

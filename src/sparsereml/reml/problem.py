@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from scipy.linalg import block_diag
 
 from ..control import Control, resolve_control
-from ..crossprod import cross_products
+from ..crossprod import CrossProducts, cross_products
 from ..design import Design
 from ..design.alias import sparse_aliased
 from ..design.fixed import DENSE_MAX
@@ -24,7 +24,7 @@ from ..linalg import SparseLDL
 from ..mme import MixedModelEquations
 from .parameters import ParameterTable, parameter_table, residuals_for, structures_for
 
-__all__ = ["REMLProblem", "Evaluation", "ParameterTable", "structures_for", "residuals_for"]
+__all__ = ["REMLProblem", "RecordPart", "record_part", "Evaluation", "ParameterTable", "structures_for", "residuals_for"]
 
 LOG2PI = float(np.log(2.0 * np.pi))
 
@@ -63,24 +63,88 @@ def fixed_groups(design: Design, k: int, n: int) -> np.ndarray:
     return groups
 
 
-def ols_centring(design: Design) -> tuple[np.ndarray, np.ndarray]:
-    """The OLS coefficients b of y on X, and y - Xb.
+def ols_centring(design: Design, y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The OLS coefficients b of y (default the design's response) on X, and y - Xb.
 
     The REML log-likelihood, its scores and the average information see y only through Py, and
-    PX = 0: the equations are formed from y - Xb instead of y.  The OLS residuals are far smaller
-    than y (within-trial deviations of ~35 against dbh of ~220), so y'R^-1 y - s'r cancels far
-    less: between points 1e-11 apart logL moved by 1.5e-5 from y itself on 1.8M records (more
-    than the step control's tolerance near the optimum) and by 4e-9 from y - Xb.  The fixed effects' solution then lacks b
-    (:meth:`REMLProblem.uncentred` adds it back)."""
-    X, y = design.fixed.X, design.y
+    PX = 0: the equations are formed from y - Xb instead of y (any b would do; OLS is at hand).
+    The OLS residuals are far smaller than y (within-trial deviations against the trials' means),
+    so y'R^-1 y - s'r cancels far less and logL keeps digits that the step control's tolerance
+    needs near the optimum on large data (docs/DESIGN.md).  The fixed effects' solution then lacks
+    b (:meth:`REMLProblem.uncentred` adds it back)."""
+    X = design.fixed.X
+    own = y is None
+    y = design.y if own else y
     if X.shape[1] == 0:
         return np.zeros(0), y
-    b = design.fixed.ols
+    b = design.fixed.ols if own else None
     if b is None and X.shape[1] > DENSE_MAX:  # a wide design built without its response
         b = sparse_aliased(sp.csr_matrix(X), design.fixed.term_of, y)[1]
     elif b is None:
         b = np.linalg.lstsq((X.T @ X).toarray(), X.T @ y, rcond=None)[0]
     return b, y - X @ b
+
+
+@dataclass
+class RecordPart:
+    """The part of a problem that the records' response and weights give (the dynamic part):
+    what :meth:`REMLProblem.reweight` forms again.
+
+    Attributes
+    ----------
+    y : ndarray
+        The response the equations are formed from.
+    weights : ndarray or None
+        Record weights: record i's residual variance is R_ii / w_i (None: all 1).
+    ols, y_centred : ndarray
+        :func:`ols_centring` of ``y``.
+    cp : CrossProducts
+        The data pass over sqrt(w) [X Z] and sqrt(w) (y - Xb).
+    sum_log_weights : float
+        sum_i log w_i, which log|R| loses to the weights.
+    """
+
+    y: np.ndarray
+    weights: np.ndarray | None
+    ols: np.ndarray
+    y_centred: np.ndarray
+    cp: CrossProducts
+    sum_log_weights: float = 0.0
+
+
+def record_part(design: Design, y: np.ndarray | None, weights: np.ndarray | None, extra: list,
+                grids: list) -> RecordPart:
+    """The data pass for response ``y`` (None: the design's) and record ``weights`` (None: all 1).
+
+    A weighted record enters as its row of [X Z] and its response times sqrt(w_i): the
+    cross-products are then W'DW and W'Dy, and a structured residual group's R becomes
+    D^-1/2 R D^-1/2 (the same model as in ASReml and lme4)."""
+    ols, y_centred = ols_centring(design, y)
+    W = design.W()
+    yc, total = y_centred, 0.0
+    if weights is not None:
+        root = np.sqrt(weights)
+        W = sp.csr_matrix(sp.diags(root) @ W)
+        yc, total = y_centred * root, float(np.sum(np.log(weights)))
+    cp = cross_products(W, yc, design.residual.codes, design.residual.n_groups, extra, grids)
+    return RecordPart(design.y if y is None else y, weights, ols, y_centred, cp, total)
+
+
+def _checked_records(values, name: str, n: int, positive: bool) -> np.ndarray:
+    """``values`` as n finite floats (positive ones for weights), else a ModelError naming them."""
+    try:
+        arr = np.array(values, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        raise ModelError(f"{name} must be {n:,} numbers, one per record of the fit; got "
+                         f"{type(values).__name__}") from None
+    if arr.size != n:
+        raise ModelError(f"{name} must hold one value per record of the fit ({n:,}), got {arr.size:,}")
+    bad = ~np.isfinite(arr) | ((arr <= 0) if positive else False)
+    if bad.any():
+        what = "positive and finite" if positive else "finite"
+        raise ModelError(f"{name} must be {what}: record {int(np.flatnonzero(bad)[0])} (0-based, of the "
+                         f"records fitted) is {arr[bad][0]!r}; {int(bad.sum()):,} such records")
+    return arr
 
 
 def _check_contrasts(design: Design, structures: list, residuals: list) -> None:
@@ -114,6 +178,12 @@ def _stack_columns(blocks: list, offsets: list, n: int) -> sp.csc_matrix:
 class REMLProblem:
     """Everything that stays fixed while the variance parameters change.
 
+    A static part, made once: the structures of the random terms and residual groups, the
+    parameter table (``params``), the pattern of the mixed-model equations and the factor's
+    symbolic analysis (``factor``).  A dynamic part, :class:`RecordPart` (``records``): the
+    response, record weights and the cross-products of the data pass, formed again by
+    :meth:`reweight` without a new analysis.
+
     Parameters
     ----------
     design : Design
@@ -131,25 +201,26 @@ class REMLProblem:
             self._setup(design, structures)
 
     def _setup(self, design: Design, structures: list | None) -> None:
+        # the static part: structures, parameter table, pattern of the equations, its analysis
         t0 = time.perf_counter()
         self.design = design
         self.n = design.n
         self.p = design.p
         self.structures = structures if structures is not None else structures_for(design)
-        extra = []
+        self.residuals = residuals_for(design)
+        _check_contrasts(design, self.structures, self.residuals)
+        self.params = parameter_table(self.structures, self.residuals)
+        self._extra = []  # G^-1 entries off the diagonal that W'W may not have
         for off, st in zip(design.offsets, self.structures):
             r, c = st.pattern()
             if np.any(r != c):
-                extra.append((r + off, c + off))
-        self.residuals = residuals_for(design)
-        _check_contrasts(design, self.structures, self.residuals)
-        grids = [None if lay is None else (lay, res.basis())
-                 for lay, res in zip(design.residual.grids, self.residuals)]
-        self.ols, self.y_centred = ols_centring(design)
-        self.cp = cross_products(design.W(), self.y_centred, design.residual.codes, design.residual.n_groups,
-                                 extra, grids)
+                self._extra.append((r + off, c + off))
+        self._grids = [None if lay is None else (lay, res.basis())
+                       for lay, res in zip(design.residual.grids, self.residuals)]
+        # the dynamic part: the data pass for the design's response, unweighted
+        self.records = record_part(design, None, None, self._extra, self._grids)
+        self.mme = MixedModelEquations(self.records.cp, self.p, design.offsets, self.structures)
         self._components = [np.flatnonzero(self.cp.group_of == g) for g in range(len(self.residuals))]
-        self.mme = MixedModelEquations(self.cp, self.p, design.offsets, self.structures)
         t1 = time.perf_counter()
         groups = fixed_groups(design, len(self.structures), self.mme.N)
         for k, (off, st) in enumerate(zip(design.offsets, self.structures)):
@@ -157,7 +228,58 @@ class REMLProblem:
         self.factor = SparseLDL(self.mme.lower, self.control.backend, groups=groups, star=self.control.star)
         self._factored_at = None  # theta of the factorisation the factor holds
         self.seconds = {"data_pass": t1 - t0, "analyse": time.perf_counter() - t1}
-        self.params = parameter_table(self.structures, self.residuals)
+
+    def reweight(self, weights=None, y=None) -> None:
+        """Form the equations again for record ``weights`` and/or a new response ``y``, keeping
+        the structures, the parameter table and the factor's symbolic analysis.
+
+        Parameters
+        ----------
+        weights : array of n positive numbers, optional
+            Record i's residual variance becomes R_ii / w_i (prior weights, as lme4's and
+            ASReml's); None: all 1.  Weights are not cumulative: each call gives the weights anew.
+        y : array of n numbers, optional
+            The response (records in the order of the fit); None keeps the current one.
+
+        This is the data pass only (one pass over the records); what a GLMM's re-weighting, a
+        profile likelihood or a data pass run elsewhere needs between fits."""
+        n = self.n
+        w = None if weights is None else _checked_records(weights, "weights", n, positive=True)
+        y = self.records.y if y is None else _checked_records(y, "y", n, positive=False)
+        with self.control.threading():
+            t0 = time.perf_counter()
+            records = record_part(self.design, y, w, self._extra, self._grids)
+            mme = MixedModelEquations(records.cp, self.p, self.design.offsets, self.structures)
+        old = self.mme.lower
+        if not (np.array_equal(mme.lower.indptr, old.indptr) and np.array_equal(mme.lower.indices, old.indices)):
+            raise ModelError("the reweighted equations do not have the pattern the factor was analysed for; "
+                             "build a new REMLProblem")
+        self.records, self.mme, self._factored_at = records, mme, None
+        self.seconds["reweight"] = time.perf_counter() - t0
+
+    # -- the dynamic part ------------------------------------------------------------
+    @property
+    def cp(self) -> CrossProducts:
+        """The cross-products of the current response and weights."""
+        return self.records.cp
+
+    @property
+    def y(self) -> np.ndarray:
+        """The response the equations are formed from."""
+        return self.records.y
+
+    @property
+    def weights(self) -> np.ndarray | None:
+        """The record weights (None: all 1)."""
+        return self.records.weights
+
+    @property
+    def ols(self) -> np.ndarray:
+        return self.records.ols
+
+    @property
+    def y_centred(self) -> np.ndarray:
+        return self.records.y_centred
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -237,7 +359,8 @@ class REMLProblem:
         t1 = time.perf_counter()
         sol = self.factor.solve(rhs)
         logdet_c = self.factor.logdet()
-        logdet_r = sum(res.logdet(th) for res, th in zip(self.residuals, self.residual_parts(th_res)))
+        logdet_r = sum(res.logdet(th) for res, th in zip(self.residuals, self.residual_parts(th_res))) \
+            - self.records.sum_log_weights
         logdet_g = sum(st.logdet(th) for st, th in zip(self.structures, th_terms))
         ypy = yry - float(sol @ rhs)
         loglik = -0.5 * ((self.n - self.p) * LOG2PI + logdet_c + logdet_r + logdet_g + ypy)
