@@ -1,4 +1,4 @@
-"""Warm fits of m2 and m2b (compiled kernels cached) in this tree against another source tree,
+"""Warm fits of m2, m2b and m2c (compiled kernels cached) in this tree against another source tree,
 alternating fresh processes, to check that a change to the kernels costs the fits nothing.
 
 Each process simulates the default network, fits once to load (or compile) the kernels, then
@@ -20,7 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = {"m2": ("~ Trial:Block + Mother + Trial:Mother", None),
-          "m2b": ("~ Trial:Block + Mother + Trial:Mother", "~ at(Trial):units")}
+          "m2b": ("~ Trial:Block + Mother + Trial:Mother", "~ at(Trial):units"),
+          "m2c": ("~ at(Trial):Block + Mother + Trial:Mother", None)}
 
 
 def child(fits: int) -> None:
@@ -65,9 +66,10 @@ def main() -> None:
                 print(f"round {rnd + 1} {name:<5} {model:<4} wall {sorted(w for w, _ in runs)[0]:.3f} "
                       f"median {sorted(w for w, _ in runs)[len(runs) // 2]:.3f}  CPU best "
                       f"{min(c for _, c in runs):.3f}", flush=True)
-    print(f"load average at end: {os.getloadavg()[0]:.2f}\n\nmodel tree   best wall s  best CPU s")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}\n\nmodel tree   best wall s  best CPU s  wall / base")
     for (model, name), (w, c) in sorted(best.items()):
-        print(f"{model:<5} {name:<6} {w:11.3f} {c:11.3f}")
+        base = best.get((model, "base"), [w])[0]
+        print(f"{model:<5} {name:<6} {w:11.3f} {c:11.3f} {w / base:11.3f}")
 
 
 if __name__ == "__main__":
