@@ -68,6 +68,16 @@ class FittedModel:
         on = mme.rows == mme.cols
         self._diag_pos[mme.rows[on]] = np.flatnonzero(on)
 
+    @property
+    def problem(self) -> REMLProblem:
+        """The REMLProblem fitted (structures, parameter table, equations, factor)."""
+        return self._problem
+
+    @property
+    def result(self) -> OptimResult:
+        """What :func:`~sparsereml.ai_reml` returned: the last evaluation, codes, history."""
+        return self._result
+
     def _report_codes(self) -> list:
         """A reported parameter is F when all it depends on is fixed, B when any of it is at a bound."""
         out = []

@@ -71,13 +71,13 @@ def test_equations_are_formed_from_the_ols_residuals():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", AliasWarning)
         m = sr.fit("dbh ~ Trial + Row + Site", "~ Trial:Block + Mother + Trial:Mother", data=df)
-    fixed = m._problem.design.fixed
-    X, y = fixed.X.toarray(), m._problem.design.y
+    fixed = m.problem.design.fixed
+    X, y = fixed.X.toarray(), m.problem.design.y
     assert fixed.aliased and X.shape[1] == len(fixed.names)
     b = np.linalg.lstsq(X, y, rcond=None)[0]
     np.testing.assert_allclose(fixed.ols, b, rtol=1e-9)
-    np.testing.assert_allclose(m._problem.ols, b, rtol=1e-9)
-    np.testing.assert_allclose(m._problem.y_centred, y - X @ b, atol=1e-9)
+    np.testing.assert_allclose(m.problem.ols, b, rtol=1e-9)
+    np.testing.assert_allclose(m.problem.y_centred, y - X @ b, atol=1e-9)
     shifted = sr.fit("dbh ~ Trial + Row", "~ Trial:Block + Mother + Trial:Mother",
                      data=df.assign(dbh=df["dbh"] + 0.5 * df["Row"]))
     plain = sr.fit("dbh ~ Trial + Row", "~ Trial:Block + Mother + Trial:Mother", data=df)
@@ -95,7 +95,7 @@ def test_loglik_carries_little_rounding():
 
     df = trial_network(seed=11, trials=31, trees=60000, mothers=400)[0]
     m = sr.fit("dbh ~ Trial", "~ Trial:Block + Mother + Trial:Mother", data=df)
-    prob, theta = m._problem, m._result.evaluation.theta
+    prob, theta = m.problem, m.result.evaluation.theta
     rng = np.random.default_rng(0)
     ll = [prob.evaluate(theta * (1 + 1e-11 * rng.standard_normal(theta.size))).loglik for _ in range(10)]
     assert np.ptp(ll) < 1e-9
