@@ -382,8 +382,8 @@ class REMLProblem:
         t0 = time.perf_counter()
         self.hold(ev)
         th_terms, th_res = self.split(ev.theta)
-        # AI's arrays live until the scores are done: freed before the selected inverse, glibc
-        # returned them to the system and the inverse's own arrays took fresh pages (m2: +5-10 ms)
+        # AI's arrays live until the scores are done: freed before the selected inverse, the
+        # allocator returns them to the system and the inverse's own arrays take fresh pages
         ai_arrays = None
         if ev.ai is None:
             ev.ai, ee, ai_arrays = self._average_information(ev, th_terms, th_res)
