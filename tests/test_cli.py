@@ -1,11 +1,13 @@
 """The command-line tool writes every result file and reports progress per iteration."""
 import json
+import math
 
 import pandas as pd
 import pytest
 
 from sparsereml.cli import main
 from sparsereml.datasets import trial_network
+from sparsereml.demo import MODELS, true_value
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +50,19 @@ def test_demo_small_network(capsys, backend):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert text.count("== m2") == 3 and "LRT m2 vs m2b" in text and "LRT m2b vs m2c" in text
+    assert all(f"== {name}: {fx}, random {rnd}, residual {res}" in text for name, (fx, rnd, res) in MODELS.items())
+    _, truth = trial_network(trials=5, trees=6000, mothers=80)  # the demo's default seed
+    assert f"truth: Mother {truth['sigma2_mother']}, Trial:Mother {truth['sigma2_trial_mother']}," in text
+
+
+def test_demo_truth_is_read_from_the_simulation():
+    _, truth = trial_network(seed=5, trials=4, trees=3000, mothers=60)
+    assert true_value("Mother", truth) == truth["sigma2_mother"]
+    assert true_value("Trial:Mother", truth) == truth["sigma2_trial_mother"]
+    assert true_value("at(Trial, 1):Block", truth) == truth["block_var"][0]  # trials are numbered from 1
+    assert true_value("at(Trial, 4):units", truth) == truth["resid_var"][3]
+    # pooled over trials whose true variances differ: no single true value
+    assert math.isnan(true_value("Trial:Block", truth)) and math.isnan(true_value("units", truth))
 
 
 def test_fit_with_a_pedigree_writes_breeding_values_and_functions(tmp_path, capsys):

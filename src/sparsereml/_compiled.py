@@ -64,8 +64,9 @@ def sort_rows(Cp, Ci, Cx):
     """Sort the rows within every column of a CSC matrix in place, values ``Cx`` carried along
     (for a pattern alone, any array of the same length), by transposing it twice with counting
     sorts: each transpose lists entries in the order of the columns it scans.  Linear in the
-    entries; sorting each column of m2's W'W (831 columns hold 48 to 9,643 rows) took 8 of its
-    14 ms."""
+    entries, where sorting each column on its own costs m log m for a column of m rows: the
+    columns of W'W of widely crossed levels (a mother met in many trials) hold thousands of rows,
+    and sorting them one by one dominated the time of forming W'W."""
     n = Cp.shape[0] - 1
     nnz = Cp[n]
     Rp = np.zeros(n + 1, dtype=np.int64)

@@ -1,4 +1,5 @@
-"""Command-line tool: ``sparsereml fit`` and ``sparsereml demo``."""
+"""Command-line tool: ``sparsereml fit`` and ``sparsereml demo`` (argument parsing and dispatch;
+the demonstration itself is :mod:`sparsereml.demo`)."""
 from __future__ import annotations
 
 import argparse
@@ -6,18 +7,11 @@ import json
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 from .errors import SparseREMLError
 
 __all__ = ["main"]
-
-M2 = {
-    "m2": ("dbh ~ Trial", "~ Trial:Block + Mother + Trial:Mother", "~ units"),
-    "m2b": ("dbh ~ Trial", "~ Trial:Block + Mother + Trial:Mother", "~ at(Trial):units"),
-    "m2c": ("dbh ~ Trial", "~ at(Trial):Block + Mother + Trial:Mother", "~ at(Trial):units"),
-}
 
 
 def _file_name(term: str) -> str:
@@ -149,47 +143,10 @@ def _function(spec: str) -> tuple[str, str]:
     return name.strip(), expr.strip()
 
 
-def _truth(label: str, truth: dict) -> float:
-    """The simulator's value of a component, where the model has one that matches it."""
-    if label == "Mother":
-        return truth["sigma2_mother"]
-    if label == "Trial:Mother":
-        return truth["sigma2_trial_mother"]
-    m = re.fullmatch(r"at\(Trial, (\d+)\):(Block|units)", label)
-    if m:
-        key = "block_var" if m.group(2) == "Block" else "resid_var"
-        return truth[key][int(m.group(1)) - 1]
-    return float("nan")
-
-
 def cmd_demo(args) -> int:
-    from .api import fit, lrt
-    from .datasets import trial_network
+    from .demo import run_demo
 
-    t0 = time.perf_counter()
-    df, truth = trial_network(seed=args.seed, trials=args.trials, trees=args.trees, mothers=args.mothers)
-    say(f"simulated {len(df)} half-sib trees with dbh in {df['Trial'].nunique()} trials, "
-          f"{df['Mother'].nunique()} mothers ({time.perf_counter() - t0:.1f} s)")
-    say(f"truth: Mother {truth['sigma2_mother']}, Trial:Mother {truth['sigma2_trial_mother']}, "
-          f"block variances averaging {sum(truth['block_var']) / len(truth['block_var']):.1f}, "
-          f"residual variances averaging {sum(truth['resid_var']) / len(truth['resid_var']):.1f}\n")
-    fits = {}
-    for name, (fx, rnd, res) in M2.items():
-        model = fit(fx, rnd, res, data=df, backend=args.backend)
-        fits[name] = model
-        say(f"== {name}: {fx}, random {rnd}, residual {res}")
-        say(f"   logL {model.loglik:.3f}  (ASReml convention {model.loglik_asreml:.3f}), "
-              f"{model.n_iterations} iterations, {model.seconds['total']:.2f} s")
-        vc = model.varcomp.assign(truth=[_truth(label, truth) for label in model.varcomp.index])
-        if args.brief and len(vc) > 8:
-            at_rows = vc.index.str.startswith("at(")
-            say(vc[~at_rows].to_string())
-            say(f"   ... and {int(at_rows.sum())} at() components; without --brief all are printed")
-        else:
-            say(vc.to_string())
-        say()
-    for a, b in (("m2", "m2b"), ("m2b", "m2c")):
-        say(f"LRT {a} vs {b}: {lrt(fits[a], fits[b])}")
+    run_demo(args.seed, args.trials, args.trees, args.mothers, backend=args.backend, brief=args.brief, say=say)
     return 0
 
 
@@ -218,10 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--quiet", action="store_true", help="no progress lines")
     f.set_defaults(func=cmd_fit)
     d = sub.add_parser("demo", help="simulate a progeny-trial network and fit models m2, m2b, m2c")
-    d.add_argument("--seed", type=int, default=2011)
-    d.add_argument("--trials", type=int, default=31)
-    d.add_argument("--trees", type=int, default=198_000)
-    d.add_argument("--mothers", type=int, default=1100)
+    # None: the default of sparsereml.datasets.trial_network, the one place the network's size is set
+    d.add_argument("--seed", type=int, default=None, help="seed of the simulation")
+    d.add_argument("--trials", type=int, default=None, help="number of trials")
+    d.add_argument("--trees", type=int, default=None, help="trees before full-sibs and dead trees are removed")
+    d.add_argument("--mothers", type=int, default=None, help="number of open-pollinated mothers")
     d.add_argument("--backend", default=None, choices=["cholmod", "qdldl", "auto"])
     d.add_argument("--brief", action="store_true", help="summarise the per-trial at() components")
     d.set_defaults(func=cmd_demo)

@@ -3,7 +3,7 @@
     logL = -1/2 [ (n - p) log 2pi + log|C| + log|R| + log|G| + y'Py ],   y'Py = y'R^-1y - s'rhs
 
 Scores use the selected inverse of C; the average information uses working
-variates solved with the same factor (shared/design/REML_IN_MME_SPACE.md).
+variates solved with the same factor (docs/DESIGN.md: "Exact scores", "Average information").
 """
 from __future__ import annotations
 

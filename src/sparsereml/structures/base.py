@@ -7,7 +7,7 @@ its log-determinant and their derivatives.  The REML stage needs nothing else:
     score_i = -1/2 [ dlog|G|/dtheta_i + tr(dGinv_i C^-1_kk) + u' dGinv_i u ]
     working variate of theta_i: beta_i = dG/dtheta_i G^-1 u  (in the term's columns)
 
-New structures are new subclasses of :class:`Structure` (see ``kron.py`` for diag, us, fa, ...).
+New structures subclass :class:`Structure`; the covariance models (diag, us, fa, ...) are in ``covariance.py``.
 """
 from __future__ import annotations
 
