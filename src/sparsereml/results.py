@@ -221,7 +221,7 @@ class FittedModel:
         V = np.nan_to_num(self._working_vcov()[sl, sl])  # parameters at a bound count as known
         if hasattr(st, "model"):
             return self._cov_tables(st.model, th, V)
-        return self._cov_tables(_Diagonal([b[0] for b in rb.blocks]), th, V)
+        return self._cov_tables(_Diagonal([b.label for b in rb.blocks]), th, V)
 
     def _residual_models(self) -> dict:
         """Residual covariance models by name (``units`` for a multivariate model's us(trait),
