@@ -185,7 +185,7 @@ def test_rough_selected_inverse_inverts_the_root_in_single_precision(in_place, m
     """``selected_inverse(single=True)`` inverts the star's root through float32 (LAPACK spotri):
     within float32's rounding of numpy's inverse, not equal to the double-precision one, and the
     factor stays usable (solves, and an exact selected inverse afterwards)."""
-    monkeypatch.setattr("sparsereml.linalg.factor.SINGLE_ROOT_MIN", 16)
+    monkeypatch.setattr("sparsereml.linalg.factor.SINGLE_DENSE_MIN", 16)
     if in_place:
         monkeypatch.setattr("sparsereml.linalg.factor._DENSE_COPY_MAX", 0)
     A = _star_matrix(seed=3)
@@ -206,7 +206,7 @@ def test_rough_selected_inverse_inverts_the_root_in_single_precision(in_place, m
 def test_rough_selected_inverse_stays_double_for_an_ill_conditioned_root(monkeypatch):
     """A root whose Cholesky factor LAPACK estimates to have a condition number above 100 (the
     root's above 1e4) is not trusted to float32."""
-    monkeypatch.setattr("sparsereml.linalg.factor.SINGLE_ROOT_MIN", 16)
+    monkeypatch.setattr("sparsereml.linalg.factor.SINGLE_DENSE_MIN", 16)
     A = _star_matrix(seed=4)
     scale = np.ones(A.shape[0])
     scale[-5:] = 1e4  # five root unknowns in other units
@@ -225,7 +225,7 @@ def test_rough_selected_inverse_falls_back_when_float32_fails(in_place, monkeypa
     the inverse is taken in double precision."""
     from sparsereml.linalg import factor
 
-    monkeypatch.setattr(factor, "SINGLE_ROOT_MIN", 16)
+    monkeypatch.setattr(factor, "SINGLE_DENSE_MIN", 16)
     if in_place:
         monkeypatch.setattr(factor, "_DENSE_COPY_MAX", 0)
     A = _star_matrix(seed=5)

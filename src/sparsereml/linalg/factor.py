@@ -51,7 +51,7 @@ _DENSE_COPY_MAX = 4096
 # when LAPACK's estimate of the Cholesky factor's condition number (dtrcon, cheap beside the
 # inverse) keeps float32's rounding of the inverse below ~1e-3 (cond(block) = cond(factor)^2 <=
 # 1e4).  Measurements: benchmarks/RESULTS.md (2026-11-26, sixth session; 2026-12-07, issue 14).
-SINGLE_ROOT_MIN = 512
+SINGLE_DENSE_MIN = 512
 _SINGLE_MAX_COND = 100.0
 
 
@@ -419,7 +419,7 @@ class SparseLDL:
     def _single_fits(self, c: np.ndarray) -> bool:
         """Whether the dense block's Cholesky factor ``c`` is wide enough for single precision to pay,
         its entries within float32's range, and its condition number small enough."""
-        if c.shape[0] < SINGLE_ROOT_MIN:
+        if c.shape[0] < SINGLE_DENSE_MIN:
             return False
         diag = np.diagonal(c)  # (the inverse's diagonal, which bounds its entries, is checked after)
         if not (float(diag.min()) > 1e-15 and float(diag.max()) < 1e15):
