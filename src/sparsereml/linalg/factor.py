@@ -218,8 +218,8 @@ class SparseLDL:
         self._selinv_plan = selinv.selinv_plan(self._Lp, self.sn_start, self._skip, *self._levels,
                                                 get_num_threads(), kids=self._kids)
         s = self.sn_start
-        last = self._lapack_supernodes[self._lapack_supernodes == widths.size - 1]
-        self._dense_start = int(s[last[0]]) if last.size else self.n  # first column of the dense block
+        final = self._lapack_supernodes[self._lapack_supernodes == widths.size - 1]
+        self._dense_start = int(s[final[0]]) if final.size else self.n  # first column of the dense block
         # the star's centre is the dense block: solves and the inverse use its Cholesky factor
         star = isinstance(self._backend, StarFactor)
         self._star_dense = star and self._dense_start == k + self._backend.dense_start
