@@ -85,8 +85,8 @@ def child(case: str, repeat: int, out: str) -> None:
         t0, c0 = time.perf_counter(), cpu_seconds()
         try:
             m = sr.fit(formula(case), random=RANDOM, data=df)
-            res = dict(iterations=m.n_iterations, loglik=m.loglik, rank=m.rank, equations=m.equations["unknowns"],
-                       root=m.equations["largest_dense_block"],
+            res = dict(iterations=m.n_iterations, loglik=m.loglik, rank=m.rank, equations=m.equations.unknowns,
+                       root=m.equations.largest_supernode,
                        converged=m.converged, varcomp=m.varcomp.component.round(4).to_dict())
         except sr.ModelError as e:
             res = dict(refused=str(e))

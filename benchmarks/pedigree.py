@@ -98,7 +98,7 @@ def child(what: str, args: dict, out: str) -> None:
         s = m.seconds
         res = dict(seconds=wall, iterations=m.n_iterations, per_iteration=s["iterations"] / (m.n_iterations + 1),
                    setup=s["design"] + s["data_pass"] + s["analyse"], converged=m.converged, message=m.message,
-                   loglik=m.loglik, nobs=m.nobs, pedigree=len(ped), equations=m.equations,
+                   loglik=m.loglik, nobs=m.nobs, pedigree=len(ped), equations=m.equations.to_dict(),
                    va=float(m.varcomp.loc["vm(TreeId, ped)", "component"]),
                    peak_kib=status_kib("VmHWM"), peak_is_fit_only=reset)
     Path(out).write_text(json.dumps(res))

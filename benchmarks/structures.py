@@ -65,7 +65,7 @@ def child(model: str, out: str) -> None:
     Path(out).write_text(json.dumps(dict(
         seconds=wall, iterations=m.n_iterations, converged=m.converged, message=m.message, loglik=m.loglik,
         per_iteration=s["iterations"] / (m.n_iterations + 1), setup=s["design"] + s["data_pass"] + s["analyse"],
-        parameters=len(m.varcomp), nobs=m.nobs, equations=m.equations, rss_before_kib=rss_before,
+        parameters=len(m.varcomp), nobs=m.nobs, equations=m.equations.to_dict(), rss_before_kib=rss_before,
         peak_kib=peak, peak_is_fit_only=reset, backend=m.backend)))
 
 

@@ -105,7 +105,7 @@ def child(network: str, model: str, repeat: int, out: str) -> None:
             best = dict(seconds=wall, iterations=m.n_iterations, converged=m.converged, loglik=m.loglik,
                         per_iteration=s["iterations"] / (m.n_iterations + 1),
                         setup=s["design"] + s["data_pass"] + s["analyse"] + s.get("start", 0.0), fit_seconds=s,
-                        backend=m.backend, n_varcomp=len(m.varcomp), equations=m.equations)
+                        backend=m.backend, n_varcomp=len(m.varcomp), equations=m.equations.to_dict())
         del m
         gc.collect()
     ru_maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .control import Control
+from .equations import EquationsDescription, describe_equations
 from .errors import ModelError, UnknownName
 from .reml.optimizer import OptimResult
 from .reml.problem import LOG2PI, REMLProblem
@@ -88,15 +89,13 @@ class FittedModel:
 
     # -- likelihood summaries ---------------------------------------------------------
     @property
-    def equations(self) -> dict:
-        """Size of the mixed-model equations and of their factor (for the curious and for tuning)."""
+    def equations(self) -> EquationsDescription:
+        """The mixed-model equations block by block (term, levels, columns, structure and how the
+        factor stores them) with the totals of their factor: an
+        :class:`~sparsereml.equations.EquationsDescription` that prints as a table
+        (``print(m.equations)``, ``m.equations.to_frame()``; for the curious and for tuning)."""
         self._problem.hold(self._evaluation)  # a loaded model's factor is analysed, not yet factorised
-        f = self._problem.factor
-        table = dict(f.ordering_table)
-        chosen = min(table, key=table.get) if table else "backend's own"
-        return {"unknowns": f.n, "absorbed": f.n_absorbed, "factor_nonzeros": f.nnz_factor,
-                "largest_dense_block": f.largest_supernode, "ordering": chosen, "backend": f.backend,
-                "factorisation": f.method}
+        return describe_equations(self.design, self._problem.factor)
 
     @property
     def loglik_asreml(self) -> float:
@@ -231,7 +230,7 @@ class FittedModel:
         V = np.nan_to_num(self._working_vcov()[sl, sl])  # parameters at a bound count as known
         if hasattr(st, "model"):
             return self._cov_tables(st.model, th, V)
-        return self._cov_tables(_Diagonal([b[0] for b in rb.blocks]), th, V)
+        return self._cov_tables(_Diagonal([b.label for b in rb.blocks]), th, V)
 
     def _residual_models(self) -> dict:
         """Residual covariance models by name (``units`` for a multivariate model's us(trait),
@@ -310,9 +309,9 @@ class FittedModel:
         if not self.converged:
             lines.append(f"  {self.message}")
         eq = self.equations
-        lines.append(f"mixed-model equations: {eq['unknowns']:,} unknowns ({eq['absorbed']:,} absorbed), factor "
-                     f"{eq['factor_nonzeros']:,} nonzeros, largest dense block {eq['largest_dense_block']:,} "
-                     f"({eq['factorisation']})")
+        lines.append(f"mixed-model equations: {eq.unknowns:,} unknowns ({eq.absorbed:,} absorbed), factor "
+                     f"{eq.factor_nonzeros:,} nonzeros, largest supernode {eq.largest_supernode:,} "
+                     f"({eq.factorisation})")
         lines.append("")
         lines.append("Variance components")
         lines.append(_format_table(self.varcomp))

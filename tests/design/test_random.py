@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from sparsereml.design import build_design
+from sparsereml.design.random import ColumnBlock
 from sparsereml.errors import DataError
 from sparsereml.formula import model_spec
 
@@ -24,11 +25,12 @@ def test_interaction_levels_are_sorted_combinations(df):
 
 def test_at_blocks_one_per_level(df):
     d = build_design(model_spec("y ~ 1", "~ at(T):B", "~ at(T):units"), df)
-    assert d.random[0].blocks == [("at(T, 1):B", 0, 4), ("at(T, 2):B", 4, 4), ("at(T, 3):B", 8, 4)]
+    assert d.random[0].blocks == [ColumnBlock("at(T, 1):B", 0, 4), ColumnBlock("at(T, 2):B", 4, 4),
+                                  ColumnBlock("at(T, 3):B", 8, 4)]
     assert d.residual.labels == ["at(T, 1):units", "at(T, 2):units", "at(T, 3):units"]
     d = build_design(model_spec("y ~ 1", "~ at(T, 3):B"), df)  # the label 3, not the third level
     rb = d.random[0]
-    assert rb.blocks == [("at(T, 3):B", 0, 4)] and np.all((rb.codes >= 0) == (df["T"] == 3))
+    assert rb.blocks == [ColumnBlock("at(T, 3):B", 0, 4)] and np.all((rb.codes >= 0) == (df["T"] == 3))
 
 
 def test_random_columns_are_factors_whatever_their_dtype(df):

@@ -38,7 +38,7 @@ def _lower(A):
 def test_detects_the_star_and_keeps_sparse_matrices_out():
     low = _lower(_star_matrix())
     star, post = StarFactor.detect(low)
-    assert star is not None and star.r0 <= 30 and sorted(post) == list(range(low.shape[0]))
+    assert star is not None and star.dense_start <= 30 and sorted(post) == list(range(low.shape[0]))
     rng = np.random.default_rng(1)  # a sparse random matrix: no dense root
     R = sp.random(400, 400, density=0.005, random_state=rng)
     R = R + R.T + sp.eye(400) * 10
@@ -48,25 +48,25 @@ def test_detects_the_star_and_keeps_sparse_matrices_out():
 @pytest.mark.parametrize("seed, in_place", [(0, False), (1, False), (2, False), (0, True)])
 def test_star_matches_dense_linear_algebra(seed, in_place, monkeypatch):
     if in_place:  # a root too wide to copy is inverted in place, and factorised again for solves
-        monkeypatch.setattr("sparsereml.linalg.factor._ROOT_COPY_MAX", 0)
+        monkeypatch.setattr("sparsereml.linalg.factor._DENSE_COPY_MAX", 0)
     A = _star_matrix(seed=seed)
     low = _lower(A)
     f = SparseLDL(low, star=True, absorb=False)
     assert f.method.startswith("leaves")
     f.factorize(2.0 * low.data)  # the first factorisation writes every column of the joined factor
     f.factorize(low.data)  # later ones leave the root's unit-L columns unwritten until asked for
-    assert not f._root_lx
+    assert not f._dense_lx
     b = np.random.default_rng(seed).standard_normal((A.shape[0], 2))
     # a vector is solved with the root's Cholesky factor, before and after the selected inverse
     # (which inverts a copy of it); a block of vectors with the joined unit-L factor
-    assert f._star_root() is not None
+    assert f._dense_factor() is not None
     np.testing.assert_allclose(A @ f.solve(b[:, 0]), b[:, 0], atol=1e-9)
     assert_matches_dense(f, A, low)
-    assert f._root_spent == in_place
+    assert f._dense_spent == in_place
     np.testing.assert_allclose(A @ f.solve(b), b, atol=1e-9)
-    assert f._star_root() is not None
+    assert f._dense_factor() is not None
     np.testing.assert_allclose(A @ f.solve(b[:, 0]), b[:, 0], atol=1e-9)
-    assert f._root_lx
+    assert f._dense_lx
     for density in (0.1, 0.9):  # sparse and dense paths
         T = sp.random(A.shape[0], 4, density=density, random_state=np.random.default_rng(seed)).tocsc()
         np.testing.assert_allclose(f.inverse_quadratic(T), (T.T @ np.linalg.solve(A.toarray(), T.toarray())),
@@ -124,15 +124,15 @@ def _with_leaf_effects(seed=6, n_leaves=6, width=5, n_root=60):
 
 def test_root_unknowns_bordering_one_leaf_join_it():
     """An unknown of the root that borders one leaf only, its root neighbours among the leaf's,
-    is eliminated with that leaf (star._sink_root_columns): the root narrows by one per leaf,
+    is eliminated with that leaf (star._sink_dense_columns): the root narrows by one per leaf,
     one more column per leaf, and the factor still gives numpy's inverse."""
     A = _with_leaf_effects()
     low = _lower(A)
     star, post = StarFactor.detect(low)
     n = A.shape[0]
-    assert star is not None and n - star.r0 == 60 + 1  # the leaf effects left the root
+    assert star is not None and n - star.dense_start == 60 + 1  # the leaf effects left the root
     assert list(np.diff(star.leaf_start)) == [6] * 6
-    assert sorted(post[star.r0:]) == list(range(30, 90)) + [n - 1]
+    assert sorted(post[star.dense_start:]) == list(range(30, 90)) + [n - 1]
     f = SparseLDL(low, star=True, absorb=False)
     f.factorize(low.data)
     assert_matches_dense(f, A, low)
@@ -164,9 +164,9 @@ def test_leaves_split_between_threads_give_the_same_factor(threads):
     data = permute_data(low, post)
     one = star.factorize(data)
     Lx, d = one.Lx.copy(), one.d.copy()
-    star._leaf_chunks, star._root_chunks = star._chunks(threads)
+    star._leaf_chunks, star._dense_chunks = star._chunks(threads)
     assert len(star._leaf_chunks) == min(threads, 7) and star._leaf_chunks[-1][1] == 7
-    assert star._root_chunks[0][0] == 0 and star._root_chunks[-1][1] == star.n - star.r0
+    assert star._dense_chunks[0][0] == 0 and star._dense_chunks[-1][1] == star.n - star.dense_start
     other = star.factorize(data)
     np.testing.assert_allclose(other.Lx, Lx, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(other.d, d, rtol=1e-13)
@@ -185,9 +185,9 @@ def test_rough_selected_inverse_inverts_the_root_in_single_precision(in_place, m
     """``selected_inverse(single=True)`` inverts the star's root through float32 (LAPACK spotri):
     within float32's rounding of numpy's inverse, not equal to the double-precision one, and the
     factor stays usable (solves, and an exact selected inverse afterwards)."""
-    monkeypatch.setattr("sparsereml.linalg.factor.SINGLE_ROOT_MIN", 16)
+    monkeypatch.setattr("sparsereml.linalg.factor.SINGLE_DENSE_MIN", 16)
     if in_place:
-        monkeypatch.setattr("sparsereml.linalg.factor._ROOT_COPY_MAX", 0)
+        monkeypatch.setattr("sparsereml.linalg.factor._DENSE_COPY_MAX", 0)
     A = _star_matrix(seed=3)
     low = _lower(A)
     f = SparseLDL(low, star=True, absorb=False)
@@ -197,7 +197,7 @@ def test_rough_selected_inverse_inverts_the_root_in_single_precision(in_place, m
     rough = f.selected_inverse(single=True)
     np.testing.assert_allclose(rough, want, rtol=1e-5, atol=1e-6 * np.abs(want).max())
     assert np.abs(rough - want).max() > 1e-12 * np.abs(want).max()  # the float32 path was taken
-    assert f._root_spent == in_place
+    assert f._dense_spent == in_place
     b = np.random.default_rng(3).standard_normal(A.shape[0])
     np.testing.assert_allclose(A @ f.solve(b), b, atol=1e-9)
     assert_matches_dense(f, A, low)
@@ -206,7 +206,7 @@ def test_rough_selected_inverse_inverts_the_root_in_single_precision(in_place, m
 def test_rough_selected_inverse_stays_double_for_an_ill_conditioned_root(monkeypatch):
     """A root whose Cholesky factor LAPACK estimates to have a condition number above 100 (the
     root's above 1e4) is not trusted to float32."""
-    monkeypatch.setattr("sparsereml.linalg.factor.SINGLE_ROOT_MIN", 16)
+    monkeypatch.setattr("sparsereml.linalg.factor.SINGLE_DENSE_MIN", 16)
     A = _star_matrix(seed=4)
     scale = np.ones(A.shape[0])
     scale[-5:] = 1e4  # five root unknowns in other units
@@ -225,9 +225,9 @@ def test_rough_selected_inverse_falls_back_when_float32_fails(in_place, monkeypa
     the inverse is taken in double precision."""
     from sparsereml.linalg import factor
 
-    monkeypatch.setattr(factor, "SINGLE_ROOT_MIN", 16)
+    monkeypatch.setattr(factor, "SINGLE_DENSE_MIN", 16)
     if in_place:
-        monkeypatch.setattr(factor, "_ROOT_COPY_MAX", 0)
+        monkeypatch.setattr(factor, "_DENSE_COPY_MAX", 0)
     A = _star_matrix(seed=5)
     low = _lower(A)
     f = SparseLDL(low, star=True, absorb=False)

@@ -13,7 +13,8 @@ def dense_parts(design):
     X = design.fixed.X.toarray()
     Zs = []
     for rb in design.random:
-        for label, start, size in rb.blocks:
+        for b in rb.blocks:
+            start, size = b.start, b.size
             Z = np.zeros((design.n, size))
             rows = np.flatnonzero((rb.codes >= start) & (rb.codes < start + size))
             Z[rows, rb.codes[rows] - start] = 1.0

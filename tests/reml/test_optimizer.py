@@ -60,7 +60,7 @@ def rough_calls(monkeypatch):
     record the ``single`` flag of every selected inverse and how many went through float32."""
     from sparsereml.linalg import factor
 
-    monkeypatch.setattr(factor, "SINGLE_ROOT_MIN", 16)
+    monkeypatch.setattr(factor, "SINGLE_DENSE_MIN", 16)
     calls = {"flags": [], "float32": 0, "ai": 0}
     selected, single = factor.SparseLDL.selected_inverse, factor.SparseLDL._single_inverse
     quadratic = factor.SparseLDL.inverse_quadratic
@@ -112,7 +112,7 @@ def test_a_start_at_the_optimum_is_confirmed_with_exact_scores(fits, data, rough
 
 
 def test_a_rough_request_without_a_wide_root_is_exact(data):
-    """Where no root is wide enough for single precision (150 mothers < SINGLE_ROOT_MIN), a
+    """Where no root is wide enough for single precision (150 mothers < SINGLE_DENSE_MIN), a
     rough request gives exact scores, says so, keeps the selected inverse, and is never repeated."""
     m = sr.fit("dbh ~ Trial", RANDOM, "~ at(Trial):units", data=data)
     prob = m._problem

@@ -10,7 +10,32 @@ from ..errors import DataError, ModelError
 from ..formula.terms import VM, At, RandomTerm, Units
 from .coding import Factor, combine, encode
 
-__all__ = ["RandomBlock", "random_block", "check_cov_levels", "check_separable"]
+__all__ = ["ColumnBlock", "RandomBlock", "random_block", "check_cov_levels", "check_separable"]
+
+
+@dataclass(frozen=True)
+class ColumnBlock:
+    """A run of consecutive columns of a random term that shares one variance parameter (or,
+    for a correlated term, one covariance model).
+
+    Attributes
+    ----------
+    label : str
+        The variance parameter's label, e.g. ``"Mother"`` or ``"at(Trial, 3):Block"``.
+    start : int
+        First column of the run, counted within the term.
+    size : int
+        Number of columns.
+    """
+
+    label: str
+    start: int
+    size: int
+
+    @property
+    def stop(self) -> int:
+        """One past the last column of the run (within the term)."""
+        return self.start + self.size
 
 
 @dataclass
@@ -26,7 +51,7 @@ class RandomBlock:
         k rows of codes, one per coefficient, with the covariates' values in ``values``.
     levels : tuple of str
         Label of each column, e.g. ``"3:17"`` for Trial 3, Mother 17.
-    blocks : list of (label, start, size)
+    blocks : list of ColumnBlock
         One variance parameter per block of consecutive columns: one block for a
         plain term, one per level of F for ``at(F):T`` and ``diag(F):T``; a correlated
         term (``us(F):T``, ``fa(F, k):T``, ...) is one block whose parameters come from its
@@ -98,7 +123,7 @@ def random_block(term: RandomTerm, columns: dict, n: int | None = None, matrices
     if inner.n_levels < 2:
         raise DataError(f"random term {term.label!r} has only one level ({inner.levels[0]}); "
                         f"its variance cannot be estimated")
-    return RandomBlock(term, inner.codes, inner.levels, [(term.label, 0, inner.n_levels)])
+    return RandomBlock(term, inner.codes, inner.levels, [ColumnBlock(term.label, 0, inner.n_levels)])
 
 
 def _per_level_block(term: RandomTerm, at: At, inner: Factor, columns: dict, label_of) -> RandomBlock:
@@ -124,7 +149,7 @@ def _per_level_block(term: RandomTerm, at: At, inner: Factor, columns: dict, lab
             raise DataError(f"{label}: no records have {at.factor} = {af.levels[a]}")
         if idx.size < 2:
             raise DataError(f"{label} has only one level; its variance cannot be estimated")
-        blocks.append((label, int(idx[0]), int(idx.size)))
+        blocks.append(ColumnBlock(label, int(idx[0]), int(idx.size)))
     return RandomBlock(term, codes, levels, blocks)
 
 
@@ -159,8 +184,8 @@ def check_separable(blocks: list, residual, n: int) -> None:
         if np.bincount(rb.codes[rb.codes >= 0], minlength=rb.size).max() > 1:
             continue
         block_of = np.empty(rb.size, dtype=np.int64)
-        for j, (_, start, size) in enumerate(rb.blocks):
-            block_of[start:start + size] = j
+        for j, b in enumerate(rb.blocks):
+            block_of[b.start:b.stop] = j
         parts.append(rb)
         members.append(np.where(rb.codes >= 0, block_of[np.maximum(rb.codes, 0)], -1)[plain])
     if not parts:
@@ -189,7 +214,7 @@ def _correlated_block(term: RandomTerm, inner: Factor, columns: dict) -> RandomB
     check_cov_levels(term.struct.kind, term.struct.args, n, f"random term {term.label!r}")
     codes = inner.codes * n + sf.codes
     levels = tuple(f"{sf.levels[i]}:{inner.levels[m]}" for m in range(q) for i in range(n))
-    return RandomBlock(term, codes, levels, [(term.label, 0, q * n)], cov_levels=sf.levels, units=q)
+    return RandomBlock(term, codes, levels, [ColumnBlock(term.label, 0, q * n)], cov_levels=sf.levels, units=q)
 
 
 def _regression_block(term: RandomTerm, inner: Factor, columns: dict) -> RandomBlock:
@@ -212,7 +237,8 @@ def _regression_block(term: RandomTerm, inner: Factor, columns: dict) -> RandomB
     codes = np.vstack([inner.codes * k + j for j in range(k)])
     names = tuple("(Intercept)" if c == "1" else c for c in covs)
     levels = tuple(f"{inner.levels[m]}:{names[j]}" for m in range(q) for j in range(k))
-    return RandomBlock(term, codes, levels, [(term.label, 0, q * k)], cov_levels=names, units=q, values=values)
+    return RandomBlock(term, codes, levels, [ColumnBlock(term.label, 0, q * k)], cov_levels=names, units=q,
+                       values=values)
 
 
 def _related_block(term: RandomTerm, vm: VM, columns: dict, matrices: dict) -> RandomBlock:
@@ -229,7 +255,7 @@ def _related_block(term: RandomTerm, vm: VM, columns: dict, matrices: dict) -> R
     codes, rel = rel.codes(columns[vm.column], term.label, add_missing=add)
     q = len(rel.ids)
     if term.struct is None:
-        return RandomBlock(term, codes, rel.ids, [(term.label, 0, q)], relationship=rel)
+        return RandomBlock(term, codes, rel.ids, [ColumnBlock(term.label, 0, q)], relationship=rel)
     if term.struct.covariates is not None:
         raise ModelError(f"{term.label}: a random regression on vm() is not supported")
     sf = _factor(columns, term.struct.factor)
@@ -238,5 +264,5 @@ def _related_block(term: RandomTerm, vm: VM, columns: dict, matrices: dict) -> R
         raise DataError(f"{term.struct.label} in {term.label!r}: {term.struct.factor!r} has one level only")
     check_cov_levels(term.struct.kind, term.struct.args, k, f"random term {term.label!r}")
     levels = tuple(f"{sf.levels[i]}:{rel.ids[m]}" for m in range(q) for i in range(k))
-    return RandomBlock(term, codes * k + sf.codes, levels, [(term.label, 0, q * k)], cov_levels=sf.levels,
+    return RandomBlock(term, codes * k + sf.codes, levels, [ColumnBlock(term.label, 0, q * k)], cov_levels=sf.levels,
                        units=q, relationship=rel)

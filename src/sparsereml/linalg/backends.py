@@ -90,7 +90,7 @@ class CholmodBackend:
 
         self._lower.data = data
         try:
-            with dense_threads(cholmod_library()):  # the dense root dominates; small supernodes stay single-threaded
+            with dense_threads(cholmod_library()):  # the dense block dominates; small supernodes stay single-threaded
                 self._factor.cholesky_inplace(self._lower)
         except CholmodNotPositiveDefiniteError as exc:
             raise NotPositiveDefinite(str(exc)) from None

@@ -6,10 +6,13 @@ itself), and let the backend analyse the reduced pattern.  Each factorisation th
 reduced matrix, has the backend factor it, and joins the absorbed columns and the backend's
 factor into one unit-lower L with diagonal D over all unknowns.  Everything after that (solves,
 selected inverse, quadratic forms) runs on that joined factor with this package's kernels.
+
+The *dense block* is the factor's last supernode when it is at least _LAPACK_WIDTH columns wide:
+the crossed unknowns (mothers, trials) that fill makes dense, the star's centre when StarFactor
+factors the equations.  LAPACK inverts it, and solves and quadratic forms treat it as one dense
+triangle.
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,18 +21,18 @@ from scipy.linalg import blas, lapack, solve_triangular
 
 from . import kernels, selinv
 from .absorb import AbsorbPlan, choose_absorbed
+from .analysis import choose_method
 from .backends import LDL, NotPositiveDefinite, make_backend, resolve_backend
-from .ordering import choose_order, permute_lower, predicted_cost
-from .sparse_solve import forward_sparse
+from .sparse_solve import DENSE_LIMIT, sparse_quadratic
 from .star import StarFactor
 from .threads import dense_threads, lapack_library
 
-_DENSE_LIMIT = 50_000_000  # entries (400 MB): above this the solved columns stay sparse
+__all__ = ["SparseLDL", "STORAGE"]
 
-__all__ = ["SparseLDL"]
+# how the factor holds an unknown (SparseLDL.storage): codes are positions in this tuple
+STORAGE = ("sparse", "absorbed", "star leaf", "dense block")
 
-_LAPACK_ROOT = 48  # dense root supernodes at least this wide are handled with LAPACK
-NARROW_LEAF = 64  # a star whose leaves are at most this wide is not compared with CHOLMOD's AMD
+_LAPACK_WIDTH = 48  # supernodes at a root of the elimination tree at least this wide are inverted by LAPACK
 
 
 def _positions(lower: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -38,15 +41,17 @@ def _positions(lower: sp.csc_matrix, rows: np.ndarray, cols: np.ndarray) -> np.n
     return np.searchsorted(keys, rows.astype(np.int64) + n * cols.astype(np.int64))
 
 
-_NO_ROOT = np.zeros((1, 1), order="F")  # stands for the dense inverse when there is no trailing root
-# a star root wider than this is inverted in place (no second copy of it in memory); a solve
-# after that factorises again
-_ROOT_COPY_MAX = 4096
-# a rough selected inverse (``single=True``) inverts a trailing root at least this wide in single
-# precision (1.6x faster at n = 1,100; the conversions cost ~1% of that), when LAPACK's estimate
-# of its Cholesky factor's condition number (dtrcon, 0.6 ms there) keeps float32's rounding of the
-# inverse below ~1e-3 (cond(root) = cond(factor)^2 <= 1e4; 33 on the default trial network)
-SINGLE_ROOT_MIN = 512
+_NO_DENSE = np.zeros((1, 1), order="F")  # stands for the dense block's inverse when there is none
+# a star's dense block wider than this is inverted in place (no second copy of it in memory); a
+# solve after that factorises again
+_DENSE_COPY_MAX = 4096
+# a rough selected inverse (``single=True``) inverts a dense block at least this wide in single
+# precision: LAPACK's spotri beats dpotri once the block is wide enough for the conversions to
+# and from float32 and the condition estimate to be small beside the inverse.  It does so only
+# when LAPACK's estimate of the Cholesky factor's condition number (dtrcon, cheap beside the
+# inverse) keeps float32's rounding of the inverse below ~1e-3 (cond(block) = cond(factor)^2 <=
+# 1e4).  Measurements: benchmarks/RESULTS.md (2026-11-26, sixth session; 2026-12-07, issue 14).
+SINGLE_DENSE_MIN = 512
 _SINGLE_MAX_COND = 100.0
 
 
@@ -64,7 +69,7 @@ class SparseLDL:
     absorb : bool
         Eliminate an independent set of low-degree unknowns first (exact).
     star : bool, optional
-        Factor a star-shaped reduced matrix (dense leaf blocks around a dense root) with dense
+        Factor a star-shaped reduced matrix (dense leaves around the dense block) with dense
         kernels and LAPACK instead of the backend (default: yes, unless the environment variable
         ``SPARSEREML_STAR`` is 0).
     """
@@ -82,8 +87,9 @@ class SparseLDL:
         rest = self._plan.rest if self._plan else np.arange(self.n)
         reduced = self._plan.reduced_pattern() if self._plan else lower
         self.backend = resolve_backend(backend)
-        order, opts, red_q, star = self._choose(reduced, rest, groups, dict(options), star)
-        self.method = "leaves + dense root (LAPACK)" if star is not None else self.backend
+        order, opts, red_q, star, self.ordering_table, self.ordering = choose_method(
+            reduced, rest, groups, dict(options), star, self.backend)
+        self.method = "leaves + dense block (LAPACK)" if star is not None else self.backend
         self._rest_order = rest[order]  # reduced unknowns in the order handed to the backend
         qpos = np.empty(rest.size, dtype=np.int64)
         qpos[order] = np.arange(rest.size)
@@ -96,56 +102,12 @@ class SparseLDL:
         self._backend = star if star is not None else make_backend(red_q.astype(float), self.backend, **opts)
         self.ldl: LDL | None = None
         self._joined = False  # the joined factor's pattern is known after the first factorisation
-        self._direct = False  # set with the joined pattern: the star's root is the trailing root
-        self._root_spent = False  # the star root's factor was overwritten by its inverse
+        self._star_dense = False  # set with the joined pattern: the star's centre is the dense block
+        self._dense_spent = False  # the dense block's Cholesky factor was overwritten by its inverse
         self._data = None  # the values of the last factorisation (to factorise again)
-        self._root_bufs = None
-        self._root32 = None  # float32 copy of the root for a rough selected inverse
-        self.single_used = False  # the last selected inverse's root went through single precision
-
-    def _choose(self, reduced, rest, groups, opts, star):
-        """Order of the reduced unknowns and how to factor them: the cheapest of the grouped
-        orders (and, with CHOLMOD, its AMD) by the cost model; a star-shaped factor in that order
-        goes to StarFactor, anything else to the backend (QDLDL orders by AMD itself).
-
-        CHOLMOD's AMD is not tried when the best grouped order already gives a star of narrow
-        leaves (at most NARROW_LEAF columns): there the dense root is forced by the leaves'
-        neighbourhoods, the grouped orders compare leaves-first with root-first, and in the test
-        suite AMD's order won on 2 of about 90 such systems, by 13-16%, while its analysis took up
-        to a third of a factorisation (27 ms on the trial network).
-
-        Returns (order, backend options, permuted lower pattern, StarFactor or None)."""
-        identity = np.arange(rest.size)
-        use_star = star if star is not None else os.environ.get("SPARSEREML_STAR", "1") != "0"
-        order, self.ordering_table, found, post, red_q = identity, [], None, None, None
-        if groups is not None:
-            order, _, self.ordering_table, symbolic = choose_order(reduced, np.asarray(groups)[rest])
-            red_q = permute_lower(reduced, order)
-            if use_star:
-                found, post = StarFactor.detect(red_q, symbolic)
-            narrow = found is not None and int(np.diff(found.leaf_start).max(initial=0)) <= NARROW_LEAF
-            if self.backend == "cholmod" and not narrow:
-                from sksparse.cholmod import analyze
-
-                amd = analyze(reduced, mode="supernodal", ordering_method="amd")
-                amd_order = np.asarray(amd.P(), dtype=np.int64)
-                self.ordering_table.append(("amd", predicted_cost(reduced, amd_order)))
-                if min(self.ordering_table, key=lambda t: t[1])[0] == "amd":  # keep CHOLMOD's own analysis
-                    order, found, post, red_q = identity, None, None, None
-                    opts["factor"] = amd
-        if red_q is None:
-            red_q = reduced.copy()
-            red_q.sort_indices()
-        if found is None and use_star and "factor" not in opts:
-            found, post = StarFactor.detect(red_q)
-        if found is not None:
-            order, red_q = order[post], found.pattern
-        if found is None and self.backend == "qdldl" and not np.array_equal(order, identity):
-            order, red_q = identity, reduced.copy()  # QDLDL orders by AMD itself
-            red_q.sort_indices()
-        if self.backend == "cholmod":  # without groups CHOLMOD orders by itself
-            opts.setdefault("ordering", "natural" if groups is not None else "default")
-        return order, opts, red_q, found
+        self._dense_bufs = None
+        self._dense32 = None  # float32 copy of the dense block for a rough selected inverse
+        self.single_used = False  # the last selected inverse's dense block went through single precision
 
     def __reduce__(self):
         # the backends' numeric factors cannot be pickled: a copy is analysed again from the same
@@ -159,7 +121,7 @@ class SparseLDL:
 
         The factor's arrays (``self.ldl``) are overwritten by the next factorisation."""
         data = np.asarray(data, dtype=float)
-        self._data, self._root_spent = data, False
+        self._data, self._dense_spent = data, False
         if self._plan:
             lx_a, d_a, rdata = self._plan.reduce(data)
             if np.any(d_a <= 0):
@@ -189,8 +151,8 @@ class SparseLDL:
         else:
             nA = int(self._Lp[k])
             Lx, d = self._Lx_buf, self._d_buf
-            if self._direct:  # the root is used through its Cholesky factor: no unit-L columns
-                red = self._backend.factorize(rdata, Lx[nA:], d[k:], root_columns=False)
+            if self._star_dense:  # the dense block is used through its Cholesky factor: no unit-L columns
+                red = self._backend.factorize(rdata, Lx[nA:], d[k:], dense_columns=False)
             else:
                 red = self._backend.factorize(rdata, Lx[nA:], d[k:])
             if not np.array_equal(red.Lp, self._red_Lp):  # pragma: no cover - fixed by the analysis
@@ -201,18 +163,18 @@ class SparseLDL:
             Lx[:nA] = lx_a if self._abs_sort is None else lx_a[self._abs_sort]
             d[:k] = d_a
         self.ldl = LDL(self._perm, self._pinv, self._Lp, self._Li, Lx, d)
-        self._root_ready = False
-        self._root_lx = first or not self._direct  # the root's columns of Lx hold this factorisation
+        self._dense_ready = False
+        self._dense_lx = first or not self._star_dense  # the dense block's columns of Lx are current
 
     def _full_lx(self) -> LDL:
-        """The factor with the dense root's unit-L columns written into Lx (kernels that walk
-        every column need them; the root's Cholesky factor serves everything else)."""
-        if not self._root_lx:
-            self._star_root()  # factorises again if the selected inverse overwrote the root
+        """The factor with the dense block's unit-L columns written into Lx (kernels that walk
+        every column need them; its Cholesky factor serves everything else)."""
+        if not self._dense_lx:
+            self._dense_factor()  # factorises again if the selected inverse overwrote it
             k = self.n_absorbed
             nA = int(self._Lp[k])
-            self._backend.write_root_columns(self._Lx_buf[nA:], self._d_buf[k:])
-            self._root_lx = True
+            self._backend.write_dense_columns(self._Lx_buf[nA:], self._d_buf[k:])
+            self._dense_lx = True
         return self.ldl
 
     def _join_pattern(self, red: LDL) -> None:
@@ -247,31 +209,32 @@ class SparseLDL:
         last = self.sn_start[1:] - 1
         below = self._Lp[last + 1] - self._Lp[last]
         widths = np.diff(self.sn_start)
-        self._dense_roots = np.flatnonzero((below == 0) & (widths >= _LAPACK_ROOT))
+        self._lapack_supernodes = np.flatnonzero((below == 0) & (widths >= _LAPACK_WIDTH))
         self._done = np.zeros(widths.size, dtype=np.bool_)
-        self._done[self._dense_roots] = True
+        self._done[self._lapack_supernodes] = True
         self._levels = selinv.supernode_levels(self._Lp, self._Li, self.sn_start, self.col_sn)
         fused, self._kids = selinv.fused_children(self._Lp, self._Li, self.sn_start, self.col_sn, self._done)
         self._skip = self._done | fused  # done before the recursion, or with their parent
         self._selinv_plan = selinv.selinv_plan(self._Lp, self.sn_start, self._skip, *self._levels,
                                                 get_num_threads(), kids=self._kids)
         s = self.sn_start
-        tail = self._dense_roots[self._dense_roots == widths.size - 1]
-        self._tail = int(s[tail[0]]) if tail.size else self.n  # first column of a dense trailing root
-        # the star backend's root is the trailing root: solves and the inverse use its factor
-        self._direct = isinstance(self._backend, StarFactor) and self._tail == k + self._backend.r0
-        if self._direct:  # the backward solve below the root, by leaves, then by absorbed columns
+        final = self._lapack_supernodes[self._lapack_supernodes == widths.size - 1]
+        self._dense_start = int(s[final[0]]) if final.size else self.n  # first column of the dense block
+        # the star's centre is the dense block: solves and the inverse use its Cholesky factor
+        star = isinstance(self._backend, StarFactor)
+        self._star_dense = star and self._dense_start == k + self._backend.dense_start
+        if self._star_dense:  # the backward solve below the dense block, by leaves, then absorbed columns
             stages = [k + self._backend.leaf_start, np.arange(k + 1)]
             self._backward = kernels.backward_plan(self._Lp, stages, get_num_threads())
         self._zpos = self._z_positions()
 
     def _z_positions(self) -> np.ndarray:
-        """Where Z holds each entry of C (those inside the trailing root: in its dense inverse).
+        """Where Z holds each entry of C (those inside the dense block: in its dense inverse).
         An absorbed column's entries are known from the absorption's layout (its column of L
         holds them in that order); the rest are looked up in the factor's pattern."""
         if not self._plan:
             return kernels.pattern_positions(self._rows, self._cols, self._pinv, self._Lp, self._Li,
-                                             self.sn_start, self.col_sn, self._tail, get_num_threads())
+                                             self.sn_start, self.col_sn, self._dense_start, get_num_threads())
         plan, k = self._plan, self.n_absorbed
         pos = np.empty(self._rows.size, dtype=np.int64)
         known = np.zeros(self._rows.size, dtype=bool)
@@ -283,7 +246,7 @@ class SparseLDL:
         pos[diag], known[diag] = -1 - np.arange(k, dtype=np.int64), True
         rest = np.flatnonzero(~known)
         pos[rest] = kernels.pattern_positions(self._rows[rest], self._cols[rest], self._pinv, self._Lp, self._Li,
-                                              self.sn_start, self.col_sn, self._tail, get_num_threads())
+                                              self.sn_start, self.col_sn, self._dense_start, get_num_threads())
         return pos
 
     # -- results of the factorisation -----------------------------------------------
@@ -299,6 +262,45 @@ class SparseLDL:
     def n_absorbed(self) -> int:
         return self._plan.absorbed.size if self._plan else 0
 
+    @property
+    def dense_block_size(self) -> int:
+        """Columns of the factor's dense block (0 when it has none); known after the first
+        factorisation."""
+        self._require_joined()
+        return self.n - self._dense_start
+
+    def storage(self) -> np.ndarray:
+        """How the factor holds each unknown, in the matrix's own (natural) order.
+
+        Returns
+        -------
+        ndarray of int8
+            A code per unknown, ``STORAGE[code]`` its name: 1 "absorbed" (eliminated before the
+            backend, ``absorb.py``), 2 "star leaf" (in a leaf of the star, ``star.py``), 3
+            "dense block" (the factor's trailing dense supernode, factorised and inverted by
+            LAPACK), 0 "sparse" (anywhere else in the backend's supernodal factor).
+
+        Raises
+        ------
+        RuntimeError
+            Before the first factorisation (the dense block is found in the joined factor).
+        """
+        self._require_joined()
+        k = self.n_absorbed
+        code = np.zeros(self.n, dtype=np.int8)  # in the joined factor's order
+        code[:k] = STORAGE.index("absorbed")
+        if isinstance(self._backend, StarFactor):
+            code[k:k + self._backend.dense_start] = STORAGE.index("star leaf")
+            code[k + self._backend.dense_start:] = STORAGE.index("dense block")
+        code[self._dense_start:] = STORAGE.index("dense block")
+        out = np.empty_like(code)
+        out[self._perm] = code
+        return out
+
+    def _require_joined(self) -> None:
+        if not self._joined:
+            raise RuntimeError("the factor's layout is known after its first factorisation (factorize())")
+
     def logdet(self) -> float:
         """log |C| = sum log d."""
         return float(np.sum(np.log(self.ldl.d)))
@@ -309,9 +311,9 @@ class SparseLDL:
         b = np.asarray(b, dtype=float)
         if b.ndim == 1:
             x = b[f.perm]
-            c = self._star_root()
-            if c is not None:  # the dense root's part with LAPACK on its Cholesky factor
-                t = self._tail
+            c = self._dense_factor()
+            if c is not None:  # the dense block's part with LAPACK on its Cholesky factor
+                t = self._dense_start
                 kernels.ldl_forward_vec(t, f.Lp, f.Li, f.Lx, x)
                 x[t:] = lapack.dpotrs(c, x[t:], lower=1)[0]  # c is a positive-definite factor
                 kernels.backward_split(self._backward, f.Lp, f.Li, f.Lx, f.d, x)
@@ -327,37 +329,37 @@ class SparseLDL:
         out[f.perm] = X
         return out
 
-    def _dense_block(self, a: int, b: int) -> np.ndarray:
+    def _gather_columns(self, a: int, b: int) -> np.ndarray:
         f = self._full_lx()
         Lc = np.zeros((b - a, b - a), order="F")
         kernels.gather_dense_block(a, b - a, f.Lp, f.Lx, Lc)
         return Lc
 
-    def _tail_buffers(self) -> tuple[np.ndarray, np.ndarray]:
-        """Two dense buffers for the trailing root, kept across factorisations (fresh pages for
-        ~10 MB per iteration cost more than the work done in them)."""
-        if self._root_bufs is None:
-            w = self.n - self._tail
-            self._root_bufs = (np.zeros((w, w), order="F"), np.zeros((w, w), order="F"))
-        return self._root_bufs
+    def _dense_buffers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Two buffers as wide as the dense block, kept across factorisations (fresh pages for
+        them at every iteration cost more than the work done in them)."""
+        if self._dense_bufs is None:
+            w = self.n - self._dense_start
+            self._dense_bufs = (np.zeros((w, w), order="F"), np.zeros((w, w), order="F"))
+        return self._dense_bufs
 
-    def _tail_block(self) -> np.ndarray:
-        """The unit-lower dense trailing block of the factor (gathered once per factorisation)."""
-        Lr = self._tail_buffers()[0]
-        if not self._root_ready:
+    def _dense_block(self) -> np.ndarray:
+        """The dense block's unit-lower triangle of L (gathered once per factorisation)."""
+        Lr = self._dense_buffers()[0]
+        if not self._dense_ready:
             f = self._full_lx()
-            kernels.gather_dense_block(self._tail, self.n - self._tail, f.Lp, f.Lx, Lr)
-            self._root_ready = True
+            kernels.gather_dense_block(self._dense_start, self.n - self._dense_start, f.Lp, f.Lx, Lr)
+            self._dense_ready = True
         return Lr
 
-    def _star_root(self) -> np.ndarray | None:
-        """The Cholesky factor of the trailing root (c = L_r D_r^1/2) when the star backend's root
-        is the trailing root, else None."""
-        if not self._direct:
+    def _dense_factor(self) -> np.ndarray | None:
+        """The Cholesky factor of the dense block (c = L_b D_b^1/2) when the star backend's
+        centre is the dense block, else None."""
+        if not self._star_dense:
             return None
-        if self._root_spent:  # inverted in place by the selected inverse: factorise again
+        if self._dense_spent:  # inverted in place by the selected inverse: factorise again
             self.factorize(self._data)
-        return self._backend.root_factor()
+        return self._backend.dense_factor()
 
     def selected_inverse(self, single: bool = False) -> np.ndarray:
         """Entries of C^-1 on the analysed pattern of C (aligned with its lower-triangle data).
@@ -365,7 +367,7 @@ class SparseLDL:
         Parameters
         ----------
         single : bool
-            Allow a wide, well-conditioned dense trailing root to be inverted in single
+            Allow a wide, well-conditioned dense block to be inverted in single
             precision: its entries then carry relative errors of about 1e-7 times its condition
             number, which is harmless for a Newton step far from the optimum, not for a final
             answer.
@@ -373,40 +375,40 @@ class SparseLDL:
         f = self.ldl
         Zd, Zx = self._Zd_buf, self._Zx_buf
         self.single_used = False  # whether this inverse went through single precision
-        Zr = _NO_ROOT  # the trailing root's inverse, read by the recursion as a dense array
-        for s in self._dense_roots:
+        Zdense = _NO_DENSE  # the dense block's inverse, read by the recursion as a dense array
+        for s in self._lapack_supernodes:
             a, b = self.sn_start[s], self.sn_start[s + 1]
-            inv = self._dense_root_inverse(a, b, single)
-            if a == self._tail:
-                Zr = inv
+            inv = self._supernode_inverse(a, b, single)
+            if a == self._dense_start:
+                Zdense = inv
                 Zd[a:b] = np.diagonal(inv)
             else:
                 kernels.scatter_dense_block(a, b - a, f.Lp, Zd, Zx, inv)
         selinv.selinv(f.Lp, f.Li, f.Lx, f.d, self.sn_start, self.col_sn, self._skip, self._levels[1],
-                       self._selinv_plan, Zd, Zx, self._tail, Zr, self._kids)
-        return kernels.gather_pattern(self._zpos, Zd, Zx, Zr.ravel(order="F"), get_num_threads())
+                       self._selinv_plan, Zd, Zx, self._dense_start, Zdense, self._kids)
+        return kernels.gather_pattern(self._zpos, Zd, Zx, Zdense.ravel(order="F"), get_num_threads())
 
-    def _dense_root_inverse(self, a: int, b: int, single: bool) -> np.ndarray:
-        """The inverse (lower triangle) of the dense root supernode of columns a:b, from its
+    def _supernode_inverse(self, a: int, b: int, single: bool) -> np.ndarray:
+        """The inverse (lower triangle) of the wide root supernode of columns a:b, from its
         Cholesky factor: in single precision when asked for and it fits, else LAPACK dpotri."""
-        c = self._star_root() if a == self._tail else None
-        keep = b - a <= _ROOT_COPY_MAX  # the factor stays intact (later solves use it)
+        c = self._dense_factor() if a == self._dense_start else None
+        keep = b - a <= _DENSE_COPY_MAX  # the factor stays intact (later solves use it)
         if single and c is not None and self._single_fits(c):
-            inv = self._single_inverse(c, self._tail_buffers()[1] if keep else None)
+            inv = self._single_inverse(c, self._dense_buffers()[1] if keep else None)
             if inv is not None:
                 self.single_used = True
-                self._root_spent = self._root_spent or inv is c
+                self._dense_spent = self._dense_spent or inv is c
                 return inv
         if c is not None and not keep:
-            Lc, self._root_spent = c, True  # inverted in place
-        elif a == self._tail:  # the inverse goes to a buffer
-            Lc = self._tail_buffers()[1]
+            Lc, self._dense_spent = c, True  # inverted in place
+        elif a == self._dense_start:  # the inverse goes to a buffer
+            Lc = self._dense_buffers()[1]
             if c is not None:
                 np.copyto(Lc, c)
             else:
-                kernels.scaled_copy(self._tail_block(), np.sqrt(self.ldl.d[a:b]), Lc)
+                kernels.scaled_copy(self._dense_block(), np.sqrt(self.ldl.d[a:b]), Lc)
         else:
-            Lc = self._dense_block(a, b)
+            Lc = self._gather_columns(a, b)
             Lc *= np.sqrt(self.ldl.d[a:b])[None, :]
         with dense_threads(lapack_library()):
             inv, info = lapack.dpotri(Lc, lower=1, overwrite_c=1)
@@ -415,9 +417,9 @@ class SparseLDL:
         return inv
 
     def _single_fits(self, c: np.ndarray) -> bool:
-        """Whether the root's Cholesky factor ``c`` is wide enough for single precision to pay,
+        """Whether the dense block's Cholesky factor ``c`` is wide enough for single precision to pay,
         its entries within float32's range, and its condition number small enough."""
-        if c.shape[0] < SINGLE_ROOT_MIN:
+        if c.shape[0] < SINGLE_DENSE_MIN:
             return False
         diag = np.diagonal(c)  # (the inverse's diagonal, which bounds its entries, is checked after)
         if not (float(diag.min()) > 1e-15 and float(diag.max()) < 1e15):
@@ -430,11 +432,11 @@ class SparseLDL:
         (into ``c`` itself when None; lower triangle, double precision) through a float32 buffer
         kept across calls.  None, with ``c`` untouched, if float32 could not invert it."""
         w = c.shape[0]
-        if self._root32 is None or self._root32.shape[0] != w:
-            self._root32 = np.empty((w, w), dtype=np.float32, order="F")
-        np.copyto(self._root32, c, casting="same_kind")
+        if self._dense32 is None or self._dense32.shape[0] != w:
+            self._dense32 = np.empty((w, w), dtype=np.float32, order="F")
+        np.copyto(self._dense32, c, casting="same_kind")
         with dense_threads(lapack_library()):
-            inv32, info = lapack.spotri(self._root32, lower=1, overwrite_c=1)
+            inv32, info = lapack.spotri(self._dense32, lower=1, overwrite_c=1)
         if info != 0 or not np.isfinite(np.diagonal(inv32)).all():
             return None
         out = c if out is None else out
@@ -444,53 +446,36 @@ class SparseLDL:
     def inverse_quadratic(self, T) -> np.ndarray:
         """T' C^-1 T for a sparse (or dense) n x m matrix T, exploiting a sparse T's sparsity.
 
-        A mostly nonzero T is solved as a dense block in one pass over the factor; otherwise
+        A mostly nonzero T is solved as a dense array in one pass over the factor; otherwise
         forward substitution follows only the elimination-tree paths of T's nonzeros.  The
-        dense trailing block of the factor is solved for all columns at once with BLAS.
+        factor's dense block is solved for all columns at once with BLAS.
         """
         f = self.ldl
-        tail = self._tail
+        d0 = self._dense_start  # first column of the dense block (n when there is none)
         m = T.shape[1]
-        dense = not sp.issparse(T) and f.n * m <= _DENSE_LIMIT
+        dense = not sp.issparse(T) and f.n * m <= DENSE_LIMIT
         T = np.asarray(T, dtype=float) if dense else sp.csc_matrix(T)
-        scale = 1.0 / np.sqrt(f.d[:tail])
-        if dense or (T.nnz > 0.25 * f.n * m and f.n * m <= _DENSE_LIMIT):
+        scale = 1.0 / np.sqrt(f.d[:d0])
+        if dense or (T.nnz > 0.25 * f.n * m and f.n * m <= DENSE_LIMIT):
             # mostly nonzero (e.g. W'R^-1 times working variates): one dense forward pass
             X = np.ascontiguousarray((T if dense else T.toarray())[f.perm])
-            kernels.ldl_forward_block(tail, f.Lp, f.Li, f.Lx, X)
-            Yd = X[:tail] * scale[:, None]
+            kernels.ldl_forward_block(d0, f.Lp, f.Li, f.Lx, X)
+            Yd = X[:d0] * scale[:, None]
             out = blas.dsyrk(1.0, Yd, trans=1, lower=0)
             out = np.triu(out) + np.triu(out, 1).T
-            R = X[tail:]
+            R = X[d0:]
         else:
-            out, R = self._sparse_quadratic(T, scale)
-        if tail < f.n:
-            c = self._star_root()
+            out, R = sparse_quadratic(f, d0, T, scale)
+        if d0 < f.n:
+            c = self._dense_factor()
             if c is not None:  # c^-1 R = D^-1/2 L^-1 R: no unit-L block to gather
                 Y = solve_triangular(c, R, lower=True, check_finite=False)
                 out += Y.T @ Y
             else:
-                Lr = self._tail_block()
-                Y = solve_triangular(Lr, R, lower=True, unit_diagonal=True, check_finite=False)
-                out += (Y / f.d[tail:, None]).T @ Y
+                Lb = self._dense_block()
+                Y = solve_triangular(Lb, R, lower=True, unit_diagonal=True, check_finite=False)
+                out += (Y / f.d[d0:, None]).T @ Y
         return out
-
-    def _sparse_quadratic(self, T: sp.csc_matrix, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The part of T' C^-1 T above the dense trailing block, for a sparse T: forward
-        substitution along the elimination-tree paths of T's nonzeros.  Returns it with the
-        right-hand sides R left for the trailing block."""
-        f, tail, m = self.ldl, self._tail, T.shape[1]
-        # rows in the factor's order (their order within a column does not matter to the solve)
-        rows, cols, vals, R = forward_sparse(f.n, f.Lp, f.Li, f.Lx, tail, T.indptr.astype(np.int64),
-                                             f.pinv[T.indices], T.data.astype(float))
-        if vals.size > 0.05 * tail * m and tail * m <= _DENSE_LIMIT:
-            # the solves filled in: a dense product (BLAS syrk) beats sparse-times-sparse by far
-            Yd = np.zeros((tail, m))
-            Yd[rows, cols] = vals * scale[rows]
-            out = blas.dsyrk(1.0, Yd, trans=1, lower=0)
-            return np.triu(out) + np.triu(out, 1).T, R
-        Ys = sp.csc_matrix((vals * scale[rows], (rows, cols)), shape=(tail, m))
-        return (Ys.T @ Ys).toarray(), R
 
 
 def _analysed_again(lower, backend, groups, absorb, star, options) -> SparseLDL:

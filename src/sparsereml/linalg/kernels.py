@@ -183,10 +183,10 @@ def ldl_solve_vec(n, Lp, Li, Lx, d, x):
 
 
 @njit(cache=True, nogil=True)
-def _positions_range(rows, cols, pinv, Lp, Li, sn_start, col_sn, tail, e0, e1, pos):
+def _positions_range(rows, cols, pinv, Lp, Li, sn_start, col_sn, dense_start, e0, e1, pos):
     """pattern_positions for entries e0..e1-1; returns how many lie outside the pattern."""
     n = pinv.shape[0]
-    w = n - tail
+    w = n - dense_start
     missing = 0
     for e in range(e0, e1):
         a = pinv[rows[e]]
@@ -194,8 +194,8 @@ def _positions_range(rows, cols, pinv, Lp, Li, sn_start, col_sn, tail, e0, e1, p
         r, c = max(a, b), min(a, b)
         if a == b:
             pos[e] = -1 - a
-        elif c >= tail:
-            pos[e] = -1 - n - ((r - tail) + w * (c - tail))
+        elif c >= dense_start:
+            pos[e] = -1 - n - ((r - dense_start) + w * (c - dense_start))
         else:
             q = z_position(r, c, Lp, Li, sn_start, col_sn)
             pos[e] = q
@@ -203,25 +203,25 @@ def _positions_range(rows, cols, pinv, Lp, Li, sn_start, col_sn, tail, e0, e1, p
     return missing
 
 
-def pattern_positions(rows, cols, pinv, Lp, Li, sn_start, col_sn, tail, threads: int = 2) -> np.ndarray:
+def pattern_positions(rows, cols, pinv, Lp, Li, sn_start, col_sn, dense_start, threads: int = 2) -> np.ndarray:
     """For entries (rows[e], cols[e]) of C in natural order: where Z holds them.
 
     Returns ``pos`` with ``pos[e] >= 0`` an index into Zx, ``pos[e] = -1 - k`` for the
-    diagonal entry k of Zd, and, for an entry inside the dense trailing root (columns ``tail``
-    on, held as a dense F-ordered inverse Zr of width w = n - tail),
-    ``pos[e] = -1 - n - (i + w j)`` with (i, j) its place in Zr.  (On plain threads, like
+    diagonal entry k of Zd, and, for an entry inside the factor's dense block (columns
+    ``dense_start`` on, held as a dense F-ordered inverse Zdense of width w = n - dense_start),
+    ``pos[e] = -1 - n - (i + w j)`` with (i, j) its place in Zdense.  (On plain threads, like
     :func:`selinv`.)
     """
     pos = np.empty(rows.shape[0], dtype=np.int64)
     cut = np.linspace(0, rows.shape[0], threads + 1).astype(np.int64)
-    args = (rows, cols, pinv, Lp, Li, sn_start, col_sn, tail)
+    args = (rows, cols, pinv, Lp, Li, sn_start, col_sn, dense_start)
     if sum(in_parallel(_positions_range, [(*args, int(a), int(b), pos) for a, b in zip(cut[:-1], cut[1:])])):
         raise ValueError("an entry of C lies outside the pattern of its factor")
     return pos
 
 
 @njit(cache=True, nogil=True)
-def _gather_range(pos, Zd, Zx, Zr_flat, e0, e1, out):
+def _gather_range(pos, Zd, Zx, Zdense_flat, e0, e1, out):
     n = Zd.shape[0]
     for e in range(e0, e1):
         q = pos[e]
@@ -230,13 +230,14 @@ def _gather_range(pos, Zd, Zx, Zr_flat, e0, e1, out):
         elif q >= -n:
             out[e] = Zd[-1 - q]
         else:
-            out[e] = Zr_flat[-1 - n - q]
+            out[e] = Zdense_flat[-1 - n - q]
 
 
-def gather_pattern(pos, Zd, Zx, Zr_flat, threads: int = 2) -> np.ndarray:
+def gather_pattern(pos, Zd, Zx, Zdense_flat, threads: int = 2) -> np.ndarray:
     """Z on the entries of C, from the positions of :func:`pattern_positions` (on plain
     threads, like :func:`selinv`)."""
     out = np.empty(pos.shape[0])
     cut = np.linspace(0, pos.shape[0], threads + 1).astype(np.int64)
-    in_parallel(_gather_range, [(pos, Zd, Zx, Zr_flat, int(a), int(b), out) for a, b in zip(cut[:-1], cut[1:])])
+    in_parallel(_gather_range, [(pos, Zd, Zx, Zdense_flat, int(a), int(b), out)
+                                for a, b in zip(cut[:-1], cut[1:])])
     return out

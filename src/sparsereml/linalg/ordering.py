@@ -2,7 +2,7 @@
 
 Generic minimum-degree orderings minimise fill, but on mixed-model equations they tend to
 eliminate a crossed factor (mothers, say) as many narrow columns that each update a large dense
-corner, which is slow even when the fill is small.  Orderings that keep the levels of one term
+block, which is slow even when the fill is small.  Orderings that keep the levels of one term
 together form wide supernodes that run at BLAS speed.  We compare candidates with a symbolic
 factorisation (elimination tree and column counts, O(nnz(L))) and a simple time model:
 

@@ -11,9 +11,9 @@ block form a supernode; the recursion is done a supernode at a time so that larg
 where S is the structure below supernode J.  Z_SS lies inside the pattern of L (the filled
 pattern is closed under this), so nothing outside it is needed.  A single column whose parent
 is a wider supernode is done right after it, from that supernode's dense blocks of Z
-(:func:`fused_children`): on the trial network these are the absorbed Trial:Mother cells under
-each trial's blocks, and reading Z there instead of looking each entry up in the pattern
-halved the recursion's time.
+(:func:`fused_children`): on a network of trials these are the absorbed Trial:Mother cells
+under each trial's blocks, and reading Z there spares a search of the pattern for every entry
+such a column reads (measured: benchmarks/RESULTS.md, 2026-11-26, fifth session).
 
 Supernodes of one depth of the supernodal tree read only Z of their ancestors, so each level is
 split between plain threads (:func:`threads.in_parallel`, see ``kernels.py`` for why not
@@ -31,8 +31,8 @@ from .threads import in_parallel, work_ranges
 _BLAS_WORK = 4096  # m*m*w above which a supernode update calls BLAS
 _PARALLEL_WORK = 2e5  # work of a level (about m^2 w per supernode) worth splitting between threads
 # the work of a supernode, in units of its BLAS product's m^2 w: gathering Z_SS costs about
-# m^2 _GATHER and each single column done with it about _KID times its rows squared (times
-# fitted to the 31 leaves of m2 on the trial network)
+# m^2 _GATHER and each single column done with it about _KID times its rows squared (fitted to
+# measured times of a star's leaves, so that the threads' shares of a level come out even)
 _GATHER = 28.0
 _KID = 38.0
 
@@ -48,14 +48,14 @@ def _window(c, Lp, sn_start, col_sn):
 
 
 @njit(cache=True)
-def _gather_zss(S, m, Zd, Zx, Lp, Li, sn_start, col_sn, out, tail, Zr):
+def _gather_zss(S, m, Zd, Zx, Lp, Li, sn_start, col_sn, out, dense_start, Zdense):
     for b in range(m):
         c = S[b]
         out[b, b] = Zd[c]
-        if c >= tail:  # rows are sorted: the rest of the column lies in the dense root
-            cc = c - tail
+        if c >= dense_start:  # rows are sorted: the rest of the column lies in the dense block
+            cc = c - dense_start
             for a in range(b + 1, m):
-                v = Zr[S[a] - tail, cc]
+                v = Zdense[S[a] - dense_start, cc]
                 out[a, b] = v
                 out[b, a] = v
             continue
@@ -92,7 +92,7 @@ def _matmul(A, B):
 
 
 @njit(cache=True)
-def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y, tail, Zr):
+def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y, dense_start, Zdense):
     """Z_Sj = -Z_SS l and Z_jj = 1/d_j + l'Z_SS l for one column, reading each Z_ab (a >= b) once."""
     for a in range(m):
         y[a] = 0.0
@@ -100,10 +100,10 @@ def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y, tail, Zr):
         c = Li[p0 + b]
         lb = Lx[p0 + b]
         y[b] += Zd[c] * lb
-        if c >= tail:  # rows are sorted: the rest of the column lies in the dense root
-            cc = c - tail
+        if c >= dense_start:  # rows are sorted: the rest of the column lies in the dense block
+            cc = c - dense_start
             for a in range(b + 1, m):
-                z = Zr[Li[p0 + a] - tail, cc]
+                z = Zdense[Li[p0 + a] - dense_start, cc]
                 y[a] += z * lb
                 y[b] += z * Lx[p0 + a]
             continue
@@ -128,16 +128,16 @@ def _singleton(f, p0, m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y, tail, Zr):
 
 
 @njit(cache=True)
-def _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, tail, Zr, y, kids):
-    """Selected inverse of the columns of supernode s, given Z on all its ancestors (those from
-    column ``tail`` on in the dense ``Zr``); ``y`` is scratch space of at least the rows below
-    the supernode."""
+def _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, dense_start, Zdense, y, kids):
+    """Selected inverse of the columns of supernode s, given Z on all its ancestors (those in the
+    dense block, from column ``dense_start`` on, in the dense array ``Zdense``); ``y`` is scratch
+    space of at least the rows below the supernode."""
     f = sn_start[s]
     last = sn_start[s + 1] - 1
     w = last - f + 1
     m = Lp[last + 1] - Lp[last]
     if w == 1:  # a single column: the scalar Takahashi recursion on the lower half of Z_SS
-        _singleton(f, Lp[f], m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y, tail, Zr)
+        _singleton(f, Lp[f], m, Li, Lx, d, Zd, Zx, Lp, sn_start, col_sn, y, dense_start, Zdense)
         return
     Ljj = np.zeros((w, w))
     for t in range(w):
@@ -159,7 +159,8 @@ def _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, tail, Zr, y, kids):
                 Lsj[a, t] = Lx[p0 + a]
         T = _matmul(Lsj, Linv)
         Zss = np.empty((m, m))
-        _gather_zss(Li[Lp[last]: Lp[last + 1]], m, Zd, Zx, Lp, Li, sn_start, col_sn, Zss, tail, Zr)
+        _gather_zss(Li[Lp[last]: Lp[last + 1]], m, Zd, Zx, Lp, Li, sn_start, col_sn, Zss, dense_start,
+                    Zdense)
         Y = _matmul(Zss, T)
         TY = _matmul(T.T.copy(), Y)
         for t in range(w):
@@ -230,9 +231,10 @@ def _child(j, code, w, Lp, Lx, d, Zd, Zx, Zjj, Yt, Zss, y):
 @njit(cache=True)
 def fused_children(Lp, Li, sn_start, col_sn, done):
     """Single columns done with their parent supernode: those whose parent has several columns
-    and is not done already (a dense root).  All rows of such a column lie in the parent's columns
-    and rows (the pattern is closed), so its recursion reads only the parent's dense blocks of Z,
-    while they are at hand, instead of looking each entry up in the pattern.
+    and is not done already (a wide root supernode inverted by LAPACK).  All rows of such a
+    column lie in the parent's columns and rows (the pattern is closed), so its recursion reads
+    only the parent's dense blocks of Z, while they are at hand, instead of looking each entry
+    up in the pattern.
 
     Returns (fused: a flag per supernode, kids = (pointers per parent, child columns, pointers
     into codes, codes of each child's rows as :func:`_child` reads them))."""
@@ -299,17 +301,17 @@ def supernode_levels(Lp, Li, sn_start, col_sn):
 
 
 @njit(cache=True, nogil=True)
-def selinv_range(Lp, Li, Lx, d, sn_start, col_sn, done, order, k0, k1, Zd, Zx, tail, Zr, kids):
+def selinv_range(Lp, Li, Lx, d, sn_start, col_sn, done, order, k0, k1, Zd, Zx, dense_start, Zdense, kids):
     """Selected inverse of supernodes order[k0:k1], one after another, given Z on all their
-    ancestors.  Supernodes with ``done[s]`` set (dense roots inverted with LAPACK beforehand)
-    are skipped.  ``Zd`` and ``Zx`` are filled in place; the entries of a dense trailing root
-    (columns ``tail`` on; ``tail = n`` when there is none) are read from ``Zr``, its inverse as
-    a dense (lower, F-ordered) array, and not written to ``Zx``."""
+    ancestors.  Supernodes with ``done[s]`` set (wide root supernodes inverted with LAPACK
+    beforehand) are skipped.  ``Zd`` and ``Zx`` are filled in place; the entries of the factor's
+    dense block (columns ``dense_start`` on; ``dense_start = n`` when there is none) are read
+    from ``Zdense``, its inverse as a dense (lower, F-ordered) array, and not written to ``Zx``."""
     y = np.empty(2 * Zd.shape[0])  # scratch: 2 m values for a fused column (_child)
     for k in range(k0, k1):
         s = order[k]
         if not done[s]:
-            _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, tail, Zr, y, kids)
+            _supernode(s, Lp, Li, Lx, d, sn_start, col_sn, Zd, Zx, dense_start, Zdense, y, kids)
 
 
 def selinv_plan(Lp, sn_start, done, level_ptr, level_order, threads: int, min_work: float = _PARALLEL_WORK,
@@ -345,9 +347,9 @@ def selinv_plan(Lp, sn_start, done, level_ptr, level_order, threads: int, min_wo
     return plan
 
 
-def selinv(Lp, Li, Lx, d, sn_start, col_sn, done, level_order, plan, Zd, Zx, tail, Zr, kids) -> None:
+def selinv(Lp, Li, Lx, d, sn_start, col_sn, done, level_order, plan, Zd, Zx, dense_start, Zdense, kids) -> None:
     """Selected inverse on the pattern of L, level by level from the roots down, as ``plan``
     (:func:`selinv_plan`) says; see :func:`selinv_range` for the arguments."""
     args = (Lp, Li, Lx, d, sn_start, col_sn, done, level_order)
     for seg in plan:
-        in_parallel(selinv_range, [(*args, k0, k1, Zd, Zx, tail, Zr, kids) for k0, k1 in seg])
+        in_parallel(selinv_range, [(*args, k0, k1, Zd, Zx, dense_start, Zdense, kids) for k0, k1 in seg])

@@ -1,7 +1,7 @@
 """BLAS threads for the few large dense kernels of an iteration.
 
 A fit runs with one BLAS thread: the many small dense blocks of a sparse factorisation are far
-slower multithreaded on small machines.  The dense root of the factor (often a thousand columns
+slower multithreaded on small machines.  The dense block of the factor (often a thousand columns
 or more) does gain from every core, so its factorisation (in CHOLMOD) and its inverse (LAPACK
 through SciPy) run inside :func:`dense_threads`, which raises the thread count of exactly the
 OpenBLAS that serves the call (found through the calling module's own dependencies).

@@ -54,7 +54,7 @@ def structures_for(design: Design) -> list[Structure]:
             st = rb.term.struct
             out.append(KronStructure(make_cov_model(st.kind, rb.cov_levels, st.args), rb.units, rb.label))
         else:
-            out.append(IdentityBlocks([b[2] for b in rb.blocks], [b[0] for b in rb.blocks]))
+            out.append(IdentityBlocks([b.size for b in rb.blocks], [b.label for b in rb.blocks]))
     return out
 
 
@@ -63,7 +63,7 @@ def residuals_for(design: Design) -> list[GroupResidual]:
     Kronecker product over the dimensions of the group's grid."""
     out = []
     counts = np.bincount(design.residual.codes, minlength=design.residual.n_groups)
-    random_labels = {b[0] for rb in design.random for b in rb.blocks}
+    random_labels = {b.label for rb in design.random for b in rb.blocks}
     clash = any(lab in random_labels for lab in design.residual.labels)  # a random units term
     for label, grid, n_g in zip(design.residual.labels, design.residual.grids, counts):
         var_label = f"{label}!R" if clash else None

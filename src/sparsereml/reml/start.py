@@ -81,7 +81,7 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
             means = np.bincount(rb.codes[ok], weights=e[ok], minlength=rb.size) / np.maximum(cnt, 1)
             if s2e is not None:
                 noise = np.bincount(rb.codes[ok], weights=s2e[ok], minlength=rb.size) / np.maximum(cnt, 1) ** 2
-        for _, start, size in rb.blocks:
+        for start, size in ((b.start, b.size) for b in rb.blocks):
             sl = slice(start, start + size)
             seen = cnt[sl] > 0  # levels without records (ancestors in a pedigree) say nothing
             block_of[off + start: off + start + size] = np.where(seen, K, -1)
@@ -296,13 +296,13 @@ def _split_nugget(problem: REMLProblem, theta: np.ndarray, s2_res: np.ndarray) -
     for rb, sl in zip(problem.design.random, problem.params.term_slices):
         if not any(isinstance(f, Units) for f in rb.term.factors):
             continue
-        for j, (label, _, _) in enumerate(rb.blocks):
+        for j, label in enumerate(b.label for b in rb.blocks):
             g = groups.index(label) if label in groups else None
             base = s2_res[g] if g is not None else float(np.mean(s2_res))
             theta[sl.start + j] = 0.3 * base
             if g is not None:
                 s2_res[g] = 0.7 * base
-        if len(rb.blocks) == 1 and rb.blocks[0][0] not in groups:
+        if len(rb.blocks) == 1 and rb.blocks[0].label not in groups:
             s2_res *= 0.7
 
 
