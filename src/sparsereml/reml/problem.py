@@ -42,7 +42,7 @@ class Evaluation:
     curvature: np.ndarray | None = None  # second-derivative term AI omits (nonlinear parameters)
     zc: np.ndarray | None = None
     seconds: dict = field(default_factory=dict)
-    rough: bool = False  # scores from a selected inverse with its dense root in single precision
+    rough: bool = False  # scores from a selected inverse with its dense block in single precision
 
 
 WIDE_FIXED = 100  # a fixed term with more columns is ordered like a random term, not in the last group
@@ -53,7 +53,7 @@ def fixed_groups(design: Design, k: int, n: int) -> np.ndarray:
     effects form the last group, labelled ``k`` + the number of wide fixed terms, except that a
     fixed term with more than WIDE_FIXED columns (contemporary groups, family as fixed) gets a
     group of its own, so its levels are ordered and absorbed like a random term's instead of
-    joining the dense root."""
+    joining the dense block."""
     term_of = np.asarray(design.fixed.term_of, dtype=object)
     labels, counts = np.unique(term_of, return_counts=True) if term_of.size else ([], [])
     wide = [t for t, c in zip(labels, counts) if c > WIDE_FIXED]
@@ -123,9 +123,9 @@ def record_part(design: Design, y: np.ndarray | None, weights: np.ndarray | None
     W = design.W()
     yc, total = y_centred, 0.0
     if weights is not None:
-        root = np.sqrt(weights)
-        W = sp.csr_matrix(sp.diags(root) @ W)
-        yc, total = y_centred * root, float(np.sum(np.log(weights)))
+        sqrt_w = np.sqrt(weights)
+        W = sp.csr_matrix(sp.diags(sqrt_w) @ W)
+        yc, total = y_centred * sqrt_w, float(np.sum(np.log(weights)))
     cp = cross_products(W, yc, design.residual.codes, design.residual.n_groups, extra, grids)
     return RecordPart(design.y if y is None else y, weights, ols, y_centred, cp, total)
 
@@ -373,7 +373,7 @@ class REMLProblem:
         """Fill the scores (exact unless ``rough``) and the average-information matrix of ``ev``.
 
         With ``scores=False`` only the average information is formed: it needs solves with the
-        factor, not its selected inverse.  With ``rough=True`` a wide dense root of the selected
+        factor, not its selected inverse.  With ``rough=True`` a wide dense block of the selected
         inverse may be inverted in single precision (see ``SparseLDL.selected_inverse``): the
         scores then carry rounding errors that do not matter for a step far from the optimum;
         ``ev.rough`` says whether that happened, and then the selected inverse is not kept for
