@@ -71,8 +71,9 @@ class OptimResult:
     previous_theta: np.ndarray | None = None
 
     @property
-    def iterations(self) -> int:
-        return len(self.history)
+    def n_iterations(self) -> int:
+        """AI-REML iterations: history rows after the start's (as ``FittedModel.n_iterations``)."""
+        return len(self.history) - 1
 
 
 def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = None, *,
