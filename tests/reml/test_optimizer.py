@@ -126,3 +126,13 @@ def test_a_rough_request_without_a_wide_root_is_exact(data):
     prob.factor.selected_inverse = lambda single=False: calls.append(single) or selected(single)
     sr.ai_reml(prob, m.iterations.iloc[0][prob.params.labels].to_numpy(float))
     assert len(calls) == full  # one selected inverse per full evaluation (the start's included)
+
+
+def test_n_iterations_counts_the_iterations_after_the_start():
+    small = trial_network(seed=3, trials=3, trees=2000, mothers=60)[0]
+    prep = sr.prepare_fit("dbh ~ Trial", "~ Trial:Block + Mother", data=small)
+    result = sr.ai_reml(prep.problem, prep.theta0)
+    assert result.converged and result.n_iterations >= 2
+    assert result.n_iterations == len(result.history) - 1 == result.history[-1]["iteration"]
+    m = prep.run()
+    assert m.n_iterations == result.n_iterations and m.iterations.shape[0] == result.n_iterations + 1
