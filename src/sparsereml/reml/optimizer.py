@@ -143,11 +143,17 @@ def _iterate(problem: REMLProblem, start, fixed, control: Control, callback) -> 
     codes, held = initial_codes(fixed), np.zeros(theta.size, dtype=bool)
     bounds = Bounds.from_table(problem.params, theta, fixed)
     rule = StopRule(control.tol, control.tol_loglik, control.stall_window)
+    history: list = []
+
+    def record(ev: Evaluation, since: float, label: str = "") -> None:
+        history.append(_row(len(history), ev, codes, time.perf_counter() - since, problem, label))
+        if callback:
+            callback(history[-1])
+
     t0 = time.perf_counter()
-    ev = problem.derivatives(problem.evaluate(theta), rough=control.single_precision)  # checked below if the start is close
-    history = [_row(0, ev, codes, time.perf_counter() - t0, problem)]
-    if callback:
-        callback(history[-1])
+    # rough scores are allowed at the start: _assess repeats them exactly if the start is close
+    ev = problem.derivatives(problem.evaluate(theta), rough=control.single_precision)
+    record(ev, t0)
     prev_theta, prev_rel = None, None
     converged, message = False, f"stopped after {control.max_iter} iterations without meeting the convergence rule"
     it = 0
@@ -157,21 +163,14 @@ def _iterate(problem: REMLProblem, start, fixed, control: Control, callback) -> 
         cur = _assess(problem, ev, codes0, held0, bounds, rule, [r["loglik"] for r in history], prev_rel,
                       control.rough_above)
         ev, a, codes, held = cur.ev, cur.assessment, cur.codes, cur.held
-        if a.action == CONVERGE:
-            converged, message = True, a.message(CONVERGE)
-            break
-        if a.action == LAST_STEP:
-            t_it = time.perf_counter()
-            last = _last_step(problem, cur, bounds)
-            if last is not None:
-                prev_theta, theta, ev = theta, last.theta, last
-                history.append(_row(len(history), ev, codes, time.perf_counter() - t_it, problem, "1"))
-                if callback:
-                    callback(history[-1])
-                converged, message = True, a.message(LAST_STEP)
-                break
-        if a.stalled:
-            converged, message = True, a.message(STALLED)
+        t_it = time.perf_counter()
+        last = _last_step(problem, cur, bounds) if a.action == LAST_STEP else None
+        if last is not None:
+            prev_theta, theta, ev = theta, last.theta, last
+            record(ev, t_it, "1")
+        stop = CONVERGE if a.converged else LAST_STEP if last is not None else STALLED if a.stalled else None
+        if stop:
+            converged, message = True, a.message(stop)
             break
         t_it = time.perf_counter()
         acc = search(problem, ev, cur.step, codes, cur.free, bounds, control.step_control)
@@ -191,9 +190,7 @@ def _iterate(problem: REMLProblem, start, fixed, control: Control, callback) -> 
         rough = control.single_precision and a.expected_next() > control.rough_above
         ev = problem.derivatives(acc.evaluation, rough=rough)
         # numbered by rows: a rough evaluation tried again (no step worked, above) takes no number
-        history.append(_row(len(history), ev, codes, time.perf_counter() - t_it, problem, acc.label))
-        if callback:
-            callback(history[-1])
+        record(ev, t_it, acc.label)
     return OptimResult(theta, list(codes), ev, converged, message, history, prev_theta)
 
 
