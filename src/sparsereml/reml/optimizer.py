@@ -18,9 +18,9 @@ the first iterate where
    below ``tol``: near the optimum AI-Newton steps shrink by a steady factor rho per iteration,
    read from the current step and the previous full AI step that kept the codes; when rho < 1/2
    and rho times the current step is below ``tol``, the current step is taken as the last one
-   (if it keeps logL from falling and hits no bound) and that point gets its log-likelihood and
-   average information (standard errors), its selected inverse only when PEVs are asked for
-   ("converged: AI-Newton steps shrank by ...");
+   and that point gets its log-likelihood and average information (standard errors), its
+   selected inverse only when PEVs are asked for ("converged: AI-Newton steps shrank by ...");
+   a last step that would lower logL or hit a bound is not taken, and the rules below apply;
 3. or the expected gain is below that level and logL rose by less than it over the last
    ``stall_window`` iterations (5): where the likelihood is flat in some direction (a nearly
    singular us() matrix, say) rounding keeps the steps from getting small
@@ -62,6 +62,25 @@ __all__ = ["ai_reml", "OptimResult"]
 
 @dataclass
 class OptimResult:
+    """What :func:`ai_reml` returns.
+
+    Attributes
+    ----------
+    theta : ndarray
+        The parameters at the last iterate.
+    codes : list of str
+        Their codes there (``P``, ``B`` or ``F``).
+    evaluation : Evaluation
+        The last iterate's evaluation (log-likelihood, AI; scores unless it followed a last step).
+    converged : bool
+        Whether the convergence rule was met; ``message`` says which part, or why not.
+    message : str
+    history : list of dict
+        One row per iterate, the start's first (:attr:`n_iterations` + 1 rows).
+    previous_theta : ndarray or None
+        The iterate before the last.
+    """
+
     theta: np.ndarray
     codes: list
     evaluation: Evaluation
