@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from sparsereml.reml.stopping import CONTINUE, CONVERGE, LAST_STEP, STALLED, StopRule
+from sparsereml.reml.stopping import CONTINUE, CONVERGE, LAST_STEP, NO_STEP, STALLED, StopRule
 
 RULE = StopRule(tol=1e-6, tol_loglik=1e-6, window=3)
 
@@ -98,7 +98,7 @@ def test_the_rate_is_read_only_from_full_steps():
 
 def test_no_step_worked_at_the_rounding_level():
     assert assess([1e-4], gain=1e-4).at_rounding
-    assert "no step raised logL beyond rounding" in assess([1e-4], gain=1e-4).message("no step")
+    assert "no step raised logL beyond rounding" in assess([1e-4], gain=1e-4).message(NO_STEP)
     assert not assess([1e-2], gain=1e-4).at_rounding
     assert not assess([1e-4], gain=1e-2).at_rounding
     with pytest.raises(ValueError):

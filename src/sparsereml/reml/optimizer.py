@@ -56,7 +56,7 @@ from ..control import Control
 from .bounds import Bounds, initial_codes, update_codes
 from .problem import Evaluation, REMLProblem
 from .steps import newton_step, search, try_step
-from .stopping import CONVERGE, LAST_STEP, STALLED, Assessment, StopRule
+from .stopping import CONVERGE, LAST_STEP, NO_STEP, STALLED, Assessment, StopRule
 
 __all__ = ["ai_reml", "OptimResult"]
 
@@ -121,7 +121,7 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
 
 
 @dataclass
-class _Iterate:
+class _Assessed:
     """One iterate as the stopping rule saw it: its evaluation (scores exact if they decide),
     codes, the AI-Newton step over the free parameters and the rule's assessment."""
 
@@ -134,7 +134,7 @@ class _Iterate:
 
 
 def _assess(problem: REMLProblem, ev: Evaluation, codes: np.ndarray, held: np.ndarray, bounds: Bounds,
-            rule: StopRule, logliks: list, prev_rel: float | None, rough_above: float) -> _Iterate:
+            rule: StopRule, logliks: list, prev_rel: float | None, rough_above: float) -> _Assessed:
     """Codes, AI-Newton step and stopping assessment at ``ev``; rough scores that would decide
     (stop, or a step small enough for their rounding to matter) are replaced by exact ones."""
     while True:
@@ -143,11 +143,11 @@ def _assess(problem: REMLProblem, ev: Evaluation, codes: np.ndarray, held: np.nd
         a = rule.assess(bounds.relative(step, ev.theta, free), step[free], ev.score[free], ev.loglik,
                         logliks, prev_rel)
         if not (ev.rough and a.deciding(rough_above)):
-            return _Iterate(ev, new_codes, new_held, free, step, a)
+            return _Assessed(ev, new_codes, new_held, free, step, a)
         ev = problem.derivatives(ev)
 
 
-def _last_step(problem: REMLProblem, cur: _Iterate, bounds: Bounds) -> Evaluation | None:
+def _last_step(problem: REMLProblem, cur: _Assessed, bounds: Bounds) -> Evaluation | None:
     """The point after the predicted last step, with AI but no scores (its selected inverse is
     left until PEVs are asked for); None if that step lowers logL or hits a bound."""
     cand, cand_codes = try_step(problem, cur.ev.theta, cur.step, cur.codes, cur.free, bounds, cur.ev.loglik)
@@ -199,7 +199,7 @@ def _iterate(problem: REMLProblem, start, fixed, control: Control, callback) -> 
                 ev = problem.derivatives(ev)
                 continue
             converged = a.at_rounding  # the last AI step's gain is below the rounding of logL
-            message = a.message("no step") if converged else \
+            message = a.message(NO_STEP) if converged else \
                 f"stopped at iteration {len(history)}: no step increased the log-likelihood"
             break
         prev_theta = theta

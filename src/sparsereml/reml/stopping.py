@@ -10,9 +10,10 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["StopRule", "Assessment", "CONVERGE", "LAST_STEP", "STALLED", "CONTINUE"]
+__all__ = ["StopRule", "Assessment", "CONVERGE", "LAST_STEP", "STALLED", "CONTINUE", "NO_STEP"]
 
 CONVERGE, LAST_STEP, STALLED, CONTINUE = "converge", "last step", "stalled", "continue"
+NO_STEP = "no step"  # the end when no step of the step control kept logL from falling
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class Assessment:
         return self.gain < 1e-3 and self.rel_max < 1e-3
 
     def message(self, action: str) -> str:
-        """The ``OptimResult.message`` of stopping by ``action`` (a converging one, or ``"no step"``)."""
+        """The ``OptimResult.message`` of stopping by ``action`` (a converging one, or :data:`NO_STEP`
+        when the end is at the rounding level, see :attr:`at_rounding`)."""
         if action == CONVERGE:
             return (f"converged: AI-Newton steps below {self.tol:g} of each parameter and expected "
                     f"logL gain {self.gain:.2g}")
@@ -100,7 +102,7 @@ class Assessment:
         if action == STALLED:
             return (f"converged in logL: it rose less than {self.tol_loglik:g} over {self.window} iterations, "
                     f"but steps still reach {self.rel_max:.1g} of a parameter (poorly determined; see std.error)")
-        if action == "no step":
+        if action == NO_STEP:
             return (f"converged: no step raised logL beyond rounding (expected gain {self.gain:.2g}, steps "
                     f"below {self.rel_max:.1g} of each parameter)")
         raise ValueError(f"no message for action {action!r}")
