@@ -126,3 +126,27 @@ def test_a_rough_request_without_a_wide_root_is_exact(data):
     prob.factor.selected_inverse = lambda single=False: calls.append(single) or selected(single)
     sr.ai_reml(prob, m.iterations.iloc[0][prob.params.labels].to_numpy(float))
     assert len(calls) == full  # one selected inverse per full evaluation (the start's included)
+
+
+def test_n_iterations_counts_the_iterations_after_the_start():
+    small = trial_network(seed=3, trials=3, trees=2000, mothers=60)[0]
+    prep = sr.prepare_fit("dbh ~ Trial", "~ Trial:Block + Mother", data=small)
+    result = sr.ai_reml(prep.problem, prep.theta0)
+    assert result.converged and result.n_iterations >= 2
+    assert result.n_iterations == len(result.history) - 1 == result.history[-1]["iteration"]
+    m = prep.run()
+    assert m.n_iterations == result.n_iterations and m.iterations.shape[0] == result.n_iterations + 1
+
+
+def test_max_iter_stops_without_convergence_and_fixed_parameters_stay():
+    small = trial_network(seed=3, trials=3, trees=2000, mothers=60)[0]
+    prep = sr.prepare_fit("dbh ~ Trial", "~ Trial:Block + Mother", data=small)
+    result = sr.ai_reml(prep.problem, prep.theta0, max_iter=2)
+    assert not result.converged and result.n_iterations == 2
+    assert result.message == "stopped after 2 iterations without meeting the convergence rule"
+    fixed = np.zeros(prep.theta0.size, bool)
+    fixed[0] = True
+    held = sr.ai_reml(prep.problem, prep.theta0, fixed)
+    assert held.converged and held.codes[0] == "F" and set(held.codes[1:]) == {"P"}
+    assert held.theta[0] == prep.theta0[0] and np.all(held.theta[1:] != prep.theta0[1:])
+    assert held.evaluation.loglik < sr.ai_reml(prep.problem, prep.theta0).evaluation.loglik
