@@ -39,6 +39,14 @@ def _env_count(name: str) -> int | None:
     return count_from_env(name)
 
 
+def _env_backend() -> str | None:
+    value = os.environ.get("SPARSEREML_BACKEND", "").strip() or None
+    if value not in _BACKENDS:
+        raise ModelError(f"SPARSEREML_BACKEND must be cholmod, qdldl or auto, got {value!r}; unset it for the "
+                         f"default (CHOLMOD when importable)")
+    return value
+
+
 def _env_star() -> bool:
     value = os.environ.get("SPARSEREML_STAR", "1").strip()
     if value not in ("0", "1"):
@@ -111,7 +119,7 @@ class Control:
     single_precision: bool = True
     rough_above: float = 1e-4
     start_method: str = "moments"
-    backend: str | None = field(default_factory=lambda: os.environ.get("SPARSEREML_BACKEND") or None)
+    backend: str | None = field(default_factory=_env_backend)
     star: bool = field(default_factory=_env_star)
     threads: int | None = field(default_factory=lambda: _env_count("SPARSEREML_THREADS"))
     dense_threads: int | None = field(default_factory=lambda: _env_count("SPARSEREML_DENSE_THREADS"))
