@@ -183,11 +183,11 @@ def test_a_tight_tolerance_with_a_short_window_stops_by_the_window(data, default
 
 @pytest.fixture
 def inverses(monkeypatch):
-    """Let the small network's root be inverted in single precision (as on a large network), and
+    """Let the small network's dense block be inverted in single precision (as on a large network), and
     record of every selected inverse whether it was asked for in single precision and got it."""
     from sparsereml.linalg import factor
 
-    monkeypatch.setattr(factor, "SINGLE_ROOT_MIN", 16)
+    monkeypatch.setattr(factor, "SINGLE_DENSE_MIN", 16)
     calls = []
     selected = factor.SparseLDL.selected_inverse
 
@@ -202,7 +202,7 @@ def inverses(monkeypatch):
 
 def test_double_precision_only_gives_the_same_estimates(data, inverses):
     rough = _fit(data)
-    assert any(inverses)  # some scores came from a single-precision root
+    assert any(inverses)  # some scores came from a single-precision dense block
     inverses.clear()
     exact = _fit(data, single_precision=False)
     assert inverses and not any(inverses)

@@ -56,7 +56,7 @@ def test_pevs_come_from_the_reported_point(fits, data):
 
 @pytest.fixture
 def rough_calls(monkeypatch):
-    """Let the small test network's root (150 mothers) be inverted in single precision, and
+    """Let the small test network's dense block (150 mothers) be inverted in single precision, and
     record the ``single`` flag of every selected inverse and how many went through float32."""
     from sparsereml.linalg import factor
 
@@ -84,7 +84,7 @@ def rough_calls(monkeypatch):
 
 
 def test_rough_scores_far_from_the_optimum_exact_ones_decide(fits, data, rough_calls):
-    """Steps far from the optimum come from rough scores (root inverted in float32); the
+    """Steps far from the optimum come from rough scores (dense block inverted in float32); the
     evaluations near it, where the stop is decided, are exact; the answer is the tight fit's."""
     _, tight = fits
     m = sr.fit("dbh ~ Trial", RANDOM, "~ at(Trial):units", data=data)
@@ -111,8 +111,8 @@ def test_a_start_at_the_optimum_is_confirmed_with_exact_scores(fits, data, rough
     assert np.max(np.abs(m.varcomp["component"] - tight.varcomp["component"]) / tight.varcomp["component"]) < 1e-6
 
 
-def test_a_rough_request_without_a_wide_root_is_exact(data):
-    """Where no root is wide enough for single precision (150 mothers < SINGLE_DENSE_MIN), a
+def test_a_rough_request_without_a_wide_dense_block_is_exact(data):
+    """Where no dense block is wide enough for single precision (150 mothers < SINGLE_DENSE_MIN), a
     rough request gives exact scores, says so, keeps the selected inverse, and is never repeated."""
     m = sr.fit("dbh ~ Trial", RANDOM, "~ at(Trial):units", data=data)
     prob = m._problem

@@ -38,7 +38,7 @@ two, four and eight times longer while logL rises.  A step is kept inside the bo
 
 Precision of the scores: while the next step is expected to exceed ``rough_above`` (1e-4) of a
 parameter (the last step times the square of the rate at which steps shrank), the scores may
-come from a selected inverse whose wide dense root was inverted in single precision
+come from a selected inverse whose wide dense block was inverted in single precision
 (``REMLProblem.derivatives(rough=True)``; ``Control.single_precision``).  Its rounding moves
 such a step far less than the step itself.  Every decision to stop, and every step below
 ``rough_above``, is made on exact scores: a rough evaluation that would decide is repeated
@@ -55,6 +55,7 @@ import numpy as np
 from ..control import Control
 from .bounds import Bounds, initial_codes, update_codes
 from .problem import Evaluation, REMLProblem
+from .start import default_start
 from .steps import newton_step, search, try_step
 from .stopping import CONVERGE, LAST_STEP, NO_STEP, STALLED, Assessment, StopRule
 
@@ -95,7 +96,7 @@ class OptimResult:
         return len(self.history) - 1
 
 
-def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = None, *,
+def ai_reml(problem: REMLProblem, start: np.ndarray | None = None, fixed: np.ndarray | None = None, *,
             control: Control | None = None, max_iter: int | None = None, tol: float | None = None,
             tol_loglik: float | None = None, callback=None) -> OptimResult:
     """Maximise the REML log-likelihood by average-information Newton steps.
@@ -103,8 +104,9 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     Parameters
     ----------
     problem : REMLProblem
-    start : ndarray
-        Starting values (positive for variances).
+    start : ndarray, optional
+        Starting values of the working parameters (positive for variances); default the data's
+        (:func:`~sparsereml.start_values` by ``problem.control.start_method``).
     fixed : ndarray of bool, optional
         Parameters held at their start value (code ``F``).
     control : Control, optional
@@ -117,6 +119,8 @@ def ai_reml(problem: REMLProblem, start: np.ndarray, fixed: np.ndarray | None = 
     """
     control = (control or problem.control).updated(max_iter=max_iter, tol=tol, tol_loglik=tol_loglik)
     with control.threading():
+        if start is None:
+            start = default_start(problem)
         return _iterate(problem, start, fixed, control, callback)
 
 
