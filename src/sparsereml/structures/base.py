@@ -12,11 +12,33 @@ New structures subclass :class:`Structure`; the covariance models (diag, us, fa,
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Structure", "IdentityBlocks"]
+__all__ = ["Structure", "IdentityBlocks", "ModelSlot"]
+
+
+@dataclass(frozen=True)
+class ModelSlot:
+    """A covariance model inside a structure (random term or residual group).
+
+    Attributes
+    ----------
+    name : str
+        What ``FittedModel.vcov`` calls it: the term's label, or the residual group's.
+    model : CovModel
+    params : slice
+        Its parameters among the structure's.
+    report_labels : list
+        Labels of its reported parameters, as in ``varcomp``.
+    """
+
+    name: str
+    model: object
+    params: slice
+    report_labels: list
 
 
 class Structure(ABC):
@@ -57,6 +79,10 @@ class Structure(ABC):
     def kinds(self) -> list:
         """'var', 'cor', 'cov' or 'load' for each parameter."""
         return ["var"] * self.n_params
+
+    def covariance_models(self) -> list:
+        """The covariance models of this structure (:class:`ModelSlot`); none for variances only."""
+        return []
 
     def move(self, theta: np.ndarray, step: np.ndarray) -> np.ndarray:
         """The parameters after an optimiser step (plain addition unless a structure says otherwise)."""
