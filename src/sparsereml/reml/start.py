@@ -231,7 +231,9 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     (:func:`_within_cell_variance`) when there are enough such replicates.  With other terms:
     those within-cell variances themselves.  Otherwise: what the random terms leave of each
     group's OLS residual variance.  Values are kept between 1% and 100% of the OLS residual
-    variance, so the start is always positive definite."""
+    variance, so the start is always positive definite.  With ``problem.control.start_method``
+    ``"equal"`` the plain variances are instead equal shares of the OLS residual variance
+    (:func:`_equal_split`)."""
     d = problem.design
     y = d.y
     e = problem.y_centred if d.fixed.X.shape[1] else y - y.mean()  # OLS residuals
@@ -286,7 +288,25 @@ def default_start(problem: REMLProblem) -> np.ndarray:
         if within is not None else fallback
     _split_nugget(problem, theta, s2_res)
     theta[problem.params.residual_slice] = _residual_start(problem, s2_res, e)
+    if problem.control.start_method == "equal":
+        _equal_split(problem, theta, pooled)
     return theta
+
+
+def _equal_split(problem: REMLProblem, theta: np.ndarray, pooled: float) -> None:
+    """``start_method="equal"``: the pooled OLS residual variance split equally among the plain
+    variance components, each variance of a plain random term (one per at() level) and each
+    residual group's variance; correlated terms, random regressions and the correlations of
+    residual grids keep their start from the data (in place)."""
+    params = problem.params
+    plain = [sl for rb, sl in zip(problem.design.random, params.term_slices)
+             if rb.values is None and rb.cov_levels is None]
+    r0 = params.residual_slice.start
+    groups = [r0 + gsl.start for res, gsl in zip(problem.residuals, params.group_slices) if res.scaled]
+    share = pooled / max(sum(sl.stop - sl.start for sl in plain) + len(groups), 1)
+    for sl in plain:
+        theta[sl] = share
+    theta[groups] = share
 
 
 def _split_nugget(problem: REMLProblem, theta: np.ndarray, s2_res: np.ndarray) -> None:
