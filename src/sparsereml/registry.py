@@ -1,6 +1,6 @@
 """Registries of the extension points: covariance models, residual grid dimensions, formula specials.
 
-Each is a table from the name written in a formula to the class (or function) that gives it
+Each is a table from the name written in a formula (keywords such as ``units`` too) to the class (or function) that gives it
 meaning, in the spirit of formulaic's registries.  This module imports nothing of the package,
 so the formula layer can ask it about a name without loading the structures; the modules that
 define the entries register them when they are imported, and ``sparsereml/__init__`` imports
@@ -17,11 +17,13 @@ from __future__ import annotations
 from typing import Callable
 
 __all__ = ["register_cov_model", "cov_model", "cov_model_names", "is_cov_model", "register_residual_dim",
-           "residual_dim", "residual_dim_names", "COVARIANCE_DIM", "register_special", "special", "special_names"]
+           "residual_dim", "residual_dim_names", "COVARIANCE_DIM", "register_special", "special", "special_names",
+           "register_keyword", "keyword"]
 
 _COV_MODELS: dict[str, type] = {}
 _RESIDUAL_DIMS: dict[str, type] = {}
 _SPECIALS: dict[str, Callable] = {}
+_KEYWORDS: dict[str, Callable] = {}
 COVARIANCE_DIM = "<covariance model>"  # the residual dimension that carries any covariance model
 
 
@@ -105,3 +107,16 @@ def special(name: str) -> Callable | None:
 def special_names() -> tuple:
     """Names of the registered formula functions (covariance models not included)."""
     return tuple(_SPECIALS)
+
+
+def register_keyword(name: str) -> Callable:
+    """Decorator: ``handler(text)`` gives the terms of the bare name ``name`` in a formula (``units``)."""
+    def deco(handler: Callable) -> Callable:
+        _add(_KEYWORDS, name, handler, "formula keyword")
+        return handler
+    return deco
+
+
+def keyword(name: str) -> Callable | None:
+    """The handler of the formula keyword ``name``, or None (then it is a column)."""
+    return _KEYWORDS.get(name)

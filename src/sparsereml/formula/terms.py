@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from .. import registry
 from ..errors import FormulaError
-from ..registry import register_special
+from ..registry import register_keyword, register_special
 from .parser import Bar, BinOp, Call, Formula, Name, Neg, Number, String, parse
 
 __all__ = ["Var", "At", "Units", "VM", "Struct", "Term", "FixedSpec", "RandomTerm",
@@ -159,6 +159,12 @@ def _level_args(node, func: str, text: str) -> list:
     raise FormulaError(f"levels in {func}() must be names, numbers or strings in {text!r}")
 
 
+@register_keyword("units")
+def _units_keyword(text: str) -> list:
+    """``units``: one level per record."""
+    return [(Units(),)]
+
+
 @register_special("C", "factor", "as.factor")
 def _factor_call(node: Call, text: str) -> list:
     f = node.func
@@ -258,7 +264,8 @@ def _regression_struct(node: Call, text: str) -> Struct:
 def _expand(node, text: str, *, check: bool = True) -> list:
     """Expand a syntax tree into an ordered list of terms (``()`` is the intercept)."""
     if isinstance(node, Name):
-        return [(Units(),)] if node.id == "units" else [(Var(node.id),)]
+        handler = registry.keyword(node.id)
+        return handler(text) if handler is not None else [(Var(node.id),)]
     if isinstance(node, Number):
         if node.value == 1:
             return [()]
