@@ -7,7 +7,8 @@ its log-determinant and their derivatives.  The REML stage needs nothing else:
     score_i = -1/2 [ dlog|G|/dtheta_i + tr(dGinv_i C^-1_kk) + u' dGinv_i u ]
     working variate of theta_i: beta_i = dG/dtheta_i G^-1 u  (in the term's columns)
 
-New structures subclass :class:`Structure`; the covariance models (diag, us, fa, ...) are in ``covariance.py``.
+New structures subclass :class:`Structure`; the covariance models (diag, us, fa, ...) are in ``covariance.py``
+and the other modules of this package, each registered by name (:mod:`sparsereml.registry`).
 """
 from __future__ import annotations
 
