@@ -139,7 +139,7 @@ def _factor_uses(spec: ModelSpec) -> dict:
         for name in names:
             uses.setdefault(name, r.label)
     for sec in spec.residual.sections:
-        names = ([sec.at.factor] if sec.at else []) + [d.column for d in sec.dims if d.kind != "ar1"]
+        names = ([sec.at.factor] if sec.at else []) + [d.column for d in sec.dims if not d.coordinates]
         for name in names:
             uses.setdefault(name, f"residual {sec.label}")
     return uses
@@ -149,7 +149,7 @@ def _numeric_uses(spec: ModelSpec) -> set:
     """Columns that the random and residual formulas use as numbers (regression covariates, ar1
     coordinates): a slope on them in the fixed formula is what the user means."""
     names = {c for r in spec.random if r.struct is not None and r.struct.covariates for c in r.struct.covariates}
-    return names | {d.column for sec in spec.residual.sections for d in sec.dims if d.kind == "ar1"}
+    return names | {d.column for sec in spec.residual.sections for d in sec.dims if d.coordinates}
 
 
 def _check_roles(spec: ModelSpec, cols: dict) -> None:

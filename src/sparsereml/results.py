@@ -228,8 +228,8 @@ class FittedModel:
         rb = self.design.random[k]
         sl = self._problem.params.term_slices[k]
         V = np.nan_to_num(self._working_vcov()[sl, sl])  # parameters at a bound count as known
-        if hasattr(st, "model"):
-            return self._cov_tables(st.model, th, V)
+        for slot in st.covariance_models():
+            return self._cov_tables(slot.model, th[slot.params], V[slot.params, slot.params])
         return self._cov_tables(_Diagonal([b.label for b in rb.blocks]), th, V)
 
     def _residual_models(self) -> dict:
@@ -239,10 +239,8 @@ class FittedModel:
         prob = self._problem
         r0 = prob.params.residual_slice.start
         for res, gsl in zip(prob.residuals, prob.params.group_slices):
-            covs = [(d, sl) for d, sl in zip(res.dims, res._slices) if hasattr(d, "model")]
-            for d, sl in covs:
-                name = res.label if len(covs) == 1 else f"{res.label}!{d.model.name}({d.column})"
-                out[name] = (d.model, slice(r0 + gsl.start + sl.start, r0 + gsl.start + sl.stop))
+            for slot in res.covariance_models():
+                out[slot.name] = (slot.model, slice(r0 + gsl.start + slot.params.start, r0 + gsl.start + slot.params.stop))
         return out
 
     @staticmethod

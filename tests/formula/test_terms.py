@@ -96,7 +96,7 @@ def test_parser_keeps_positions_in_messages():
 def test_residual_structures(residual, label, dims):
     spec = model_spec("y ~ 1", None, residual)
     assert spec.residual.label == label
-    assert tuple((d.kind, d.column) for d in spec.residual.sections[0].dims) == dims
+    assert tuple((d.model, d.column) for d in spec.residual.sections[0].dims) == dims
     assert spec.residual.sections[0].independent == all(kind == "id" for kind, _ in dims)
 
 

@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..errors import DataError, ModelError
 from ..formula.terms import VM, At, RandomTerm, Units
+from ..registry import cov_model
 from .coding import Factor, combine, encode
 
 __all__ = ["ColumnBlock", "RandomBlock", "random_block", "check_cov_levels", "check_separable"]
@@ -113,7 +114,7 @@ def random_block(term: RandomTerm, columns: dict, n: int | None = None, matrices
     inner = combine([_units(n) if isinstance(v, Units) else _factor(columns, v.name) for v in term.factors])
     if term.struct is not None and term.struct.covariates is not None:
         return _regression_block(term, inner, columns)
-    if term.struct is not None and term.struct.kind != "diag":
+    if term.struct is not None and not term.struct.per_level:
         return _correlated_block(term, inner, columns)
     if term.struct is not None:  # diag(F):T is at(F):T with its own labels
         return _per_level_block(term, At(term.struct.factor), inner, columns,
@@ -153,19 +154,11 @@ def _per_level_block(term: RandomTerm, at: At, inner: Factor, columns: dict, lab
     return RandomBlock(term, codes, levels, blocks)
 
 
-def check_cov_levels(kind: str, args: tuple, n_levels: int, where: str) -> None:
-    """Refuse a covariance model with more parameters than the n(n+1)/2 of an unstructured one
-    across the same levels (it is not identified): fa(F, k) needs (n - k)^2 >= n + k."""
-    if kind != "fa":
-        return
-    k, n = args[0], n_levels
-    count = n * (k + 1) - k * (k - 1) // 2
-    if count <= n * (n + 1) // 2:
-        return
-    k_max = max((j for j in range(1, n) if n * (j + 1) - j * (j - 1) // 2 <= n * (n + 1) // 2), default=0)
-    fix = f"use at most fa(..., {k_max}) or us()" if k_max else "use us(), corgh() or diag()"
-    raise ModelError(f"{where}: fa() with {k} factor(s) across {n} levels has {count} parameters, more than the "
-                     f"{n * (n + 1) // 2} of an unstructured covariance, so its estimates are not identified; {fix}")
+def check_cov_levels(model: str, args: tuple, levels, where: str, column: str) -> None:
+    """Refuse a factor whose levels the covariance model ``model`` cannot describe (its
+    ``check_levels``: e.g. fa(F, k) with more parameters than us(), exp(F) with levels that are
+    not numbers), as a ModelError naming ``where`` and ``column``."""
+    cov_model(model).check_levels(args, levels, where, column)
 
 
 def check_separable(blocks: list, residual, n: int) -> None:
@@ -211,7 +204,8 @@ def _correlated_block(term: RandomTerm, inner: Factor, columns: dict) -> RandomB
         raise DataError(f"{term.struct.label} in {term.label!r}: {term.struct.factor!r} has one level only")
     if q < 2:
         raise DataError(f"random term {term.label!r}: {inner.name!r} has one level only")
-    check_cov_levels(term.struct.kind, term.struct.args, n, f"random term {term.label!r}")
+    check_cov_levels(term.struct.model, term.struct.args, sf.levels, f"random term {term.label!r}",
+                     term.struct.factor)
     codes = inner.codes * n + sf.codes
     levels = tuple(f"{sf.levels[i]}:{inner.levels[m]}" for m in range(q) for i in range(n))
     return RandomBlock(term, codes, levels, [ColumnBlock(term.label, 0, q * n)], cov_levels=sf.levels, units=q)
@@ -262,7 +256,8 @@ def _related_block(term: RandomTerm, vm: VM, columns: dict, matrices: dict) -> R
     k = sf.n_levels
     if k < 2:
         raise DataError(f"{term.struct.label} in {term.label!r}: {term.struct.factor!r} has one level only")
-    check_cov_levels(term.struct.kind, term.struct.args, k, f"random term {term.label!r}")
+    check_cov_levels(term.struct.model, term.struct.args, sf.levels, f"random term {term.label!r}",
+                     term.struct.factor)
     levels = tuple(f"{sf.levels[i]}:{rel.ids[m]}" for m in range(q) for i in range(k))
     return RandomBlock(term, codes * k + sf.codes, levels, [ColumnBlock(term.label, 0, q * k)], cov_levels=sf.levels,
                        units=q, relationship=rel)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import DataError, ModelError
 from ..formula.residual import ResidualDim, ResidualSection, ResidualSpec
+from ..registry import residual_dim
 from .coding import Factor, encode, is_factor_column
 from .random import check_cov_levels
 
@@ -124,25 +125,26 @@ def _coordinate(columns, dim: ResidualDim, idx: np.ndarray, group: str) -> tuple
     """Position of the records ``idx`` along one dimension, its length, and its levels."""
     name = dim.column
     series = columns[name]
-    x = _numeric_positions(series) if dim.kind == "ar1" else None
+    kind = residual_dim(dim.model)  # how records lie along it (class attributes of the registered dimension)
+    x = _numeric_positions(series) if kind.coordinates else None
     if x is not None:
         x = x[idx]
         steps = np.diff(np.unique(x))  # within this group: groups may differ in spacing
         step = float(steps.min()) if steps.size else 1.0
         pos = (x - x.min()) / step
         if np.any(np.abs(pos - np.round(pos)) > 1e-6):
-            raise DataError(f"ar1({name}) in {group}: the values of {name!r} are not equally spaced (smallest step "
+            raise DataError(f"{dim.model}({name}) in {group}: the values of {name!r} are not equally spaced (smallest step "
                             f"{step:g}); use a factor for irregular positions")
         pos = np.round(pos).astype(np.int64)
         return pos, int(pos.max()) + 1, None
     f = _factor(columns, name)
     codes = f.codes[idx]
-    if dim.kind == "ar1":  # factor levels in order: the level index is the position
+    if kind.coordinates:  # factor levels in order: the level index is the position
         return codes - codes.min(), int(codes.max() - codes.min()) + 1, None
-    if dim.kind == "id":
+    if kind.independent:
         uniq, pos = np.unique(codes, return_inverse=True)
         return pos.astype(np.int64), int(uniq.size), None
-    check_cov_levels(dim.kind, dim.args, f.n_levels, f"residual {dim.label} in {group}")
+    check_cov_levels(dim.model, dim.args, f.levels, f"residual {dim.label} in {group}", name)
     absent = np.setdiff1d(np.arange(f.n_levels), codes)
     if absent.size:
         raise DataError(f"residual {dim.label} in {group}: no records have {name} = {f.levels[absent[0]]}")
@@ -153,9 +155,9 @@ def _grid(columns, dims: tuple, idx: np.ndarray, group: str, independent: bool =
     coords = [_coordinate(columns, d, idx, group) for d in dims]
     shape = tuple(c[1] for c in coords)
     for d, (_, m, _) in zip(dims, coords):
-        if d.kind == "ar1" and m < 2:
+        if m < residual_dim(d.model).min_positions:
             raise DataError(f"residual {group}: {d.column!r} has one position only, so the correlation "
-                            f"of ar1({d.column}) cannot be estimated")
+                            f"of {d.model}({d.column}) cannot be estimated")
     cells = np.ravel_multi_index(tuple(c[0] for c in coords), shape)
     order = np.argsort(cells, kind="stable")
     cells, records = cells[order], idx[order]

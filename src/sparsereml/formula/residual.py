@@ -7,25 +7,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .. import registry
 from ..errors import FormulaError
 from .parser import Bar, Call, Formula, Name, parse
-from .terms import (_ZERO, RECORD, STRUCTURES, TRAIT, At, Struct, Term, Units, Var, _expand, quote_name,
-                    term_label)
+from .terms import _ZERO, RECORD, TRAIT, At, Struct, Term, Units, Var, _expand, quote_name, term_label
 
 __all__ = ["ResidualDim", "ResidualSection", "ResidualSpec", "parse_residual"]
 
 
 @dataclass(frozen=True)
 class ResidualDim:
-    """One dimension of a residual grid: ``id`` (a plain factor), ``ar1`` or a covariance model."""
+    """One dimension of a residual grid: ``id`` (a plain factor), ``ar1`` or a covariance model
+    (``model`` is its registered name, :func:`sparsereml.registry.residual_dim`)."""
 
-    kind: str
+    model: str
     column: str
     args: tuple = ()
 
     @property
     def label(self) -> str:
-        return f"id({quote_name(self.column)})" if self.kind == "id" else Struct(self.kind, self.column, self.args).label
+        return Struct(self.model, self.column, self.args).label
+
+    @property
+    def independent(self) -> bool:
+        """Records along it are independent (id)."""
+        return registry.residual_dim(self.model).independent
+
+    @property
+    def coordinates(self) -> bool:
+        """Its column gives positions (ar1), not factor levels."""
+        return registry.residual_dim(self.model).coordinates
 
 
 @dataclass(frozen=True)
@@ -44,7 +55,7 @@ class ResidualSection:
     @property
     def independent(self) -> bool:
         """Independent records with one variance: no dimensions, or only id() ones."""
-        return all(d.kind == "id" for d in self.dims)
+        return all(d.independent for d in self.dims)
 
 
 @dataclass(frozen=True)
@@ -78,9 +89,9 @@ def _residual_section(term: Term, text: str, multivariate: bool = False) -> Resi
         if isinstance(f, Var):
             dims.append(ResidualDim("id", f.name))
         elif isinstance(f, Struct):
-            if f.kind not in STRUCTURES:  # pragma: no cover - the expander knows no others
+            if f.covariates is not None:
                 raise FormulaError(f"{f.label} cannot be a residual dimension in {text!r}")
-            dims.append(ResidualDim(f.kind, f.factor, f.args))
+            dims.append(ResidualDim(f.model, f.factor, f.args))
     if multivariate and any(isinstance(f, Units) for f in term) and dims:  # units = the original record
         dims.insert(next(i for i, f in enumerate(term) if isinstance(f, Units)) - sum(isinstance(f, At) for f in term),
                     ResidualDim("id", RECORD))
@@ -93,7 +104,7 @@ def _residual_section(term: Term, text: str, multivariate: bool = False) -> Resi
                            f"'~ ar1(Row):ar1(Col)' or '~ tree:us(dir)'")
     if not dims and not any(isinstance(f, Units) for f in term):
         raise FormulaError(f"residual {term_label(term)!r} in {text!r}: write at(F):units or give its dimensions")
-    if len(dims) == 1 and dims[0].kind == "id":
+    if len(dims) == 1 and dims[0].independent:
         name = dims[0].column
         where = f"at({quote_name(ats[0].factor)}):" if ats else ""
         raise FormulaError(

@@ -2,9 +2,11 @@
 
 A *term* is a tuple of *factors* (:class:`Var`, :class:`At`, :class:`Units`).  R's
 rules apply: ``a*b`` is ``a + b + a:b``, ``a/b`` is ``a + a:b``, ``-1`` or ``0``
-removes the intercept, ``(a+b)^2`` gives all products up to order two.  A new
-function in a formula (a new variance structure, say) is added in one place:
-:func:`_expand_call`.
+removes the intercept, ``(a+b)^2`` gives all products up to order two.  Functions in a
+formula are looked up by name in :mod:`sparsereml.registry`: the specials (``C``, ``lin``,
+``at``, ``vm``, ``id``, ...) are registered below with :func:`~sparsereml.registry.register_special`,
+and every registered covariance model (``us``, ``fa``, ``exp``, ...) is a function taking a factor
+and the model's ``formula_args``.
 """
 from __future__ import annotations
 
@@ -12,10 +14,12 @@ import itertools
 import re
 from dataclasses import dataclass
 
+from .. import registry
 from ..errors import FormulaError
+from ..registry import register_keyword, register_special
 from .parser import Bar, BinOp, Call, Formula, Name, Neg, Number, String, parse
 
-__all__ = ["Var", "At", "Units", "VM", "Struct", "STRUCTURES", "Term", "FixedSpec", "RandomTerm",
+__all__ = ["Var", "At", "Units", "VM", "Struct", "Term", "FixedSpec", "RandomTerm",
            "term_label", "quote_name", "TRAIT", "RECORD"]
 
 _IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
@@ -74,7 +78,7 @@ class Struct:
     or across the coefficients of a random regression: ``us(~ 1 + x)`` (``covariates`` holds
     the regression's columns, ``"1"`` for the intercept, and ``factor`` its written form)."""
 
-    kind: str
+    model: str  # the covariance model's registered name
     factor: str
     args: tuple = ()
     covariates: tuple | None = None
@@ -83,7 +87,12 @@ class Struct:
     def label(self) -> str:
         extra = "".join(f", {_num(a)}" for a in self.args)
         name = self.factor if self.covariates is not None else quote_name(self.factor)
-        return f"{self.kind}({name}{extra})"
+        return f"{self.model}({name}{extra})"
+
+    @property
+    def per_level(self) -> bool:
+        """One variance per level of the factor (diag): coded as at(F) is."""
+        return registry.cov_model(self.model).per_level
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,6 @@ class VM:
         return f"vm({quote_name(self.column)}, {self.matrix})"
 
 
-STRUCTURES = ("diag", "corv", "corh", "corgh", "us", "fa", "ar1")
 _ZERO = "__no_intercept__"  # sentinel produced by 0 and -1
 Term = tuple
 
@@ -151,52 +159,89 @@ def _level_args(node, func: str, text: str) -> list:
     raise FormulaError(f"levels in {func}() must be names, numbers or strings in {text!r}")
 
 
-def _expand_call(node: Call, text: str) -> list:
-    """Expand a function call: the one place where formula functions are defined."""
+@register_keyword("units")
+def _units_keyword(text: str) -> list:
+    """``units``: one level per record."""
+    return [(Units(),)]
+
+
+@register_special("C", "factor", "as.factor")
+def _factor_call(node: Call, text: str) -> list:
     f = node.func
-    if f in ("C", "factor", "as.factor"):
-        if len(node.args) != 1 or not isinstance(node.args[0], Name) or node.kwargs:
-            raise FormulaError(f"{f}() takes one column name, in {text!r}")
-        return [(Var(node.args[0].id, as_factor=True),)]
-    if f == "lin":
-        if len(node.args) != 1 or not isinstance(node.args[0], Name) or node.kwargs:
-            raise FormulaError(f"lin() takes one numeric column name, in {text!r}")
-        return [(Var(node.args[0].id, as_covariate=True),)]
-    if f == "at":
-        if not node.args or not isinstance(node.args[0], Name) or node.kwargs:
-            raise FormulaError(f"at() needs a factor name first, as in at(Trial) or at(Trial, 3), in {text!r}")
-        levels = [v for a in node.args[1:] for v in _level_args(a, f, text)]
-        return [(At(node.args[0].id, tuple(levels) if levels else None),)]
-    if f == "vm":
-        if len(node.args) != 2 or not all(isinstance(a, Name) for a in node.args) or node.kwargs:
-            raise FormulaError(f"vm() takes the id column and the name of its relationship matrix, as in "
-                               f"vm(Mother, ped) with fit(..., matrices={{'ped': ped}}); in {text!r}")
-        return [(VM(node.args[0].id, node.args[1].id),)]
-    if f in ("idv", "id") and len(node.args) == 1:
-        return _expand(node.args[0], text, check=False)
-    if f in STRUCTURES and node.args and isinstance(node.args[0], Formula):
+    if len(node.args) != 1 or not isinstance(node.args[0], Name) or node.kwargs:
+        raise FormulaError(f"{f}() takes one column name, in {text!r}")
+    return [(Var(node.args[0].id, as_factor=True),)]
+
+
+@register_special("lin")
+def _lin_call(node: Call, text: str) -> list:
+    if len(node.args) != 1 or not isinstance(node.args[0], Name) or node.kwargs:
+        raise FormulaError(f"lin() takes one numeric column name, in {text!r}")
+    return [(Var(node.args[0].id, as_covariate=True),)]
+
+
+@register_special("at")
+def _at_call(node: Call, text: str) -> list:
+    if not node.args or not isinstance(node.args[0], Name) or node.kwargs:
+        raise FormulaError(f"at() needs a factor name first, as in at(Trial) or at(Trial, 3), in {text!r}")
+    levels = [v for a in node.args[1:] for v in _level_args(a, node.func, text)]
+    return [(At(node.args[0].id, tuple(levels) if levels else None),)]
+
+
+@register_special("vm")
+def _vm_call(node: Call, text: str) -> list:
+    if len(node.args) != 2 or not all(isinstance(a, Name) for a in node.args) or node.kwargs:
+        raise FormulaError(f"vm() takes the id column and the name of its relationship matrix, as in "
+                           f"vm(Mother, ped) with fit(..., matrices={{'ped': ped}}); in {text!r}")
+    return [(VM(node.args[0].id, node.args[1].id),)]
+
+
+@register_special("idv", "id")
+def _id_call(node: Call, text: str) -> list | None:
+    """id(F) and idv(F): F itself (independent levels); None (not handled) with other arguments."""
+    return _expand(node.args[0], text, check=False) if len(node.args) == 1 else None
+
+
+def _struct_call(node: Call, text: str) -> list:
+    """A covariance model across a factor, ``us(Trial)``, ``fa(Trial, 2)``, or across the
+    coefficients of a random regression, ``us(~ 1 + x)``."""
+    f = node.func
+    model = registry.cov_model(f)
+    if node.args and isinstance(node.args[0], Formula):
         return [(_regression_struct(node, text),)]
-    if f in STRUCTURES:
-        if not node.args or not isinstance(node.args[0], Name) or node.kwargs:
-            raise FormulaError(f"{f}() needs a factor name first, as in {f}(Trial), in {text!r}")
-        extra = []
-        for a in node.args[1:]:
-            if not (isinstance(a, Number) and a.value.is_integer() and a.value >= 1):
-                raise FormulaError(f"{f}(): the number of factors must be a whole number >= 1, in {text!r}")
-            extra.append(int(a.value))
-        if f == "fa" and len(extra) != 1:
-            raise FormulaError(f"fa() needs the number of factors, as in fa(Trial, 2), in {text!r}")
-        if f != "fa" and extra:
-            raise FormulaError(f"{f}() takes only a factor name, in {text!r}")
-        return [(Struct(f, node.args[0].id, tuple(extra)),)]
-    known = "C(), lin(), at(), dsum(), id(), idv(), vm(), ar1(), diag(), corv(), corh(), corgh(), us(), fa()"
+    if not node.args or not isinstance(node.args[0], Name) or node.kwargs:
+        raise FormulaError(f"{f}() needs a factor name first, as in {f}(Trial), in {text!r}")
+    extra = []
+    for a in node.args[1:]:
+        if not (isinstance(a, Number) and a.value.is_integer() and a.value >= 1):
+            what = model.formula_args[0] if model.formula_args else "the number of factors"
+            raise FormulaError(f"{f}(): {what} must be a whole number >= 1, in {text!r}")
+        extra.append(int(a.value))
+    if model.formula_args and len(extra) != len(model.formula_args):
+        raise FormulaError(f"{f}() needs {model.formula_usage}, in {text!r}")
+    if not model.formula_args and extra:
+        raise FormulaError(f"{f}() takes only a factor name, in {text!r}")
+    return [(Struct(f, node.args[0].id, tuple(extra)),)]
+
+
+def _expand_call(node: Call, text: str) -> list:
+    """Expand a function call by its registered handler: a special, or a covariance model."""
+    f = node.func
+    handler = registry.special(f)
+    out = handler(node, text) if handler is not None else None
+    if out is not None:
+        return out
+    if registry.is_cov_model(f):
+        return _struct_call(node, text)
+    names = [n for n in registry.special_names() if n not in ("factor", "as.factor")]
+    known = ", ".join(f"{n}()" for n in names[:3] + ["dsum"] + names[3:] + list(registry.cov_model_names()))
     raise FormulaError(f"unknown function {f}() in {text!r} (known here: {known})")
 
 
 def _regression_struct(node: Call, text: str) -> Struct:
     """``us(~ 1 + x)``: a covariance model across the coefficients of a random regression."""
     form = node.args[0]
-    if form.lhs is not None or len(node.args) > 1 or node.kwargs or node.func not in ("us", "diag"):
+    if form.lhs is not None or len(node.args) > 1 or node.kwargs or not registry.cov_model(node.func).regression:
         raise FormulaError(f"a random regression is us(~ 1 + x) or diag(~ 1 + x) (R formula rules: ~ x "
                            f"includes the intercept, ~ 0 + x does not), in {text!r}")
     terms = _expand(form.rhs, text)
@@ -219,7 +264,8 @@ def _regression_struct(node: Call, text: str) -> Struct:
 def _expand(node, text: str, *, check: bool = True) -> list:
     """Expand a syntax tree into an ordered list of terms (``()`` is the intercept)."""
     if isinstance(node, Name):
-        return [(Units(),)] if node.id == "units" else [(Var(node.id),)]
+        handler = registry.keyword(node.id)
+        return handler(text) if handler is not None else [(Var(node.id),)]
     if isinstance(node, Number):
         if node.value == 1:
             return [()]
@@ -345,7 +391,7 @@ def _random_term(term: Term, text: str) -> RandomTerm:
         raise FormulaError(f"a random term can have one covariance structure, found {term_label(term)!r} "
                            f"in {text!r}")
     if structs and ats:
-        raise FormulaError(f"at() and {structs[0].kind}() cannot be combined in one term yet: {term_label(term)!r}")
+        raise FormulaError(f"at() and {structs[0].model}() cannot be combined in one term yet: {term_label(term)!r}")
     if any(isinstance(f, Units) for f in term) and (structs or any(isinstance(f, Var) for f in term)):
         raise FormulaError(f"'units' stands alone as a random term (or as at(F):units), not in "
                            f"{term_label(term)!r} of {text!r}")

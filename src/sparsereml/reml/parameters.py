@@ -8,8 +8,10 @@ import numpy as np
 
 from ..design import Design
 from ..errors import UnknownName
+from ..registry import residual_dim
 from ..structures import IdentityBlocks, KronStructure, Structure, make_cov_model
-from ..structures.residual import Ar1Dim, CovDim, GroupResidual, IdDim
+from ..structures.covariance import DiagCov
+from ..structures.residual import GroupResidual
 
 __all__ = ["ParameterTable", "parameter_table", "structures_for", "residuals_for"]
 
@@ -47,12 +49,11 @@ def structures_for(design: Design) -> list[Structure]:
         rel = rb.relationship
         if rel is not None:
             st = rb.term.struct
-            model = make_cov_model(st.kind, rb.cov_levels, st.args) if st is not None else \
-                make_cov_model("diag", ["var"])
+            model = make_cov_model(st.model, rb.cov_levels, st.args) if st is not None else DiagCov(["var"])
             out.append(KronStructure(model, len(rel.ids), rb.label, rel.kinv, rel.logdet, scalar=st is None))
         elif rb.cov_levels is not None:
             st = rb.term.struct
-            out.append(KronStructure(make_cov_model(st.kind, rb.cov_levels, st.args), rb.units, rb.label))
+            out.append(KronStructure(make_cov_model(st.model, rb.cov_levels, st.args), rb.units, rb.label))
         else:
             out.append(IdentityBlocks([b.size for b in rb.blocks], [b.label for b in rb.blocks]))
     return out
@@ -70,14 +71,8 @@ def residuals_for(design: Design) -> list[GroupResidual]:
         if grid is None:
             out.append(GroupResidual(label, [], n_g, var_label))
             continue
-        dims = []
-        for d, m, levels in zip(grid.dims, grid.shape, grid.levels):
-            if d.kind == "ar1":
-                dims.append(Ar1Dim(d.column, m))
-            elif d.kind == "id":
-                dims.append(IdDim(d.column, m))
-            else:
-                dims.append(CovDim(d.column, make_cov_model(d.kind, levels, d.args)))
+        dims = [residual_dim(d.model).build(d.model, d.column, m, levels, d.args)
+                for d, m, levels in zip(grid.dims, grid.shape, grid.levels)]
         out.append(GroupResidual(label, dims, grid.n_cells, var_label))
     return out
 

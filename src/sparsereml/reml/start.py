@@ -231,7 +231,9 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     (:func:`_within_cell_variance`) when there are enough such replicates.  With other terms:
     those within-cell variances themselves.  Otherwise: what the random terms leave of each
     group's OLS residual variance.  Values are kept between 1% and 100% of the OLS residual
-    variance, so the start is always positive definite."""
+    variance, so the start is always positive definite.  With ``problem.control.start_method``
+    ``"equal"`` the plain variances are instead equal shares of the OLS residual variance
+    (:func:`_equal_split`)."""
     d = problem.design
     y = d.y
     e = problem.y_centred if d.fixed.X.shape[1] else y - y.mean()  # OLS residuals
@@ -286,7 +288,25 @@ def default_start(problem: REMLProblem) -> np.ndarray:
         if within is not None else fallback
     _split_nugget(problem, theta, s2_res)
     theta[problem.params.residual_slice] = _residual_start(problem, s2_res, e)
+    if problem.control.start_method == "equal":
+        _equal_split(problem, theta, pooled)
     return theta
+
+
+def _equal_split(problem: REMLProblem, theta: np.ndarray, pooled: float) -> None:
+    """``start_method="equal"``: the pooled OLS residual variance split equally among the plain
+    variance components, each variance of a plain random term (one per at() level) and each
+    residual group's variance; correlated terms, random regressions and the correlations of
+    residual grids keep their start from the data (in place)."""
+    params = problem.params
+    plain = [sl for rb, sl in zip(problem.design.random, params.term_slices)
+             if rb.values is None and rb.cov_levels is None]
+    r0 = params.residual_slice.start
+    groups = [r0 + gsl.start for res, gsl in zip(problem.residuals, params.group_slices) if res.scaled]
+    share = pooled / max(sum(sl.stop - sl.start for sl in plain) + len(groups), 1)
+    for sl in plain:
+        theta[sl] = share
+    theta[groups] = share
 
 
 def _split_nugget(problem: REMLProblem, theta: np.ndarray, s2_res: np.ndarray) -> None:
@@ -306,29 +326,10 @@ def _split_nugget(problem: REMLProblem, theta: np.ndarray, s2_res: np.ndarray) -
             s2_res *= 0.7
 
 
-def _lag_correlation(E: np.ndarray, present: np.ndarray, axis: int) -> float:
-    """Correlation of neighbours along ``axis`` among cells that both hold a record."""
-    n = E.shape[axis]
-    a = np.take(E, np.arange(n - 1), axis=axis)
-    b = np.take(E, np.arange(1, n), axis=axis)
-    both = np.take(present, np.arange(n - 1), axis=axis) & np.take(present, np.arange(1, n), axis=axis)
-    a, b = a[both], b[both]
-    den = np.sqrt(np.sum(a * a) * np.sum(b * b))
-    return float(np.sum(a * b) / den) if den > 0 else 0.0
-
-
-def _cell_covariance(E: np.ndarray, present: np.ndarray, axis: int) -> np.ndarray:
-    """Covariance between the levels of ``axis`` over the other cells (pairwise complete)."""
-    X = np.moveaxis(E, axis, -1).reshape(-1, E.shape[axis])
-    M = np.moveaxis(present, axis, -1).reshape(-1, E.shape[axis]).astype(float)
-    n = np.maximum(M.T @ M, 1.0)
-    return (X.T @ X) / n
-
-
 def _residual_start(problem: REMLProblem, s2: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """Residual parameters: the group variances ``s2``; an ar1 correlation from neighbouring OLS
-    residuals (damped, since they still hold the random effects); a covariance model across a
-    factor from the OLS residuals' covariance between its levels."""
+    """Residual parameters: the group variances ``s2``; each grid dimension's from the OLS
+    residuals on the grid (its ``start``: an ar1 correlation from neighbouring residuals, a
+    covariance model from their covariance between its levels)."""
     out = []
     for g, res in enumerate(problem.residuals):
         grid = problem.design.residual.grids[g]
@@ -342,10 +343,7 @@ def _residual_start(problem: REMLProblem, s2: np.ndarray, e: np.ndarray) -> np.n
         E, present = E.reshape(grid.shape), present.reshape(grid.shape)
         vals = [s2[g]] if res.scaled else []
         for axis, d in enumerate(res.dims):
-            if d.kind == "ar1":
-                vals.append(float(np.clip(0.5 * _lag_correlation(E, present, axis), -0.5, 0.7)))
-            elif d.n_params:
-                vals.extend(d.model.start(nearest_pd(_cell_covariance(E, present, axis))))
+            vals.extend(d.start(E, present, axis))
         out.append(vals)
     return np.concatenate([np.asarray(v, float) for v in out])
 
@@ -359,7 +357,7 @@ def start_from_fit(problem: REMLProblem, fit) -> dict:
     covariance model on the same factors (``diag(Trial):Mother``, ``us(Trial):Mother``), or a
     main effect plus interaction (``Mother + Trial:Mother``: s2_M J + s2_TM I).
     """
-    old = fit._problem
+    old = fit.problem
     old_theta = fit.theta_working
     old_labels = old.params.labels
     out = {lab: float(old_theta[old_labels.index(lab)]) for lab in problem.params.labels if lab in old_labels}
@@ -384,7 +382,7 @@ def _implied_covariance(rb, old_terms: dict) -> np.ndarray | None:
                 {f.name for f in orb.term.factors} == inner and list(orb.cov_levels) == list(rb.cov_levels):
             return ost.model.sigma(th)
     for orb, ost, th in old_terms.values():  # diag(F):T or at(F):T: one variance per level
-        per_level = (orb.term.struct is not None and orb.term.struct.kind == "diag" and orb.term.struct.factor == fac) \
+        per_level = (orb.term.struct is not None and orb.term.struct.per_level and orb.term.struct.factor == fac) \
             or (orb.term.at is not None and orb.term.at.factor == fac and orb.term.at.levels is None)
         if orb.cov_levels is None and per_level and {getattr(f, "name", None) for f in orb.term.factors} == inner:
             by_label = dict(zip(ost.labels, th))
@@ -407,69 +405,61 @@ def _reparametrised(problem: REMLProblem) -> list:
     """Covariance models whose varcomp labels are not their working parameters (us(), corgh():
     fitted on a Cholesky factor): (reported labels, slice of theta, model)."""
     out = []
-    for st, sl in zip(problem.structures, problem.params.term_slices):
-        if hasattr(st, "model") and list(st.report_labels) != list(st.labels):
-            out.append((list(st.report_labels), sl, st.model))
+    places = [(st, sl.start) for st, sl in zip(problem.structures, problem.params.term_slices)]
     r0 = problem.params.residual_slice.start
-    for res, gsl in zip(problem.residuals, problem.params.group_slices):
-        for d, dsl in zip(res.dims, res._slices):
-            model = getattr(d, "model", None)
-            if model is not None and list(model.report_labels) != list(model.labels):
-                labels = [f"{res.label}!{model.name}({d.column})!{lab}" for lab in model.report_labels]
-                out.append((labels, slice(r0 + gsl.start + dsl.start, r0 + gsl.start + dsl.stop), model))
+    places += [(res, r0 + gsl.start) for res, gsl in zip(problem.residuals, problem.params.group_slices)]
+    for st, at in places:
+        for slot in st.covariance_models():
+            if list(slot.model.report_labels) != list(slot.model.labels):
+                out.append((list(slot.report_labels), slice(at + slot.params.start, at + slot.params.stop),
+                            slot.model))
     return out
 
 
 def _apply_reported(problem: REMLProblem, theta: np.ndarray, fixed: np.ndarray, values: dict, is_fixed: bool,
                     name: str) -> dict:
     """Take the varcomp-scale values of reparametrised models (e.g. us() variances and
-    covariances) out of ``values``: rebuild Sigma with them and start (or hold) its working
-    parameters there.  Returns the remaining values."""
+    covariances) out of ``values``: rebuild Sigma with them (the model's ``sigma_from_reported``)
+    and start (or hold) its working parameters there; a model may hold some of them alone (its
+    ``hold_reported``: us()'s first variance).  Returns the remaining values."""
     rest = dict(values)
     for labels, sl, model in _reparametrised(problem):
         given = {lab: rest.pop(lab) for lab in labels if lab in rest}
         if not given:
             continue
-        if is_fixed and model.name == "us" and list(given) == [labels[0]]:
-            # the first variance is the square of the first Cholesky diagonal: it can be held alone
-            v = float(given[labels[0]])
-            if not v > 0:
-                raise ModelError(f"fix: {labels[0]!r} = {v:g} must be a positive variance")
-            theta[sl.start] = np.sqrt(v)
-            fixed[sl.start] = True
-            continue
         if is_fixed and len(given) < len(labels):
-            raise ModelError(f"fix: {model.name}() is fitted on a Cholesky factor, so its entries can only be "
-                             f"held all together, or its first variance alone: give all of {', '.join(labels)}, "
-                             f"or {labels[0]!r} only (or use diag(), corh(), ...)")
+            nums = {}
+            for lab, val in given.items():
+                try:
+                    nums[labels.index(lab)] = float(val)
+                except (TypeError, ValueError):
+                    raise ModelError(f"{name}: the value for {lab!r} must be a number, got {val!r}") from None
+            try:
+                held = model.hold_reported(nums)
+            except ValueError as exc:
+                k, v = next(iter(nums.items()))
+                raise ModelError(f"fix: {labels[k]!r} = {v:g} {exc}") from None
+            if held is None:
+                raise ModelError(f"fix: {model.name}() is fitted on a Cholesky factor, so its entries can only be "
+                                 f"held all together, or its first variance alone: give all of {', '.join(labels)}, "
+                                 f"or {labels[0]!r} only (or use diag(), corh(), ...)")
+            for k, v in held.items():
+                theta[sl.start + k] = v
+                fixed[sl.start + k] = True
+            continue
         current = model.report(theta[sl])
         for lab, val in given.items():
             try:
                 current[labels.index(lab)] = float(val)
             except (TypeError, ValueError):
                 raise ModelError(f"{name}: the value for {lab!r} must be a number, got {val!r}") from None
-        S = np.zeros((model.n, model.n))
-        for k, (i, j) in enumerate((i, j) for i in range(model.n) for j in range(i + 1)):
-            S[i, j] = S[j, i] = current[k]
-        if model.name == "corgh":  # reported as correlations, then variances
-            S = _corgh_matrix(model, current)
+        S = model.sigma_from_reported(current)
         if np.linalg.eigvalsh(S).min() <= 0:
             raise ModelError(f"{name}: the values given for {labels[0].rsplit('!', 1)[0]} make a covariance "
                              f"matrix that is not positive definite")
         theta[sl] = model.start(S)
         fixed[sl] |= is_fixed
     return rest
-
-
-def _corgh_matrix(model, reported: np.ndarray) -> np.ndarray:
-    n = model.n
-    pairs = [(i, j) for i in range(n) for j in range(i)]
-    v = np.asarray(reported[len(pairs):], float)
-    R = np.eye(n)
-    for (i, j), r in zip(pairs, reported[:len(pairs)]):
-        R[i, j] = R[j, i] = r
-    sd = np.sqrt(v)
-    return R * np.outer(sd, sd)
 
 
 def resolve_start(problem: REMLProblem, start, fix: dict | None):
@@ -480,9 +470,11 @@ def resolve_start(problem: REMLProblem, start, fix: dict | None):
     those parameters at their value (code F).  ``start`` may also be a fitted model
     (:func:`start_from_fit`).
     """
+    from ..results import FittedModel  # results imports the REML stage
+
     labels = problem.params.labels
     theta = default_start(problem)
-    if start is not None and hasattr(start, "_problem"):
+    if isinstance(start, FittedModel):
         start = start_from_fit(problem, start)
     fixed = np.zeros(theta.size, dtype=bool)
     for name, values, is_fixed in (("start", start, False), ("fix", fix, True)):

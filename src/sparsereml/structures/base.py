@@ -7,16 +7,39 @@ its log-determinant and their derivatives.  The REML stage needs nothing else:
     score_i = -1/2 [ dlog|G|/dtheta_i + tr(dGinv_i C^-1_kk) + u' dGinv_i u ]
     working variate of theta_i: beta_i = dG/dtheta_i G^-1 u  (in the term's columns)
 
-New structures subclass :class:`Structure`; the covariance models (diag, us, fa, ...) are in ``covariance.py``.
+New structures subclass :class:`Structure`; the covariance models (diag, us, fa, ...) are in ``covariance.py``
+and the other modules of this package, each registered by name (:mod:`sparsereml.registry`).
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["Structure", "IdentityBlocks"]
+__all__ = ["Structure", "IdentityBlocks", "ModelSlot"]
+
+
+@dataclass(frozen=True)
+class ModelSlot:
+    """A covariance model inside a structure (random term or residual group).
+
+    Attributes
+    ----------
+    name : str
+        What ``FittedModel.vcov`` calls it: the term's label, or the residual group's.
+    model : CovModel
+    params : slice
+        Its parameters among the structure's.
+    report_labels : list
+        Labels of its reported parameters, as in ``varcomp``.
+    """
+
+    name: str
+    model: object
+    params: slice
+    report_labels: list
 
 
 class Structure(ABC):
@@ -57,6 +80,10 @@ class Structure(ABC):
     def kinds(self) -> list:
         """'var', 'cor', 'cov' or 'load' for each parameter."""
         return ["var"] * self.n_params
+
+    def covariance_models(self) -> list:
+        """The covariance models of this structure (:class:`ModelSlot`); none for variances only."""
+        return []
 
     def move(self, theta: np.ndarray, step: np.ndarray) -> np.ndarray:
         """The parameters after an optimiser step (plain addition unless a structure says otherwise)."""

@@ -1,17 +1,22 @@
 """Covariance models between the n levels of a factor: Sigma(theta) and its derivatives.
 
-| model    | parameters (labels)                                   | Sigma                          |
-|----------|-------------------------------------------------------|--------------------------------|
-| diag     | one variance per level (``T1``)                       | diag(v)                        |
-| corv     | ``var``, ``cor``                                      | v (rho 11' + (1 - rho) I)      |
-| corh     | ``cor``, one variance per level                       | rho s_i s_j, v_i on the diagonal |
-| corgh    | one correlation per pair (``T2:T1``), then variances  | rho_ij s_i s_j                 |
-| us       | every variance and covariance (``T1:T1``, ``T2:T1``)  | unstructured (fitted as L D L')|
-| fa(k)    | specific variances (``var.T1``), loadings (``fa1.T1``)| Lambda Lambda' + Psi           |
-| ar1      | ``var``, ``cor``                                      | v rho^|i-j| (levels in order)  |
+| model    | parameters (labels)                                   | Sigma                          | file           |
+|----------|-------------------------------------------------------|--------------------------------|----------------|
+| diag     | one variance per level (``T1``)                       | diag(v)                        | here           |
+| corv     | ``var``, ``cor``                                      | v (rho 11' + (1 - rho) I)      | here           |
+| corh     | ``cor``, one variance per level                       | rho s_i s_j, v_i on the diagonal | here         |
+| ar1      | ``var``, ``cor``                                      | v rho^|i-j| (levels in order)  | here           |
+| corgh    | one correlation per pair (``T2:T1``), then variances  | rho_ij s_i s_j                 | unstructured.py|
+| us       | every variance and covariance (``T1:T1``, ``T2:T1``)  | unstructured (fitted as L L')  | unstructured.py|
+| fa(k)    | specific variances (``var.T1``), loadings (``fa1.T1``)| Lambda Lambda' + Psi           | fa.py          |
+| exp      | ``var``, ``cor`` (per unit distance)                  | v phi^|x_i - x_j|              | exp.py         |
 
-Factor-analytic loadings are identified by fixing lambda_ir = 0 for r > i (the first level
-loads on factor 1 only, the second on factors 1-2, ...), as ASReml does.
+Each model registers itself by name (:func:`sparsereml.registry.register_cov_model`); what the
+rest of the package needs to know of a model is a method or attribute of its class: its formula
+arguments (``formula_args``), whether it may model a random regression (``regression``) or is a
+variance per level (``per_level``), a check of the factor's levels (``check_levels``), start
+values from a guess of Sigma (``start``) and Sigma from values on the reported scale
+(``sigma_from_reported``, ``hold_reported``).
 """
 from __future__ import annotations
 
@@ -19,9 +24,9 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
-from ..errors import ModelError
+from ..registry import cov_model, register_cov_model
 
-__all__ = ["inverse_logdet", "nearest_pd", "CovModel", "DiagCov", "CorV", "CorH", "CorGH", "US", "FA", "AR1", "COV_MODELS", "make_cov_model"]
+__all__ = ["inverse_logdet", "nearest_pd", "CovModel", "DiagCov", "CorV", "CorH", "AR1", "make_cov_model"]
 
 _BOUNDS = {"var": (0.0, np.inf), "cor": (-1.0, 1.0), "cov": (-np.inf, np.inf), "load": (-np.inf, np.inf),
            "chol": (0.0, np.inf)}
@@ -54,9 +59,26 @@ def nearest_pd(S: np.ndarray, floor: float = 1e-3) -> np.ndarray:
 
 
 class CovModel(ABC):
-    """Covariance between the levels of a factor as a function of its parameters."""
+    """Covariance between the levels of a factor as a function of its parameters.
+
+    Class attributes
+    ----------------
+    name : str
+        The formula name (``us``, ``fa``, ...), under which the model is registered.
+    formula_args : tuple of str
+        What each extra (whole-number) argument after the factor means (``fa``: the number of
+        factors); ``formula_usage`` shows how to write them.
+    regression : bool
+        Whether the model may act across the coefficients of a random regression (``us(~ 1 + x)``).
+    per_level : bool
+        Whether the model is one variance per level, coded as independent blocks (``diag``).
+    """
 
     name: str
+    formula_args: tuple = ()
+    formula_usage: str = ""
+    regression: bool = False
+    per_level: bool = False
 
     def __init__(self, levels):
         self.levels = [str(x) for x in levels]
@@ -122,6 +144,19 @@ class CovModel(ABC):
         """d(reported) / d(working)."""
         return np.eye(len(theta))
 
+    @classmethod
+    def check_levels(cls, args: tuple, levels, where: str, column: str) -> None:
+        """Refuse a factor whose levels the model cannot describe (ModelError naming ``where``)."""
+
+    def sigma_from_reported(self, reported: np.ndarray) -> np.ndarray:
+        """Sigma from the parameters on the reported scale (users' start and fix values)."""
+        return self.sigma(np.asarray(reported, dtype=float))
+
+    def hold_reported(self, given: dict) -> dict | None:
+        """Working parameters (index -> value) that hold the reported ones ``given`` (index ->
+        value) when only some are fixed; None when they can only be held all together."""
+        return None
+
     def _corr(self, S: np.ndarray) -> np.ndarray:
         d = np.sqrt(np.clip(np.diag(S), 1e-300, None))
         return S / np.outer(d, d)
@@ -159,8 +194,11 @@ def _d2_scaled_correlation(R: np.ndarray, v: np.ndarray, offset: int, cors: list
     return out
 
 
+@register_cov_model
 class DiagCov(CovModel):
     name = "diag"
+    regression = True
+    per_level = True
 
     @property
     def labels(self):
@@ -194,6 +232,7 @@ class _VarCor(CovModel):
         return ["var", "cor"]
 
 
+@register_cov_model
 class CorV(_VarCor):
     name = "corv"
 
@@ -214,6 +253,7 @@ class CorV(_VarCor):
         return [(0, 1, np.ones((self.n, self.n)) - np.eye(self.n))]
 
 
+@register_cov_model
 class AR1(_VarCor):
     """v rho^|i - j| between levels i, j in their order (ASReml's ar1v on a random term)."""
 
@@ -246,6 +286,7 @@ class AR1(_VarCor):
         return np.array([float(np.mean(np.diag(S))), float(np.clip(lag1.mean() if lag1.size else 0.0, -0.5, 0.8))])
 
 
+@register_cov_model
 class CorH(CovModel):
     name = "corh"
 
@@ -287,205 +328,6 @@ class CorH(CovModel):
         return _d2_scaled_correlation(R, theta[1:], 1, [(0, None)])
 
 
-class US(CovModel):
-    """Unstructured Sigma, fitted on its Cholesky factor: Sigma = L L' (diagonal of L >= 0).
-
-    Sigma stays positive semi-definite; a diagonal of L held at its small bound (code B) is a
-    nearly singular Sigma, the boundary where REML estimates of us() often sit.  Reported
-    parameters are the entries of Sigma (``T1:T1``, ``T2:T1``, ...).
-    """
-
-    name = "us"
-
-    def _entries(self):
-        return [(i, j) for i in range(self.n) for j in range(i + 1)]
-
-    @property
-    def labels(self):
-        return [f"chol.{self.levels[i]}:{self.levels[j]}" for i, j in self._entries()]
-
-    @property
-    def kinds(self):  # 'chol': a diagonal of L (see the optimiser for its bound)
-        return ["chol" if i == j else "load" for i, j in self._entries()]
-
-    @property
-    def report_labels(self):
-        return [f"{self.levels[i]}:{self.levels[j]}" for i, j in self._entries()]
-
-    @property
-    def report_kinds(self):
-        return ["var" if i == j else "cov" for i, j in self._entries()]
-
-    def chol(self, theta):
-        L = np.zeros((self.n, self.n))
-        for k, (i, j) in enumerate(self._entries()):
-            L[i, j] = theta[k]
-        return L
-
-    def sigma(self, theta):
-        L = self.chol(theta)
-        return L @ L.T
-
-    def dsigma(self, theta):
-        L = self.chol(theta)
-        D = np.zeros((len(theta), self.n, self.n))
-        for k, (a, b) in enumerate(self._entries()):  # d(LL')/dL_ab = E_ab L' + L E_ba
-            D[k, a, :] += L[:, b]
-            D[k, :, a] += L[:, b]
-        return D
-
-    def d2sigma(self, theta):
-        ent = self._entries()
-        out = []
-        for k1, (a, b) in enumerate(ent):  # d2(LL')/dL_ab dL_cd = E_ac + E_ca when b == d
-            for k2 in range(k1, len(ent)):
-                c, d = ent[k2]
-                if b == d:
-                    M = np.zeros((self.n, self.n))
-                    M[a, c] += 1.0
-                    M[c, a] += 1.0
-                    out.append((k1, k2, M))
-        return out
-
-    def start(self, S):
-        L = np.linalg.cholesky(nearest_pd(S))
-        return np.array([L[i, j] for i, j in self._entries()])
-
-    def move(self, theta, step):
-        """Step in Sigma, not in L: Sigma + sum_k step_k dSigma/dL_k, then its Cholesky factor.
-
-        The same first-order move, taken on the straight line in Sigma: in L the path to a
-        nearly singular Sigma is strongly curved, and AI steps overshoot along it.  Where the
-        line leaves the positive-definite cone (an optimum on its boundary) the step is taken
-        in L instead, which stays positive semi-definite.
-        """
-        S = self.sigma(theta) + np.tensordot(step, self.dsigma(theta), axes=1)
-        try:
-            L = np.linalg.cholesky(0.5 * (S + S.T))
-        except np.linalg.LinAlgError:
-            return theta + step
-        return np.array([L[i, j] for i, j in self._entries()])
-
-    def report(self, theta):
-        S = self.sigma(theta)
-        return np.array([S[i, j] for i, j in self._entries()])
-
-    def report_jacobian(self, theta):
-        D = self.dsigma(theta)
-        return np.array([[D[k, i, j] for k in range(len(theta))] for i, j in self._entries()])
-
-
-class CorGH(US):
-    """Correlations and heterogeneous variances (``T2:T1`` correlations, then ``T1`` variances).
-
-    The same model as us(), reported on another scale; it is fitted on the same Cholesky
-    factor, so the correlation matrix stays positive definite."""
-
-    name = "corgh"
-
-    def _pairs(self):
-        return [(i, j) for i in range(self.n) for j in range(i)]
-
-    @property
-    def report_labels(self):
-        return [f"{self.levels[i]}:{self.levels[j]}" for i, j in self._pairs()] + list(self.levels)
-
-    @property
-    def report_kinds(self):
-        return ["cor"] * len(self._pairs()) + ["var"] * self.n
-
-    def report(self, theta):
-        S = self.sigma(theta)
-        d = np.diag(S)
-        cors = [S[i, j] / np.sqrt(d[i] * d[j]) for i, j in self._pairs()]
-        return np.concatenate([cors, d])
-
-    def report_jacobian(self, theta):
-        S = self.sigma(theta)
-        D = self.dsigma(theta)
-        d = np.diag(S)
-        rows = []
-        for i, j in self._pairs():  # r = S_ij / sqrt(S_ii S_jj)
-            r = S[i, j] / np.sqrt(d[i] * d[j])
-            rows.append(D[:, i, j] / np.sqrt(d[i] * d[j]) - 0.5 * r * (D[:, i, i] / d[i] + D[:, j, j] / d[j]))
-        rows += [D[:, i, i] for i in range(self.n)]
-        return np.array(rows)
-
-
-class FA(CovModel):
-    """Sigma = Lambda Lambda' + Psi with k factors (ASReml's fa(F, k))."""
-
-    name = "fa"
-
-    def __init__(self, levels, k: int = 1):
-        super().__init__(levels)
-        if not 1 <= k < self.n:
-            raise ModelError(f"fa() needs 1 <= k < {self.n} (the number of levels)")
-        self.k = k
-
-    def _free(self):  # (level i, factor r) of each loading: lambda_ir = 0 for r > i
-        return [(i, r) for r in range(self.k) for i in range(r, self.n)]
-
-    @property
-    def labels(self):
-        return [f"var.{lv}" for lv in self.levels] + [f"fa{r + 1}.{self.levels[i]}" for i, r in self._free()]
-
-    @property
-    def kinds(self):
-        return ["var"] * self.n + ["load"] * len(self._free())
-
-    def loadings(self, theta):
-        L = np.zeros((self.n, self.k))
-        for val, (i, r) in zip(theta[self.n:], self._free()):
-            L[i, r] = val
-        return L
-
-    def sigma(self, theta):
-        L = self.loadings(theta)
-        return L @ L.T + np.diag(theta[: self.n])
-
-    def dsigma(self, theta):
-        L = self.loadings(theta)
-        D = np.zeros((len(theta), self.n, self.n))
-        D[np.arange(self.n), np.arange(self.n), np.arange(self.n)] = 1.0
-        for k, (i, r) in enumerate(self._free()):
-            D[self.n + k, i, :] += L[:, r]
-            D[self.n + k, :, i] += L[:, r]
-        return D
-
-    def start(self, S):
-        S = nearest_pd(S)
-        w, V = np.linalg.eigh(S)
-        top = np.argsort(w)[::-1][: self.k]
-        L0 = V[:, top] * np.sqrt(np.maximum(w[top] - w.min(), 1e-6 * w.max()) * 0.9)
-        Q, _ = np.linalg.qr(L0[: self.k].T)  # rotate so that lambda_ir = 0 for r > i
-        L = L0 @ Q
-        L *= np.where(np.diag(L[: self.k]) < 0, -1.0, 1.0)[None, :]
-        psi = np.maximum(np.diag(S) - np.sum(L * L, axis=1), 0.1 * np.diag(S))
-        return np.concatenate([psi, [L[i, r] for i, r in self._free()]])
-
-    def d2sigma(self, theta):
-        free = self._free()
-        out = []
-        for k1, (i, r) in enumerate(free):  # d2(LL')/dlambda_ir dlambda_jr = E_ij + E_ji
-            for k2 in range(k1, len(free)):
-                j, r2 = free[k2]
-                if r == r2:
-                    M = np.zeros((self.n, self.n))
-                    M[i, j] += 1.0
-                    M[j, i] += 1.0
-                    out.append((self.n + k1, self.n + k2, M))
-        return out
-
-    def describe(self, theta):
-        L = self.loadings(theta)
-        return {"loadings": (L, [f"fa{r + 1}" for r in range(self.k)]), "specific": theta[: self.n]}
-
-
-COV_MODELS = {"diag": DiagCov, "corv": CorV, "corh": CorH, "corgh": CorGH, "us": US, "fa": FA, "ar1": AR1}
-
-
 def make_cov_model(name: str, levels, args: tuple = ()) -> CovModel:
-    """Build a covariance model by its formula name, e.g. ``make_cov_model("fa", levels, (2,))``."""
-    cls = COV_MODELS[name]
-    return cls(levels, *args)
+    """Build a registered covariance model by its formula name, e.g. ``make_cov_model("fa", levels, (2,))``."""
+    return cov_model(name)(levels, *args)

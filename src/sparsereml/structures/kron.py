@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import NotPositiveDefinite
-from .base import Structure
+from .base import ModelSlot, Structure
 from .covariance import CovModel, inverse_logdet
 
 __all__ = ["KronStructure"]
@@ -83,6 +83,9 @@ class KronStructure(Structure):
 
     def move(self, theta, step):
         return self.model.move(theta, step)
+
+    def covariance_models(self) -> list:
+        return [ModelSlot(self.prefix, self.model, slice(0, self.n_params), self.report_labels)]
 
     @property
     def report_labels(self) -> list:

@@ -6,6 +6,9 @@ a grid of cells, and what the REML stage needs of it.
 Each dimension is ``id`` (S = I), ``ar1`` (S_ij = rho^|i-j| on unit-spaced positions) or a
 covariance model across the levels of a factor (``us``, ``diag``, ... ; then s2 is 1 and the
 model carries the variances).  A group without dimensions is the plain ``units`` residual.
+The dimensions are registered by name (:mod:`sparsereml.registry`); their class attributes
+tell the design stage how to lay the records out along them (``coordinates``, ``independent``)
+and :meth:`Dim.start` gives their start values.
 
 R^-1 is a linear combination of fixed sparse basis matrices with coefficients that depend on
 the parameters: AR1(rho)^-1 = [(1 + rho^2) I - rho A - rho^2 E] / (1 - rho^2), with A the
@@ -27,7 +30,9 @@ import scipy.sparse as sp
 from scipy.linalg import block_diag, solveh_banded
 
 from ..errors import NotPositiveDefinite
-from .covariance import CovModel
+from ..registry import COVARIANCE_DIM, register_residual_dim
+from .base import ModelSlot
+from .covariance import CovModel, make_cov_model, nearest_pd
 
 __all__ = ["Ar1Dim", "IdDim", "CovDim", "GroupResidual"]
 
@@ -40,15 +45,60 @@ def _along(M, X: np.ndarray, axis: int) -> np.ndarray:
     return np.moveaxis(np.asarray(Y).reshape(shape), 0, axis)
 
 
-class Dim:
-    """One dimension of a residual grid with ``m`` positions."""
+def _lag_correlation(E: np.ndarray, present: np.ndarray, axis: int) -> float:
+    """Correlation of neighbours along ``axis`` among cells that both hold a record."""
+    n = E.shape[axis]
+    a = np.take(E, np.arange(n - 1), axis=axis)
+    b = np.take(E, np.arange(1, n), axis=axis)
+    both = np.take(present, np.arange(n - 1), axis=axis) & np.take(present, np.arange(1, n), axis=axis)
+    a, b = a[both], b[both]
+    den = np.sqrt(np.sum(a * a) * np.sum(b * b))
+    return float(np.sum(a * b) / den) if den > 0 else 0.0
 
-    kind: str
+
+def _cell_covariance(E: np.ndarray, present: np.ndarray, axis: int) -> np.ndarray:
+    """Covariance between the levels of ``axis`` over the other cells (pairwise complete)."""
+    X = np.moveaxis(E, axis, -1).reshape(-1, E.shape[axis])
+    M = np.moveaxis(present, axis, -1).reshape(-1, E.shape[axis]).astype(float)
+    n = np.maximum(M.T @ M, 1.0)
+    return (X.T @ X) / n
+
+
+class Dim:
+    """One dimension of a residual grid with ``m`` positions.
+
+    Class attributes
+    ----------------
+    name : str
+        The formula name (``id``, ``ar1``; a covariance model's name for :class:`CovDim`).
+    coordinates : bool
+        Positions come from a numeric column (equally spaced) or a factor's level order, and
+        every position between the smallest and largest is a cell (ar1).
+    independent : bool
+        Records along it are independent (id): only the levels present are cells.
+    min_positions : int
+        Fewest positions for its parameters to be estimable.
+    """
+
+    name: str
+    coordinates: bool = False
+    independent: bool = False
+    min_positions: int = 1
     labels: list = []
     kinds: list = []
 
     def __init__(self, column: str, m: int):
         self.column, self.m = column, int(m)
+
+    @classmethod
+    def build(cls, name: str, column: str, m: int, levels, args: tuple) -> "Dim":
+        """The dimension for the formula ``name(column, *args)`` with ``m`` positions."""
+        return cls(column, m)
+
+    def start(self, E: np.ndarray, present: np.ndarray, axis: int) -> list:
+        """Start values of its parameters from OLS residuals ``E`` on the grid (``present``: cells
+        with a record) along ``axis``."""
+        return []
 
     @property
     def n_params(self) -> int:
@@ -84,14 +134,23 @@ class Dim:
         raise IndexError(j)  # pragma: no cover - no parameters
 
 
+@register_residual_dim
 class IdDim(Dim):
-    kind = "id"
+    name = "id"
+    independent = True
 
 
+@register_residual_dim
 class Ar1Dim(Dim):
     """AR1 correlation between unit-spaced positions 0..m-1."""
 
-    kind = "ar1"
+    name = "ar1"
+    coordinates = True
+    min_positions = 2
+
+    def start(self, E, present, axis):
+        """The correlation of neighbouring OLS residuals, damped (they still hold the random effects)."""
+        return [float(np.clip(0.5 * _lag_correlation(E, present, axis), -0.5, 0.7))]
 
     def __init__(self, column: str, m: int):
         super().__init__(column, m)
@@ -152,10 +211,18 @@ class CovDim(Dim):
     def __init__(self, column: str, model: CovModel):
         super().__init__(column, model.n)
         self.model = model
-        self.kind = model.name
+        self.name = model.name
         self.labels = [f"{model.name}({column})!{lab}" for lab in model.labels]
         self.kinds = list(model.kinds)
         self._pairs = [(a, b) for a in range(self.m) for b in range(a + 1)]
+
+    @classmethod
+    def build(cls, name, column, m, levels, args):
+        return cls(column, make_cov_model(name, levels, args))
+
+    def start(self, E, present, axis):
+        """The model's start from the OLS residuals' covariance between the levels."""
+        return list(self.model.start(nearest_pd(_cell_covariance(E, present, axis))))
 
     def bounds(self):
         return self.model.bounds()
@@ -228,9 +295,9 @@ class GroupResidual:
         self.labels = ([self.var_label] if self.scaled else []) + [f"{label}!{lab}" for d in self.dims for lab in d.labels]
         self.kinds = (["var"] if self.scaled else []) + [k for d in self.dims for k in d.kinds]
         k = int(self.scaled)
-        self._slices = []
+        self.dim_slices = []  # each dimension's parameters among the group's
         for d in self.dims:
-            self._slices.append(slice(k, k + d.n_params))
+            self.dim_slices.append(slice(k, k + d.n_params))
             k += d.n_params
         self.shape = tuple(d.m for d in self.dims)
         if self.dims and int(np.prod(self.shape)) != self.n_cells:
@@ -241,15 +308,24 @@ class GroupResidual:
         return len(self.labels)
 
     # reported parameters: a covariance model reports its own (us: variances and covariances)
+    def _report_labels_of(self, d: Dim) -> list:
+        if isinstance(d, CovDim):
+            return [f"{self.label}!{d.model.name}({d.column})!{lab}" for lab in d.model.report_labels]
+        return [f"{self.label}!{lab}" for lab in d.labels]
+
     @property
     def report_labels(self) -> list:
         out = [self.var_label] if self.scaled else []
         for d in self.dims:
-            if isinstance(d, CovDim):
-                out += [f"{self.label}!{d.model.name}({d.column})!{lab}" for lab in d.model.report_labels]
-            else:
-                out += [f"{self.label}!{lab}" for lab in d.labels]
+            out += self._report_labels_of(d)
         return out
+
+    def covariance_models(self) -> list:
+        """The covariance models across factors of this group's grid (:class:`ModelSlot`), named
+        by the group's label, or with the model's label when the group has several."""
+        covs = [(d, sl) for d, sl in zip(self.dims, self.dim_slices) if isinstance(d, CovDim)]
+        return [ModelSlot(self.label if len(covs) == 1 else f"{self.label}!{d.model.name}({d.column})", d.model,
+                          sl, self._report_labels_of(d)) for d, sl in covs]
 
     @property
     def report_kinds(self) -> list:
@@ -278,7 +354,7 @@ class GroupResidual:
     def move(self, theta, step) -> np.ndarray:
         """The parameters after an optimiser step (a covariance dimension moves as its model says)."""
         out = np.asarray(theta, float) + step
-        for d, sl in zip(self.dims, self._slices):
+        for d, sl in zip(self.dims, self.dim_slices):
             if isinstance(d, CovDim):
                 out[sl] = d.model.move(theta[sl], step[sl])
         return out
@@ -298,7 +374,7 @@ class GroupResidual:
 
     def _split(self, theta):
         s2 = theta[0] if self.scaled else 1.0
-        return s2, [theta[s] for s in self._slices]
+        return s2, [theta[s] for s in self.dim_slices]
 
     def basis(self) -> list[sp.csr_matrix]:
         """Cell-by-cell basis matrices B_b (Kronecker products, C order); [] for a plain group."""
@@ -389,3 +465,6 @@ class GroupResidual:
         Wm = np.stack([x.ravel() for x in w])
         Q = V @ Wm.T
         return 0.5 * (Q + Q.T)
+
+
+register_residual_dim(CovDim, COVARIANCE_DIM)
