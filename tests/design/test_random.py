@@ -20,7 +20,7 @@ def test_interaction_levels_are_sorted_combinations(df):
     d = build_design(model_spec("y ~ 1", "~ T:B"), df)
     rb = d.random[0]
     assert rb.levels[:5] == ("1:1", "1:2", "1:3", "1:4", "2:1") and rb.size == 12
-    assert rb.levels[rb.codes[0]] == "3:1"
+    assert rb.levels[rb.record_column[0]] == "3:1"
 
 
 def test_at_blocks_one_per_level(df):
@@ -30,7 +30,7 @@ def test_at_blocks_one_per_level(df):
     assert d.residual.labels == ["at(T, 1):units", "at(T, 2):units", "at(T, 3):units"]
     d = build_design(model_spec("y ~ 1", "~ at(T, 3):B"), df)  # the label 3, not the third level
     rb = d.random[0]
-    assert rb.blocks == [ColumnBlock("at(T, 3):B", 0, 4)] and np.all((rb.codes >= 0) == (df["T"] == 3))
+    assert rb.blocks == [ColumnBlock("at(T, 3):B", 0, 4)] and np.all((rb.record_column >= 0) == (df["T"] == 3))
 
 
 def test_random_columns_are_factors_whatever_their_dtype(df):

@@ -16,10 +16,10 @@ def dense_parts(design):
         for b in rb.blocks:
             start, size = b.start, b.size
             Z = np.zeros((design.n, size))
-            rows = np.flatnonzero((rb.codes >= start) & (rb.codes < start + size))
-            Z[rows, rb.codes[rows] - start] = 1.0
+            rows = np.flatnonzero((rb.record_column >= start) & (rb.record_column < start + size))
+            Z[rows, rb.record_column[rows] - start] = 1.0
             Zs.append(Z)
-    groups = design.residual.codes
+    groups = design.residual.record_group
     return X, Zs, groups
 
 
@@ -67,7 +67,7 @@ def dense_residual(problem, th_res):
     for res, th, grid, g in zip(problem.residuals, problem.residual_parts(th_res), design.residual.grids,
                                 range(len(problem.residuals))):
         if grid is None:
-            on = (design.residual.codes == g).astype(float)
+            on = (design.residual.record_group == g).astype(float)
             R += np.diag(on * th[0])
             Rdots.append(np.diag(on))
             continue

@@ -80,7 +80,7 @@ class Design:
         codes, values, offsets = [], [], []
         plain = all(rb.values is None for rb in self.random)
         for rb, off in zip(self.random, self.offsets):
-            c = np.atleast_2d(rb.codes)
+            c = np.atleast_2d(rb.record_column)
             codes.append(c)
             if not plain:
                 values.append(rb.values if rb.values is not None else np.ones(c.shape))

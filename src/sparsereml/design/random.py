@@ -46,10 +46,10 @@ class RandomBlock:
     Attributes
     ----------
     term : RandomTerm
-    codes : ndarray of int64
+    record_column : ndarray of int64
         Column (0-based, within the term) of each record; -1 when the record has
         no effect of this term (outside the levels named in at()).  A random regression has
-        k rows of codes, one per coefficient, with the covariates' values in ``values``.
+        k rows, one per coefficient, with the covariates' values in ``values``.
     levels : tuple of str
         Label of each column, e.g. ``"3:17"`` for Trial 3, Mother 17.
     blocks : list of ColumnBlock
@@ -60,12 +60,12 @@ class RandomBlock:
     """
 
     term: RandomTerm
-    codes: np.ndarray
+    record_column: np.ndarray
     levels: tuple
     blocks: list
     cov_levels: tuple | None = None  # levels of the structure's factor (correlated terms)
     units: int = 0  # independent units of a correlated term (levels of its other factors)
-    values: np.ndarray | None = None  # random regression: (k x n) covariate values, codes (k x n)
+    values: np.ndarray | None = None  # random regression: (k x n) covariate values, record_column (k x n)
     relationship: object | None = None  # vm(): the Relationship (ids, K^-1, log|K|) of the units
 
     @property
@@ -166,24 +166,24 @@ def check_separable(blocks: list, residual, n: int) -> None:
     with one record per level (no covariance between records) add to each record's variance only,
     as the residual does, so together they are identified only if the records' patterns of
     (term variance, residual variance) leave the indicator columns of full rank."""
-    plain = np.array([g is None for g in residual.grids])[residual.codes]  # records with independent residuals
+    plain = np.array([g is None for g in residual.grids])[residual.record_group]  # records with independent residuals
     parts, members = [], []
     for rb in blocks:
         if rb.relationship is not None or rb.cov_levels is not None or rb.values is not None:
             continue
-        if not (rb.codes[plain] >= 0).any():
+        if not (rb.record_column[plain] >= 0).any():
             continue
         # replicated anywhere (a grid section included), the term's variance is identified there
-        if np.bincount(rb.codes[rb.codes >= 0], minlength=rb.size).max() > 1:
+        if np.bincount(rb.record_column[rb.record_column >= 0], minlength=rb.size).max() > 1:
             continue
         block_of = np.empty(rb.size, dtype=np.int64)
         for j, b in enumerate(rb.blocks):
             block_of[b.start:b.stop] = j
         parts.append(rb)
-        members.append(np.where(rb.codes >= 0, block_of[np.maximum(rb.codes, 0)], -1)[plain])
+        members.append(np.where(rb.record_column >= 0, block_of[np.maximum(rb.record_column, 0)], -1)[plain])
     if not parts:
         return
-    keys = np.unique(np.column_stack(members + [residual.codes[plain]]), axis=0)
+    keys = np.unique(np.column_stack(members + [residual.record_group[plain]]), axis=0)
     cols = [(k, b) for k, rb in enumerate(parts) for b in range(len(rb.blocks))] + \
         [(len(parts), g) for g in range(residual.n_groups)]
     M = np.array([[float(row[k] == b) for k, b in cols] for row in keys])

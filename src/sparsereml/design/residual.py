@@ -66,7 +66,7 @@ class ResidualGroups:
     """Residual groups: one variance (and structure) per level of F, or one for all records."""
 
     spec: ResidualSpec
-    codes: np.ndarray
+    record_group: np.ndarray  # residual group of each record
     labels: list
     grids: list  # per group: GridLayout, or None for independent records
 

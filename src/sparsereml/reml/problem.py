@@ -126,7 +126,7 @@ def record_part(design: Design, y: np.ndarray | None, weights: np.ndarray | None
         sqrt_w = np.sqrt(weights)
         W = sp.csr_matrix(sp.diags(sqrt_w) @ W)
         yc, total = y_centred * sqrt_w, float(np.sum(np.log(weights)))
-    cp = cross_products(W, yc, design.residual.codes, design.residual.n_groups, extra, grids)
+    cp = cross_products(W, yc, design.residual.record_group, design.residual.n_groups, extra, grids)
     return RecordPart(design.y if y is None else y, weights, ols, y_centred, cp, total)
 
 

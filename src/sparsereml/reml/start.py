@@ -67,7 +67,7 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
     for rb, off in zip(d.random, d.offsets):
         if rb.cov_levels is not None:  # correlated terms get their own start (_correlated_start)
             continue
-        if rb.values is None and rb.codes.ndim == 1 and (s2e is None or np.ptp(s2e) == 0):
+        if rb.values is None and rb.record_column.ndim == 1 and (s2e is None or np.ptp(s2e) == 0):
             # an indicator term: its records per level and sums of e are W'W's diagonal and W'e
             if sums is None:
                 sums = _column_sums(problem, e)
@@ -76,11 +76,11 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
             if s2e is not None:
                 noise = s2e[0] * cnt / np.maximum(cnt, 1) ** 2
         else:
-            ok = rb.codes >= 0
-            cnt = np.bincount(rb.codes[ok], minlength=rb.size).astype(float)
-            means = np.bincount(rb.codes[ok], weights=e[ok], minlength=rb.size) / np.maximum(cnt, 1)
+            ok = rb.record_column >= 0
+            cnt = np.bincount(rb.record_column[ok], minlength=rb.size).astype(float)
+            means = np.bincount(rb.record_column[ok], weights=e[ok], minlength=rb.size) / np.maximum(cnt, 1)
             if s2e is not None:
-                noise = np.bincount(rb.codes[ok], weights=s2e[ok], minlength=rb.size) / np.maximum(cnt, 1) ** 2
+                noise = np.bincount(rb.record_column[ok], weights=s2e[ok], minlength=rb.size) / np.maximum(cnt, 1) ** 2
         for start, size in ((b.start, b.size) for b in rb.blocks):
             sl = slice(start, start + size)
             seen = cnt[sl] > 0  # levels without records (ancestors in a pedigree) say nothing
@@ -161,8 +161,8 @@ def _within_cell_variance(W, y: np.ndarray, groups: np.ndarray, n_groups: int):
 def _regression_start(rb, structure, e: np.ndarray, pooled: float) -> np.ndarray:
     """Start of a random regression: the spread of per-unit least-squares coefficients of the OLS
     residuals (units with more records than coefficients), halved for their noise; diagonal."""
-    k, q = rb.codes.shape[0], rb.units
-    unit = rb.codes[0] // k
+    k, q = rb.record_column.shape[0], rb.units
+    unit = rb.record_column[0] // k
     coefs = []
     order = np.argsort(unit, kind="stable")
     bounds = np.searchsorted(unit[order], np.arange(q + 1))
@@ -187,8 +187,8 @@ def _correlated_start(rb, structure, e: np.ndarray, s2e: np.ndarray | None, pool
     covariances between levels from the means of e per (unit, level) over units seen at both,
     variances from their spread less the noise of the means."""
     q, n = rb.units, len(rb.cov_levels)
-    ok = rb.codes >= 0
-    codes = rb.codes[ok]
+    ok = rb.record_column >= 0
+    codes = rb.record_column[ok]
     cnt = np.bincount(codes, minlength=q * n).reshape(q, n).astype(float)
     means = np.bincount(codes, weights=e[ok], minlength=q * n).reshape(q, n) / np.maximum(cnt, 1)
     noise_w = s2e[ok] if s2e is not None else np.full(codes.size, pooled)
@@ -237,7 +237,7 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     d = problem.design
     y = d.y
     e = problem.y_centred if d.fixed.X.shape[1] else y - y.mean()  # OLS residuals
-    g = d.residual.codes
+    g = d.residual.record_group
     ng = problem.cp.counts
     ss = group_sums(g, ng.size, e * e)
     dof = np.maximum(ng * (d.n - d.p) / d.n, 1.0)
