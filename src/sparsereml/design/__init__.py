@@ -17,10 +17,10 @@ from ..formula.spec import ModelSpec
 from ..linalg.threads import in_parallel
 from .coding import ColumnSet, Factor, combine, encode
 from .fixed import FixedDesign, find_aliased, fixed_design
-from .random import RandomBlock, check_separable, random_block
+from .random import ColumnBlock, RandomBlock, check_separable, random_block
 from .residual import GridLayout, ResidualGroups, residual_groups
 
-__all__ = ["Design", "build_design", "Factor", "encode", "combine", "find_aliased", "RandomBlock",
+__all__ = ["Design", "build_design", "Factor", "encode", "combine", "find_aliased", "RandomBlock", "ColumnBlock",
            "ResidualGroups", "GridLayout", "FixedDesign"]
 
 

@@ -148,3 +148,9 @@ class ColumnSet(dict):
         if name not in cache:
             cache[name] = encode(self[name], name)
         return cache[name]
+
+
+def factor_of(columns: dict, name: str) -> Factor:
+    """Column ``name`` coded as a factor: once per :class:`ColumnSet` (shared by the terms that
+    use it), afresh from a plain dict of columns."""
+    return columns.factor(name) if isinstance(columns, ColumnSet) else encode(columns[name], name)

@@ -11,7 +11,7 @@ from scipy.linalg import cho_factor, cho_solve
 from ..errors import AliasWarning, DataError, ModelError, warn_user
 from ..formula.terms import FixedSpec
 from .alias import sparse_aliased
-from .coding import Factor, encode, is_factor_column
+from .coding import Factor, factor_of, is_factor_column
 
 __all__ = ["FixedDesign", "fixed_design", "find_aliased"]
 
@@ -166,7 +166,7 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = 
         for v in t:
             s = columns[v.name]
             if _is_factor(v, s) and v.name not in coding:
-                coding[v.name] = columns.factor(v.name) if hasattr(columns, "factor") else encode(s, v.name)
+                coding[v.name] = factor_of(columns, v.name)
     blocks, names, term_of = [], [], []
     if spec.intercept:
         blocks.append(sp.csc_matrix((np.ones(n), np.arange(n), np.array([0, n])), shape=(n, 1)))

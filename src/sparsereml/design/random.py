@@ -9,7 +9,7 @@ import pandas as pd
 from ..errors import DataError, ModelError
 from ..formula.terms import VM, At, RandomTerm, Units
 from ..registry import cov_model
-from .coding import Factor, combine, encode
+from .coding import Factor, combine, factor_of
 
 __all__ = ["ColumnBlock", "RandomBlock", "random_block", "check_cov_levels", "check_separable"]
 
@@ -77,10 +77,6 @@ class RandomBlock:
         return self.term.label
 
 
-def _factor(columns, name: str) -> Factor:
-    return columns.factor(name) if hasattr(columns, "factor") else encode(columns[name], name)
-
-
 def _units(n: int) -> Factor:
     """``units``: one level per record, labelled by its position among the records used."""
     return Factor("units", np.arange(n, dtype=np.int64), tuple(str(i + 1) for i in range(n)))
@@ -111,7 +107,7 @@ def random_block(term: RandomTerm, columns: dict, n: int | None = None, matrices
     vm = next((f for f in term.factors if isinstance(f, VM)), None)
     if vm is not None:
         return _related_block(term, vm, columns, matrices or {})
-    inner = combine([_units(n) if isinstance(v, Units) else _factor(columns, v.name) for v in term.factors])
+    inner = combine([_units(n) if isinstance(v, Units) else factor_of(columns, v.name) for v in term.factors])
     if term.struct is not None and term.struct.covariates is not None:
         return _regression_block(term, inner, columns)
     if term.struct is not None and not term.struct.per_level:
@@ -129,7 +125,7 @@ def random_block(term: RandomTerm, columns: dict, n: int | None = None, matrices
 
 def _per_level_block(term: RandomTerm, at: At, inner: Factor, columns: dict, label_of) -> RandomBlock:
     """One variance per level of ``at.factor``: the columns are the (F level, T level) pairs seen."""
-    af = _factor(columns, at.factor)
+    af = factor_of(columns, at.factor)
     chosen = _at_levels(at, af)
     sel = np.zeros(af.n_levels, dtype=bool)
     sel[chosen] = True
@@ -198,7 +194,7 @@ def check_separable(blocks: list, residual, n: int) -> None:
 def _correlated_block(term: RandomTerm, inner: Factor, columns: dict) -> RandomBlock:
     """Effects correlated across the levels of the structure's factor (us, fa, corh, ...): one
     effect for every (unit, level) pair, seen or not, ordered unit by unit."""
-    sf = _factor(columns, term.struct.factor)
+    sf = factor_of(columns, term.struct.factor)
     n, q = sf.n_levels, inner.n_levels
     if n < 2:
         raise DataError(f"{term.struct.label} in {term.label!r}: {term.struct.factor!r} has one level only")
@@ -252,7 +248,7 @@ def _related_block(term: RandomTerm, vm: VM, columns: dict, matrices: dict) -> R
         return RandomBlock(term, codes, rel.ids, [ColumnBlock(term.label, 0, q)], relationship=rel)
     if term.struct.covariates is not None:
         raise ModelError(f"{term.label}: a random regression on vm() is not supported")
-    sf = _factor(columns, term.struct.factor)
+    sf = factor_of(columns, term.struct.factor)
     k = sf.n_levels
     if k < 2:
         raise DataError(f"{term.struct.label} in {term.label!r}: {term.struct.factor!r} has one level only")

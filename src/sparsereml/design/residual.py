@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import DataError, ModelError
 from ..formula.residual import ResidualDim, ResidualSection, ResidualSpec
 from ..registry import residual_dim
-from .coding import Factor, encode, is_factor_column
+from .coding import Factor, factor_of, is_factor_column
 from .random import check_cov_levels
 
 __all__ = ["ResidualGroups", "GridLayout", "residual_groups"]
@@ -79,10 +79,6 @@ class ResidualGroups:
         return sum(g.missing.size for g in self.grids if g is not None)
 
 
-def _factor(columns, name: str) -> Factor:
-    return columns.factor(name) if hasattr(columns, "factor") else encode(columns[name], name)
-
-
 def _section_of_levels(spec: ResidualSpec, f: Factor) -> list[ResidualSection]:
     """The residual section that applies to each level of the at() factor."""
     if len(spec.sections) == 1:
@@ -137,7 +133,7 @@ def _coordinate(columns, dim: ResidualDim, idx: np.ndarray, group: str) -> tuple
                             f"{step:g}); use a factor for irregular positions")
         pos = np.round(pos).astype(np.int64)
         return pos, int(pos.max()) + 1, None
-    f = _factor(columns, name)
+    f = factor_of(columns, name)
     codes = f.codes[idx]
     if kind.coordinates:  # factor levels in order: the level index is the position
         return codes - codes.min(), int(codes.max() - codes.min()) + 1, None
@@ -181,7 +177,7 @@ def residual_groups(spec: ResidualSpec, columns: dict, n: int) -> ResidualGroups
         sec = spec.sections[0]
         grid = _section_grid(columns, sec, np.arange(n), sec.label)
         return ResidualGroups(spec, np.zeros(n, dtype=np.int64), ["units"], [grid])
-    f = _factor(columns, spec.at.factor)
+    f = factor_of(columns, spec.at.factor)
     counts = np.bincount(f.codes, minlength=f.n_levels)
     labels = [spec.level_label(lv) for lv in f.levels]
     small = [f.levels[i] for i in np.flatnonzero(counts < 2)]
