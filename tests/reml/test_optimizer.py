@@ -27,7 +27,7 @@ def test_last_step_is_predicted_and_taken(fits):
     m, _ = fits
     assert m.converged
     assert "shrank by" in m.message
-    assert m._result.evaluation.score is None  # the last point got AI, not scores
+    assert m.result.evaluation.score is None  # the last point got AI, not scores
 
 
 def test_estimates_match_a_tight_fit_to_the_tolerance(fits):
@@ -43,12 +43,15 @@ def test_pevs_come_from_the_reported_point(fits, data):
     m, tight = fits
     # the problem's factor is moved elsewhere before PEVs are asked for: they must still be
     # those at the reported parameters
-    prob = m._problem
-    prob.evaluate(m._result.evaluation.theta * 1.5)
+    prob = m.problem
+    prob.evaluate(m.result.evaluation.theta * 1.5)
     b = m.blups("Mother")
-    full = prob.derivatives(prob.evaluate(m._result.evaluation.theta))
-    off = prob.mme.offsets[1]
-    pos = m._diag_pos[off: off + b.shape[0]]
+    full = prob.derivatives(prob.evaluate(m.result.evaluation.theta))
+    off, mme = prob.mme.offsets[1], prob.mme
+    on = mme.rows == mme.cols  # the diagonal of C among the pattern's entries
+    diag = np.empty(mme.N, dtype=np.int64)
+    diag[mme.rows[on]] = np.flatnonzero(on)
+    pos = diag[off: off + b.shape[0]]
     assert np.allclose(b["PEV"].to_numpy(), full.zc[pos], rtol=1e-12)
     assert np.allclose(m.blups("Mother")["PEV"], tight.blups("Mother")["PEV"], rtol=1e-5)
     assert np.allclose(m.fixed["std.error"], tight.fixed["std.error"], rtol=1e-5)
@@ -115,8 +118,8 @@ def test_a_rough_request_without_a_wide_dense_block_is_exact(data):
     """Where no dense block is wide enough for single precision (150 mothers < SINGLE_DENSE_MIN), a
     rough request gives exact scores, says so, keeps the selected inverse, and is never repeated."""
     m = sr.fit("dbh ~ Trial", RANDOM, "~ at(Trial):units", data=data)
-    prob = m._problem
-    ev = prob.derivatives(prob.evaluate(m._result.evaluation.theta), rough=True)
+    prob = m.problem
+    ev = prob.derivatives(prob.evaluate(m.result.evaluation.theta), rough=True)
     assert not ev.rough and ev.zc is not None
     exact = prob.derivatives(prob.evaluate(ev.theta))
     np.testing.assert_array_equal(ev.score, exact.score)
