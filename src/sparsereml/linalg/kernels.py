@@ -9,7 +9,7 @@ diagonal) and ``Zx`` (aligned with ``Li``).
 The kernels that run in every iteration split their work between plain threads
 (:func:`threads.in_parallel`), not numba's ``prange``: the OpenMP workers behind prange keep
 spinning for milliseconds after a parallel region, and took a core from the threaded
-absorption, leaves and LAPACK calls of the next factorisation (each 20-40% slower on m2).
+absorption, leaves and LAPACK calls of the next factorisation (benchmarks/RESULTS.md).
 """
 from __future__ import annotations
 

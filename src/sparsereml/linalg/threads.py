@@ -7,7 +7,7 @@ through SciPy) run inside :func:`dense_threads`, which raises the thread count o
 OpenBLAS that serves the call (found through the calling module's own dependencies).
 
 OpenBLAS keeps its worker threads spinning for a while after a threaded call, which starves the
-numba kernels that follow (an iteration measured 40% slower), so on leaving, the worker pool is
+numba kernels that follow (benchmarks/RESULTS.md), so on leaving, the worker pool is
 shut down; OpenBLAS starts it again on its next threaded call.  Any other BLAS, or an OpenBLAS
 that cannot be identified, is left alone: the call then runs with the caller's setting.
 

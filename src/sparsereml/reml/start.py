@@ -250,8 +250,8 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     # residual scale itself; within-cell variances then give only the ratios between residual
     # groups, and with one residual group they are not needed at all.  Their level is off when
     # the model is: one residual variance fitted to trials that differ weighs the trials by their
-    # replicates within cells, not as REML does (on the default trial network 905 against REML's
-    # 954, which pushed Trial:Mother's moment start 18% too high; from the moments' scale, 1%).
+    # replicates within cells, not as REML does, and a residual scale taken from them pushes the
+    # moment start of a term such as Trial:Mother well above REML's.
     plain = all(rb.values is None and rb.cov_levels is None for rb in d.random)
     need_within = bool(d.random) and not (plain and ng.size == 1)
     within, df = _within_cell_variance(problem.design.W(), y, g, ng.size) if need_within else (None, None)

@@ -76,7 +76,7 @@ class Assessment:
     def expected_next(self) -> float:
         """The next step's expected size: this one times the square of the last contraction (once
         the start's nonlinearity fades the steps shrink abruptly to AI's own rate; a linear
-        prediction missed by 10-100x on the trial networks)."""
+        prediction missed by far, and each miss costs an exact repeat)."""
         return self.rel_max * (min(self.rho, 1.0) ** 2 if np.isfinite(self.rho) else 1.0)
 
     def contraction_base(self, full_step: bool) -> float | None:
