@@ -2,6 +2,7 @@
 iteration options change the path of a fit but not the optimum it reaches."""
 import json
 import re
+from dataclasses import fields
 
 import numpy as np
 import pytest
@@ -209,3 +210,11 @@ def test_double_precision_only_gives_the_same_estimates(data, inverses):
     np.testing.assert_allclose(exact.varcomp["component"], rough.varcomp["component"], rtol=1e-6)
     np.testing.assert_allclose(exact.varcomp["std.error"], rough.varcomp["std.error"], rtol=1e-6)
     assert abs(exact.loglik - rough.loglik) < 1e-8
+
+
+def test_str_lists_every_option_a_line(clean_env):
+    text = str(sr.Control(max_iter=7, step_control=((0.0, 1.0), (1.0, 0.5))))
+    lines = text.splitlines()
+    assert lines[0] == "Control:" and len(lines) == 1 + len(fields(sr.Control))
+    assert "max_iter" in lines[1] and lines[1].split()[-1] == "7"
+    assert any(line.split()[0] == "step_control" and line.endswith("(0, 1), (1, 0.5)") for line in lines)

@@ -142,6 +142,17 @@ class Control:
             if getattr(self, name) is not None:
                 _whole(name, getattr(self, name), 1)
 
+    def __str__(self) -> str:
+        """One option a line, as printed with a fit."""
+        width = max(len(f.name) for f in fields(self))
+        lines = ["Control:"]
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "step_control":
+                value = ", ".join(f"({d:g}, {lam:g})" for d, lam in value)
+            lines.append(f"  {f.name:<{width}}  {value}")
+        return "\n".join(lines)
+
     def threading(self):
         """Context in which a fit's stages run with these thread counts (one BLAS thread for the
         small dense blocks; ``threads`` / ``dense_threads`` for the parallel steps)."""
