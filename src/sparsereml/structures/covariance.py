@@ -26,7 +26,7 @@ import numpy as np
 
 from ..registry import cov_model, register_cov_model
 
-__all__ = ["inverse_logdet", "nearest_pd", "CovModel", "DiagCov", "CorV", "CorH", "AR1", "make_cov_model"]
+__all__ = ["inverse_logdet", "nearest_pd", "CovModel", "VarCor", "DiagCov", "CorV", "CorH", "AR1", "make_cov_model"]
 
 _BOUNDS = {"var": (0.0, np.inf), "cor": (-1.0, 1.0), "cov": (-np.inf, np.inf), "load": (-np.inf, np.inf),
            "chol": (0.0, np.inf)}
@@ -220,7 +220,7 @@ class DiagCov(CovModel):
         return np.diag(S).copy()
 
 
-class _VarCor(CovModel):
+class VarCor(CovModel):
     """Models with one variance and one correlation (``var``, ``cor``)."""
 
     @property
@@ -233,7 +233,7 @@ class _VarCor(CovModel):
 
 
 @register_cov_model
-class CorV(_VarCor):
+class CorV(VarCor):
     name = "corv"
 
     def sigma(self, theta):
@@ -254,7 +254,7 @@ class CorV(_VarCor):
 
 
 @register_cov_model
-class AR1(_VarCor):
+class AR1(VarCor):
     """v rho^|i - j| between levels i, j in their order (ASReml's ar1v on a random term)."""
 
     name = "ar1"

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ModelError
 from ..registry import register_cov_model
-from .covariance import CovModel
+from .covariance import VarCor
 
 __all__ = ["ExpCov"]
 
@@ -34,7 +34,7 @@ def _numbers(levels) -> np.ndarray | None:
 
 
 @register_cov_model
-class ExpCov(CovModel):
+class ExpCov(VarCor):
     """s2 phi^|x_i - x_j| between levels with numeric values x (exponential, one dimension)."""
 
     name = "exp"
@@ -56,14 +56,6 @@ class ExpCov(CovModel):
                              f"distances along a line, but {bad!r} is not a number")
         if np.unique(x).size < x.size:
             raise ModelError(f"{where}: exp({column}): two levels of {column!r} have the same value")
-
-    @property
-    def labels(self):
-        return ["var", "cor"]
-
-    @property
-    def kinds(self):
-        return ["var", "cor"]
 
     def bounds(self):
         return np.array([0.0, 0.0]), np.array([np.inf, 1.0])
