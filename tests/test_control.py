@@ -218,3 +218,23 @@ def test_str_lists_every_option_a_line(clean_env):
     assert lines[0] == "Control:" and len(lines) == 1 + len(fields(sr.Control))
     assert "max_iter" in lines[1] and lines[1].split()[-1] == "7"
     assert any(line.split()[0] == "step_control" and line.endswith("(0, 1), (1, 0.5)") for line in lines)
+
+
+@pytest.mark.parametrize("value", [0.0, -1e-8, 0.2, "small"])
+def test_boundaries_must_be_small_positive_numbers(clean_env, value):
+    for name in ("var_boundary", "cor_boundary"):
+        with pytest.raises(ModelError, match=name):
+            sr.Control(**{name: value})
+
+
+def test_a_variance_at_zero_is_held_at_var_boundary_times_the_scale(clean_env):
+    """A random term of pure noise (lots drawn at random) has REML variance zero: it is held
+    (code B) at var_boundary times the largest start variance."""
+    df, _ = sr.datasets.trial_network(seed=11, trials=4, trees=3000, mothers=60)
+    df = df.assign(Lot=np.random.default_rng(2).integers(0, 6, len(df)).astype(str))
+    for boundary in (1e-8, 1e-4):
+        m = sr.fit("dbh ~ Trial", "~ Trial:Block + Mother + Lot", data=df,
+                   control=sr.Control(var_boundary=boundary))
+        scale = max(m.iterations.iloc[0][lab] for lab in m.labels)
+        assert m.converged and m.varcomp.loc["Lot", "bound"] == "B"
+        assert m.varcomp.loc["Lot", "component"] == pytest.approx(boundary * scale, rel=1e-9)

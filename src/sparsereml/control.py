@@ -89,6 +89,11 @@ class Control:
         every stopping decision and every step below ``rough_above`` are always in double precision.
     rough_above : float
         The expected relative step above which single-precision scores are allowed (default 1e-4).
+    var_boundary : float
+        A variance within ``var_boundary`` times the largest start variance of zero is held at the
+        boundary (code B; default 1e-8, at most 1e-3).
+    cor_boundary : float
+        A correlation within ``cor_boundary`` of +-1 is held there (code B; default 1e-6, at most 1e-2).
     start_method : {"moments", "equal"}
         Start values: ``"moments"`` (default) moment estimates from the OLS residuals; ``"equal"``
         the OLS residual variance split equally among the plain variance components (random
@@ -118,6 +123,8 @@ class Control:
     step_control: tuple = STEP_CONTROL
     single_precision: bool = True
     rough_above: float = 1e-4
+    var_boundary: float = 1e-8
+    cor_boundary: float = 1e-6
     start_method: str = "moments"
     backend: str | None = field(default_factory=_env_backend)
     star: bool = field(default_factory=_env_star)
@@ -134,6 +141,12 @@ class Control:
             if not isinstance(getattr(self, name), bool):
                 raise ModelError(f"{name} must be True or False, got {getattr(self, name)!r}")
         _positive("rough_above", self.rough_above)
+        for name, top in (("var_boundary", 1e-3), ("cor_boundary", 1e-2)):
+            # a wide margin would put sound start values on the boundary
+            _positive(name, getattr(self, name))
+            if getattr(self, name) > top:
+                raise ModelError(f"{name} must be a small positive number (at most {top:g}), got "
+                                 f"{getattr(self, name)!r}")
         if self.start_method not in START_METHODS:
             raise ModelError(f"unknown start_method {self.start_method!r}; use one of {', '.join(START_METHODS)}")
         if self.backend not in _BACKENDS:

@@ -40,7 +40,8 @@ class Bounds:
     is_cor: np.ndarray
 
     @classmethod
-    def from_table(cls, params: ParameterTable, theta: np.ndarray, fixed: np.ndarray) -> "Bounds":
+    def from_table(cls, params: ParameterTable, theta: np.ndarray, fixed: np.ndarray,
+                   var_boundary: float = 1e-8, cor_boundary: float = 1e-6) -> "Bounds":
         """The bounds of ``params`` with margins scaled by the start ``theta``.
 
         Parameters
@@ -51,6 +52,9 @@ class Bounds:
             Start values; the free variances' largest magnitude sets the scale.
         fixed : ndarray of bool
             Parameters held by the user (not part of the scale).
+        var_boundary, cor_boundary : float
+            A variance within ``var_boundary`` times the scale of zero, a correlation within
+            ``cor_boundary`` of +-1, is on its bound (``Control``'s fields of the same names).
         """
         theta = np.asarray(theta, dtype=float)
         n = theta.size
@@ -59,13 +63,13 @@ class Bounds:
         is_cor = np.array([k == "cor" for k in kinds], dtype=bool)
         var_free = is_var & ~np.asarray(fixed, dtype=bool)
         scale = float(np.max(np.abs(theta[var_free]))) if var_free.any() else 1.0
-        # on the bound: a variance within 1e-8 of the variances' scale of zero (smaller ones make
-        # Sigma^-1 of an fa() model too ill-conditioned to work with), a correlation within 1e-6
-        # of +-1; a Cholesky diagonal of a us() Sigma is held at 1e-3 sqrt(scale) (Sigma^-1 stays
+        # on the bound: a variance within var_boundary of the variances' scale of zero (much
+        # smaller ones make Sigma^-1 of an fa() model too ill-conditioned to work with), a
+        # correlation within cor_boundary of +-1; a Cholesky diagonal of a us() Sigma is held at 1e-3 sqrt(scale) (Sigma^-1 stays
         # usable), judged against its own start too, so that traits on very different scales (dbh
         # in mm, height in km) each keep a sensible "zero"
         chol = 1e-3 * np.maximum(np.abs(theta), np.sqrt(scale))
-        kind_eps = {"var": np.full(n, 1e-8 * scale), "cor": np.full(n, 1e-6), "cov": np.zeros(n),
+        kind_eps = {"var": np.full(n, var_boundary * scale), "cor": np.full(n, cor_boundary), "cov": np.zeros(n),
                     "load": np.zeros(n), "chol": chol}
         # below these magnitudes steps are judged absolutely (a loading or covariance may be ~0)
         kind_floor = {"var": kind_eps["var"], "cor": np.full(n, 1e-4), "cov": np.full(n, 1e-4 * scale),

@@ -164,7 +164,7 @@ def _iterate(problem: REMLProblem, start, fixed, control: Control, callback) -> 
     theta = np.asarray(start, dtype=float).copy()
     fixed = np.zeros(theta.size, dtype=bool) if fixed is None else np.asarray(fixed, dtype=bool)
     codes, held = initial_codes(fixed), np.zeros(theta.size, dtype=bool)
-    bounds = Bounds.from_table(problem.params, theta, fixed)
+    bounds = Bounds.from_table(problem.params, theta, fixed, control.var_boundary, control.cor_boundary)
     rule = StopRule(control.tol, control.tol_loglik, control.stall_window)
     history: list = []
 
