@@ -83,13 +83,13 @@ def dense_residual(problem, th_res):
     return R, Rdots
 
 
-def dense_generic(problem, theta, weights=None, y=None):
-    """logL, scores and AI from dense V built with each structure's G^-1 and dG^-1 only:
-    G = inv(G^-1), dG_i = -G dG^-1_i G (any structure: identity blocks, us, fa, ...).  With record
-    ``weights`` R is D^-1/2 R D^-1/2 (D = diag(w)); ``y`` replaces the design's response."""
+def dense_V(problem, theta, weights=None):
+    """V, dV/dtheta_i (every working parameter, random terms first) and X, dense, built with each
+    structure's G^-1 and dG^-1 only: G = inv(G^-1), dG_i = -G dG^-1_i G (any structure).  With
+    record ``weights`` R is D^-1/2 R D^-1/2 (D = diag(w))."""
     design = problem.design
     W = design.W().toarray()
-    X, y = W[:, : design.p], (design.y if y is None else np.asarray(y, float))
+    X = W[:, : design.p]
     th_terms, th_res = problem.split(np.asarray(theta, float))
     V, Rdots = dense_residual(problem, th_res)
     if weights is not None:
@@ -111,7 +111,14 @@ def dense_generic(problem, theta, weights=None, y=None):
             dGi[r, c] = D[i]
             dGi[c, r] = D[i]
             Vdots.append(Z @ (-G @ dGi @ G) @ Z.T)
-    Vdots += Rdots
+    return V, Vdots + Rdots, X
+
+
+def dense_generic(problem, theta, weights=None, y=None):
+    """logL, scores and AI from dense V (:func:`dense_V`); ``y`` replaces the design's response."""
+    design = problem.design
+    y = design.y if y is None else np.asarray(y, float)
+    V, Vdots, X = dense_V(problem, theta, weights)
     Vi = np.linalg.inv(V)
     XVX = X.T @ Vi @ X
     P = Vi - Vi @ X @ np.linalg.solve(XVX, X.T @ Vi)
