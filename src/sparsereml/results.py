@@ -189,6 +189,61 @@ class FittedModel:
         return pd.DataFrame({"BLUP": u, "PEV": pev, "std.error": np.sqrt(pev)},
                             index=pd.Index(list(rb.levels), name=term))
 
+    # -- tests of fixed effects ------------------------------------------------------------
+    @cached_property
+    def _wald_tests(self):
+        from .inference.wald import WaldTests
+
+        if not self.converged:
+            from .errors import ConvergenceWarning, warn_user
+
+            warn_user(f"Wald tests of a fit that did not converge ({self.message})", ConvergenceWarning)
+        return WaldTests(self)
+
+    def wald(self, ddf: str = "kr", ss: str = "incremental") -> pd.DataFrame:
+        """Wald F tests of the fixed terms, as ASReml-R's wald table.
+
+        Parameters
+        ----------
+        ddf : {"kr", "satterthwaite", "none"}
+            Denominator df: Kenward-Roger (with its adjusted covariance of the fixed effects and
+            its scaling of F, as pbkrtest), Satterthwaite (as lmerTest), or none (chi-square tests).
+        ss : {"incremental", "conditional"}
+            ``F.inc`` tests each term given the terms before it in the formula; ``"conditional"``
+            adds ``F.con``, each term given every term that does not contain it (marginality),
+            ``Margin`` (A: contained in another term, B: in none) and the terms conditioned on.
+
+        Returns
+        -------
+        DataFrame indexed by term: Df, denDF, F.inc, [F.con, Margin,] Pr [, Conditioned on].
+        ``Pr`` is the p-value of the last F column.  Aliased columns (``design.fixed.aliased``) are
+        left out; a term with none left has Df 0.
+        """
+        return self._wald_tests.table(ddf, ss)
+
+    def vcov_fixed(self, adjust: str | None = None) -> pd.DataFrame:
+        """Covariance of the fixed effects (X'V^-1X)^-1 at the estimates, or with
+        ``adjust="kr"`` Kenward-Roger's adjusted covariance (pbkrtest's vcovAdj)."""
+        w = self._wald_tests
+        if adjust not in (None, "kr"):
+            raise ModelError(f"adjust must be None or 'kr', got {adjust!r}")
+        V = w.fc.phi if adjust is None else w.kr_covariance()[0]
+        names = self.design.fixed.names
+        return pd.DataFrame(V, index=names, columns=names)
+
+    def anova(self, type: int = 2, ddf: str = "satterthwaite") -> pd.DataFrame:
+        """The Wald tests with lmerTest's column names: ``type=1`` the incremental (sequential)
+        tests, ``type=2`` the conditional ones (each term given all terms not containing it);
+        ``ddf`` as in :meth:`wald`.  The intercept is left out, as in lmerTest."""
+        if type not in (1, 2):
+            raise ModelError(f"anova type must be 1 (incremental) or 2 (conditional), got {type!r}; type 3 "
+                             f"tests are not offered: they test main effects averaged over interactions")
+        ss = "incremental" if type == 1 else "conditional"
+        t = self.wald(ddf, ss)
+        F = t["F.inc"] if type == 1 else t["F.con"]
+        out = pd.DataFrame({"NumDF": t["Df"], "DenDF": t["denDF"], "F value": F, "Pr(>F)": t["Pr"]})
+        return out.drop(index="(Intercept)", errors="ignore")
+
     def vpredict(self, expressions) -> pd.DataFrame:
         """Functions of the variance components with delta-method standard errors, e.g.
         ``m.vpredict({"h2": "4 * Mother / (Mother + `Trial:Mother` + units)"})`` (see
