@@ -119,7 +119,7 @@ class FixedEffectsCovariance:
         k, p = len(P), self.phi.shape[0]
         H = self.ev.parts["H"]
         mme = prob.mme
-        U, F_R = [], []  # U_i = W'R^-1 F_i;  F_i'R^-1 F_j assembled below
+        U = []  # U_i = W'R^-1 F_i
         n_random = sum(st.n_params for st in prob.structures)
         groups = [np.flatnonzero(prob.cp.group_of == g) for g in range(len(prob.residuals))]
         sig = np.array([float(th[0]) for th in prob.residual_parts(self._th_res)])

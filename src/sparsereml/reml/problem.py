@@ -369,8 +369,10 @@ class REMLProblem:
         return Evaluation(theta.copy(), loglik, sol, parts,
                           seconds={"factor": t1 - t0, "solve": time.perf_counter() - t1})
 
-    def derivatives(self, ev: Evaluation, scores: bool = True, rough: bool = False) -> Evaluation:
+    def derivatives(self, ev: Evaluation, scores: bool = True, rough: bool = False, ai: bool = True) -> Evaluation:
         """Fill the scores (exact unless ``rough``) and the average-information matrix of ``ev``.
+
+        With ``ai=False`` only the scores are formed (what numerical second derivatives need).
 
         With ``scores=False`` only the average information is formed: it needs solves with the
         factor, not its selected inverse.  With ``rough=True`` a wide dense block of the selected
@@ -385,7 +387,7 @@ class REMLProblem:
         # AI's arrays live until the scores are done: freed before the selected inverse, the
         # allocator returns them to the system and the inverse's own arrays take fresh pages
         ai_arrays = None
-        if ev.ai is None:
+        if ev.ai is None and ai:
             ev.ai, ee, ai_arrays = self._average_information(ev, th_terms, th_res)
         else:
             ee = self._residual_ss(ev.solution)
