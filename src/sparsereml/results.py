@@ -191,7 +191,8 @@ class FittedModel:
 
     # -- tests of fixed effects ------------------------------------------------------------
     @cached_property
-    def _wald_tests(self):
+    def wald_tests(self):
+        """The shared quantities of this fit's Wald tests and predictions' df (formed once)."""
         from .inference.wald import WaldTests
 
         if not self.converged:
@@ -219,12 +220,60 @@ class FittedModel:
         ``Pr`` is the p-value of the last F column.  Aliased columns (``design.fixed.aliased``) are
         left out; a term with none left has Df 0.
         """
-        return self._wald_tests.table(ddf, ss)
+        return self.wald_tests.table(ddf, ss)
+
+    def predict(self, classify: str, present=None, levels: dict | None = None, sed: bool = True):
+        """Predicted values of a classify table with standard errors, as predict.asreml.
+
+        Parameters
+        ----------
+        classify : str
+            Factors joined by ':', e.g. ``"Trial"``, ``"Mother"``, ``"Trial:Mother"``.
+        present : list of str, optional
+            Fixed factors not in classify averaged only over the combinations in the data (the
+            others with equal weights over all their levels).
+        levels : dict, optional
+            Levels of a classify factor to predict (default all), or a covariate's value
+            (default its mean).
+        sed : bool
+            Form the table's prediction error covariance (``.vcov``, ``.sed``, ``.pairs()``).
+
+        Random terms whose variables all lie in classify add their BLUPs; other random terms
+        are ignored.  Returns a :class:`~sparsereml.inference.predict.Predictions` with
+        ``.table``, ``.sed``, ``.avsed``, ``.lsd()``, ``.pairs()`` and ``.vcov``.
+        """
+        from .inference.predict import predict
+
+        if not self.converged:
+            from .errors import ConvergenceWarning, warn_user
+
+            warn_user(f"predictions from a fit that did not converge ({self.message})", ConvergenceWarning)
+        return predict(self, classify, present, levels, sed)
+
+    def heritability_cullis(self, term: str) -> float:
+        """Cullis, Smith & Coombes' (2006) generalised heritability of a random term with one
+        variance: 1 - v / (2 sigma2), v the mean prediction error variance of the differences
+        between its BLUPs (exact: from the trace of its block of C^-1 and one solve)."""
+        prob = self.problem
+        terms = [rb.label for rb in prob.design.random]
+        if term not in terms:
+            raise UnknownName(f"{term!r} is not a random term of this model (random terms: {', '.join(terms)})")
+        k = terms.index(term)
+        st, off, sl = prob.structures[k], prob.mme.offsets[k], prob.params.term_slices[k]
+        if st.n_params != 1:
+            raise ModelError(f"{term!r} has {st.n_params} variance parameters; Cullis' heritability needs one")
+        q = st.size
+        pev = self._pev(off, q)
+        e = np.zeros(prob.mme.N)
+        e[off: off + q] = 1.0
+        total = float(e @ prob.factor.solve(e))  # 1'C^uu 1
+        v = (2.0 * q * pev.sum() - 2.0 * total) / (q * (q - 1))
+        return 1.0 - v / (2.0 * float(self.theta_working[sl][0]))
 
     def vcov_fixed(self, adjust: str | None = None) -> pd.DataFrame:
         """Covariance of the fixed effects (X'V^-1X)^-1 at the estimates, or with
         ``adjust="kr"`` Kenward-Roger's adjusted covariance (pbkrtest's vcovAdj)."""
-        w = self._wald_tests
+        w = self.wald_tests
         if adjust not in (None, "kr"):
             raise ModelError(f"adjust must be None or 'kr', got {adjust!r}")
         V = w.fc.phi if adjust is None else w.kr_covariance()[0]

@@ -141,15 +141,9 @@ def _check_saturation(n: int, aliased: np.ndarray, term_of: list) -> None:
                      f"n - rank(X) > 0: fit {big!r} as a random term or drop it")
 
 
-def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = None) -> FixedDesign:
-    """Build X for the fixed terms with R's treatment-contrast rules.
-
-    For each factor in a term, treatment contrasts are used when the term without
-    that factor is also in the model (the intercept counts as the empty term);
-    otherwise every level gets a column.  Aliased columns are dropped with a
-    warning that names them.  Given the response ``y``, the OLS coefficients come
-    along (from the X'X of the aliasing check).
-    """
+def fixed_columns(spec: FixedSpec, columns: dict, n: int) -> tuple[list, list, list]:
+    """The columns of X before any check: (CSC blocks by term, column names, term of each column).
+    Rows of new data (a prediction grid) coded like the fit's come from here too."""
     # R's rule (model.matrix): a factor in a term is coded by contrasts when the term without
     # it is also in the model, the empty term counting as present; without an intercept the
     # first factor of the formula is coded by indicators instead, taking the intercept's place.
@@ -181,6 +175,19 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = 
         blocks.append(sp.csc_matrix((vals, (rows, cols)), shape=(n, len(cnames))))
         names += cnames
         term_of += [":".join(v.label for v in t)] * len(cnames)
+    return blocks, names, term_of
+
+
+def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = None) -> FixedDesign:
+    """Build X for the fixed terms with R's treatment-contrast rules.
+
+    For each factor in a term, treatment contrasts are used when the term without
+    that factor is also in the model (the intercept counts as the empty term);
+    otherwise every level gets a column.  Aliased columns are dropped with a
+    warning that names them.  Given the response ``y``, the OLS coefficients come
+    along (from the X'X of the aliasing check).
+    """
+    blocks, names, term_of = fixed_columns(spec, columns, n)
     if not blocks:
         return FixedDesign(sp.csc_matrix((n, 0)), [], [], [])
     Xc = sp.hstack(blocks, format="csc")  # stacking columns is fast in CSC

@@ -93,7 +93,7 @@ class WaldTests:
             self._observed = observed_information(self.model.problem, self.model.result.evaluation, self.free)
         return self._observed
 
-    def _free_list(self, items: list) -> list:
+    def free_list(self, items: list) -> list:
         return [x for x, f in zip(items, self.free) if f]
 
     def kr_covariance(self) -> tuple[np.ndarray, list, np.ndarray]:
@@ -120,7 +120,7 @@ class WaldTests:
         b, phi = self.b, self.fc.phi
         if ddf == "satterthwaite":
             A = np.linalg.inv(self.observed())
-            dphi = self._free_list(self.fc.dphi())
+            dphi = self.free_list(self.fc.dphi())
             den, PL, q = satterthwaite_ddf(L, phi, dphi, A)
             d = np.diag(PL @ phi @ PL.T)
             return float(np.sum((PL @ b) ** 2 / d) / q), den, q

@@ -1,0 +1,304 @@
+"""Predicted values of a classify table with standard errors and SEDs (predict.asreml's rules).
+
+A prediction is a linear function k'[b; u] of the fixed and random effects.  For each cell of
+the classify table: fixed terms are evaluated at the cell's levels, averaged with equal weights
+over the levels of fixed factors not in classify (``present``: only over the combinations in the
+data), covariates at their mean; random terms whose variables all lie in classify add their BLUP;
+other random terms are ignored.  The prediction error covariance of the table is K C^-1 K' (C^-1
+from solves with the fit's factor, a block of cells at a time, so no matrix larger than the table
+asks for is formed); a random effect of a combination absent from the data (a mother in a trial
+where she was not planted) is predicted as 0 with its variance as prediction error.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy import stats
+
+from ..design.coding import encode
+from ..design.fixed import _is_factor, fixed_columns
+from ..errors import ModelError
+from ..formula.terms import VM, Var
+
+__all__ = ["Predictions", "predict"]
+
+CHUNK = 256  # cells whose columns of C^-1 K' are solved for at once
+MAX_SED = 20_000  # cells above which the SED matrix is not formed
+
+
+def _classify_vars(classify: str) -> list[str]:
+    if not isinstance(classify, str) or not classify.strip():
+        raise ModelError(f"classify must name factors joined by ':', e.g. 'Trial' or 'Trial:Mother'; got {classify!r}")
+    return [v.strip() for v in classify.split(":")]
+
+
+class _Grid:
+    """The factor levels the prediction averages over: classify cells x averaged combinations."""
+
+    def __init__(self, model, classify: list, present: list, levels: dict):
+        design = model.design
+        cols = design.data.columns
+        fixed_vars = {v.name: v for t in design.spec.fixed.terms for v in t}
+        random_vars = {f.name for rb in design.random for f in rb.term.factors if isinstance(f, (Var, VM))}
+        for name in classify:
+            if name not in fixed_vars and name not in random_vars:
+                raise ModelError(f"classify: {name!r} is not a variable of the model's terms (fixed: "
+                                 f"{', '.join(fixed_vars) or 'none'}; random: {', '.join(sorted(random_vars)) or 'none'})")
+        for name in present:
+            if name not in fixed_vars or name in classify:
+                raise ModelError(f"present: {name!r} must be a fixed factor of the model not in classify")
+        self.levels = {}
+        for name in classify + [v for v in fixed_vars if v not in classify]:
+            var = fixed_vars.get(name, Var(name, as_factor=True))
+            series = cols[name]
+            if name in fixed_vars and not _is_factor(var, series):
+                continue
+            lev = list(encode(series, name).levels)
+            if name in levels:
+                asked = [str(x) for x in np.atleast_1d(levels[name])]
+                bad = [x for x in asked if x not in lev]
+                if bad:
+                    raise ModelError(f"levels: {bad[0]!r} is not a level of {name!r} (levels: {', '.join(lev[:8])}"
+                                     f"{' ...' if len(lev) > 8 else ''})")
+                lev = asked
+            self.levels[name] = lev
+        self.classify = classify
+        self.averaged = [v for v in self.levels if v not in classify]
+        self.covariates = {v: float(np.mean(cols[v].to_numpy(dtype=float))) for v in fixed_vars
+                           if v not in self.levels}
+        for name, value in levels.items():
+            if name in self.covariates:
+                self.covariates[name] = float(value)
+            elif name not in self.levels:
+                raise ModelError(f"levels: {name!r} is not a factor or covariate of the model")
+        self.cells = list(itertools.product(*[self.levels[v] for v in classify]))
+        self.rows = self._rows(model, present)
+
+    def _rows(self, model, present: list) -> pd.DataFrame:
+        """One row per (cell, averaged combination), with the cell's index."""
+        combos = list(itertools.product(*[self.levels[v] for v in self.averaged])) or [()]
+        frame = pd.DataFrame([c + a + (i,) for i, c in enumerate(self.cells) for a in combos],
+                             columns=self.classify + self.averaged + ["_cell"])
+        if present:
+            keys = self.classify + present
+            cols = model.design.data.columns
+            seen = pd.DataFrame({k: cols[k].astype(str).to_numpy() for k in keys}).drop_duplicates()
+            frame = frame.merge(seen, on=keys, how="inner").sort_values("_cell", kind="stable")
+        return frame.reset_index(drop=True)
+
+    def columns(self) -> dict:
+        """The grid as columns coded like the fit's data."""
+        out = {v: pd.Categorical(self.rows[v], categories=self.levels[v]) for v in self.levels}
+        out = {k: pd.Series(v) for k, v in out.items()}
+        n = len(self.rows)
+        out.update({v: pd.Series(np.full(n, x)) for v, x in self.covariates.items()})
+        return out
+
+
+def _fixed_part(model, grid: _Grid) -> np.ndarray:
+    """(cells x p) averaged rows of X."""
+    design = model.design
+    n = len(grid.rows)
+    blocks, names, _ = fixed_columns(design.spec.fixed, grid.columns(), n)
+    Xg = sp.hstack(blocks, format="csc") if blocks else sp.csc_matrix((n, 0))
+    pos = {nm: i for i, nm in enumerate(names)}
+    Xg = Xg[:, [pos[nm] for nm in design.fixed.names]]
+    avg = sp.csr_matrix((np.ones(n), (grid.rows["_cell"].to_numpy(), np.arange(n))), shape=(len(grid.cells), n))
+    counts = np.asarray(avg.sum(axis=1)).ravel()
+    return np.asarray((sp.diags(1.0 / np.maximum(counts, 1)) @ avg @ Xg).todense())
+
+
+def _random_part(model, grid: _Grid):
+    """(cells x N) BLUP columns of the random terms inside classify, the prior variance of the
+    effects absent from the data, and a status per cell."""
+    problem = model.problem
+    N, cells = problem.mme.N, grid.cells
+    rows, cols, extra = [], [], np.zeros(len(cells))
+    status = ["estimated"] * len(cells)
+    theta = model.theta_working
+    for rb, off, st, sl in zip(problem.design.random, problem.mme.offsets, problem.structures,
+                               problem.params.term_slices):
+        names = [f.name for f in rb.term.factors if isinstance(f, (Var, VM))]
+        plain = len(names) == len(rb.term.factors) and rb.term.at is None and rb.term.struct is None
+        if not names or not set(names) <= set(grid.classify):
+            continue
+        if not plain:
+            raise ModelError(f"predict: the random term {rb.label!r} lies in classify but has a structure "
+                             f"(at(), a covariance model); its predictions are not offered yet")
+        where = {lab: i for i, lab in enumerate(rb.levels)}
+        idx = [grid.classify.index(v) for v in names]
+        for c, cell in enumerate(cells):
+            lab = ":".join(cell[i] for i in idx)
+            j = where.get(lab)
+            if j is None:
+                extra[c] += float(theta[sl][0]) if st.n_params == 1 else np.nan
+                status[c] = f"{rb.label} not in the data"
+            else:
+                rows.append(c)
+                cols.append(off + j)
+    K = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(cells), N))
+    return K, extra, status
+
+
+class Predictions:
+    """Predicted values of a classify table (see :meth:`FittedModel.predict`).
+
+    Attributes
+    ----------
+    table : DataFrame
+        The classify columns, ``predicted.value``, ``std.error`` and ``status``.
+    """
+
+    def __init__(self, model, classify: str, present=None, levels=None, sed: bool = True):
+        present = list(present or [])
+        grid = _Grid(model, _classify_vars(classify), present, dict(levels or {}))
+        problem = model.problem
+        p = problem.p
+        KX = _fixed_part(model, grid)
+        KZ, extra, status = _random_part(model, grid)
+        K = (sp.hstack([sp.csr_matrix(KX), sp.csr_matrix((KX.shape[0], problem.mme.N - p))]) + KZ).tocsr()
+        value = K @ model.solution
+        self.classify, self.fixed_only = classify, KZ.nnz == 0 and not np.any(extra)
+        self._K, self._KX, self._extra, self._model = K, KX, extra, model
+        problem.hold(model.result.evaluation)
+        self._V = self._covariance(K, extra, keep=sed and len(grid.cells) <= MAX_SED)
+        se = np.sqrt(np.maximum(self._diag, 0.0))
+        self.table = pd.DataFrame(grid.cells, columns=grid.classify)
+        self.table["predicted.value"] = np.asarray(value).ravel()
+        self.table["std.error"] = se
+        self.table["status"] = status
+        self._labels = [":".join(c) for c in grid.cells]
+
+    def _covariance(self, K: sp.csr_matrix, extra: np.ndarray, keep: bool):
+        """K C^-1 K' + diag(extra), a block of cells at a time; kept whole when ``keep``, else only
+        its diagonal and the SEDs' summary."""
+        factor = self._model.problem.factor
+        n = K.shape[0]
+        KT = K.T.tocsc()
+        V = np.empty((n, n)) if keep else None
+        diag = np.empty(n)
+        blocks = []
+        for a in range(0, n, CHUNK):
+            b = min(a + CHUNK, n)
+            X = factor.solve(KT[:, a:b].toarray())
+            block = np.asarray(K @ X)
+            block[np.arange(a, b), np.arange(b - a)] += extra[a:b]
+            diag[a:b] = block[np.arange(a, b), np.arange(b - a)]
+            if keep:
+                V[:, a:b] = block
+            else:
+                blocks.append((a, b, block))
+        self._diag = diag
+        if not keep:  # summary of the SEDs from the blocks, then drop them
+            self._sed_summary = _sed_summary_blocks(diag, blocks)
+        return V
+
+    # -- tables ---------------------------------------------------------------------
+    @property
+    def vcov(self) -> pd.DataFrame:
+        """Prediction error covariance of the table (cells x cells)."""
+        if self._V is None:
+            raise ModelError(f"the table has {len(self._labels):,} cells: its covariance is not formed above "
+                             f"{MAX_SED:,} or without sed=True")
+        return pd.DataFrame(self._V, index=self._labels, columns=self._labels)
+
+    @property
+    def sed(self) -> pd.DataFrame:
+        """Standard errors of the differences between cells."""
+        V = self.vcov.to_numpy()
+        d = np.diag(V)
+        sed = np.sqrt(np.maximum(d[:, None] + d[None, :] - 2.0 * V, 0.0))
+        np.fill_diagonal(sed, np.nan)
+        return pd.DataFrame(sed, index=self._labels, columns=self._labels)
+
+    @property
+    def avsed(self) -> pd.Series:
+        """Smallest, mean and largest SED, and the mean variance of a difference ("v.mean")."""
+        if self._V is None:
+            return self._sed_summary
+        V = self._V
+        d = np.diag(V)
+        var = d[:, None] + d[None, :] - 2.0 * V
+        off = ~np.eye(len(d), dtype=bool)
+        sed = np.sqrt(np.maximum(var[off], 0.0))
+        return pd.Series({"min": sed.min(), "mean": sed.mean(), "max": sed.max(), "v.mean": var[off].mean()})
+
+    def lsd(self, alpha: float = 0.05, df: float | None = None) -> pd.Series:
+        """Least significant differences t_{1-alpha/2, df} x SED (normal quantile without ``df``):
+        smallest, mean and largest over the pairs."""
+        q = stats.t.isf(alpha / 2, df) if df is not None else stats.norm.isf(alpha / 2)
+        s = self.avsed
+        return pd.Series({"min": q * s["min"], "mean": q * s["mean"], "max": q * s["max"]})
+
+    def pairs(self, ddf: str = "satterthwaite", adjust: str | None = None) -> pd.DataFrame:
+        """Every pairwise difference: estimate, SE, df, t and p-value.
+
+        ``ddf``: Satterthwaite or Kenward-Roger df (t tests, as emmeans; KR with its adjusted
+        covariance) for a table of fixed effects only; with BLUPs in the table, or ``"none"``,
+        normal tests (df infinite).  ``adjust="bonferroni"`` or ``"holm"`` for multiplicity."""
+        from .ddf import kr_ddf, satterthwaite_ddf
+        from .wald import DDF_METHODS
+
+        if ddf not in DDF_METHODS:
+            raise ModelError(f"ddf must be one of {', '.join(map(repr, DDF_METHODS))}, got {ddf!r}")
+        V = self.vcov.to_numpy()
+        v = self.table["predicted.value"].to_numpy()
+        i, j = np.triu_indices(len(v), 1)
+        est = v[i] - v[j]
+        se = np.sqrt(np.maximum(V[i, i] + V[j, j] - 2.0 * V[i, j], 0.0))
+        df = np.full(est.size, np.inf)
+        if ddf != "none" and self.fixed_only:
+            w = self._model.wald_tests
+            L = self._KX[i] - self._KX[j]
+            if ddf == "kr":
+                phi_a, P, W = w.kr_covariance()
+                se = np.sqrt(np.einsum("ij,jk,ik->i", L, phi_a, L))
+                df = np.array([kr_ddf(l[None], w.fc.phi, P, W)[0] for l in L])
+            else:
+                A = np.linalg.inv(w.observed())
+                dphi = w.free_list(w.fc.dphi())
+                df = np.array([satterthwaite_ddf(l[None], w.fc.phi, dphi, A)[0] for l in L])
+        t = est / se
+        p = 2.0 * stats.t.sf(np.abs(t), df)
+        p = _adjusted(p, adjust)
+        lab = np.asarray(self._labels, dtype=object)
+        return pd.DataFrame({"contrast": [f"{a} - {b}" for a, b in zip(lab[i], lab[j])], "estimate": est,
+                             "std.error": se, "df": df, "t.ratio": t, "p.value": p})
+
+    def __repr__(self) -> str:
+        return f"Predictions of {self.classify} ({len(self.table)} cells)\n{self.table.to_string(index=False)}"
+
+
+def _adjusted(p: np.ndarray, adjust: str | None) -> np.ndarray:
+    if adjust is None:
+        return p
+    if adjust == "bonferroni":
+        return np.minimum(p * p.size, 1.0)
+    if adjust == "holm":
+        order = np.argsort(p)
+        adj = np.maximum.accumulate(p[order] * (p.size - np.arange(p.size)))
+        out = np.empty_like(p)
+        out[order] = np.minimum(adj, 1.0)
+        return out
+    raise ModelError(f"adjust must be None, 'bonferroni' or 'holm', got {adjust!r}")
+
+
+def _sed_summary_blocks(diag: np.ndarray, blocks: list) -> pd.Series:
+    lo, hi, total, var_total, count = np.inf, -np.inf, 0.0, 0.0, 0
+    for a, b, block in blocks:
+        var = diag[:, None] + diag[None, a:b] - 2.0 * block
+        mask = np.ones_like(var, dtype=bool)
+        mask[np.arange(a, b), np.arange(b - a)] = False
+        v = var[mask]
+        s = np.sqrt(np.maximum(v, 0.0))
+        lo, hi = min(lo, s.min(initial=np.inf)), max(hi, s.max(initial=-np.inf))
+        total, var_total, count = total + s.sum(), var_total + v.sum(), count + v.size
+    return pd.Series({"min": lo, "mean": total / count, "max": hi, "v.mean": var_total / count})
+
+
+def predict(model, classify: str, present=None, levels=None, sed: bool = True) -> Predictions:
+    """See :meth:`FittedModel.predict`."""
+    return Predictions(model, classify, present, levels, sed)
