@@ -56,6 +56,7 @@ class FixedEffectsCovariance:
         self._th_terms, self._th_res = prob.split(self.ev.theta)
         self._P = None
         self._T = None
+        self._Q = None
 
     # -- first derivatives -----------------------------------------------------------
     def _random_blocks(self):
@@ -110,7 +111,12 @@ class FixedEffectsCovariance:
     # -- second-order products (Kenward-Roger) ------------------------------------------
     def Q(self) -> np.ndarray:
         """Q_ij = X'V^-1 V_i V^-1 V_j V^-1 X (k x k x p x p), for models whose residual groups
-        are independent records with one variance each."""
+        are independent records with one variance each (formed once)."""
+        if self._Q is None:
+            self._Q = self._second_products()
+        return self._Q
+
+    def _second_products(self) -> np.ndarray:
         prob = self.problem
         if any(res.n_params != 1 or res.needs_cells for res in prob.residuals):
             raise ModelError("Kenward-Roger needs independent residuals with one variance per group "

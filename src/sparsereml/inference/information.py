@@ -34,7 +34,12 @@ def observed_information(problem: REMLProblem, ev: Evaluation, free: np.ndarray)
     theta = ev.theta
     idx = np.flatnonzero(free)
     upper = problem.params.upper
-    base = problem.derivatives(problem.evaluate(theta), ai=False).score[idx]
+    # the scores at the estimates from the fit's own evaluation (its selected inverse is then
+    # kept for PEVs); exact even if the last iteration's were rough
+    if ev.score is None or ev.rough:
+        ev.score, ev.rough = None, False
+        problem.derivatives(ev, ai=False)
+    base = ev.score[idx].copy()
     O = np.zeros((idx.size, idx.size))
     for a, i in enumerate(idx):
         h = STEP * max(abs(theta[i]), 1e-6)
