@@ -126,7 +126,7 @@ class Comparison:
 
         # a row without a test shows blanks there, not NaN
         fmts = {"logLik": num(".4f"), "AIC": num(".2f"), "BIC": num(".2f"), "statistic": num(".4f"),
-                "p_value": num(".4g")}
+                "p_value": lambda v: "<2.2e-16" if v < 2.2e-16 else format(v, ".4g")}  # as R prints them
         text = t.to_string(formatters=fmts, na_rep="")
         return "REML fits compared (same fixed effects and records)\n" + text
 
