@@ -220,18 +220,23 @@ def _limit(prof: _Profile, lmax: float, est: float, side: int, edge: float, se: 
     u0 = np.log(est) if use_log else est
     u_edge = (np.log(edge) if edge > 0 else -np.inf) if use_log else edge
 
+    seen: dict = {u0: -target}  # brentq asks again for the bracket's ends: no refit for them
+
     def g(u: float) -> float:
-        return np.sqrt(2.0 * max(lmax - prof(float(to_v(u))), 0.0)) - target
+        if u not in seen:
+            seen[u] = np.sqrt(2.0 * max(lmax - prof(float(to_v(u))), 0.0)) - target
+        return seen[u]
 
     if (side < 0 and u0 <= u_edge) or (side > 0 and u0 >= u_edge):  # estimate held at this bound
         notes.append(f"{'lower' if side < 0 else 'upper'} limit at the bound {bound:g} (estimate on it)")
         return float(bound)
-    # first step: the Wald half-width (in log v: its relative size), else a tenth of an order
+    # first step: the Wald half-width (in log v: its relative size), else a factor of 10 for a
+    # variance held at its bound, a tenth of the value otherwise
     if np.isfinite(se) and se > 0:
         d = target * (se / est if use_log else se)
     else:
         d = np.log(10.0) if use_log else 0.1 * max(abs(est), 1e-3)
-    a, ga = u0, -target
+    a = u0
     for _ in range(_MAX_EXPAND):
         b = u0 + side * d
         if (side < 0 and b <= u_edge) or (side > 0 and b >= u_edge):
@@ -245,7 +250,7 @@ def _limit(prof: _Profile, lmax: float, est: float, side: int, edge: float, se: 
             notes.append(f"{'lower' if side < 0 else 'upper'} limit at the bound {bound:g} "
                          f"(logL falls by only {(gb + target) ** 2 / 2:.3g} there)")
             return float(bound)
-        a, ga = b, gb
+        a = b
         d *= 2.0
     notes.append(f"{'lower' if side < 0 else 'upper'} limit not reached")
     return np.nan
