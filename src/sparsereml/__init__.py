@@ -6,6 +6,7 @@
 """
 from . import datasets
 from .api import LRTResult, PreparedFit, fit, lrt, prepare_fit, start_values
+from .compare import Comparison, compare
 from .control import Control
 from .design import Design, build_design
 from .errors import (AliasWarning, ConvergenceWarning, CovariateWarning, DataError, FormulaError, ModelError,
@@ -20,7 +21,7 @@ from .results import load_model as load
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "prepare_fit", "PreparedFit", "Control", "load", "CovariateWarning", "lrt", "LRTResult", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem", "start_values",
+__all__ = ["fit", "prepare_fit", "PreparedFit", "Control", "load", "CovariateWarning", "lrt", "LRTResult", "compare", "Comparison", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem", "start_values",
            "ai_reml", "OptimResult", "datasets", "SparseREMLError", "FormulaError", "DataError", "ModelError",
            "AliasWarning", "ConvergenceWarning", "Pedigree", "PedigreeWarning", "Inverse", "grm", "vpredict",
            "breeding_values", "__version__"]

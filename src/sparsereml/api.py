@@ -1,4 +1,5 @@
-"""The public entry points: ``fit`` runs the stages in order, ``lrt`` compares two fits.
+"""The public entry points: ``fit`` runs the stages in order (``lrt``, which compares two fits,
+lives with ``compare`` in :mod:`sparsereml.compare`).
 
 Each stage can also be called on its own (lme4 style)::
 
@@ -14,8 +15,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+from .compare import LRTResult, lrt
 from .control import Control, resolve_control
 from .design import build_design
 from .errors import ConvergenceWarning, FormulaError, ModelError, warn_user
@@ -207,42 +208,3 @@ def progress_printer(write=None):
         state["prev"] = row["loglik"]
 
     return report
-
-
-@dataclass
-class LRTResult:
-    """Likelihood-ratio test of two nested REML fits."""
-
-    statistic: float
-    df: int
-    p_value: float
-    mixture: bool
-
-    def __repr__(self) -> str:
-        kind = "50:50 mixture of chi2(0) and chi2(1)" if self.mixture else f"chi2({self.df})"
-        return f"LRT statistic = {self.statistic:.4f}, df = {self.df}, p = {self.p_value:.4g} ({kind})"
-
-
-def lrt(small: FittedModel, big: FittedModel, mixture: bool | None = None) -> LRTResult:
-    """REML likelihood-ratio test of ``small`` against ``big`` (same data and fixed effects).
-
-    The statistic is 2 (logL_big - logL_small) on df = the difference in the number of
-    variance parameters.  When ``big`` adds exactly one variance to ``small`` (a variance
-    tested at zero, on the boundary) the p-value uses the 50:50 mixture of chi2(0) and
-    chi2(1); set ``mixture`` to force or suppress this.
-    """
-    if small.nobs != big.nobs or not np.allclose(small.design.y, big.design.y):
-        raise ModelError("the two fits do not use the same records: REML likelihoods are not comparable")
-    if small.design.fixed.names != big.design.fixed.names:
-        raise ModelError("REML likelihood-ratio tests need the same fixed effects in both models; "
-                         f"got {small.spec.formulas.get('fixed')!r} and {big.spec.formulas.get('fixed')!r}")
-    k_small = sum(c != "F" for c in small.codes)
-    k_big = sum(c != "F" for c in big.codes)
-    df = k_big - k_small
-    if df <= 0:
-        raise ModelError(f"the second model must have more variance parameters than the first ({k_big} vs {k_small})")
-    stat = max(2.0 * (big.loglik - small.loglik), 0.0)
-    if mixture is None:
-        mixture = df == 1 and set(small.labels) < set(big.labels)
-    p = 0.5 * stats.chi2.sf(stat, 1) if mixture and df == 1 else float(stats.chi2.sf(stat, df))
-    return LRTResult(stat, df, float(p), bool(mixture and df == 1))

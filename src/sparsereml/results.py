@@ -301,6 +301,15 @@ class FittedModel:
 
         return vpredict(self, expressions)
 
+    def confint(self, terms=None, method: str = "wald", level: float = 0.95) -> pd.DataFrame:
+        """Confidence intervals of the variance parameters by label: ``estimate``, ``lower``,
+        ``upper``, ``method``, ``note``; ``method="wald"`` (estimate +- z std.error) or
+        ``"profile"`` (likelihood-ratio limits from refits of the same problem; see
+        :func:`sparsereml.confint.confint`)."""
+        from .confint import confint
+
+        return confint(self, terms, method, level)
+
     def breeding_values(self, term: str) -> pd.DataFrame:
         """BLUP, PEV, reliability and accuracy of every individual of a vm() term (see
         :func:`sparsereml.genetics.breeding_values`)."""
