@@ -147,3 +147,28 @@ def test_tsv_with_decimal_commas(tmp_path, capsys, backend):
     args = ["fit", str(path), "--decimal", ",", "--fixed", "dbh ~ Trial", "--random", "~ Mother", "--factors",
             "Trial", "--quiet"] + (["--backend", backend] if backend else [])
     assert main(args) == 0
+
+
+def test_wald_and_predictions_are_written_and_shown(csv, tmp_path, capsys, backend):
+    out = tmp_path / "inf"
+    args = ["fit", str(csv), "--fixed", "dbh ~ Trial", "--random", "~ Trial:Block + Mother + Trial:Mother",
+            "--factors", "Trial", "--wald", "kr", "--ss", "conditional", "--predict", "Trial",
+            "--predict", "Mother", "--sed", "--quiet", "--out", str(out)] + (["--backend", backend] if backend else [])
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "Wald tests of the fixed effects (denominator df: kr)" in text and "Predictions of Mother" in text
+    wald = pd.read_csv(out / "wald.csv", index_col=0)
+    assert list(wald.index) == ["(Intercept)", "Trial"]
+    assert {"Df", "denDF", "F.inc", "F.con", "Margin", "Pr"} <= set(wald.columns)
+    assert "Wald tests of the fixed effects" in (out / "summary.txt").read_text()
+    pred = pd.read_csv(out / "predictions_Trial.csv")
+    assert list(pred.columns) == ["Trial", "predicted.value", "std.error", "status"] and len(pred) == 4
+    sed = pd.read_csv(out / "sed_Mother.csv", index_col=0)
+    assert sed.shape == (60, 60) and math.isnan(sed.iloc[0, 0]) and sed.iloc[0, 1] > 0
+
+
+def test_unknown_classify_is_refused_before_the_fit(csv, capsys):
+    code = main(["fit", str(csv), "--fixed", "dbh ~ C(Trial)", "--random", "~ Mother", "--predict", "Mothr"])
+    captured = capsys.readouterr()
+    assert code == 2 and "classify: 'Mothr' is not a variable of the model's terms" in captured.err
+    assert "iteration" not in captured.out

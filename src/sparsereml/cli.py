@@ -18,9 +18,15 @@ def _file_name(term: str) -> str:
     return "blup_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", term).strip("_") + ".csv"
 
 
-def write_outputs(model, out: Path, functions: dict | None = None) -> list[Path]:
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def write_outputs(model, out: Path, functions: dict | None = None, wald=None, predictions: list | None = None,
+                  sed: bool = False) -> list[Path]:
     """Write varcomp.csv, fixed.csv, one BLUP file per random term, breeding values of vm() terms,
-    functions.csv (--function), summary.txt and fit.json."""
+    functions.csv (--function), wald.csv (--wald), predictions_<classify>.csv and, with --sed,
+    sed_<classify>.csv (--predict), summary.txt and fit.json."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "varcomp.csv", out / "fixed.csv"]
     model.varcomp.to_csv(written[0])
@@ -38,7 +44,21 @@ def write_outputs(model, out: Path, functions: dict | None = None) -> list[Path]
         path = out / "functions.csv"
         model.vpredict(functions).to_csv(path)
         written.append(path)
-    (out / "summary.txt").write_text(model.summary(n_fixed=10**9) + "\n")
+    summary = model.summary(n_fixed=10**9)
+    if wald is not None:
+        path = out / "wald.csv"
+        wald.to_csv(path)
+        written.append(path)
+        summary += "\n\nWald tests of the fixed effects\n" + wald.to_string()
+    for pred in predictions or []:
+        path = out / f"predictions_{_safe(pred.classify)}.csv"
+        pred.table.to_csv(path, index=False)
+        written.append(path)
+        if sed:
+            path = out / f"sed_{_safe(pred.classify)}.csv"
+            pred.sed.to_csv(path)
+            written.append(path)
+    (out / "summary.txt").write_text(summary + "\n")
     info = {
         "fixed": model.spec.formulas.get("fixed"), "random": model.spec.formulas.get("random"),
         "residual": model.spec.residual.label, "nobs": model.nobs, "n_dropped": model.n_dropped,
@@ -94,6 +114,7 @@ def _read_data(path: str, sep: str | None, decimal: str):
 def cmd_fit(args) -> int:
     from .api import prepare_fit, progress_printer
     from .genetics import check_expressions
+    from .inference.predict import check_classify
 
     out = _output_dir(args.out) if args.out else None
     factors = [f.strip() for f in (args.factors or "").split(",") if f.strip()]
@@ -107,14 +128,26 @@ def cmd_fit(args) -> int:
                            matrices=matrices or None)
     if functions:  # a typo in --function is reported before the fit, not after it
         check_expressions(functions, prepared.labels)
+    for classify in args.predict or []:  # and a classify the model does not know
+        check_classify(prepared.problem.design, classify)
     model = prepared.run(callback=None if args.quiet else progress_printer(say))
+    wald = model.wald(args.wald, args.ss) if args.wald else None
+    predictions = [model.predict(c, sed=args.sed) for c in args.predict or []]
     if out is not None:  # the files first: a long summary on a closed pipe must not lose them
-        files = write_outputs(model, out, functions)
+        files = write_outputs(model, out, functions, wald, predictions, args.sed)
     say()
     say(model.summary())
     if functions:
         say("\nFunctions of the variance components")
         say(model.vpredict(functions).to_string())
+    if wald is not None:
+        say(f"\nWald tests of the fixed effects (denominator df: {args.wald})")
+        say(wald.to_string())
+    for pred in predictions:
+        say(f"\nPredictions of {pred.classify}")
+        say(pred.table.to_string(index=False, max_rows=30))
+        s = pred.avsed
+        say(f"SED: min {s['min']:.6g}  mean {s['mean']:.6g}  max {s['max']:.6g}")
     if out is not None:
         say(f"\nwrote {len(files)} files to {args.out}")
     return 0 if model.converged else 3
@@ -171,6 +204,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ids of the data missing from a pedigree become founders instead of an error")
     f.add_argument("--function", action="append", metavar="NAME=EXPRESSION",
                    help="a function of the components with its SE, e.g. 'h2=4*Mother/(Mother+units)'")
+    f.add_argument("--wald", default=None, choices=["kr", "satterthwaite", "none"],
+                   help="Wald F tests of the fixed terms with this denominator df (wald.csv)")
+    f.add_argument("--ss", default="incremental", choices=["incremental", "conditional"],
+                   help="Wald tests given the terms before (incremental) or all not containing the term")
+    f.add_argument("--predict", action="append", metavar="CLASSIFY",
+                   help="predicted values of a classify table, e.g. 'Trial' or 'Trial:Mother' (repeatable)")
+    f.add_argument("--sed", action="store_true", help="also write the SED matrix of each --predict table")
     f.add_argument("--out", default=None, help="directory for the result files")
     f.add_argument("--quiet", action="store_true", help="no progress lines")
     f.set_defaults(func=cmd_fit)

@@ -23,7 +23,7 @@ from ..design.fixed import _is_factor, fixed_columns
 from ..errors import ModelError
 from ..formula.terms import VM, Var
 
-__all__ = ["Predictions", "predict"]
+__all__ = ["Predictions", "predict", "check_classify"]
 
 CHUNK = 256  # cells whose columns of C^-1 K' are solved for at once
 MAX_SED = 20_000  # cells above which the SED matrix is not formed
@@ -35,6 +35,20 @@ def _classify_vars(classify: str) -> list[str]:
     return [v.strip() for v in classify.split(":")]
 
 
+def check_classify(design, classify: str) -> list[str]:
+    """The variables of ``classify``, each refused unless a fixed or random term of the model
+    uses it (checked before a fit, e.g. by the command line)."""
+    names = _classify_vars(classify)
+    fixed_vars = {v.name for t in design.spec.fixed.terms for v in t}
+    random_vars = {f.name for rb in design.random for f in rb.term.factors if isinstance(f, (Var, VM))}
+    for name in names:
+        if name not in fixed_vars and name not in random_vars:
+            raise ModelError(f"classify: {name!r} is not a variable of the model's terms (fixed: "
+                             f"{', '.join(sorted(fixed_vars)) or 'none'}; random: "
+                             f"{', '.join(sorted(random_vars)) or 'none'})")
+    return names
+
+
 class _Grid:
     """The factor levels the prediction averages over: classify cells x averaged combinations."""
 
@@ -42,11 +56,6 @@ class _Grid:
         design = model.design
         cols = design.data.columns
         fixed_vars = {v.name: v for t in design.spec.fixed.terms for v in t}
-        random_vars = {f.name for rb in design.random for f in rb.term.factors if isinstance(f, (Var, VM))}
-        for name in classify:
-            if name not in fixed_vars and name not in random_vars:
-                raise ModelError(f"classify: {name!r} is not a variable of the model's terms (fixed: "
-                                 f"{', '.join(fixed_vars) or 'none'}; random: {', '.join(sorted(random_vars)) or 'none'})")
         for name in present:
             if name not in fixed_vars or name in classify:
                 raise ModelError(f"present: {name!r} must be a fixed factor of the model not in classify")
@@ -154,7 +163,7 @@ class Predictions:
 
     def __init__(self, model, classify: str, present=None, levels=None, sed: bool = True):
         present = list(present or [])
-        grid = _Grid(model, _classify_vars(classify), present, dict(levels or {}))
+        grid = _Grid(model, check_classify(model.design, classify), present, dict(levels or {}))
         problem = model.problem
         p = problem.p
         KX = _fixed_part(model, grid)
