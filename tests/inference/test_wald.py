@@ -78,3 +78,22 @@ def test_kr_adjustment_vanishes_on_balanced_data(fits):
     np.testing.assert_allclose(kr["F.inc"], sat["F.inc"], rtol=1e-8)
     a = fits["alpha"]
     assert np.abs(a.vcov_fixed("kr").to_numpy() - a.vcov_fixed().to_numpy()).max() > 1e-4
+
+
+def test_aliased_terms_are_named_and_tested_on_their_estimable_part():
+    df = _data("splitplot").assign(a2=lambda d: d["a"])
+    with pytest.warns(sr.AliasWarning):
+        m = sr.fit("y ~ a + a2 + b", "~ rep + rep:a", data=df)
+    with pytest.warns(sr.AliasWarning, match="aliased columns a2_a2, a2_a3 are left out"):
+        t = m.wald("satterthwaite", "conditional")
+    assert t.loc["a2", "Df"] == 0 and np.isnan(t.loc["a2", "F.inc"])
+    assert t.loc["a", "Df"] == 2 and t.loc["b", "Df"] == 1
+
+
+def test_tests_and_predictions_of_an_unconverged_fit_warn():
+    with pytest.warns(sr.ConvergenceWarning):
+        m = sr.fit(*MODELS["alpha"], data=_data("alpha"), control=sr.Control(max_iter=1))
+    with pytest.warns(sr.ConvergenceWarning, match="Wald tests of a fit that did not converge"):
+        m.wald("none")
+    with pytest.warns(sr.ConvergenceWarning, match="predictions from a fit that did not converge"):
+        m.predict("rep")

@@ -149,6 +149,12 @@ class WaldTests:
             raise ModelError(f"ddf must be one of {', '.join(map(repr, DDF_METHODS))}, got {ddf!r}")
         if ss not in ("incremental", "conditional"):
             raise ModelError(f"ss must be 'incremental' or 'conditional', got {ss!r}")
+        aliased = list(self.model.design.fixed.aliased)
+        if aliased:
+            from ..errors import AliasWarning, warn_user
+
+            shown = ", ".join(aliased[:10]) + (f" and {len(aliased) - 10} more" if len(aliased) > 10 else "")
+            warn_user(f"Wald tests of the estimable part: the aliased columns {shown} are left out", AliasWarning)
         rows = []
         for k, term in enumerate(self.terms):
             if not term.columns:
