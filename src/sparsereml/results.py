@@ -222,7 +222,8 @@ class FittedModel:
         """
         return self.wald_tests.table(ddf, ss)
 
-    def predict(self, classify: str, present=None, levels: dict | None = None, sed: bool = True):
+    def predict(self, classify: str, present=None, levels: dict | None = None, sed: bool = True,
+                average: dict | None = None, use=None):
         """Predicted values of a classify table with standard errors, as predict.asreml.
 
         Parameters
@@ -235,11 +236,16 @@ class FittedModel:
         levels : dict, optional
             Levels of a classify factor to predict (default all), or a covariate's value
             (default its mean).
+        average : dict, optional
+            Weights over the levels of a fixed factor averaged over (default equal weights).
+        use : list of str, optional
+            Random terms outside classify to include, their BLUPs averaged over the levels that
+            occur with each cell in the data (e.g. ``use=["Trial:Mother"]`` with ``"Mother"``).
         sed : bool
             Form the table's prediction error covariance (``.vcov``, ``.sed``, ``.pairs()``).
 
         Random terms whose variables all lie in classify add their BLUPs; other random terms
-        are ignored.  Returns a :class:`~sparsereml.inference.predict.Predictions` with
+        are ignored unless named in ``use``.  Returns a :class:`~sparsereml.inference.predict.Predictions` with
         ``.table``, ``.sed``, ``.avsed``, ``.lsd()``, ``.pairs()`` and ``.vcov``.
         """
         from .inference.predict import predict
@@ -248,7 +254,7 @@ class FittedModel:
             from .errors import ConvergenceWarning, warn_user
 
             warn_user(f"predictions from a fit that did not converge ({self.message})", ConvergenceWarning)
-        return predict(self, classify, present, levels, sed)
+        return predict(self, classify, present, levels, sed, average, use)
 
     def heritability_cullis(self, term: str) -> float:
         """Cullis, Smith & Coombes' (2006) generalised heritability of a random term with one

@@ -123,3 +123,20 @@ def test_bad_requests_are_refused(fits):
         m.predict("a").pairs(adjust="tukey")
     with pytest.raises(sr.ModelError, match="ddf must be one of"):
         m.wald("kenward")
+
+
+def test_average_weights_combine_the_cells(fits):
+    m = fits["splitplot"]
+    cells = m.predict("a:b")
+    w = np.array([0.75, 0.25])
+    pred = m.predict("a", average={"b": [3, 1]})
+    V = cells.vcov.to_numpy()
+    for i in range(3):
+        rows = [2 * i, 2 * i + 1]  # (a_i, b1), (a_i, b2)
+        est = w @ cells.table["predicted.value"].to_numpy()[rows]
+        assert pred.table["predicted.value"][i] == pytest.approx(est, rel=1e-12)
+        assert pred.table["std.error"][i] == pytest.approx(np.sqrt(w @ V[np.ix_(rows, rows)] @ w), rel=1e-10)
+    with pytest.raises(sr.ModelError, match="average: 'b' needs 2 non-negative weights"):
+        m.predict("a", average={"b": [1, 2, 3]})
+    with pytest.raises(sr.ModelError, match="use: 'rep:b' is not a random term"):
+        m.predict("a", use=["rep:b"])

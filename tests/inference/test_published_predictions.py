@@ -30,3 +30,15 @@ def test_stroup_splitplot_broad_predictions(backend):
     # published to two decimals (32.875 printed as 32.88)
     assert t["predicted.value"].tolist() == pytest.approx([32.88, 34.12, 25.75], abs=0.0051)
     assert t["std.error"].tolist() == pytest.approx([4.54] * 3, abs=0.005)
+
+
+def test_stroup_splitplot_narrow_and_intermediate_predictions(backend):
+    """The same predictions in the narrower inference spaces (Rd L68-84): with the rep effects
+    averaged in (use="rep", asreml's ignore="a:rep") SE 2.24; with rep and a:rep, SE 1.082."""
+    df = refdata("agridat_stroup.splitplot.csv").astype({"rep": str})
+    m = sr.fit("y ~ -1 + a + b + a:b", "~ rep + a:rep", data=df, backend=backend)
+    inter = m.predict("a", use=["rep"]).table
+    narrow = m.predict("a", use=["rep", "a:rep"]).table
+    assert inter["std.error"].tolist() == pytest.approx([2.24] * 3, abs=0.005)
+    assert narrow["std.error"].tolist() == pytest.approx([1.082] * 3, abs=0.0005)
+    assert narrow["predicted.value"].tolist() == pytest.approx([32.88, 34.12, 25.75], abs=0.0051)

@@ -3,8 +3,9 @@
 A prediction is a linear function k'[b; u] of the fixed and random effects.  For each cell of
 the classify table: fixed terms are evaluated at the cell's levels, averaged with equal weights
 over the levels of fixed factors not in classify (``present``: only over the combinations in the
-data), covariates at their mean; random terms whose variables all lie in classify add their BLUP;
-other random terms are ignored.  The prediction error covariance of the table is K C^-1 K' (C^-1
+data; ``average``: given weights), covariates at their mean; random terms whose variables all lie
+in classify add their BLUP; other random terms are ignored unless named in ``use`` (then their
+BLUPs are averaged over the levels that occur with the cell in the data).  The prediction error covariance of the table is K C^-1 K' (C^-1
 from solves with the fit's factor, a block of cells at a time, so no matrix larger than the table
 asks for is formed); a random effect of a combination absent from the data (a mother in a trial
 where she was not planted) is predicted as 0 with its variance as prediction error.
@@ -52,7 +53,7 @@ def check_classify(design, classify: str) -> list[str]:
 class _Grid:
     """The factor levels the prediction averages over: classify cells x averaged combinations."""
 
-    def __init__(self, model, classify: list, present: list, levels: dict):
+    def __init__(self, model, classify: list, present: list, levels: dict, average: dict | None = None):
         design = model.design
         cols = design.data.columns
         fixed_vars = {v.name: v for t in design.spec.fixed.terms for v in t}
@@ -85,6 +86,25 @@ class _Grid:
                 raise ModelError(f"levels: {name!r} is not a factor or covariate of the model")
         self.cells = list(itertools.product(*[self.levels[v] for v in classify]))
         self.rows = self._rows(model, present)
+        self.rows["_weight"] = self._weights(average or {})
+
+    def _weights(self, average: dict) -> np.ndarray:
+        """Weight of each grid row within its cell: the product of the averaged factors' level
+        weights (``average``: factor -> weights over its levels; default equal), normalised."""
+        w = np.ones(len(self.rows))
+        for name, weights in average.items():
+            if name not in self.averaged:
+                raise ModelError(f"average: {name!r} is not a fixed factor averaged over (averaged: "
+                                 f"{', '.join(self.averaged) or 'none'})")
+            weights = np.asarray(weights, dtype=float).ravel()
+            lev = self.levels[name]
+            if weights.size != len(lev) or np.any(weights < 0) or not np.isfinite(weights).all() or weights.sum() == 0:
+                raise ModelError(f"average: {name!r} needs {len(lev)} non-negative weights, one per level "
+                                 f"({', '.join(lev[:6])}{' ...' if len(lev) > 6 else ''}), not all zero")
+            pos = {lv: i for i, lv in enumerate(lev)}
+            w *= weights[self.rows[name].map(pos).to_numpy()]
+        total = np.bincount(self.rows["_cell"].to_numpy(), weights=w, minlength=len(self.cells))
+        return w / np.maximum(total[self.rows["_cell"].to_numpy()], 1e-300)
 
     def _rows(self, model, present: list) -> pd.DataFrame:
         """One row per (cell, averaged combination), with the cell's index."""
@@ -115,23 +135,36 @@ def _fixed_part(model, grid: _Grid) -> np.ndarray:
     Xg = sp.hstack(blocks, format="csc") if blocks else sp.csc_matrix((n, 0))
     pos = {nm: i for i, nm in enumerate(names)}
     Xg = Xg[:, [pos[nm] for nm in design.fixed.names]]
-    avg = sp.csr_matrix((np.ones(n), (grid.rows["_cell"].to_numpy(), np.arange(n))), shape=(len(grid.cells), n))
-    counts = np.asarray(avg.sum(axis=1)).ravel()
-    return np.asarray((sp.diags(1.0 / np.maximum(counts, 1)) @ avg @ Xg).todense())
+    avg = sp.csr_matrix((grid.rows["_weight"].to_numpy(), (grid.rows["_cell"].to_numpy(), np.arange(n))),
+                        shape=(len(grid.cells), n))
+    return np.asarray((avg @ Xg).todense())
 
 
-def _random_part(model, grid: _Grid):
-    """(cells x N) BLUP columns of the random terms inside classify, the prior variance of the
-    effects absent from the data, and a status per cell."""
+def _random_part(model, grid: _Grid, use: list):
+    """(cells x N) BLUP columns of the random terms inside classify (and of those named in
+    ``use``, averaged over their levels that occur with the cell in the data), the prior variance
+    of the effects absent from the data, and a status per cell."""
     problem = model.problem
     N, cells = problem.mme.N, grid.cells
-    rows, cols, extra = [], [], np.zeros(len(cells))
+    rows, cols, vals, extra = [], [], [], np.zeros(len(cells))
     status = ["estimated"] * len(cells)
     theta = model.theta_working
+    labels = [rb.label for rb in problem.design.random]
+    for name in use:
+        if name not in labels:
+            raise ModelError(f"use: {name!r} is not a random term of the model (random terms: {', '.join(labels)})")
     for rb, off, st, sl in zip(problem.design.random, problem.mme.offsets, problem.structures,
                                problem.params.term_slices):
         names = [f.name for f in rb.term.factors if isinstance(f, (Var, VM))]
         plain = len(names) == len(rb.term.factors) and rb.term.at is None and rb.term.struct is None
+        if rb.label in use and plain and not set(names) <= set(grid.classify):
+            r, c, v = _used_term(model, grid, rb, off)
+            rows += r
+            cols += c
+            vals += v
+            for cell in set(range(len(cells))) - set(r):
+                status[cell] = f"{rb.label} has no level with this cell"
+            continue
         if not names or not set(names) <= set(grid.classify):
             continue
         if not plain:
@@ -148,8 +181,25 @@ def _random_part(model, grid: _Grid):
             else:
                 rows.append(c)
                 cols.append(off + j)
-    K = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(cells), N))
+                vals.append(1.0)
+    K = sp.csr_matrix((vals, (rows, cols)), shape=(len(cells), N))
     return K, extra, status
+
+
+def _used_term(model, grid: _Grid, rb, off: int) -> tuple[list, list, list]:
+    """A random term named in ``use``: each cell averages, with equal weights, the term's levels
+    that occur with it in the data."""
+    data = model.design.data.columns
+    index = {cell: i for i, cell in enumerate(grid.cells)}
+    keys = zip(*[data[v].astype(str).to_numpy() for v in grid.classify])
+    cell_of = np.array([index.get(k, -1) for k in keys])
+    col = np.asarray(rb.record_column)
+    ok = (cell_of >= 0) & (col >= 0)
+    pairs = np.unique(np.column_stack([cell_of[ok], col[ok]]), axis=0)
+    if pairs.size == 0:
+        return [], [], []
+    count = np.bincount(pairs[:, 0], minlength=len(grid.cells))
+    return pairs[:, 0].tolist(), (off + pairs[:, 1]).tolist(), (1.0 / count[pairs[:, 0]]).tolist()
 
 
 class Predictions:
@@ -161,13 +211,13 @@ class Predictions:
         The classify columns, ``predicted.value``, ``std.error`` and ``status``.
     """
 
-    def __init__(self, model, classify: str, present=None, levels=None, sed: bool = True):
+    def __init__(self, model, classify: str, present=None, levels=None, sed: bool = True, average=None, use=None):
         present = list(present or [])
-        grid = _Grid(model, check_classify(model.design, classify), present, dict(levels or {}))
+        grid = _Grid(model, check_classify(model.design, classify), present, dict(levels or {}), average)
         problem = model.problem
         p = problem.p
         KX = _fixed_part(model, grid)
-        KZ, extra, status = _random_part(model, grid)
+        KZ, extra, status = _random_part(model, grid, list(use or []))
         K = (sp.hstack([sp.csr_matrix(KX), sp.csr_matrix((KX.shape[0], problem.mme.N - p))]) + KZ).tocsr()
         value = K @ model.solution
         self.classify, self.fixed_only = classify, KZ.nnz == 0 and not np.any(extra)
@@ -308,6 +358,7 @@ def _sed_summary_blocks(diag: np.ndarray, blocks: list) -> pd.Series:
     return pd.Series({"min": lo, "mean": total / count, "max": hi, "v.mean": var_total / count})
 
 
-def predict(model, classify: str, present=None, levels=None, sed: bool = True) -> Predictions:
+def predict(model, classify: str, present=None, levels=None, sed: bool = True, average=None,
+            use=None) -> Predictions:
     """See :meth:`FittedModel.predict`."""
-    return Predictions(model, classify, present, levels, sed)
+    return Predictions(model, classify, present, levels, sed, average, use)
