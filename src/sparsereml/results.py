@@ -208,7 +208,9 @@ class FittedModel:
         ----------
         ddf : {"kr", "satterthwaite", "none"}
             Denominator df: Kenward-Roger (with its adjusted covariance of the fixed effects and
-            its scaling of F, as pbkrtest), Satterthwaite (as lmerTest), or none (chi-square tests).
+            its scaling of F, as pbkrtest; for models whose variance parameters are variances and
+            covariances, which enter V linearly), Satterthwaite (as lmerTest; any model), or none
+            (chi-square tests).
         ss : {"incremental", "conditional"}
             ``F.inc`` tests each term given the terms before it in the formula; ``"conditional"``
             adds ``F.con``, each term given every term that does not contain it (marginality),

@@ -6,8 +6,9 @@ inverse), taken by forward differences of those analytic scores with steps of 1e
 parameter: the truncation error is of the order of the step (1e-6 of O's entries) and the scores'
 rounding, divided by the step, stays below it (they are exact to about 1e-13 of their terms).
 It costs one factorisation and selected inverse per parameter, plus one at the estimates.  Where V is linear in the
-parameters, O = 2 AI - E with E = 1/2 tr(P V_i P V_j) the expected information, so E comes
-without the traces (which need all of C^-1, not only its selected entries).
+parameters, O = 2 AI - E with E = 1/2 tr(P V_i P V_j) the expected information (where they enter
+it nonlinearly, O also has the curvature term K that the AI-REML step uses), so E comes without
+the traces (which need all of C^-1, not only its selected entries).
 """
 from __future__ import annotations
 
@@ -54,7 +55,9 @@ def observed_information(problem: REMLProblem, ev: Evaluation, free: np.ndarray)
 
 def expected_information(problem: REMLProblem, ev: Evaluation, free: np.ndarray,
                          observed: np.ndarray | None = None) -> np.ndarray:
-    """E = 1/2 tr(P V_i P V_j) = 2 AI - O over the ``free`` parameters, for V linear in them."""
+    """E = 1/2 tr(P V_i P V_j) = 2 AI + K - O over the ``free`` parameters, K the part of
+    -d2logL that parameters entering V nonlinearly add (``ev.curvature``, zero for linear ones)."""
     idx = np.flatnonzero(free)
     O = observed_information(problem, ev, free) if observed is None else observed
-    return 2.0 * ev.ai[np.ix_(idx, idx)] - O
+    curv = ev.curvature[np.ix_(idx, idx)] if ev.curvature is not None else 0.0
+    return 2.0 * ev.ai[np.ix_(idx, idx)] + curv - O

@@ -97,21 +97,32 @@ class WaldTests:
         return [x for x, f in zip(items, self.free) if f]
 
     def kr_covariance(self) -> tuple[np.ndarray, list, np.ndarray]:
-        """(Phi_A, P_i over the estimated parameters, W = inverse expected information)."""
+        """(Phi_A, P_i over the estimated parameters, W = inverse expected information), in the
+        parameters that enter V linearly: the reported ones (variances and covariances; us() is
+        fitted on a Cholesky factor and reported as Sigma's entries)."""
         if self._phi_kr is None:
-            kinds = np.asarray(self.model.problem.params.kinds)
-            if np.any(kinds[self.free] != "var"):
-                bad = [lab for lab, k, f in zip(self.model.problem.params.labels, kinds, self.free) if f and k != "var"]
+            problem, ev = self.model.problem, self.model.result.evaluation
+            kinds = np.asarray(problem.report_kinds)
+            bad = [lab for lab, k in zip(problem.report_labels, kinds) if k not in ("var", "cov")]
+            if bad:
                 raise ModelError(f"Kenward-Roger needs variance parameters that enter V linearly; "
-                                 f"{', '.join(bad[:4])} do not (correlations, loadings, Cholesky factors); "
-                                 f"use ddf='satterthwaite'")
-            Q = self.fc.Q()
+                                 f"{', '.join(bad[:4])} do not (correlations, loadings); use ddf='satterthwaite'")
             idx = np.flatnonzero(self.free)
-            P = [self.fc.P[i] for i in idx]
-            Qf = Q[np.ix_(idx, idx)]
-            E = expected_information(self.model.problem, self.model.result.evaluation, self.free, self.observed())
-            W = np.linalg.inv(E)
-            self._phi_kr = (kr_adjusted(self.fc.phi, P, Qf, W), P, W)
+            linear = all(k == "var" for k in problem.params.kinds)
+            if idx.size < self.free.size and not linear:
+                held = [lab for lab, f in zip(problem.params.labels, self.free) if not f]
+                raise ModelError(f"Kenward-Roger with a covariance model and parameters held at a bound or fixed "
+                                 f"({', '.join(held[:4])}) is not offered; use ddf='satterthwaite'")
+            Q = self.fc.Q()[np.ix_(idx, idx)]
+            # E in the working parameters; E, P and Q carry over to the reported ones by J^-1
+            E_w = expected_information(problem, ev, self.free, self.observed())
+            Jinv = np.eye(idx.size) if linear else np.linalg.inv(problem.report(ev.theta)[1])
+            Pw = [self.fc.P[i] for i in idx]
+            P = [sum(Jinv[a, i] * Pw[a] for a in range(Jinv.shape[0]) if Jinv[a, i] != 0.0)
+                 for i in range(Jinv.shape[1])]
+            Qr = np.einsum("ai,abpq,bj->ijpq", Jinv, Q, Jinv)
+            W = np.linalg.inv(Jinv.T @ E_w @ Jinv)
+            self._phi_kr = (kr_adjusted(self.fc.phi, P, Qr, W), P, W)
         return self._phi_kr
 
     # -- one test ---------------------------------------------------------------------
