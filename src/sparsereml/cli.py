@@ -54,10 +54,13 @@ def write_outputs(model, out: Path, functions: dict | None = None, wald=None, pr
         path = out / f"predictions_{_safe(pred.classify)}.csv"
         pred.table.to_csv(path, index=False)
         written.append(path)
-        if sed:
+        if sed and pred.has_vcov:
             path = out / f"sed_{_safe(pred.classify)}.csv"
             pred.sed.to_csv(path)
             written.append(path)
+        elif sed:  # too many cells for the matrix: the summary of the SEDs is in summary.txt
+            summary += (f"\n\nSED matrix of {pred.classify} not written: {len(pred.table):,} cells "
+                        f"(the SED summary is below each prediction table)")
     (out / "summary.txt").write_text(summary + "\n")
     info = {
         "fixed": model.spec.formulas.get("fixed"), "random": model.spec.formulas.get("random"),

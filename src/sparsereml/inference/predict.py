@@ -257,6 +257,11 @@ class Predictions:
 
     # -- tables ---------------------------------------------------------------------
     @property
+    def has_vcov(self) -> bool:
+        """Whether the table's covariance (and so ``.sed`` and ``.pairs()``) was formed."""
+        return self._V is not None
+
+    @property
     def vcov(self) -> pd.DataFrame:
         """Prediction error covariance of the table (cells x cells)."""
         if self._V is None:
