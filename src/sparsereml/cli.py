@@ -54,6 +54,7 @@ def write_outputs(model, out: Path, functions: dict | None = None, wald=None, pr
         path = out / f"predictions_{_safe(pred.classify)}.csv"
         pred.table.to_csv(path, index=False)
         written.append(path)
+        summary += f"\n\nPredictions of {pred.classify} ({path.name})\n{_sed_line(pred)}"
         if sed and pred.has_vcov:
             path = out / f"sed_{_safe(pred.classify)}.csv"
             pred.sed.to_csv(path)
@@ -73,6 +74,11 @@ def write_outputs(model, out: Path, functions: dict | None = None, wald=None, pr
     (out / "fit.json").write_text(json.dumps(info, indent=1, default=float))
     written += [out / "summary.txt", out / "fit.json"]
     return written
+
+
+def _sed_line(pred) -> str:
+    s = pred.avsed
+    return f"SED: min {s['min']:.6g}  mean {s['mean']:.6g}  max {s['max']:.6g}"
 
 
 def say(*parts) -> None:
@@ -149,8 +155,7 @@ def cmd_fit(args) -> int:
     for pred in predictions:
         say(f"\nPredictions of {pred.classify}")
         say(pred.table.to_string(index=False, max_rows=30))
-        s = pred.avsed
-        say(f"SED: min {s['min']:.6g}  mean {s['mean']:.6g}  max {s['max']:.6g}")
+        say(_sed_line(pred))
     if out is not None:
         say(f"\nwrote {len(files)} files to {args.out}")
     return 0 if model.converged else 3
