@@ -161,7 +161,8 @@ class FittedModel(FixedEffectsInference):
 
     # -- fixed and random effects ----------------------------------------------------------
     def _pev(self, start: int, size: int) -> np.ndarray:
-        zc = self._problem.selected_inverse(self._evaluation)
+        with self.control.threading():  # the fit's thread counts, one BLAS thread for small blocks
+            zc = self._problem.selected_inverse(self._evaluation)
         return zc[self._diag_pos[start:start + size]]
 
     @cached_property

@@ -24,7 +24,8 @@ class FixedEffectsInference:
 
         if not self.converged:
             warn_user(f"Wald tests of a fit that did not converge ({self.message})", ConvergenceWarning)
-        return WaldTests(self)
+        with self.problem.control.threading():
+            return WaldTests(self)
 
     def wald(self, ddf: str = "kr", ss: str = "incremental") -> pd.DataFrame:
         """Wald F tests of the fixed terms, as ASReml-R's wald table.
@@ -47,7 +48,8 @@ class FixedEffectsInference:
         ``Pr`` is the p-value of the last F column.  Aliased columns (``design.fixed.aliased``) are
         left out; a term with none left has Df 0.
         """
-        return self.wald_tests.table(ddf, ss)
+        with self.problem.control.threading():  # one BLAS thread for the small dense blocks
+            return self.wald_tests.table(ddf, ss)
 
     def predict(self, classify: str, present=None, levels: dict | None = None, sed: bool = True,
                 average: dict | None = None, use=None):
@@ -79,7 +81,8 @@ class FixedEffectsInference:
 
         if not self.converged:
             warn_user(f"predictions from a fit that did not converge ({self.message})", ConvergenceWarning)
-        return predict(self, classify, present, levels, sed, average, use)
+        with self.problem.control.threading():
+            return predict(self, classify, present, levels, sed, average, use)
 
     def heritability_cullis(self, term: str) -> float:
         """Cullis, Smith & Coombes' (2006) generalised heritability of a random term with one
@@ -97,7 +100,8 @@ class FixedEffectsInference:
         pev = self._pev(off, q)
         e = np.zeros(prob.mme.N)
         e[off: off + q] = 1.0
-        total = float(e @ prob.factor.solve(e))  # 1'C^uu 1
+        with prob.control.threading():
+            total = float(e @ prob.factor.solve(e))  # 1'C^uu 1
         v = (2.0 * q * pev.sum() - 2.0 * total) / (q * (q - 1))
         return 1.0 - v / (2.0 * float(self.theta_working[sl][0]))
 
@@ -107,7 +111,8 @@ class FixedEffectsInference:
         w = self.wald_tests
         if adjust not in (None, "kr"):
             raise ModelError(f"adjust must be None or 'kr', got {adjust!r}")
-        V = w.fc.phi if adjust is None else w.kr_covariance()[0]
+        with self.problem.control.threading():
+            V = w.fc.phi if adjust is None else w.kr_covariance()[0]
         names = self.design.fixed.names
         return pd.DataFrame(V, index=names, columns=names)
 

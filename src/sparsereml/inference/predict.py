@@ -318,11 +318,13 @@ class Predictions:
             w = self._model.wald_tests
             L = self._KX[i] - self._KX[j]
             if ddf == "kr":
-                phi_a, P, W = w.kr_covariance()
+                with self._model.problem.control.threading():
+                    phi_a, P, W = w.kr_covariance()
                 se = np.sqrt(np.einsum("ij,jk,ik->i", L, phi_a, L))
                 df = np.array([kr_ddf(l[None], w.fc.phi, P, W)[0] for l in L])
             else:
-                A = np.linalg.inv(w.observed())
+                with self._model.problem.control.threading():
+                    A = np.linalg.inv(w.observed())
                 dphi = w.free_list(w.fc.dphi())
                 df = np.array([satterthwaite_ddf(l[None], w.fc.phi, dphi, A)[0] for l in L])
         t = est / se
