@@ -166,7 +166,9 @@ def peer_cell(step: dict | None) -> tuple[str, float | None]:
         return step["message"], None
     if step["status"] == "skipped":
         return "not run", None
-    return "error (see below)", None
+    if "seconds" in step:
+        return f"failed after {step['seconds']:.1f} s", None
+    return "failed (see below)", None
 
 
 def table(rows: list, peers: bool) -> list:

@@ -24,7 +24,9 @@
 ##   emm_sat  the same with lmer.df = "satterthwaite", lmerTest.limit = Inf
 ## The only fixed term is Trial, so lmerTest's type 1 (Trial after the intercept) and type 3
 ## test the same hypothesis (all trial means equal) and give the same F; the anova steps report
-## Trial's NumDF, DenDF and F.  emmeans's default limits (3,000 records) would silently switch the
+## Trial's NumDF, DenDF and F.  When pbkrtest fails, lmerTest's anova warns and gives Satterthwaite's
+## test instead: "kr" then reports status "error" with pbkrtest's message (and the seconds until then).
+## emmeans's default limits (3,000 records) would silently switch the
 ## df off on these data; they are lifted here.  When "kr" does not finish within the limit,
 ## "emm_kr" (which needs the same pbkrtest::vcovAdj) is not run, to keep the run short.
 ##
@@ -114,8 +116,18 @@ if (!is.null(step)) {
     },
     kr = {
       m <- readRDS(rds)
-      secs <- system.time(a <- anova(m, type = 1, ddf = "Kenward-Roger"))[["elapsed"]]
-      list(seconds = secs, results = trial_row(a))
+      warns <- character(0)
+      secs <- system.time(a <- withCallingHandlers(anova(m, type = 1, ddf = "Kenward-Roger"), warning = function(w) {
+        warns <<- c(warns, trimws(conditionMessage(w))); invokeRestart("muffleWarning")
+      }))[["elapsed"]]
+      if (any(grepl("Unable to compute Kenward-Roger", warns))) {
+        ## lmerTest catches pbkrtest's error (try) and gives Satterthwaite's test instead; try()
+        ## leaves pbkrtest's message in geterrmessage()
+        list(status = "error", seconds = secs,
+             message = sprintf("pbkrtest failed after %.1f s (%s); lmerTest then warns \"%s\" and gives Satterthwaite's F and df",
+                               secs, trimws(geterrmessage()), warns[grepl("Kenward", warns)][1]),
+             results = trial_row(a))
+      } else list(seconds = secs, results = trial_row(a))
     },
     emm_kr = emm_step(readRDS(rds), "kenward-roger"),
     emm_sat = emm_step(readRDS(rds), "satterthwaite"),
@@ -145,14 +157,22 @@ run_step <- function(name) {
   wall <- as.numeric(difftime(Sys.time(), t0, units = "secs"))
   if (status == 0 && file.exists(out)) {
     r <- fromJSON(out, simplifyVector = FALSE)
-    return(c(list(status = "ok"), r))
+    if (is.null(r$status)) r$status <- "ok"
+    return(r)
   }
   if (status == 124) {
     return(list(status = "timeout", message = sprintf("did not finish within %.0f s", timeout), wall = wall))
   }
   msg <- if (file.exists(err)) readLines(err, warn = FALSE) else character(0)
-  msg <- msg[nzchar(trimws(msg))]
-  text <- paste(trimws(tail(msg, 3)), collapse = " ")
+  msg <- trimws(msg[nzchar(trimws(msg))])
+  ## R's error: from the line starting "Error" up to "Calls:" / "Timing stopped" / "Execution halted"
+  first <- grep("^Error", msg)
+  if (length(first)) {
+    rest <- msg[first[1]:length(msg)]
+    end <- grep("^(Calls:|Timing stopped|Execution halted|In addition)", rest)
+    rest <- if (length(end)) rest[seq_len(end[1] - 1)] else rest
+    text <- paste(rest, collapse = " ")
+  } else text <- paste(tail(msg, 3), collapse = " ")
   if (!nzchar(text)) text <- sprintf("exit status %d", status)
   list(status = "error", message = substr(text, 1, 300), wall = wall)
 }
