@@ -125,7 +125,7 @@ if (!is.null(step)) {
         ## leaves pbkrtest's message in geterrmessage()
         list(status = "error", seconds = secs,
              message = sprintf("pbkrtest failed after %.1f s (%s); lmerTest then warns \"%s\" and gives Satterthwaite's F and df",
-                               secs, trimws(geterrmessage()), warns[grepl("Kenward", warns)][1]),
+                               secs, gsub("\\s+", " ", trimws(geterrmessage())), warns[grepl("Kenward", warns)][1]),
              results = trial_row(a))
       } else list(seconds = secs, results = trial_row(a))
     },
