@@ -119,6 +119,8 @@ def test_bad_requests_are_refused(fits):
         m.predict("a", levels={"a": ["a1", "a9"]})
     with pytest.raises(sr.ModelError, match="present: 'rep' must be a fixed factor"):
         m.predict("a", present=["rep"])
+    with pytest.raises(sr.ModelError, match="average: 'c' is not a fixed factor averaged over"):
+        m.predict("a", average={"c": [1.0, 1.0]})
     with pytest.raises(sr.ModelError, match="adjust must be"):
         m.predict("a").pairs(adjust="tukey")
     with pytest.raises(sr.ModelError, match="ddf must be one of"):
