@@ -48,3 +48,18 @@ def test_matches_dense_formulas(case, weighted, backend):
         if case == "ar1 x ar1":
             with pytest.raises(sr.ModelError, match="Kenward-Roger needs independent residuals"):
                 fc.Q()
+
+
+def test_arrays_beyond_the_memory_limit_are_refused_with_the_alternative(monkeypatch):
+    from sparsereml.inference import fixed_cov
+
+    df = field(trials=("A", "B", "C")).dropna()
+    m = sr.fit("y ~ trial + block", "~ gen + trial:block", data=df)
+    monkeypatch.setattr(fixed_cov, "MAX_ENTRIES", 200)  # C^-1 X: 22 x 5 fits, Q: 3 x 3 x 5 x 5 does not
+    assert m.wald("satterthwaite").loc["trial", "Df"] == 2
+    with pytest.raises(sr.ModelError, match="use ddf='satterthwaite'"):
+        m.wald("kr")
+    monkeypatch.setattr(fixed_cov, "MAX_ENTRIES", 10)
+    m2 = sr.fit("y ~ trial + block", "~ gen + trial:block", data=df)
+    with pytest.raises(sr.ModelError, match="fit the widest fixed terms as random"):
+        m2.wald("none")

@@ -24,7 +24,9 @@ import numpy as np
 from ..errors import ModelError
 from ..reml.problem import Evaluation, REMLProblem
 
-__all__ = ["FixedEffectsCovariance"]
+__all__ = ["FixedEffectsCovariance", "MAX_ENTRIES"]
+
+MAX_ENTRIES = 250_000_000  # numbers (2 GB) an array of these quantities may hold
 
 
 @dataclass
@@ -45,8 +47,12 @@ class FixedEffectsCovariance:
 
     def __post_init__(self):
         prob = self.problem
-        prob.hold(self.ev)  # the factor must hold the reported point
         p, N = prob.p, prob.mme.N
+        if N * p > MAX_ENTRIES:
+            raise ModelError(f"tests of fixed effects need C^-1's {p:,} fixed-effect columns ({N:,} x {p:,} numbers, "
+                             f"{8 * N * p / 1e9:.1f} GB); fit the widest fixed terms as random, or test fewer "
+                             f"columns")
+        prob.hold(self.ev)  # the factor must hold the reported point
         E = np.zeros((N, p))
         E[np.arange(p), np.arange(p)] = 1.0
         S = prob.factor.solve(E)
@@ -118,6 +124,10 @@ class FixedEffectsCovariance:
 
     def _second_products(self) -> np.ndarray:
         prob = self.problem
+        k, p = len(self.P), self.phi.shape[0]
+        if k * k * p * p > MAX_ENTRIES:
+            raise ModelError(f"Kenward-Roger needs {k} x {k} products of {p} x {p} matrices "
+                             f"({8 * k * k * p * p / 1e9:.1f} GB) here; use ddf='satterthwaite'")
         if any(res.n_params != 1 or res.needs_cells for res in prob.residuals):
             raise ModelError("Kenward-Roger needs independent residuals with one variance per group "
                              "(no residual grid or correlation); use ddf='satterthwaite'")
