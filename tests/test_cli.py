@@ -172,3 +172,17 @@ def test_unknown_classify_is_refused_before_the_fit(csv, capsys):
     captured = capsys.readouterr()
     assert code == 2 and "classify: 'Mothr' is not a variable of the model's terms" in captured.err
     assert "iteration" not in captured.out
+
+
+def test_json_prints_one_strict_json_object(csv, capsys, backend):
+    args = ["fit", str(csv), "--fixed", "dbh ~ Trial", "--random", "~ Trial:Block + Mother", "--factors", "Trial",
+            "--wald", "kr", "--predict", "Trial", "--json"] + (["--backend", backend] if backend else [])
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    result = json.loads(out, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert out.count("\n") == 1 and "iteration" not in out.split("{", 1)[0]
+    assert result["converged"] and {r["term"] for r in result["varcomp"]} == {"Trial:Block", "Mother", "units"}
+    wald = {r["term"]: r for r in result["wald"]}
+    assert wald["Trial"]["Df"] == 3 and wald["Trial"]["denDF"] > 0
+    assert [r["Trial"] for r in result["predictions"]["Trial"]] == ["1", "2", "3", "4"]
+    assert result["fixed_effects"][0]["effect"] == "(Intercept)"

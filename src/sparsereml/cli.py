@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -20,6 +21,49 @@ def _file_name(term: str) -> str:
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
+
+
+def fit_info(model) -> dict:
+    """What fit.json holds: formulas, sizes, logL, AIC/BIC, convergence, control, timings, iterations."""
+    return {
+        "fixed": model.spec.formulas.get("fixed"), "random": model.spec.formulas.get("random"),
+        "residual": model.spec.residual.label, "nobs": model.nobs, "n_dropped": model.n_dropped,
+        "rank_X": model.rank, "loglik": model.loglik, "loglik_asreml": model.loglik_asreml,
+        "aic": model.aic, "bic": model.bic, "converged": model.converged, "message": model.message,
+        "backend": model.backend, "control": model.control.to_dict(), "seconds": model.seconds,
+        "iterations": model.iterations.reset_index().to_dict(orient="records"),
+    }
+
+
+def _records(df) -> list:
+    return df.reset_index().to_dict(orient="records")
+
+
+def _plain(obj):
+    """JSON-safe values: numpy numbers as Python ones, NaN and infinities as null (strict JSON)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def json_result(model, wald=None, predictions: list | None = None, functions: dict | None = None) -> dict:
+    """The machine-readable result ``--json`` prints: fit.json's content and the tables."""
+    out = fit_info(model)
+    out["varcomp"] = _records(model.varcomp)
+    out["fixed_effects"] = _records(model.fixed)
+    if functions:
+        out["functions"] = _records(model.vpredict(functions))
+    if wald is not None:
+        out["wald"] = _records(wald)
+    if predictions:
+        out["predictions"] = {p.classify: _records(p.table.set_index(p.table.columns[0])) for p in predictions}
+    return out
 
 
 def write_outputs(model, out: Path, functions: dict | None = None, wald=None, predictions: list | None = None,
@@ -63,14 +107,7 @@ def write_outputs(model, out: Path, functions: dict | None = None, wald=None, pr
             summary += (f"\n\nSED matrix of {pred.classify} not written: {len(pred.table):,} cells "
                         f"(the SED summary is below each prediction table)")
     (out / "summary.txt").write_text(summary + "\n")
-    info = {
-        "fixed": model.spec.formulas.get("fixed"), "random": model.spec.formulas.get("random"),
-        "residual": model.spec.residual.label, "nobs": model.nobs, "n_dropped": model.n_dropped,
-        "rank_X": model.rank, "loglik": model.loglik, "loglik_asreml": model.loglik_asreml,
-        "aic": model.aic, "bic": model.bic, "converged": model.converged, "message": model.message,
-        "backend": model.backend, "control": model.control.to_dict(), "seconds": model.seconds,
-        "iterations": model.iterations.reset_index().to_dict(orient="records"),
-    }
+    info = fit_info(model)
     (out / "fit.json").write_text(json.dumps(info, indent=1, default=float))
     written += [out / "summary.txt", out / "fit.json"]
     return written
@@ -139,11 +176,15 @@ def cmd_fit(args) -> int:
         check_expressions(functions, prepared.labels)
     for classify in args.predict or []:  # and a classify the model does not know
         check_classify(prepared.problem.design, classify)
-    model = prepared.run(callback=None if args.quiet else progress_printer(say))
+    quiet = args.quiet or args.json  # standard output carries the JSON alone
+    model = prepared.run(callback=None if quiet else progress_printer(say))
     wald = model.wald(args.wald, args.ss) if args.wald else None
     predictions = [model.predict(c, sed=args.sed) for c in args.predict or []]
     if out is not None:  # the files first: a long summary on a closed pipe must not lose them
         files = write_outputs(model, out, functions, wald, predictions, args.sed)
+    if args.json:
+        say(json.dumps(_plain(json_result(model, wald, predictions, functions)), allow_nan=False))
+        return 0 if model.converged else 3
     say()
     say(model.summary())
     if functions:
@@ -221,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--sed", action="store_true", help="also write the SED matrix of each --predict table")
     f.add_argument("--out", default=None, help="directory for the result files")
     f.add_argument("--quiet", action="store_true", help="no progress lines")
+    f.add_argument("--json", action="store_true",
+                   help="print the result as one JSON object on standard output (no progress or summary)")
     f.set_defaults(func=cmd_fit)
     d = sub.add_parser("demo", help="simulate a progeny-trial network and fit models m2, m2b, m2c")
     # None: the default of sparsereml.datasets.trial_network, the one place the network's size is set
