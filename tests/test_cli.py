@@ -27,6 +27,10 @@ def test_fit_writes_result_files(csv, tmp_path, capsys, backend):
     assert main(["fit"] + args) == 0
     text = capsys.readouterr().out
     assert "iteration   1  logL" in text and "change" in text and "Variance components" in text
+    # the stages before the iterations are reported as they end, in order
+    lines = text.splitlines()
+    first = [next(i for i, ln in enumerate(lines) if ln.startswith(w)) for w in ("design:", "equations:", "iteration   0")]
+    assert first == sorted(first) and "records" in lines[first[0]] and "unknowns" in lines[first[1]]
     names = {p.name for p in out.iterdir()}
     assert {"varcomp.csv", "fixed.csv", "summary.txt", "fit.json", "blup_Trial_Block.csv", "blup_Mother.csv",
             "blup_Trial_Mother.csv"} <= names

@@ -249,3 +249,13 @@ def test_an_overflowing_product_of_covariates_names_the_term(trials):
     big = trials.assign(a=trials.dbh * 1e200, b=trials.dbh * 1e200)
     with pytest.raises(DataError, match="the fixed term 'a:b' has values beyond double precision"):
         fit_unchanged(big, "dbh ~ a:b", "~ Mother")
+
+
+def test_verbose_reports_each_stage_then_each_iteration(capsys):
+    df, _ = sr.datasets.trial_network(seed=5, trials=4, trees=3000, mothers=60)
+    sr.fit("dbh ~ Trial", "~ Trial:Block + Mother", data=df, verbose=True)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("design: ") and lines[1].startswith("equations: ")
+    assert lines[2].startswith("iteration   0  logL")
+    with pytest.raises(sr.ModelError, match="verbose must be True or False"):
+        sr.fit("dbh ~ Trial", data=df, verbose="yes")

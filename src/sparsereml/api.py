@@ -79,8 +79,11 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     -------
     FittedModel
     """
+    if not isinstance(verbose, bool):
+        raise ModelError(f"verbose must be True or False, got {verbose!r}")
     prepared = prepare_fit(fixed, random, residual, data, factors=factors, na_action=na_action, start=start,
-                           fix=fix, matrices=matrices, control=control, backend=backend, max_iter=max_iter, tol=tol)
+                           fix=fix, matrices=matrices, control=control, backend=backend, max_iter=max_iter, tol=tol,
+                           progress=(lambda text: print(text, flush=True)) if verbose else None)
     return prepared.run(verbose=verbose, callback=callback)
 
 
@@ -129,9 +132,11 @@ class PreparedFit:
 def prepare_fit(fixed: str, random: str | None = None, residual: str | None = None, data=None, *,
                 factors=None, na_action: str = "error", start=None, fix: dict | None = None,
                 matrices: dict | None = None, control: Control | None = None, backend: str | None = None,
-                max_iter: int | None = None, tol: float | None = None) -> PreparedFit:
+                max_iter: int | None = None, tol: float | None = None, progress=None) -> PreparedFit:
     """Every stage of :func:`fit` before the iterations (arguments as there).  The command line
-    uses it to check what it can (functions of the components, say) before the fit runs."""
+    uses it to check what it can (functions of the components, say) before the fit runs.
+    ``progress`` (a function of one line of text) hears of each stage as it ends."""
+    say = progress or (lambda text: None)
     t0 = time.perf_counter()
     control = resolve_control(control, backend=backend, max_iter=max_iter, tol=tol)
     _check_arguments(fixed, random, residual, data, start, fix, matrices)
@@ -139,7 +144,12 @@ def prepare_fit(fixed: str, random: str | None = None, residual: str | None = No
     with control.threading():
         design = build_design(spec, data, na_action, matrices, factors, control.backend)
         t1 = time.perf_counter()
+        say(f"design: {design.n:,} records, {design.p:,} fixed-effect columns, "
+            f"{design.n_columns - design.p:,} random-effect columns ({t1 - t0:.2f} s)")
         problem = REMLProblem(design, control)
+        say(f"equations: {problem.mme.N:,} unknowns, {problem.params.n} variance parameters; data pass "
+            f"{problem.seconds['data_pass']:.2f} s, analysis {problem.seconds['analyse']:.2f} s "
+            f"({problem.factor.method})")
         t_start = time.perf_counter()
         theta0, fixed_mask = start_values(problem, start, fix)
         t_start = time.perf_counter() - t_start

@@ -169,14 +169,14 @@ def cmd_fit(args) -> int:
     for spec in args.pedigree or []:
         matrices.update(_pedigree(spec, args.add_missing))
     data = _read_data(args.data, args.sep, args.decimal)
+    quiet = args.quiet or args.json  # standard output carries the JSON alone
     prepared = prepare_fit(args.fixed, args.random, args.residual, data=data, factors=factors or None,
                            na_action=args.na_action, backend=args.backend, max_iter=args.max_iter,
-                           matrices=matrices or None)
+                           matrices=matrices or None, progress=None if quiet else say)
     if functions:  # a typo in --function is reported before the fit, not after it
         check_expressions(functions, prepared.labels)
     for classify in args.predict or []:  # and a classify the model does not know
         check_classify(prepared.problem.design, classify)
-    quiet = args.quiet or args.json  # standard output carries the JSON alone
     model = prepared.run(callback=None if quiet else progress_printer(say))
     wald = model.wald(args.wald, args.ss) if args.wald else None
     predictions = [model.predict(c, sed=args.sed) for c in args.predict or []]
