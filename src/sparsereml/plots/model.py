@@ -39,8 +39,9 @@ def _is_model(obj) -> bool:
 
 
 def _auto_alpha(n: int) -> float:
-    """Point transparency from the number of points: 0.5 up to ~3,600 points, 0.02 from ~2.2M."""
-    return float(np.clip(30.0 / np.sqrt(max(n, 1)), 0.02, 0.5))
+    """Point transparency from the number of points: 0.5 up to 1,600 points, 20 / sqrt(n) beyond,
+    down to 0.02 from a million points."""
+    return float(np.clip(20.0 / np.sqrt(max(n, 1)), 0.02, 0.5))
 
 
 def _levels(factor: pd.Series) -> tuple[np.ndarray, list]:
@@ -88,8 +89,8 @@ def overview(data, response: str | None = None, by: str | None = None, *, jitter
     jitter : float
         Half-width of the horizontal spread of the points around their level's position (0 to 0.5).
     alpha : float, optional
-        Transparency of the points; by default from their number, 0.5 for a few thousand down to
-        0.02 for two million.
+        Transparency of the points; by default from their number n: 0.5 up to 1,600 points,
+        20 / sqrt(n) beyond (0.2 for 10,000), 0.02 from a million.
     max_points : int, optional
         Draw at most this many points, drawn at random (``seed``); the means use every record.
     ax : matplotlib Axes, optional
