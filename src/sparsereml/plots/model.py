@@ -343,6 +343,7 @@ def trace(model) -> Figure:
     x = it.index.to_numpy()
     top.plot(x, it["loglik"].to_numpy(dtype=float), marker="o", color="black")
     top.set_ylabel("REML logL")
+    top.ticklabel_format(axis="y", useOffset=False, style="plain")  # logL as printed, not -1.896e4 + ...
     top.set_title(f"REML iterations ({model.n_iterations}, "
                   f"{'converged' if model.converged else 'not converged'})")
     skipped = []
