@@ -125,6 +125,9 @@ def variogram(model, group: str | None = None, *, max_lag: int | tuple | None = 
     lags (row lag down, column lag across; lag pairs without plots blank) rather than ASReml's
     3-D wireframe: the heat map shows every lag without hiding any behind others.
 
+    "Row" is the grid's first dimension and "column" its second, in the order the residual
+    names them (``ar1(col):ar1(row)`` puts ``col`` first); the axes carry the column names.
+
     Parameters
     ----------
     model : FittedModel
