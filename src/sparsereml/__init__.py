@@ -22,6 +22,15 @@ from .results import load_model as load
 __version__ = "0.1.0"
 
 __all__ = ["fit", "prepare_fit", "PreparedFit", "Control", "load", "CovariateWarning", "lrt", "LRTResult", "compare", "Comparison", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem", "start_values",
-           "ai_reml", "OptimResult", "datasets", "SparseREMLError", "FormulaError", "DataError", "ModelError",
+           "ai_reml", "OptimResult", "datasets", "plots", "SparseREMLError", "FormulaError", "DataError", "ModelError",
            "AliasWarning", "ConvergenceWarning", "Pedigree", "PedigreeWarning", "Inverse", "grm", "vpredict",
            "breeding_values", "__version__"]
+
+
+def __getattr__(name: str):
+    # sr.plots is imported on first use: matplotlib is not needed to fit
+    if name == "plots":
+        import importlib
+
+        return importlib.import_module(".plots", __name__)
+    raise AttributeError(f"module 'sparsereml' has no attribute {name!r}")

@@ -1,4 +1,10 @@
-"""Plots of the data and of fitted models; every function returns a matplotlib Figure."""
-from .model import caterpillar, overview, ranking, residuals, trace
+"""Plots of the data and of fitted models; every function returns a matplotlib Figure.
 
-__all__ = ["overview", "caterpillar", "ranking", "residuals", "trace"]
+``model``: the network overview, BLUP caterpillar and ranking, residuals against fitted values,
+the iteration trace.  ``spatial``: the sample variogram and residual map on a residual grid, the
+correlation heat map of a covariance model between levels, the fa loadings biplot."""
+from .model import caterpillar, overview, ranking, residuals, trace
+from .spatial import correlation_heatmap, fa_biplot, residual_map, variogram
+
+__all__ = ["overview", "caterpillar", "ranking", "residuals", "trace", "variogram", "residual_map",
+           "correlation_heatmap", "fa_biplot"]
