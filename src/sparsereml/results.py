@@ -8,6 +8,7 @@ import pandas as pd
 
 from .control import Control
 from .equations import EquationsDescription, describe_equations
+from .report_content import Report
 from .inference.methods import FixedEffectsInference
 from .errors import ModelError, UnknownName
 from .reml.optimizer import OptimResult
@@ -297,42 +298,57 @@ class FittedModel(FixedEffectsInference):
     def n_iterations(self) -> int:
         return len(self._result.history) - 1
 
-    def summary(self, n_fixed: int = 12) -> str:
-        """A compact report: model, likelihood, variance components, fixed effects."""
+    def report_content(self, n_fixed: int = 12) -> Report:
+        """The summary's content as sections (model, likelihood, equations; variance components;
+        covariance models and residual grids; fixed effects), rendered by :meth:`summary` as text
+        and by ``_repr_html_`` as HTML."""
         f = self.spec.formulas
-        lines = [f"sparsereml REML fit   fixed: {f.get('fixed')}"]
+        rep = Report()
+        head = rep.add()
+        head.line(f"sparsereml REML fit   fixed: {f.get('fixed')}")
         if f.get("random"):
-            lines.append(f"                      random: {f.get('random')}")
-        lines.append(f"                      residual: {self.spec.residual.label}")
+            head.line(f"                      random: {f.get('random')}")
+        head.line(f"                      residual: {self.spec.residual.label}")
         dropped = f", {self.n_dropped} rows dropped for a missing response" if self.n_dropped else ""
         if self.n_dropped_predictors:
             dropped += f", {self.n_dropped_predictors} for missing predictors"
         if self.n_dropped_infinite:
             dropped += f", {self.n_dropped_infinite} for infinite values"
-        lines.append(f"n = {self.nobs}{dropped}; rank of X = {self.rank}")
-        lines.append(f"logL = {self.loglik:.4f} (REML, lme4 convention); ASReml convention {self.loglik_asreml:.4f}")
-        lines.append(f"AIC = {self.aic:.2f}   BIC = {self.bic:.2f}   ({self.n_params} variance parameters)")
+        head.line(f"n = {self.nobs}{dropped}; rank of X = {self.rank}")
+        head.line(f"logL = {self.loglik:.4f} (REML, lme4 convention); ASReml convention {self.loglik_asreml:.4f}")
+        head.line(f"AIC = {self.aic:.2f}   BIC = {self.bic:.2f}   ({self.n_params} variance parameters)")
         status = "converged" if self.converged else "NOT converged"
-        lines.append(f"{status} in {self.n_iterations} AI-REML iterations, {self.seconds.get('total', 0):.2f} s "
-                     f"({self.backend})")
+        head.line(f"{status} in {self.n_iterations} AI-REML iterations, {self.seconds.get('total', 0):.2f} s "
+                  f"({self.backend})")
         if not self.converged:
-            lines.append(f"  {self.message}")
+            head.line(f"  {self.message}")
         eq = self.equations
-        lines.append(f"mixed-model equations: {eq.unknowns:,} unknowns ({eq.absorbed:,} absorbed), factor "
-                     f"{eq.factor_nonzeros:,} nonzeros, largest supernode {eq.largest_supernode:,} "
-                     f"({eq.factorisation})")
-        lines.append("")
-        lines.append("Variance components")
-        lines.append(_format_table(self.varcomp))
-        lines.append("")
-        lines += self._structure_notes()
+        head.line(f"mixed-model equations: {eq.unknowns:,} unknowns ({eq.absorbed:,} absorbed), factor "
+                  f"{eq.factor_nonzeros:,} nonzeros, largest supernode {eq.largest_supernode:,} "
+                  f"({eq.factorisation})")
+        rep.add("Variance components").table(self.varcomp)
+        notes = self._structure_notes()
+        if notes:
+            sec = rep.add()
+            for b in notes:
+                if isinstance(b, pd.DataFrame):
+                    sec.table(b)
+                elif b:
+                    sec.line(b)
         fx = self.fixed
-        head = f"Fixed effects ({len(fx)})" if len(fx) <= n_fixed else f"Fixed effects (first {n_fixed} of {len(fx)})"
-        lines.append(head)
-        lines.append(_format_table(fx.head(n_fixed)))
+        title = f"Fixed effects ({len(fx)})" if len(fx) <= n_fixed else f"Fixed effects (first {n_fixed} of {len(fx)})"
+        sec = rep.add(title).table(fx.head(n_fixed))
         if self.design.fixed.aliased:
-            lines.append(f"aliased and dropped: {', '.join(self.design.fixed.aliased)}")
-        return "\n".join(lines)
+            sec.line(f"aliased and dropped: {', '.join(self.design.fixed.aliased)}")
+        return rep
+
+    def summary(self, n_fixed: int = 12) -> str:
+        """A compact report: model, likelihood, variance components, fixed effects."""
+        return self.report_content(n_fixed).to_text()
+
+    def _repr_html_(self) -> str:
+        """The summary as HTML, for Jupyter."""
+        return self.report_content().to_html()
 
     def _structure_notes(self, max_levels: int = 8) -> list:
         """Covariance models (their correlations when small, fa's rotation constraint) and
@@ -348,14 +364,14 @@ class FittedModel(FixedEffectsInference):
                          f"{R.index[0]} loads on factor 1 only), up to sign")
             out.append(line + (":" if len(R) <= max_levels else f" (m.vcov({name!r}))"))
             if len(R) <= max_levels:
-                out.append(_format_table(R.round(3)))
+                out.append(R.round(3))
         grids = [(lab, g) for lab, g in zip(self.design.residual.labels, self.design.residual.grids) if g is not None]
         for lab, g in grids[:max_levels]:
             dims = " x ".join(f"{d.label} ({m})" for d, m in zip(g.dims, g.shape))
             out.append(f"residual {lab}: {dims} grid, {g.n_cells:,} cells, {g.missing.size:,} empty (missing values)")
         if len(grids) > max_levels:
             out.append(f"... and {len(grids) - max_levels} more residual grids")
-        return out + ([""] if out else [])
+        return out
 
     def __repr__(self) -> str:
         return self.summary()
@@ -367,14 +383,6 @@ class FittedModel(FixedEffectsInference):
         on loading and refactorised when PEVs are first asked for.  As with any pickle, load
         only files you trust."""
         save_model(self, path)
-
-
-def _format_table(df: pd.DataFrame) -> str:
-    def fmt(v):
-        if isinstance(v, str):
-            return v
-        return "NA" if v is None or not np.isfinite(v) else f"{v:.6g}"
-    return df.to_string(formatters={c: fmt for c in df.columns})
 
 
 class _Diagonal:

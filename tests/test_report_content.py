@@ -1,0 +1,30 @@
+"""One report content model: summary() is its text rendering, _repr_html_ (Jupyter) its HTML."""
+import re
+
+import pandas as pd
+
+import sparsereml as sr
+from sparsereml.report_content import Report, format_value
+
+
+def test_summary_and_html_render_the_same_content():
+    df, _ = sr.datasets.trial_network(seed=5, trials=4, trees=3000, mothers=60)
+    m = sr.fit("dbh ~ Trial", "~ Trial:Block + Mother", "~ at(Trial):units", data=df)
+    content = m.report_content()
+    assert m.summary() == content.to_text()
+    titles = [s.title for s in content.sections]
+    assert titles[1] == "Variance components" and titles[-1].startswith("Fixed effects")
+    page = m._repr_html_()
+    assert page.startswith('<div class="sparsereml-report">') and page.count("<table") == 2
+    # every variance component appears in the HTML table with the digits the text shows
+    for label, value in m.varcomp["component"].items():
+        assert f"<th>{label}</th>" in page and f"<td>{format_value(value)}</td>" in page
+    assert "REML fit" in page and "&lt;" not in m.summary()
+
+
+def test_html_escapes_text_and_renders_missing_values_as_na():
+    rep = Report()
+    rep.add("a <b> & c").line("x < y").table(pd.DataFrame({"v": [1.0, float("nan")]}, index=["p", "q"]))
+    page = rep.to_html()
+    assert "<h4>a &lt;b&gt; &amp; c</h4>" in page and "<div>x &lt; y</div>" in page
+    assert re.search(r"<td>NA</td>", page) and "a <b> & c\nx < y" in rep.to_text()
