@@ -63,6 +63,7 @@ class FixedEffectsCovariance:
         self._P = None
         self._T = None
         self._Q = None
+        self._HcM = None
 
     # -- first derivatives -----------------------------------------------------------
     def _random_blocks(self):
@@ -75,14 +76,12 @@ class FixedEffectsCovariance:
             yield st, th, off, A
 
     def _component_products(self) -> list:
-        """M'H_c M for every residual component c (H_c on the equations' pattern)."""
-        prob = self.problem
-        WtW = prob.cp.WtW.tocsc()
-        out = []
-        for c in range(WtW.shape[1]):
-            data = WtW[:, c].toarray().ravel()
-            out.append(self.M.T @ prob.mme.matvec(data, self.M))
-        return out
+        """H_c M for every residual component c (H_c on the equations' pattern), formed once."""
+        if self._HcM is None:
+            prob = self.problem
+            WtW = prob.cp.WtW.tocsc()
+            self._HcM = [prob.mme.matvec(WtW[:, c].toarray().ravel(), self.M) for c in range(WtW.shape[1])]
+        return self._HcM
 
     @property
     def P(self) -> list[np.ndarray]:
@@ -103,7 +102,7 @@ class FixedEffectsCovariance:
                 Ti = np.zeros((prob.mme.N, A.shape[1]))
                 Ti[off: off + st.size] = dGA
                 T.append(Ti)
-        MHM = self._component_products()
+        MHM = [self.M.T @ HM for HM in self._component_products()]
         D = prob.residual_dcoef(self._th_res)  # (components x residual parameters)
         for j in range(D.shape[1]):
             P.append(sum(D[c, j] * MHM[c] for c in range(D.shape[0]) if D[c, j] != 0.0))
@@ -139,8 +138,7 @@ class FixedEffectsCovariance:
         n_random = sum(st.n_params for st in prob.structures)
         groups = [np.flatnonzero(prob.cp.group_of == g) for g in range(len(prob.residuals))]
         sig = np.array([float(th[0]) for th in prob.residual_parts(self._th_res)])
-        WtW = prob.cp.WtW.tocsc()
-        HcM = [mme.matvec(WtW[:, comp[0]].toarray().ravel(), self.M) for comp in groups]
+        HcM = [self._component_products()[comp[0]] for comp in groups]
         for i in range(k):
             if i < n_random:
                 U.append(mme.matvec(H, self._T[i]))

@@ -239,7 +239,7 @@ class Predictions:
         KT = K.T.tocsc()
         V = np.empty((n, n)) if keep else None
         diag = np.empty(n)
-        blocks = []
+        summary = _SedSummary()
         for a in range(0, n, CHUNK):
             b = min(a + CHUNK, n)
             X = factor.solve(KT[:, a:b].toarray())
@@ -248,11 +248,11 @@ class Predictions:
             diag[a:b] = block[np.arange(a, b), np.arange(b - a)]
             if keep:
                 V[:, a:b] = block
-            else:
-                blocks.append((a, b, block))
+            else:  # the pairs i < j of these columns: every row's diagonal is known by now
+                summary.add(diag[:b], diag[a:b], block[:b], a)
         self._diag = diag
-        if not keep:  # summary of the SEDs from the blocks, then drop them
-            self._sed_summary = _sed_summary_blocks(diag, blocks)
+        if not keep:
+            self._sed_summary = summary.result()
         return V
 
     # -- tables ---------------------------------------------------------------------
@@ -352,17 +352,25 @@ def _adjusted(p: np.ndarray, adjust: str | None) -> np.ndarray:
     raise ModelError(f"adjust must be None, 'bonferroni' or 'holm', got {adjust!r}")
 
 
-def _sed_summary_blocks(diag: np.ndarray, blocks: list) -> pd.Series:
-    lo, hi, total, var_total, count = np.inf, -np.inf, 0.0, 0.0, 0
-    for a, b, block in blocks:
-        var = diag[:, None] + diag[None, a:b] - 2.0 * block
-        mask = np.ones_like(var, dtype=bool)
-        mask[np.arange(a, b), np.arange(b - a)] = False
-        v = var[mask]
-        s = np.sqrt(np.maximum(v, 0.0))
-        lo, hi = min(lo, s.min(initial=np.inf)), max(hi, s.max(initial=-np.inf))
-        total, var_total, count = total + s.sum(), var_total + v.sum(), count + v.size
-    return pd.Series({"min": lo, "mean": total / count, "max": hi, "v.mean": var_total / count})
+class _SedSummary:
+    """Smallest, mean and largest SED, and the mean variance of a difference, accumulated over
+    blocks of columns of the covariance without keeping them."""
+
+    def __init__(self):
+        self.lo, self.hi, self.total, self.var_total, self.count = np.inf, -np.inf, 0.0, 0.0, 0
+
+    def add(self, d_rows: np.ndarray, d_cols: np.ndarray, block: np.ndarray, a: int) -> None:
+        """Columns a, a+1, ... of V (rows 0 .. a + width - 1): the pairs with row < column."""
+        var = d_rows[:, None] + d_cols[None, :] - 2.0 * block
+        upper = np.arange(d_rows.size)[:, None] < (a + np.arange(d_cols.size))[None, :]
+        v = var[upper]
+        sed = np.sqrt(np.maximum(v, 0.0))
+        self.lo, self.hi = min(self.lo, sed.min(initial=np.inf)), max(self.hi, sed.max(initial=-np.inf))
+        self.total, self.var_total, self.count = self.total + sed.sum(), self.var_total + v.sum(), self.count + v.size
+
+    def result(self) -> pd.Series:
+        return pd.Series({"min": self.lo, "mean": self.total / self.count, "max": self.hi,
+                          "v.mean": self.var_total / self.count})
 
 
 def predict(model, classify: str, present=None, levels=None, sed: bool = True, average=None,
