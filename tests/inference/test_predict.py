@@ -153,3 +153,14 @@ def test_average_weights_combine_the_cells(fits):
         m.predict("a", average={"b": [1, 2, 3]})
     with pytest.raises(sr.ModelError, match="use: 'rep:b' is not a random term"):
         m.predict("a", use=["rep:b"])
+
+
+def test_a_classify_factor_no_included_term_uses_is_refused():
+    df, _ = sr.datasets.trial_network(seed=3, trials=4, trees=3000, mothers=60)
+    m = sr.fit("dbh ~ Trial", "~ Trial:Block + Mother", data=df)
+    with pytest.raises(sr.ModelError, match="no fixed term and no random term inside classify uses 'Block'.*"
+                                            "'Trial:Block'"):
+        m.predict("Block")
+    t = m.predict("Trial:Block", sed=False).table  # the whole term: its BLUPs are included
+    seen = t[t["status"] == "estimated"]  # (blocks are nested in trials: other pairs are absent)
+    assert seen["predicted.value"].nunique() == len(seen) > 4

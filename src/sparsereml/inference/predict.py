@@ -150,6 +150,7 @@ def _random_part(model, grid: _Grid, use: list):
     status = ["estimated"] * len(cells)
     theta = model.theta_working
     labels = [rb.label for rb in problem.design.random]
+    used = {v.name for t in problem.design.spec.fixed.terms for v in t}  # variables of included terms
     for name in use:
         if name not in labels:
             raise ModelError(f"use: {name!r} is not a random term of the model (random terms: {', '.join(labels)})")
@@ -158,6 +159,7 @@ def _random_part(model, grid: _Grid, use: list):
         names = [f.name for f in rb.term.factors if isinstance(f, (Var, VM))]
         plain = len(names) == len(rb.term.factors) and rb.term.at is None and rb.term.struct is None
         if rb.label in use and plain and not set(names) <= set(grid.classify):
+            used |= set(names)
             r, c, v = _used_term(model, grid, rb, off)
             rows += r
             cols += c
@@ -170,6 +172,7 @@ def _random_part(model, grid: _Grid, use: list):
         if not plain:
             raise ModelError(f"predict: the random term {rb.label!r} lies in classify but has a structure "
                              f"(at(), a covariance model); its predictions are not offered yet")
+        used |= set(names)
         where = {lab: i for i, lab in enumerate(rb.levels)}
         idx = [grid.classify.index(v) for v in names]
         for c, cell in enumerate(cells):
@@ -182,6 +185,13 @@ def _random_part(model, grid: _Grid, use: list):
                 rows.append(c)
                 cols.append(off + j)
                 vals.append(1.0)
+    idle = [v for v in grid.classify if v not in used]
+    if idle:  # every level would get the same prediction
+        terms = [rb.label for rb in problem.design.random if idle[0] in
+                 {f.name for f in rb.term.factors if isinstance(f, (Var, VM))}]
+        raise ModelError(f"classify: no fixed term and no random term inside classify uses {idle[0]!r}, so its "
+                         f"levels would all be predicted alike; classify by a whole term"
+                         f"{' (' + ', '.join(repr(t) for t in terms) + ')' if terms else ''} or name one in use=")
     K = sp.csr_matrix((vals, (rows, cols)), shape=(len(cells), N))
     return K, extra, status
 
