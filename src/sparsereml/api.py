@@ -12,6 +12,7 @@ Each stage can also be called on its own (lme4 style)::
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ from .control import Control, resolve_control
 from .design import build_design
 from .errors import ConvergenceWarning, FormulaError, ModelError, warn_user
 from .formula.spec import model_spec
+from .progress import FitProgress, iteration_line
 from .reml.optimizer import ai_reml
 from .reml.problem import REMLProblem
 from .reml.start import resolve_start
@@ -71,7 +73,8 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     backend, max_iter, tol : optional
         Shortcuts that replace the same fields of ``control``.
     verbose : bool
-        Print one line per iteration.
+        Report progress: a line per stage and per iteration, under a live status line in a
+        terminal (:class:`sparsereml.progress.FitProgress`).
     callback : callable, optional
         Called with a dict per iteration (iteration, loglik, parameters, seconds).
 
@@ -81,10 +84,11 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     """
     if not isinstance(verbose, bool):
         raise ModelError(f"verbose must be True or False, got {verbose!r}")
-    prepared = prepare_fit(fixed, random, residual, data, factors=factors, na_action=na_action, start=start,
-                           fix=fix, matrices=matrices, control=control, backend=backend, max_iter=max_iter, tol=tol,
-                           progress=(lambda text: print(text, flush=True)) if verbose else None)
-    return prepared.run(verbose=verbose, callback=callback)
+    with FitProgress() if verbose else nullcontext() as progress:
+        prepared = prepare_fit(fixed, random, residual, data, factors=factors, na_action=na_action, start=start,
+                               fix=fix, matrices=matrices, control=control, backend=backend, max_iter=max_iter,
+                               tol=tol, progress=progress)
+        return prepared.run(callback=callback, progress=progress)
 
 
 @dataclass
@@ -104,14 +108,24 @@ class PreparedFit:
     def labels(self) -> list:
         return list(self.problem.report_labels)
 
-    def run(self, verbose: bool = False, callback=None) -> FittedModel:
-        """Run the AI-REML iterations (:func:`sparsereml.ai_reml`) and wrap the result."""
+    def run(self, verbose: bool = False, callback=None, progress: FitProgress | None = None) -> FittedModel:
+        """Run the AI-REML iterations (:func:`sparsereml.ai_reml`) and wrap the result.
+
+        ``verbose`` reports each iteration (:class:`~sparsereml.progress.FitProgress`);
+        ``progress``, a FitProgress already in use (the one given to :func:`prepare_fit`),
+        reports them instead and is closed when the iterations end."""
         if not isinstance(verbose, bool):
             raise ModelError(f"verbose must be True or False, got {verbose!r}")
         if callback is not None and not callable(callback):
             raise ModelError(f"callback must be a function of one dict, got {type(callback).__name__}")
         t1 = time.perf_counter()
-        report = progress_printer() if verbose else None
+        c = self.control
+        if progress is None and verbose:
+            progress = FitProgress()
+        if progress is not None:
+            progress.max_iter = progress.max_iter or c.max_iter
+            progress.start("AI-REML iteration 0 (the start values)")
+        report = progress.iteration if progress is not None else None
 
         def cb(row):
             if report:
@@ -119,9 +133,15 @@ class PreparedFit:
             if callback:
                 callback(row)
 
-        c = self.control
-        result = ai_reml(self.problem, self.theta0, self.fixed_mask, control=c,
-                         callback=cb if (report or callback) else None)
+        try:
+            result = ai_reml(self.problem, self.theta0, self.fixed_mask, control=c,
+                             callback=cb if (report or callback) else None)
+        except BaseException:
+            if progress is not None:
+                progress.close()
+            raise
+        if progress is not None:  # the live line goes before any warning is shown
+            progress.close(converged=result.converged)
         t2 = time.perf_counter()
         if not result.converged:
             warn_user(result.message, ConvergenceWarning)
@@ -135,21 +155,26 @@ def prepare_fit(fixed: str, random: str | None = None, residual: str | None = No
                 max_iter: int | None = None, tol: float | None = None, progress=None) -> PreparedFit:
     """Every stage of :func:`fit` before the iterations (arguments as there).  The command line
     uses it to check what it can (functions of the components, say) before the fit runs.
-    ``progress`` (a function of one line of text) hears of each stage as it ends."""
+    ``progress`` (a function of one line of text) hears of each stage as it ends; a
+    :class:`~sparsereml.progress.FitProgress` also hears of each as it begins."""
     say = progress or (lambda text: None)
+    begin = progress.start if isinstance(progress, FitProgress) else (lambda text: None)
     t0 = time.perf_counter()
     control = resolve_control(control, backend=backend, max_iter=max_iter, tol=tol)
     _check_arguments(fixed, random, residual, data, start, fix, matrices)
     spec = model_spec(fixed, random, residual)
     with control.threading():
+        begin("design: reading the data and coding the factors")
         design = build_design(spec, data, na_action, matrices, factors, control.backend)
         t1 = time.perf_counter()
         say(f"design: {design.n:,} records, {design.p:,} fixed-effect columns, "
             f"{design.n_columns - design.p:,} random-effect columns ({t1 - t0:.2f} s)")
+        begin(f"equations: data pass ({design.n:,} records) and ordering")
         problem = REMLProblem(design, control)
         say(f"equations: {problem.mme.N:,} unknowns, {problem.params.n} variance parameters; data pass "
             f"{problem.seconds['data_pass']:.2f} s, analysis {problem.seconds['analyse']:.2f} s "
             f"({problem.factor.method})")
+        begin("start values")
         t_start = time.perf_counter()
         theta0, fixed_mask = start_values(problem, start, fix)
         t_start = time.perf_counter() - t_start
@@ -211,10 +236,7 @@ def progress_printer(write=None):
     state = {"prev": None}
 
     def report(row):
-        prev = state["prev"]
-        change = "" if prev is None else f"{row['loglik'] - prev:+.6g}"
-        write(f"iteration {row['iteration']:3d}  logL {row['loglik']:.6f}  change {change:>12}  "
-              f"{row['seconds']:.3f} s")
+        write(iteration_line(row, state["prev"]))
         state["prev"] = row["loglik"]
 
     return report
