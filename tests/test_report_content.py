@@ -26,5 +26,5 @@ def test_html_escapes_text_and_renders_missing_values_as_na():
     rep = Report()
     rep.add("a <b> & c").line("x < y").table(pd.DataFrame({"v": [1.0, float("nan")]}, index=["p", "q"]))
     page = rep.to_html()
-    assert "<h4>a &lt;b&gt; &amp; c</h4>" in page and "<div>x &lt; y</div>" in page
+    assert "<h4>a &lt;b&gt; &amp; c</h4>" in page and "<div class=\"line\">x &lt; y</div>" in page
     assert re.search(r"<td>NA</td>", page) and "a <b> & c\nx < y" in rep.to_text()

@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import ModelError
+from .fitresults import FitResults
 from .results import FittedModel
 
 __all__ = ["compare", "Comparison", "LRTResult", "lrt", "nested"]
@@ -46,12 +47,20 @@ def check_comparable(a: FittedModel, b: FittedModel, name_a: str = "the first mo
                      name_b: str = "the second model") -> None:
     """Refuse two fits whose REML log-likelihoods cannot be compared: other records or response,
     or other fixed effects."""
-    if a.nobs != b.nobs or not np.allclose(a.design.y, b.design.y):
+    if a.nobs != b.nobs or not np.allclose(a.response, b.response):
         raise ModelError(f"{name_a} and {name_b} do not use the same records ({a.nobs} and {b.nobs} records, "
                          "or another response): REML likelihoods are not comparable")
-    if a.design.fixed.names != b.design.fixed.names:
+    if a.fixed_names != b.fixed_names:
         raise ModelError(f"REML likelihood-ratio tests need the same fixed effects in both models; {name_a} has "
-                         f"{a.spec.formulas.get('fixed')!r} and {name_b} {b.spec.formulas.get('fixed')!r}")
+                         f"{_fixed_formula(a)!r} and {name_b} {_fixed_formula(b)!r}")
+
+
+def _fixed_formula(m) -> str:
+    return m.formulas.get("fixed") if isinstance(m, FitResults) else m.spec.formulas.get("fixed")
+
+
+def _is_fit(m) -> bool:
+    return isinstance(m, (FittedModel, FitResults))
 
 
 _AT = re.compile(r"^at\(([^,()]+),[^()]*\):(.+)$")
@@ -103,7 +112,7 @@ def lrt(small: FittedModel, big: FittedModel, mixture: bool | None = None) -> LR
     chi2(1); set ``mixture`` to force or suppress this.
     """
     for x in (small, big):
-        if not isinstance(x, FittedModel):
+        if not _is_fit(x):
             raise ModelError(f"lrt() compares two fitted models (sr.fit(...)); got {type(x).__name__}")
     check_comparable(small, big)
     k_small, k_big = n_variance_parameters(small), n_variance_parameters(big)
@@ -166,7 +175,7 @@ def compare(*models: FittedModel, names: list | None = None) -> Comparison:
         models = tuple(models[0])  # compare([m1, m2]) as well as compare(m1, m2)
     names = _names(models, names)
     for name, m in zip(names, models):
-        if not isinstance(m, FittedModel):
+        if not _is_fit(m):
             raise ModelError(f"compare() takes fitted models (sr.fit(...)); {name} is a {type(m).__name__}")
     if len(models) < 2:
         raise ModelError(f"compare() needs at least two fitted models; got {len(models)}")

@@ -1,7 +1,10 @@
 """One report content model rendered several ways: ``summary()`` text and the HTML a notebook
 shows (``_repr_html_``); the HTML report of issue 16 renders the same sections.
 
-A report is a list of :class:`Section`, each an optional title and blocks of text lines or tables.
+A report is a list of :class:`Section`, each an optional title and blocks: text lines, tables
+(DataFrames) and figures (:class:`Plot`, a PNG with its caption; the text rendering leaves them
+out).  ``to_json``/``from_json`` keep the text and tables in ``fit.json``, so that a report rebuilt
+from written results says what the fitted model said.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Section", "Report", "format_value"]
+__all__ = ["Section", "Report", "Plot", "format_value"]
 
 
 def format_value(v) -> str:
@@ -22,11 +25,34 @@ def format_value(v) -> str:
 
 
 @dataclass
+class Plot:
+    """A figure of a report: PNG bytes, its caption, and its size in pixels."""
+
+    png: bytes
+    caption: str
+    width: int
+    height: int
+
+    @classmethod
+    def from_figure(cls, fig, caption: str, dpi: int = 100) -> "Plot":
+        """Render a matplotlib Figure (with the Agg canvas, without pyplot) to PNG."""
+        from io import BytesIO
+
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        canvas = FigureCanvasAgg(fig)
+        buf = BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi)
+        w, h = canvas.get_width_height()
+        return cls(buf.getvalue(), caption, int(w), int(h))
+
+
+@dataclass
 class Section:
     """A titled part of a report: text lines and tables in order."""
 
     title: str | None = None
-    blocks: list = field(default_factory=list)  # str (a line) or DataFrame
+    blocks: list = field(default_factory=list)  # str (a line), DataFrame or Plot
 
     def line(self, text: str) -> "Section":
         self.blocks.append(text)
@@ -34,6 +60,10 @@ class Section:
 
     def table(self, df: pd.DataFrame) -> "Section":
         self.blocks.append(df)
+        return self
+
+    def plot(self, figure: Plot) -> "Section":
+        self.blocks.append(figure)
         return self
 
 
@@ -53,20 +83,60 @@ class Report:
         for s in self.sections:
             lines = [s.title] if s.title else []
             for b in s.blocks:
-                lines.append(b.to_string(formatters={c: format_value for c in b.columns})
-                             if isinstance(b, pd.DataFrame) else b)
+                if isinstance(b, pd.DataFrame):
+                    lines.append(b.to_string(formatters={c: format_value for c in b.columns}))
+                elif isinstance(b, str):
+                    lines.append(b)
             parts.append("\n".join(lines))
         return "\n\n".join(parts)
 
-    def to_html(self) -> str:
+    def to_html(self, heading: str = "h4", sortable_from: int | None = None) -> str:
+        """HTML of the sections (a ``div``); tables of at least ``sortable_from`` rows get the
+        class ``sortable`` (the full report's script sorts them by a click on a heading)."""
         out = ['<div class="sparsereml-report">']
         for s in self.sections:
             if s.title:
-                out.append(f"<h4>{html.escape(s.title)}</h4>")
+                out.append(f"<{heading}>{html.escape(s.title)}</{heading}>")
             for b in s.blocks:
-                if isinstance(b, pd.DataFrame):
-                    out.append(b.to_html(formatters={c: format_value for c in b.columns}, border=0, na_rep="NA"))
-                else:
-                    out.append(f"<div>{html.escape(b)}</div>")
+                out.append(block_html(b, sortable_from))
         out.append("</div>")
         return "\n".join(out)
+
+    def to_json(self) -> list:
+        """The sections' text and tables as JSON-ready lists (figures are left out)."""
+        from .fitresults import frame_to_json
+
+        return [{"title": s.title,
+                 "blocks": [{"table": frame_to_json(b)} if isinstance(b, pd.DataFrame) else {"line": b}
+                            for b in s.blocks if isinstance(b, (str, pd.DataFrame))]}
+                for s in self.sections]
+
+    @classmethod
+    def from_json(cls, sections: list) -> "Report":
+        from .fitresults import frame_from_json
+
+        rep = cls()
+        for s in sections:
+            sec = rep.add(s["title"])
+            for b in s["blocks"]:
+                sec.blocks.append(frame_from_json(b["table"]) if "table" in b else b["line"])
+        return rep
+
+
+def block_html(b, sortable_from: int | None = None) -> str:
+    """One block as HTML: a line of text, a table (numbers as the text shows them) or a figure
+    (an embedded PNG, so the page needs no other file)."""
+    if isinstance(b, pd.DataFrame):
+        sortable = sortable_from is not None and len(b) >= sortable_from
+        table = b.to_html(formatters={c: format_value for c in b.columns}, border=0, na_rep="NA",
+                          classes="sortable" if sortable else None)
+        return f'<div class="table-wrap">{table}</div>'
+    if isinstance(b, Plot):
+        import base64
+
+        data = base64.b64encode(b.png).decode("ascii")
+        cap = html.escape(b.caption)
+        return (f'<figure><img src="data:image/png;base64,{data}" width="{b.width}" height="{b.height}" '
+                f'alt="{cap}"><figcaption>{cap}</figcaption></figure>')
+    return f'<div class="line">{html.escape(b)}</div>'
+

@@ -175,6 +175,16 @@ class FittedModel(FixedEffectsInference):
                             index=pd.Index(self.design.fixed.names, name="effect"))
 
     @property
+    def response(self) -> np.ndarray:
+        """The response of each record used (one value per record and trait for several traits)."""
+        return self.design.y
+
+    @property
+    def fixed_names(self) -> list[str]:
+        """Names of the fixed effects estimated (aliased ones dropped), as ``fixed``'s index."""
+        return list(self.design.fixed.names)
+
+    @property
     def random_terms(self) -> list[str]:
         return [rb.label for rb in self.design.random]
 
@@ -243,6 +253,12 @@ class FittedModel(FixedEffectsInference):
         for slot in st.covariance_models():
             return self._cov_tables(slot.model, th[slot.params], V[slot.params, slot.params])
         return self._cov_tables(_Diagonal([b.label for b in rb.blocks]), th, V)
+
+    @property
+    def residual_covariance_models(self) -> list[str]:
+        """Names of the residual's covariance models (``units`` for a multivariate model's
+        us(trait), ``at(F, a):units`` per group): what :meth:`vcov` takes besides random terms."""
+        return list(self._residual_models())
 
     def _residual_models(self) -> dict:
         """Residual covariance models by name (``units`` for a multivariate model's us(trait),

@@ -18,6 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from ..errors import ModelError, UnknownName
+from ..records import factor_levels
 
 __all__ = ["overview", "caterpillar", "ranking", "residuals", "trace"]
 
@@ -33,9 +34,10 @@ def _axes(ax: Axes | None, figsize=(8.0, 5.0)) -> tuple[Figure, Axes]:
 
 
 def _is_model(obj) -> bool:
+    from ..fitresults import FitResults
     from ..results import FittedModel
 
-    return isinstance(obj, FittedModel)
+    return isinstance(obj, (FittedModel, FitResults))
 
 
 def _auto_alpha(n: int) -> float:
@@ -44,32 +46,18 @@ def _auto_alpha(n: int) -> float:
     return float(np.clip(20.0 / np.sqrt(max(n, 1)), 0.02, 0.5))
 
 
-def _levels(factor: pd.Series) -> tuple[np.ndarray, list]:
-    """Integer codes (-1 for missing) and the labels of the levels present, in the factor's order
-    (a categorical's categories, else the sorted distinct values)."""
-    if isinstance(factor.dtype, pd.CategoricalDtype):
-        cat = factor.cat.remove_unused_categories()
-        return np.asarray(cat.cat.codes, dtype=np.int64), list(cat.cat.categories)
-    codes, uniques = pd.factorize(factor, sort=True)
-    return np.asarray(codes, dtype=np.int64), list(uniques)
-
-
 def _model_frame(model) -> tuple[pd.DataFrame, str, str]:
-    """The response and the first factor of the first fixed term of a fitted model."""
-    spec = model.spec.fixed
-    if spec.multivariate:
-        raise ModelError("overview(model) draws one response; this model has several "
-                         f"({', '.join(spec.responses)}): call overview(data, response, by) per trait")
-    if not spec.terms:
-        raise ModelError(f"overview(model) draws the response by the first factor of the fixed formula, and "
-                         f"{model.spec.formulas.get('fixed')!r} has none: call overview(data, response, by)")
-    by = spec.terms[0][0].name
-    data = model.design.data
-    if by not in data.columns:
-        raise ModelError(f"column {by!r} of the fixed formula is not among the model's columns: "
-                         "call overview(data, response, by)")
-    frame = pd.DataFrame({spec.response: data.y, by: data.columns[by].to_numpy()})
-    return frame, spec.response, by
+    """The response and the first factor of the first fixed term of a fitted model (or results)."""
+    from ..records import records_and_names
+
+    rec, names = records_and_names(model)
+    if rec is None:
+        raise ModelError(names["why"])
+    if names.get("by") is None:
+        raise ModelError(names["why_no_by"])
+    by = pd.Categorical(rec["by"].to_numpy(dtype=str), categories=names["by_levels"])
+    frame = pd.DataFrame({names["response"]: rec["response"].to_numpy(), names["by"]: by})
+    return frame, names["response"], names["by"]
 
 
 def overview(data, response: str | None = None, by: str | None = None, *, jitter: float = 0.35,
@@ -125,7 +113,7 @@ def overview(data, response: str | None = None, by: str | None = None, *, jitter
                          f"numbers; convert it (pd.to_numeric) or pass a numeric column")
     if not 0 <= jitter <= 0.5:
         raise ModelError(f"jitter={jitter}: give a half-width between 0 and 0.5")
-    codes, labels = _levels(frame[by])
+    codes, labels = factor_levels(frame[by])
     y = y_all.to_numpy(dtype=float)
     keep = (codes >= 0) & np.isfinite(y)
     codes, y = codes[keep], y[keep]
@@ -289,14 +277,13 @@ def residuals(model, *, ax: Axes | None = None) -> Figure:
         ``ax.collections[k]`` holds the (fitted, residual) points of residual group ``k``
         (``model.design.residual.labels[k]``), its label the group's.
     """
-    fitted = model.fitted.to_numpy(dtype=float)
-    res = model.residuals.to_numpy(dtype=float)
-    groups = model.design.residual
-    rg = np.asarray(groups.record_group)
-    if rg.size != fitted.size:
-        raise ModelError(f"the model has {fitted.size} fitted values but {rg.size} records in its residual groups: "
-                         "cannot match them")
-    labels = list(groups.labels)
+    from ..records import grids_of, records_of
+
+    rec = records_of(model)
+    fitted = rec["fitted"].to_numpy(dtype=float)
+    res = rec["residual"].to_numpy(dtype=float)
+    labels = grids_of(model)[0]
+    rg = pd.Categorical(rec["group"].to_numpy(), categories=labels).codes
     fig, ax = _axes(ax)
     a = _auto_alpha(fitted.size)
     cmap = matplotlib.colormaps["tab20" if len(labels) > 10 else "tab10"]

@@ -19,6 +19,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import ModelError
+from ..records import grid_array, grids_of, group_level
 
 __all__ = ["variogram", "residual_map", "correlation_heatmap", "fa_biplot"]
 
@@ -26,48 +27,28 @@ _SPATIAL_HINT = "a variogram needs a residual such as `~ ar1(Row):ar1(Col)`"
 
 
 # -- residual grids ----------------------------------------------------------------------------
-def _groups(model) -> list[tuple[str, object]]:
-    res = model.design.residual
-    return list(zip(res.labels, res.grids))
-
-
 def _grid_of(model, group, what: str):
-    """The label and two-dimensional GridLayout of a residual group (ModelError otherwise)."""
-    groups = _groups(model)
-    labels = [lab for lab, _ in groups]
+    """The label and GridInfo of a residual group with a row x column grid (ModelError otherwise)."""
+    labels, grids = grids_of(model)
     if group is None:
-        with_grid = [(lab, g) for lab, g in groups if g is not None]
-        if len(with_grid) > 1:
-            raise ModelError(f"{what}: the model has {len(with_grid)} residual grids "
-                             f"({', '.join(lab for lab, _ in with_grid)}); choose one with group=")
-        label, grid = with_grid[0] if with_grid else groups[0]
+        if len(grids) > 1:
+            raise ModelError(f"{what}: the model has {len(grids)} residual grids "
+                             f"({', '.join(grids)}); choose one with group=")
+        label = next(iter(grids)) if grids else labels[0]
     else:
-        spec = model.design.residual.spec
-        wanted = {str(group)}
-        if spec.at is not None:
-            wanted.add(spec.level_label(str(group)))  # a level of the at() factor
-        hits = [(lab, g) for lab, g in groups if lab in wanted]
+        hits = [lab for lab in labels if lab == str(group) or group_level(lab) == str(group)]
         if not hits:
             raise ModelError(f"{what}: {group!r} is not a residual group of this model "
                              f"(groups: {', '.join(labels)})")
-        label, grid = hits[0]
+        label = hits[0]
+    grid = grids.get(label)
     if grid is None or len(grid.shape) != 2:
-        dims = "independent records" if grid is None else ":".join(d.label for d in grid.dims)
+        dims = "independent records" if grid is None else grid.structure
         raise ModelError(f"{what}: residual group {label} has no two-dimensional grid ({dims}); {_SPATIAL_HINT}")
-    if any(lv is not None for lv in grid.levels):
+    if grid.covariance:
         raise ModelError(f"{what}: residual group {label} is a grid over a covariance model "
-                         f"({':'.join(d.label for d in grid.dims)}), not over rows and columns; {_SPATIAL_HINT}")
+                         f"({grid.structure}), not over rows and columns; {_SPATIAL_HINT}")
     return label, grid
-
-
-def _grid_array(model, grid) -> np.ndarray:
-    """The residuals placed on the grid (rows = first dimension), NaN in empty cells."""
-    if model.spec.fixed.multivariate:
-        raise ModelError("residual plots need one residual per record: not available for a multivariate model")
-    e = model.residuals.to_numpy(dtype=float)
-    A = np.full(int(np.prod(grid.shape)), np.nan)
-    A[grid.cells] = e[grid.records]
-    return A.reshape(grid.shape)
 
 
 def _pairs(A: np.ndarray, dr: int, dc: int) -> tuple[float, int]:
@@ -149,27 +130,16 @@ def variogram(model, group: str | None = None, *, max_lag: int | tuple | None = 
         When the group has no two-dimensional grid.
     """
     label, grid = _grid_of(model, group, "variogram")
-    table = variogram_table(_grid_array(model, grid), max_lag)
+    table = variogram_table(grid_array(model, grid), max_lag)
     G = table.pivot(index="row_lag", columns="col_lag", values="gamma")
     fig = Figure(figsize=(6, 5))
     ax = fig.add_subplot()
     im = ax.imshow(G.to_numpy(), origin="lower", aspect="auto", cmap="viridis", interpolation="nearest")
     fig.colorbar(im, ax=ax, label="semivariance gamma")
-    ax.set_xlabel(f"{grid.dims[1].column} lag")
-    ax.set_ylabel(f"{grid.dims[0].column} lag")
+    ax.set_xlabel(f"{grid.dims[1]} lag")
+    ax.set_ylabel(f"{grid.dims[0]} lag")
     ax.set_title(f"Sample variogram of the residuals, {label}")
     return fig, table
-
-
-def _tick_labels(model, grid, k: int) -> list[str]:
-    """Labels of the positions along dimension k: the column's value where a record sits."""
-    pos = np.unravel_index(grid.cells, grid.shape)[k]
-    col = model.design.data.columns[grid.dims[k].column]
-    vals = np.asarray(col)[grid.records]
-    out = [""] * grid.shape[k]
-    for p, v in zip(pos, vals):
-        out[p] = str(v)
-    return out
 
 
 def residual_map(model, group: str | None = None) -> Figure:
@@ -190,7 +160,7 @@ def residual_map(model, group: str | None = None) -> Figure:
     Figure
     """
     label, grid = _grid_of(model, group, "residual map")
-    A = _grid_array(model, grid)
+    A = grid_array(model, grid)
     fig = Figure(figsize=(6, 5))
     ax = fig.add_subplot()
     lim = float(np.nanmax(np.abs(A))) if np.isfinite(A).any() else 1.0
@@ -199,12 +169,12 @@ def residual_map(model, group: str | None = None) -> Figure:
     fig.colorbar(im, ax=ax, label="residual")
     for k, (set_ticks, set_labels, set_name) in enumerate(
             [(ax.set_yticks, ax.set_yticklabels, ax.set_ylabel), (ax.set_xticks, ax.set_xticklabels, ax.set_xlabel)]):
-        labels = _tick_labels(model, grid, k)
+        labels = grid.ticks[k]
         step = max(1, len(labels) // 12)
         ticks = list(range(0, len(labels), step))
         set_ticks(ticks)
         set_labels([labels[t] for t in ticks])
-        set_name(grid.dims[k].column)
+        set_name(grid.dims[k])
     ax.set_title(f"Residuals, {label}")
     return fig
 
@@ -212,15 +182,11 @@ def residual_map(model, group: str | None = None) -> Figure:
 # -- covariance models -------------------------------------------------------------------------
 def _structured_vcov(model, term: str, what: str) -> dict:
     """``model.vcov(term)`` for a term with correlations between levels (ModelError otherwise)."""
-    for rb in model.design.random:
-        if rb.label == term and rb.cov_levels is None:
-            raise ModelError(f"{what}: {term!r} has no covariance model between levels (a plain or diag "
-                             f"variance term); use e.g. us(Trial):Mother, corgh(Trial):Mother or fa(Trial, 2):Mother")
     v = model.vcov(term)
     R = v["correlation"].to_numpy()
     if R.shape[0] < 2 or np.allclose(R[~np.eye(R.shape[0], dtype=bool)], 0):
-        raise ModelError(f"{what}: {term!r} has no correlations between levels (a plain or diag variance "
-                         f"term); use e.g. us(Trial):Mother, corgh(Trial):Mother or fa(Trial, 2):Mother")
+        raise ModelError(f"{what}: {term!r} has no covariance model between levels (a plain or diag "
+                         f"variance term); use e.g. us(Trial):Mother, corgh(Trial):Mother or fa(Trial, 2):Mother")
     return v
 
 

@@ -1,0 +1,254 @@
+"""The HTML report of a fit or of several fits compared (``m.report(path)``, ``sr.report(models,
+path)``, ``sparsereml fit --report``, ``sparsereml report DIR ...``).
+
+Every section is built from :class:`~sparsereml.fitresults.FitResults` (what a fit writes), so
+a report made from models in memory and one rebuilt from written results are the same.  The
+sections are :class:`~sparsereml.report_content.Report` content (text, tables, figures) and
+:mod:`sparsereml.report_page` lays them out as one self-contained HTML file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import ModelError, SparseREMLError
+from .fitresults import FitResults
+from .report_content import Report
+from .report_figures import FigureTask, render
+
+__all__ = ["report", "fit_report", "data_report", "results_of"]
+
+#: tables with at least this many rows can be sorted by a click on a heading
+SORTABLE_FROM = 12
+#: at most this many rows of a ranked BLUP table (the CSV holds every level)
+MAX_RANKED = 500
+#: residual maps and variograms of at most this many residual grids
+MAX_GRIDS = 8
+
+
+def results_of(obj, **inference) -> FitResults:
+    """FitResults of a fitted model (with ``wald``/``predict``/``functions`` as in :func:`report`),
+    or the results themselves."""
+    from .results import FittedModel
+
+    if isinstance(obj, FitResults):
+        return obj
+    if not isinstance(obj, FittedModel):
+        raise ModelError(f"a report is made of fitted models (sr.fit(...)) or of results read with "
+                         f"FitResults.read(dir); got {type(obj).__name__}")
+    wald = obj.wald(inference["wald"]) if inference.get("wald") else None
+    predictions = [obj.predict(c, sed=False) for c in inference.get("predict") or []]
+    return FitResults.from_model(obj, wald=wald, predictions=predictions, functions=inference.get("functions"))
+
+
+def _figure(sec, source: int, kind: str, args: tuple, caption: str, **kwargs) -> None:
+    """Reserve the place of a figure: it is drawn with the others (:func:`draw_figures`)."""
+    sec.blocks.append(FigureTask(source, kind, args, caption, kwargs))
+
+
+def draw_figures(reports: list, results: list, processes: int | None = None) -> None:
+    """Replace every figure task in ``reports`` by its figure, or by the note saying why the fit
+    cannot have it (a variogram of a fit without a grid, say)."""
+    slots = [(sec, i) for rep in reports for sec in rep.sections
+             for i, b in enumerate(sec.blocks) if isinstance(b, FigureTask)]
+    drawn = render([sec.blocks[i] for sec, i in slots], results, processes)
+    for (sec, i), out in zip(slots, drawn):
+        sec.blocks[i] = out
+
+
+def data_report(res: FitResults, source: int = 0) -> Report:
+    """The data: the response by the first factor of the fixed formula (every record a jittered,
+    transparent point) and that factor's levels' n, mean, SD, minimum and maximum."""
+    from .records import records_and_names
+
+    rep = Report()
+    rec, names = records_and_names(res)
+    sec = rep.add("Data")
+    if rec is None or not names.get("by"):
+        sec.line(names.get("why") or names.get("why_no_by"))
+        return rep
+    _figure(sec, source, "overview", (), f"{names['response']} by {names['by']}: every record a jittered, "
+            f"transparent point; the bar is the mean")
+    by = pd.Categorical(rec["by"].to_numpy(dtype=str), categories=names["by_levels"])
+    g = rec["response"].groupby(by, observed=True)
+    table = pd.DataFrame({"n": g.size(), "mean": g.mean(), "SD": g.std(), "min": g.min(), "max": g.max()})
+    table.index.name = names["by"]
+    sec.line(f"{names['response']} by {names['by']}, records used by the fit")
+    sec.table(table)
+    return rep
+
+
+def _ranked(res: FitResults, term: str) -> pd.DataFrame | None:
+    """The BLUPs of a one-variance term ranked, with accuracy sqrt(1 - PEV / variance)."""
+    cov = res.vcov(term)["covariance"]
+    if cov.shape != (1, 1) or not float(cov.iloc[0, 0]) > 0:
+        return None
+    b = res.blups(term).sort_values("BLUP", ascending=False, kind="stable")
+    acc = np.sqrt(np.clip(1.0 - b["PEV"].to_numpy(dtype=float) / float(cov.iloc[0, 0]), 0.0, 1.0))
+    out = b.assign(accuracy=acc)
+    out.insert(0, "rank", np.arange(1, len(b) + 1))
+    return out
+
+
+def _has_correlations(v: dict) -> bool:
+    R = v["correlation"].to_numpy()
+    return R.shape[0] > 1 and not np.allclose(np.nan_to_num(R[~np.eye(R.shape[0], dtype=bool)]), 0)
+
+
+def _random_sections(rep: Report, res: FitResults, source: int) -> None:
+    for name, v in res.covariances.items():
+        if not _has_correlations(v):
+            continue
+        sec = rep.add(f"Correlations of {name}")
+        _figure(sec, source, "correlation_heatmap", (name,), f"estimated correlations of {name}, levels "
+                "ordered by clustering")
+        if "loadings" in v:
+            _figure(sec, source, "fa_biplot", (name,), f"loadings of {name}")
+            sec.table(v["loadings"])
+    for term in res.random_terms:
+        sec = rep.add(f"Random effects: {term}")
+        n = len(res.blups(term))
+        _figure(sec, source, "caterpillar", (term,), f"BLUPs of {term} with 95% prediction intervals")
+        ranked = _ranked(res, term)
+        if ranked is not None:
+            top = min(30, n)
+            _figure(sec, source, "ranking", (term,), f"the top {top} of {term} with their accuracies", top=top)
+            shown = f"all {n}" if n <= MAX_RANKED else f"the top {MAX_RANKED} of {n:,} (every level is in the BLUP file)"
+            sec.line(f"{term} ranked by BLUP, {shown}; accuracy = sqrt(1 - PEV / variance)")
+            sec.table(ranked.head(MAX_RANKED))
+
+
+def _residual_sections(rep: Report, res: FitResults, source: int) -> None:
+    sec = rep.add("Residuals")
+    _figure(sec, source, "residuals", (), "residuals against fitted values")
+    flat = [g for g in res.grids.values() if not g.covariance and len(g.shape) == 2]
+    for g in flat[:MAX_GRIDS]:
+        _figure(sec, source, "residual_map", (g.label,), f"residuals on the field grid, {g.label}")
+        _figure(sec, source, "variogram", (g.label,), f"sample variogram of the residuals, {g.label}")
+    if len(flat) > MAX_GRIDS:
+        sec.line(f"residual maps and variograms of the first {MAX_GRIDS} of {len(flat)} grids; "
+                 "sr.plots.residual_map(m, group) draws any other")
+
+
+def fit_report(res: FitResults, *, data: bool = True, source: int = 0) -> Report:
+    """A fit's report: the summary (model, likelihood, variance components with 95% Wald intervals,
+    covariance models, fixed effects), Wald tests, predictions and functions of the components
+    when the results hold them, the data, random effects, residuals and the iterations.  Figures
+    are :class:`~sparsereml.report_figures.FigureTask` of results number ``source`` until
+    :func:`draw_figures` draws them."""
+    rep = Report()
+    for s in res.content.sections:
+        rep.sections.append(s)
+        if s.title == "Variance components" and res.intervals is not None:
+            rep.add("95% confidence intervals of the variance components (Wald)").table(res.intervals)
+    if res.functions is not None:
+        rep.add("Functions of the variance components").table(res.functions)
+    if res.wald is not None:
+        rep.add("Wald tests of the fixed effects").table(res.wald)
+    for classify, table in res.predictions.items():
+        sec = rep.add(f"Predictions of {classify}").table(table)
+        sed = res.info.get("sed", {}).get(classify)
+        if sed:
+            sec.line(f"SED: min {sed['min']:.6g}  mean {sed['mean']:.6g}  max {sed['max']:.6g}")
+    if data:
+        rep.sections += data_report(res, source).sections
+    _random_sections(rep, res, source)
+    _residual_sections(rep, res, source)
+    sec = rep.add("Iterations")
+    _figure(sec, source, "trace", (), "REML log-likelihood and parameters by iteration")
+    it = res.iterations
+    sec.table(pd.DataFrame({"logL": it["loglik"], "change": it["loglik"].diff(), "seconds": it["seconds"]}))
+    return rep
+
+
+def _models(models, names) -> tuple[list, list]:
+    if isinstance(models, dict):
+        if names is not None:
+            raise ModelError("names are the dict's keys: pass a list of models with names=, or a dict alone")
+        names, models = list(models), list(models.values())
+    elif not isinstance(models, (list, tuple)):
+        models = [models]
+    if not models:
+        raise ModelError("report() needs at least one fitted model")
+    from .compare import _names
+
+    names = _names(tuple(models), names) if names is not None else (
+        ["model"] if len(models) == 1 else [f"model {i + 1}" for i in range(len(models))])
+    return list(models), names
+
+
+def report(models, path=None, names=None, *, title: str | None = None, wald: str | None = None,
+           predict=None, functions: dict | None = None, processes: int | None = None) -> Path | str:
+    """Write the HTML report of one fit, or of several compared, to ``path``.
+
+    Parameters
+    ----------
+    models : FittedModel, FitResults, list of them, or dict name -> model
+        One fit gives its report; several give the comparison table (logL, AIC, BIC and the
+        likelihood-ratio tests of :func:`sparsereml.compare`) and then each model's report.
+    path : str or Path, optional
+        The HTML file to write; None returns the page as a string.
+    names : list of str, optional
+        The models' names (default "model 1", ...; a dict's keys).
+    title : str, optional
+        The page's title.
+    wald : {"kr", "satterthwaite", "none"}, optional
+        Add the Wald tests of the fixed effects with this denominator df.
+    predict : list of str, optional
+        Add the predictions of these classify tables (e.g. ``["Trial"]``).
+    functions : dict, optional
+        Functions of the variance components to add, name -> expression (as ``m.vpredict``).
+    processes : int, optional
+        Processes drawing the figures (default: the cores this process may use, at most 4).
+
+    Returns
+    -------
+    Path or str
+        The file written, or the page.
+    """
+    from .compare import compare
+    from .report_page import render_page
+
+    models, names = _models(models, names)
+    if path is not None:
+        path = Path(path)
+        if path.is_dir() or path.suffix.lower() not in (".html", ".htm"):
+            raise ModelError(f"report path {str(path)!r}: give a file name ending in .html")
+        if not path.parent.exists():
+            raise ModelError(f"report path {str(path)!r}: directory {str(path.parent)!r} does not exist")
+    if isinstance(predict, str):
+        predict = [predict]
+    results = [results_of(m, wald=wald, predict=predict, functions=functions) for m in models]
+    parts = []
+    if len(results) > 1:
+        intro = Report()
+        intro.add("Models compared").table(compare(results, names=names).table)
+        intro.sections += data_report(results[0]).sections
+        parts.append(("Comparison", "comparison", intro))
+    for k, (name, res) in enumerate(zip(names, results)):
+        parts.append((name if len(results) > 1 else "Fit", _anchor(name),
+                      fit_report(res, data=len(results) == 1, source=k)))
+    draw_figures([rep for _, _, rep in parts], results, processes)
+    page = render_page(title or _default_title(results, names), parts)
+    if path is None:
+        return page
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise SparseREMLError(f"cannot write the report to {str(path)!r}: {exc.strerror or exc}") from None
+    return path
+
+
+def _anchor(name: str) -> str:
+    from .fitresults import safe_name
+
+    return "m-" + (safe_name(name) or "model")
+
+
+def _default_title(results: list, names: list) -> str:
+    fixed = results[0].formulas.get("fixed")
+    if len(results) == 1:
+        return f"sparsereml fit: {fixed}"
+    return f"sparsereml: {', '.join(names)} compared ({fixed})"

@@ -1,0 +1,88 @@
+"""The report's figures, drawn after its sections are laid out and, on a machine with idle cores,
+in several processes at once (drawing is most of a report's time, and matplotlib draws in one
+thread).  Worker processes are forked, so they see the results without copying them; where fork is
+not available the figures are drawn one after another in this process, with the same pictures.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+from .errors import ModelError
+from .report_content import Plot
+
+__all__ = ["FigureTask", "render", "usable_processes"]
+
+#: at most this many drawing processes
+MAX_PROCESSES = 4
+
+
+def _draw_functions() -> dict:
+    from .plots import model, spatial
+
+    return {"overview": model.overview, "caterpillar": model.caterpillar, "ranking": model.ranking,
+            "residuals": model.residuals, "trace": model.trace, "variogram": spatial.variogram,
+            "residual_map": spatial.residual_map, "correlation_heatmap": spatial.correlation_heatmap,
+            "fa_biplot": spatial.fa_biplot}
+
+
+@dataclass
+class FigureTask:
+    """A figure to draw: ``kind`` (a plot function's name) of results number ``source`` with
+    ``args`` and ``kwargs``."""
+
+    source: int
+    kind: str
+    args: tuple
+    caption: str
+    kwargs: dict = field(default_factory=dict)
+
+
+def draw(task: FigureTask, results: list) -> Plot | str:
+    """The figure as a Plot, or a note saying why the fit cannot have it (the plot's ModelError)."""
+    try:
+        fig = _draw_functions()[task.kind](results[task.source], *task.args, **task.kwargs)
+    except ModelError as exc:
+        return f"{task.caption}: not drawn ({exc})"
+    return Plot.from_figure(fig[0] if isinstance(fig, tuple) else fig, task.caption)
+
+
+_INHERITED: list = []  # the results, set before the workers are forked
+
+
+def _draw_inherited(task: FigureTask) -> Plot | str:
+    return draw(task, _INHERITED)
+
+
+def usable_processes() -> int:
+    """Cores this process may run on, at most :data:`MAX_PROCESSES`."""
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, MAX_PROCESSES))
+
+
+def render(tasks: list[FigureTask], results: list, processes: int | None = None) -> list:
+    """Draw every task (Plot, or a note for a figure the fit cannot have), in order.
+
+    Parameters
+    ----------
+    tasks : list of FigureTask
+    results : list of FitResults
+        What ``task.source`` indexes.
+    processes : int, optional
+        Drawing processes (default: :func:`usable_processes`); 1 draws here, one after another.
+    """
+    n = min(len(tasks), usable_processes() if processes is None else int(processes))
+    if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [draw(t, results) for t in tasks]
+    global _INHERITED
+    _INHERITED = results
+    try:
+        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_draw_inherited, tasks, chunksize=1))
+    finally:
+        _INHERITED = []
