@@ -9,6 +9,8 @@ import hashlib
 import numpy as np
 import pytest
 
+import sparsereml as sr
+
 from sparsereml.datasets import simulate_trees, trial_network
 
 FINGERPRINTS = {
@@ -38,3 +40,10 @@ def test_trial_network_is_half_sib_trees_with_factors():
     assert (df.Father == 0).all() and df.dbh.notna().all()
     assert all(str(df[c].dtype) == "category" for c in ("Trial", "Block", "Mother"))
     assert len(truth["resid_var"]) == 5 and np.isfinite(df.dbh).all()
+
+
+@pytest.mark.parametrize("kw, name", [({"mothers": 40}, "mothers=40"), ({"trials": 0}, "trials=0"),
+                                      ({"trees": 2.5}, "trees=2.5")])
+def test_sizes_the_simulation_cannot_draw_are_refused_by_name(kw, name):
+    with pytest.raises(sr.DataError, match=name):
+        sr.datasets.trial_network(**kw)

@@ -18,7 +18,7 @@ def test_summary_and_html_render_the_same_content():
     assert page.startswith('<div class="sparsereml-report">') and page.count("<table") == 2
     # every variance component appears in the HTML table with the digits the text shows
     for label, value in m.varcomp["component"].items():
-        assert f"<th>{label}</th>" in page and f"<td>{format_value(value)}</td>" in page
+        assert f"<td>{label}</td>" in page and f"<td>{format_value(value)}</td>" in page
     assert "REML fit" in page and "&lt;" not in m.summary()
 
 

@@ -16,12 +16,14 @@ from .genetics import breeding_values, vpredict
 from .pedigree import Inverse, Pedigree, PedigreeWarning, grm
 from .reml.optimizer import OptimResult, ai_reml
 from .reml.problem import REMLProblem
+from .fitresults import FitResults
+from .reporting import report
 from .results import FittedModel
 from .results import load_model as load
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "prepare_fit", "PreparedFit", "Control", "load", "CovariateWarning", "lrt", "LRTResult", "compare", "Comparison", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem", "start_values",
+__all__ = ["fit", "prepare_fit", "PreparedFit", "Control", "load", "CovariateWarning", "lrt", "LRTResult", "compare", "Comparison", "report", "FitResults", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem", "start_values",
            "ai_reml", "OptimResult", "datasets", "plots", "SparseREMLError", "FormulaError", "DataError", "ModelError",
            "AliasWarning", "ConvergenceWarning", "Pedigree", "PedigreeWarning", "Inverse", "grm", "vpredict",
            "breeding_values", "__version__"]

@@ -4,52 +4,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import re
 import sys
 from pathlib import Path
 
 from .errors import SparseREMLError
+from .fitresults import FitResults, blup_file_name, fit_info, plain, safe_name
 
-__all__ = ["main"]
-
-
-def _file_name(term: str) -> str:
-    return "blup_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", term).strip("_") + ".csv"
-
-
-def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
-
-
-def fit_info(model) -> dict:
-    """What fit.json holds: formulas, sizes, logL, AIC/BIC, convergence, control, timings, iterations."""
-    return {
-        "fixed": model.spec.formulas.get("fixed"), "random": model.spec.formulas.get("random"),
-        "residual": model.spec.residual.label, "nobs": model.nobs, "n_dropped": model.n_dropped,
-        "rank_X": model.rank, "loglik": model.loglik, "loglik_asreml": model.loglik_asreml,
-        "aic": model.aic, "bic": model.bic, "converged": model.converged, "message": model.message,
-        "backend": model.backend, "control": model.control.to_dict(), "seconds": model.seconds,
-        "iterations": model.iterations.reset_index().to_dict(orient="records"),
-    }
+__all__ = ["main", "fit_info"]
 
 
 def _records(df) -> list:
     return df.reset_index().to_dict(orient="records")
-
-
-def _plain(obj):
-    """JSON-safe values: numpy numbers as Python ones, NaN and infinities as null (strict JSON)."""
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if hasattr(obj, "item") and not isinstance(obj, (str, bytes)):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def json_result(model, wald=None, predictions: list | None = None, functions: dict | None = None) -> dict:
@@ -67,50 +33,32 @@ def json_result(model, wald=None, predictions: list | None = None, functions: di
 
 
 def write_outputs(model, out: Path, functions: dict | None = None, wald=None, predictions: list | None = None,
-                  sed: bool = False) -> list[Path]:
-    """Write varcomp.csv, fixed.csv, one BLUP file per random term, breeding values of vm() terms,
-    functions.csv (--function), wald.csv (--wald), predictions_<classify>.csv and, with --sed,
-    sed_<classify>.csv (--predict), summary.txt and fit.json."""
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "varcomp.csv", out / "fixed.csv"]
-    model.varcomp.to_csv(written[0])
-    model.fixed.to_csv(written[1])
-    for term in model.random_terms:
-        path = out / _file_name(term)
-        model.blups(term).to_csv(path)
-        written.append(path)
+                  sed: bool = False) -> tuple[list[Path], FitResults]:
+    """Write the results (:meth:`FitResults.write`: varcomp.csv, fixed.csv, one BLUP file per random
+    term, records.csv, wald.csv, functions.csv, predictions_<classify>.csv, fit.json), the breeding
+    values of vm() terms, with --sed sed_<classify>.csv, and summary.txt."""
+    results = FitResults.from_model(model, wald=wald, predictions=predictions, functions=functions)
+    written = results.write(out)
     for rb in model.design.random:  # vm() terms: every individual with reliability and accuracy
         if rb.relationship is not None:
-            path = out / ("breeding_values_" + _file_name(rb.label)[len("blup_"):])
+            path = out / ("breeding_values_" + blup_file_name(rb.label)[len("blup_"):])
             model.breeding_values(rb.label).to_csv(path)
             written.append(path)
-    if functions:
-        path = out / "functions.csv"
-        model.vpredict(functions).to_csv(path)
-        written.append(path)
     summary = model.summary(n_fixed=10**9)
     if wald is not None:
-        path = out / "wald.csv"
-        wald.to_csv(path)
-        written.append(path)
         summary += "\n\nWald tests of the fixed effects\n" + wald.to_string()
     for pred in predictions or []:
-        path = out / f"predictions_{_safe(pred.classify)}.csv"
-        pred.table.to_csv(path, index=False)
-        written.append(path)
-        summary += f"\n\nPredictions of {pred.classify} ({path.name})\n{_sed_line(pred)}"
+        summary += f"\n\nPredictions of {pred.classify} (predictions_{safe_name(pred.classify)}.csv)\n{_sed_line(pred)}"
         if sed and pred.has_vcov:
-            path = out / f"sed_{_safe(pred.classify)}.csv"
+            path = out / f"sed_{safe_name(pred.classify)}.csv"
             pred.sed.to_csv(path)
             written.append(path)
         elif sed:  # too many cells for the matrix: the summary of the SEDs is in summary.txt
             summary += (f"\n\nSED matrix of {pred.classify} not written: {len(pred.table):,} cells "
                         f"(the SED summary is below each prediction table)")
     (out / "summary.txt").write_text(summary + "\n")
-    info = fit_info(model)
-    (out / "fit.json").write_text(json.dumps(info, indent=1, default=float))
-    written += [out / "summary.txt", out / "fit.json"]
-    return written
+    written.append(out / "summary.txt")
+    return written, results
 
 
 def _sed_line(pred) -> str:
@@ -158,32 +106,42 @@ def _read_data(path: str, sep: str | None, decimal: str):
 
 
 def cmd_fit(args) -> int:
-    from .api import prepare_fit, progress_printer
+    from contextlib import nullcontext
+
+    from .api import prepare_fit
     from .genetics import check_expressions
     from .inference.predict import check_classify
+    from .progress import FitProgress
 
+    if args.report and not args.out:
+        raise SparseREMLError("--report writes report.html beside the result files: give --out DIR as well")
     out = _output_dir(args.out) if args.out else None
     factors = [f.strip() for f in (args.factors or "").split(",") if f.strip()]
     functions = dict(_function(f) for f in args.function or [])
     matrices = {}
     for spec in args.pedigree or []:
         matrices.update(_pedigree(spec, args.add_missing))
-    data = _read_data(args.data, args.sep, args.decimal)
     quiet = args.quiet or args.json  # standard output carries the JSON alone
-    prepared = prepare_fit(args.fixed, args.random, args.residual, data=data, factors=factors or None,
-                           na_action=args.na_action, backend=args.backend, max_iter=args.max_iter,
-                           matrices=matrices or None, progress=None if quiet else say)
-    if functions:  # a typo in --function is reported before the fit, not after it
-        check_expressions(functions, prepared.labels)
-    for classify in args.predict or []:  # and a classify the model does not know
-        check_classify(prepared.problem.design, classify)
-    model = prepared.run(callback=None if quiet else progress_printer(say))
+    with nullcontext() if quiet else FitProgress(write=say) as prog:
+        if prog:
+            prog.start(f"reading {args.data}")
+        data = _read_data(args.data, args.sep, args.decimal)
+        prepared = prepare_fit(args.fixed, args.random, args.residual, data=data, factors=factors or None,
+                               na_action=args.na_action, backend=args.backend, max_iter=args.max_iter,
+                               matrices=matrices or None, progress=prog)
+        if functions:  # a typo in --function is reported before the fit, not after it
+            check_expressions(functions, prepared.labels)
+        for classify in args.predict or []:  # and a classify the model does not know
+            check_classify(prepared.problem.design, classify)
+        model = prepared.run(progress=prog)
     wald = model.wald(args.wald, args.ss) if args.wald else None
     predictions = [model.predict(c, sed=args.sed) for c in args.predict or []]
     if out is not None:  # the files first: a long summary on a closed pipe must not lose them
-        files = write_outputs(model, out, functions, wald, predictions, args.sed)
+        files, results = write_outputs(model, out, functions, wald, predictions, args.sed)
+        if args.report:
+            files.append(_write_report([results], [Path(args.out).resolve().name or "fit"], out / "report.html", quiet))
     if args.json:
-        say(json.dumps(_plain(json_result(model, wald, predictions, functions)), allow_nan=False))
+        say(json.dumps(plain(json_result(model, wald, predictions, functions)), allow_nan=False))
         return 0 if model.converged else 3
     say()
     say(model.summary())
@@ -198,8 +156,31 @@ def cmd_fit(args) -> int:
         say(pred.table.to_string(index=False, max_rows=30))
         say(_sed_line(pred))
     if out is not None:
-        say(f"\nwrote {len(files)} files to {args.out}")
+        say(f"\nwrote {len(files)} files to {args.out}" + (f"; the report is {out / 'report.html'}" if args.report else ""))
     return 0 if model.converged else 3
+
+
+def _write_report(results: list, names: list, path: Path, quiet: bool = False) -> Path:
+    from .reporting import report
+
+    if not quiet:
+        say(f"writing the report ({len(results)} model{'s' if len(results) > 1 else ''}) ...")
+    return report(results if len(results) > 1 else results[0], path, names=names if len(results) > 1 else None)
+
+
+def cmd_report(args) -> int:
+    """``sparsereml report DIR [DIR ...]``: the report again from written results."""
+    dirs = [Path(d) for d in args.dirs]
+    names = args.names.split(",") if args.names else [d.resolve().name for d in dirs]
+    if len(names) != len(dirs):
+        raise SparseREMLError(f"--names gives {len(names)} names for {len(dirs)} directories: give one per directory")
+    if len(set(names)) != len(names):
+        raise SparseREMLError(f"the models' names must differ ({', '.join(names)}): give them with --names a,b,c")
+    path = Path(args.out) if args.out else (dirs[0] / "report.html" if len(dirs) == 1 else Path("report.html"))
+    results = [FitResults.read(d) for d in dirs]  # every directory is checked before anything is drawn
+    _write_report(results, names, path, args.quiet)
+    say(f"wrote {path}")
+    return 0
 
 
 def _pedigree(spec: str, add_missing: bool = False) -> dict:
@@ -228,7 +209,11 @@ def _function(spec: str) -> tuple[str, str]:
 def cmd_demo(args) -> int:
     from .demo import run_demo
 
-    run_demo(args.seed, args.trials, args.trees, args.mothers, backend=args.backend, brief=args.brief, say=say)
+    report = None if args.no_report else Path(args.report)
+    if report is not None and (report.suffix.lower() not in (".html", ".htm") or not report.parent.is_dir()):
+        raise SparseREMLError(f"--report {args.report!r}: give an .html file in an existing directory")
+    run_demo(args.seed, args.trials, args.trees, args.mothers, backend=args.backend, brief=args.brief, say=say,
+             report=report)
     return 0
 
 
@@ -261,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predicted values of a classify table, e.g. 'Trial' or 'Trial:Mother' (repeatable)")
     f.add_argument("--sed", action="store_true", help="also write the SED matrix of each --predict table")
     f.add_argument("--out", default=None, help="directory for the result files")
+    f.add_argument("--report", action="store_true",
+                   help="also write report.html (plots, tables, diagnostics) beside the result files of --out")
     f.add_argument("--quiet", action="store_true", help="no progress lines")
     f.add_argument("--json", action="store_true",
                    help="print the result as one JSON object on standard output (no progress or summary)")
@@ -273,7 +260,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--mothers", type=int, default=None, help="number of open-pollinated mothers")
     d.add_argument("--backend", default=None, choices=["cholmod", "qdldl", "auto"])
     d.add_argument("--brief", action="store_true", help="summarise the per-trial at() components")
+    d.add_argument("--report", default="sparsereml-demo.html", metavar="FILE",
+                   help="the HTML report comparing the three models (default sparsereml-demo.html)")
+    d.add_argument("--no-report", action="store_true", help="fit and print only")
     d.set_defaults(func=cmd_demo)
+    r = sub.add_parser("report", help="write the HTML report again from the results of sparsereml fit --out DIR")
+    r.add_argument("dirs", nargs="+", metavar="DIR", help="result directories (several: a comparison)")
+    r.add_argument("--out", default=None, metavar="FILE",
+                   help="the HTML file (default DIR/report.html for one directory, ./report.html for several)")
+    r.add_argument("--names", default=None, help="comma-separated names of the models (default: the directories')")
+    r.add_argument("--quiet", action="store_true", help="say only where the report is")
+    r.set_defaults(func=cmd_report)
     return p
 
 

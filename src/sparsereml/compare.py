@@ -127,22 +127,24 @@ class Comparison:
     def __init__(self, table: pd.DataFrame):
         self.table = table
 
-    def __repr__(self) -> str:
-        t = self.table.copy()
-        t["df"] = ["" if pd.isna(v) else str(int(v)) for v in t["df"]]  # Int64 would show <NA>
-        def num(fmt):
-            return lambda v: format(v, fmt)
+    def formatted(self) -> pd.DataFrame:
+        """The table as text, numbers as R prints them (logLik to 4 decimals, AIC and BIC to 2,
+        p-values below 2.2e-16 as such) and blanks where a row has no test."""
+        t = self.table.astype(object).copy()
+        fmts = {"logLik": ".4f", "AIC": ".2f", "BIC": ".2f", "statistic": ".4f", "p_value": ".4g"}
+        for col, fmt in fmts.items():
+            t[col] = ["" if pd.isna(v) else "<2.2e-16" if col == "p_value" and v < 2.2e-16 else format(v, fmt)
+                      for v in self.table[col]]
+        t["df"] = ["" if pd.isna(v) else str(int(v)) for v in self.table["df"]]
+        return t
 
-        # a row without a test shows blanks there, not NaN
-        fmts = {"logLik": num(".4f"), "AIC": num(".2f"), "BIC": num(".2f"), "statistic": num(".4f"),
-                "p_value": lambda v: "<2.2e-16" if v < 2.2e-16 else format(v, ".4g")}  # as R prints them
-        text = t.to_string(formatters=fmts, na_rep="")
-        return "REML fits compared (same fixed effects and records)\n" + text
+    def __repr__(self) -> str:
+        return "REML fits compared (same fixed effects and records)\n" + self.formatted().to_string()
 
     __str__ = __repr__
 
     def _repr_html_(self) -> str:
-        return self.table.to_html(na_rep="")
+        return self.formatted().to_html()
 
 
 def compare(*models: FittedModel, names: list | None = None) -> Comparison:

@@ -68,6 +68,7 @@ def simulate_trees(seed: int = 2011, trials: int = 31, trees: int = 198_000, mot
         Every variance and effect used (``sigma2_mother``, ``sigma2_trial_mother``,
         ``resid_var`` and ``block_var`` per trial, ...).
     """
+    _check_sizes(trials, trees, mothers)
     n_trials, n_trees, n_mothers = trials, trees, mothers
     rng = np.random.default_rng(seed)
     srng = np.random.default_rng(seed + 1)  # spatial draws leave the main stream unchanged
@@ -161,6 +162,17 @@ def simulate_trees(seed: int = 2011, trials: int = 31, trees: int = 198_000, mot
         "note": "Mother ids in trees.csv are integers m; the pedigree names them 'M<m>'.",
     }
     return trees_df, pedigree, truth
+
+
+def _check_sizes(trials, trees, mothers) -> None:
+    """Refuse sizes the simulation cannot draw, naming the argument (before any drawing)."""
+    from .errors import DataError
+
+    for name, value, least, why in (("trials", trials, 1, "a network needs a trial"),
+                                     ("trees", trees, 1, "a network needs trees"),
+                                     ("mothers", mothers, 60, "each trial draws 30 to 59 of the mothers or more")):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < least:
+            raise DataError(f"{name}={value!r}: give a whole number of at least {least} ({why})")
 
 
 def trial_network(seed: int = 2011, trials: int = 31, trees: int = 198_000, mothers: int = 1100,

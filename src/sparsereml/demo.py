@@ -17,7 +17,7 @@ from .api import fit, lrt
 from .datasets import trial_network
 from .results import FittedModel
 
-__all__ = ["MODELS", "true_value", "varcomp_with_truth", "run_demo"]
+__all__ = ["MODELS", "true_value", "varcomp_with_truth", "heritabilities", "run_demo"]
 
 #: name -> (fixed, random, residual) formulas of the demonstration's models
 MODELS: dict[str, tuple[str, str, str]] = {
@@ -77,9 +77,41 @@ def varcomp_with_truth(model: FittedModel, truth: dict) -> pd.DataFrame:
     return model.varcomp.assign(truth=[true_value(label, truth) for label in model.varcomp.index])
 
 
+def heritabilities(model: FittedModel, truth: dict | None = None) -> pd.DataFrame:
+    """Narrow-sense heritability of dbh from the half-sib family variance, 4 Mother / (Mother +
+    Trial:Mother + residual): one per trial when the residual variance is per trial (``at(Trial)``),
+    else one; with standard errors (``vpredict``) and, given the simulator's truth, its true value."""
+    per_trial = [lab for lab in model.varcomp.index if (m := _PER_TRIAL.fullmatch(lab)) and m.group(2) == "units"]
+    residuals = {f"h2 trial {_PER_TRIAL.fullmatch(lab).group(1)}": f"`{lab}`" for lab in per_trial} or {"h2": "units"}
+    table = model.vpredict({name: f"4 * Mother / (Mother + `Trial:Mother` + {res})" for name, res in residuals.items()})
+    if truth is not None:
+        s2m, s2tm = truth["sigma2_mother"], truth["sigma2_trial_mother"]
+        if per_trial:
+            true = [4 * s2m / (s2m + s2tm + true_value(lab, truth)) for lab in per_trial]
+        else:
+            true = [float("nan")]  # one residual variance for trials whose true variances differ
+        table = table.assign(truth=true)
+    return table
+
+
+def write_report(fits: dict, truth: dict, path, say: Callable[..., None] = print) -> None:
+    """The comparison report of the demonstration's fits, with each model's heritabilities (against
+    the truth) and predicted trial means."""
+    from .fitresults import FitResults
+    from .reporting import report
+
+    t0 = time.perf_counter()
+    results = {name: FitResults.from_model(m, predictions=[m.predict("Trial", sed=False)],
+                                           functions=heritabilities(m, truth)) for name, m in fits.items()}
+    report(results, path, title=f"sparsereml demo: {', '.join(fits)} on a simulated progeny-trial network")
+    fit_seconds = sum(m.seconds.get("total", 0.0) for m in fits.values())
+    say(f"\nwrote the report comparing {', '.join(fits)} to {path} ({time.perf_counter() - t0:.1f} s; "
+        f"the fits took {fit_seconds:.1f} s): open it in a browser")
+
+
 def run_demo(seed: int | None = None, trials: int | None = None, trees: int | None = None,
              mothers: int | None = None, *, backend: str | None = None, brief: bool = False,
-             say: Callable[..., None] = print) -> dict[str, FittedModel]:
+             say: Callable[..., None] = print, report=None) -> dict[str, FittedModel]:
     """Simulate a trial network, fit :data:`MODELS` to it and report them against the truth.
 
     Parameters
@@ -93,6 +125,8 @@ def run_demo(seed: int | None = None, trials: int | None = None, trees: int | No
         than eight.
     say : callable
         Prints one line (called like ``print``); the CLI passes one that survives a closed pipe.
+    report : str or Path, optional
+        Write the HTML report comparing the models here (:func:`write_report`).
 
     Returns
     -------
@@ -124,4 +158,6 @@ def run_demo(seed: int | None = None, trials: int | None = None, trees: int | No
         say()
     for a, b in (("m2", "m2b"), ("m2b", "m2c")):
         say(f"LRT {a} vs {b}: {lrt(fits[a], fits[b])}")
+    if report is not None:
+        write_report(fits, truth, report, say)
     return fits

@@ -21,6 +21,8 @@ def format_value(v) -> str:
     """A table cell as the text summary prints it (6 significant digits, NA for missing)."""
     if isinstance(v, str):
         return v
+    if isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_)):
+        return str(int(v))  # counts in full, not 1.23457e+06
     return "NA" if v is None or not np.isfinite(v) else f"{v:.6g}"
 
 
@@ -42,7 +44,7 @@ class Plot:
 
         canvas = FigureCanvasAgg(fig)
         buf = BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi)
+        fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
         w, h = canvas.get_width_height()
         return cls(buf.getvalue(), caption, int(w), int(h))
 
@@ -128,8 +130,12 @@ def block_html(b, sortable_from: int | None = None) -> str:
     (an embedded PNG, so the page needs no other file)."""
     if isinstance(b, pd.DataFrame):
         sortable = sortable_from is not None and len(b) >= sortable_from
-        table = b.to_html(formatters={c: format_value for c in b.columns}, border=0, na_rep="NA",
-                          classes="sortable" if sortable else None)
+        # one header row (the index as the first column, unless it only numbers the rows), so
+        # that a click on any heading sorts by that column
+        unnamed_range = isinstance(b.index, pd.RangeIndex) and b.index.name is None
+        flat = b if unnamed_range else b.reset_index()
+        table = flat.to_html(formatters={c: format_value for c in flat.columns}, border=0, na_rep="NA",
+                             classes="sortable" if sortable else None, index=False)
         return f'<div class="table-wrap">{table}</div>'
     if isinstance(b, Plot):
         import base64

@@ -26,11 +26,11 @@ h2 { font-size: 1.2rem; margin: 1.6rem 0 0.4rem; padding-top: 0.6rem; border-top
 h3 { font-size: 1.02rem; margin: 1.2rem 0 0.3rem; }
 .line { white-space: pre-wrap; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
         font-size: 0.82rem; overflow-wrap: anywhere; }
-.table-wrap { overflow-x: auto; max-width: 100%; margin: 0.4rem 0 0.8rem; }
+.table-wrap { overflow: auto; max-width: 100%; max-height: 32rem; margin: 0.4rem 0 0.8rem; }
 table { border-collapse: collapse; font-size: 0.82rem; font-variant-numeric: tabular-nums; }
 th, td { padding: 0.2rem 0.55rem; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
 thead th { background: var(--head); position: sticky; top: 0; }
-tbody th { text-align: left; font-weight: 500; }
+th:first-child, td:first-child { text-align: left; }
 table.sortable thead th { cursor: pointer; user-select: none; }
 table.sortable thead th::after { content: " \\2195"; color: var(--muted); font-size: 0.75em; }
 table.sortable thead th[aria-sort="ascending"]::after { content: " \\25B2"; color: var(--fg); }
@@ -42,7 +42,7 @@ figcaption { color: var(--muted); font-size: 0.82rem; }
 @media print {
   nav { display: none; }
   body { font-size: 11px; }
-  .table-wrap { overflow: visible; }
+  .table-wrap { overflow: visible; max-height: none; }
   thead th { position: static; }
   figure, table { break-inside: avoid; }
   h2 { break-before: page; }

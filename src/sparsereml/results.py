@@ -392,6 +392,15 @@ class FittedModel(FixedEffectsInference):
     def __repr__(self) -> str:
         return self.summary()
 
+    def report(self, path=None, **options):
+        """Write this fit's HTML report to ``path`` (one self-contained file; None returns the page):
+        the summary with intervals, the data, BLUPs ranked with accuracies, residual plots (maps
+        and variograms on field grids), covariance heat maps and the iterations.  ``options`` as
+        :func:`sparsereml.report` (``wald=``, ``predict=``, ``functions=``, ``title=``)."""
+        from .reporting import report
+
+        return report(self, path, **options)
+
     # -- saving ------------------------------------------------------------------------
     def save(self, path) -> None:
         """Write the fitted model to ``path`` (a pickle); :func:`sparsereml.load` reads it back

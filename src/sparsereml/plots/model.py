@@ -140,7 +140,7 @@ def overview(data, response: str | None = None, by: str | None = None, *, jitter
     ax.set_xlabel(str(by))
     ax.set_ylabel(str(response))
     ax.set_title(f"{response} by {by} ({codes.size:,} records, {len(labels)} levels)")
-    ax.legend(loc="best")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # outside: 'best' would scan every point
     return fig
 
 
@@ -299,7 +299,8 @@ def residuals(model, *, ax: Axes | None = None) -> Figure:
     ax.set_title(f"Residuals against fitted values ({fitted.size:,} records"
                  + (f", {len(labels)} residual groups)" if len(labels) > 1 else ")"))
     if 1 < len(labels) <= 20:
-        leg = ax.legend(loc="best", fontsize=7, markerscale=3, title="residual group")
+        leg = ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, markerscale=3,
+                        title="residual group")
         for h in leg.legend_handles:
             h.set_alpha(1.0)
     return fig
@@ -347,5 +348,5 @@ def trace(model) -> Figure:
     bottom.set_title("variance parameters relative to their final value"
                      + (f" ({len(skipped)} with final value 0 left out)" if skipped else ""))
     if 0 < len(params) - len(skipped) <= 12:
-        bottom.legend(loc="best", fontsize=8)
+        bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     return fig

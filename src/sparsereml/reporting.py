@@ -224,7 +224,7 @@ def report(models, path=None, names=None, *, title: str | None = None, wald: str
     parts = []
     if len(results) > 1:
         intro = Report()
-        intro.add("Models compared").table(compare(results, names=names).table)
+        intro.add("Models compared").table(compare(results, names=names).formatted())
         intro.sections += data_report(results[0]).sections
         parts.append(("Comparison", "comparison", intro))
     for k, (name, res) in enumerate(zip(names, results)):

@@ -1,0 +1,129 @@
+"""The HTML report (m.report, sr.report, sparsereml fit --report, sparsereml report DIR): one
+self-contained page whose tables hold the model's numbers, the same from a model in memory and
+from the files its fit wrote."""
+from __future__ import annotations
+
+import base64
+import re
+from io import BytesIO
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import sparsereml as sr
+from sparsereml.cli import main
+from sparsereml.errors import ModelError
+from sparsereml.fitresults import FitResults
+from sparsereml.report_content import format_value
+
+from .structures.test_residual_mme import field
+
+STAMP = re.compile(r"sparsereml [0-9.]+ &middot; \d{4}-\d\d-\d\d \d\d:\d\d UTC")
+
+
+@pytest.fixture(scope="module")
+def data():
+    return sr.datasets.trial_network(seed=5, trials=4, trees=3000, mothers=60)[0]
+
+
+@pytest.fixture(scope="module")
+def fits(data):
+    m1 = sr.fit("dbh ~ Trial", "~ Trial:Block + Mother", data=data)
+    m2 = sr.fit("dbh ~ Trial", "~ Trial:Block + Mother", "~ at(Trial):units", data=data)
+    return m1, m2
+
+
+def _images(page: str) -> list[Image.Image]:
+    return [Image.open(BytesIO(base64.b64decode(d))) for d in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
+
+
+def test_a_fit_report_is_one_page_with_the_models_numbers(fits):
+    m = fits[1]
+    page = m.report()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing to fetch: no network needed
+    for label, row in m.varcomp.iterrows():
+        assert f"<td>{label}</td>" in page and f"<td>{format_value(row['component'])}</td>" in page
+    for title in ("Variance components", "Data", "Random effects: Mother", "Residuals", "Iterations",
+                  "95% confidence intervals"):
+        assert title in page
+    images = _images(page)
+    # overview, caterpillar and ranking of both terms, residuals, trace
+    assert len(images) == 7
+    for im in images:
+        assert np.asarray(im.convert("L"), dtype=float).std() > 5  # not blank
+    assert 'class="dataframe sortable"' in page  # the long tables (ranked BLUPs, fixed effects)
+
+
+def test_report_rebuilt_from_the_files_is_the_same_page(fits, tmp_path):
+    m = fits[1]
+    pred = m.predict("Trial", sed=False)
+    res = FitResults.from_model(m, predictions=[pred], wald=m.wald("none"))
+    res.write(tmp_path)
+    live = sr.report(res)
+    again = sr.report(FitResults.read(tmp_path))
+    assert STAMP.sub("", live) == STAMP.sub("", again)
+    assert "Predictions of Trial" in live and "Wald tests of the fixed effects" in live
+    for v in pred.table["predicted.value"]:
+        assert f"<td>{format_value(v)}</td>" in live
+
+
+def test_comparison_report_tests_the_models_and_shows_each(fits, tmp_path):
+    path = sr.report({"m1": fits[0], "m2": fits[1]}, tmp_path / "cmp.html", processes=1)
+    page = path.read_text()
+    table = sr.compare(*fits, names=["m1", "m2"]).formatted()
+    assert f"<td>{table.loc['m2', 'logLik']}</td>" in page and f"<td>{table.loc['m2', 'statistic']}</td>" in page
+    assert "<td>&lt;2.2e-16</td>" in page and table.loc["m2", "p_value"] == "<2.2e-16"
+    assert page.count("<h2>") == 3 and 'href="#m-m1"' in page and 'id="m-m2"' in page
+    assert page.count("Data</h3>") == 1  # the data once, for every model
+    drawn_twice = sr.report({"m1": fits[0], "m2": fits[1]}, processes=2)
+    assert STAMP.sub("", drawn_twice) == STAMP.sub("", page)  # forked drawing gives the same pictures
+
+
+def test_spatial_report_has_maps_and_variograms_and_notes_what_it_cannot_draw():
+    m = sr.fit("y ~ trial", random="~ gen", residual="~ at(trial):ar1(row):ar1(col)", data=field())
+    page = m.report()
+    for g in ("A", "B"):
+        assert f"residuals on the field grid, at(trial, {g}):units" in page
+        assert f"sample variogram of the residuals, at(trial, {g}):units" in page
+    assert "Data</h3>" in page and "no factor" not in page
+
+
+def test_report_refuses_what_it_cannot_write(fits, data, tmp_path):
+    with pytest.raises(ModelError, match="ending in .html"):
+        fits[0].report(tmp_path / "r.txt")
+    with pytest.raises(ModelError, match="does not exist"):
+        fits[0].report(tmp_path / "nowhere" / "r.html")
+    with pytest.raises(ModelError, match="got str"):
+        sr.report(["m1"])
+    with pytest.raises(ModelError, match="same records"):
+        sr.report([fits[0], sr.fit("dbh ~ Trial", "~ Mother", data=data.iloc[:-5])])
+
+
+def test_cli_writes_the_report_and_rebuilds_it(data, tmp_path, capsys):
+    csv = tmp_path / "trees.csv"
+    data.to_csv(csv, index=False)
+    out1, out2 = tmp_path / "m1", tmp_path / "m2"
+    base = [str(csv), "--fixed", "dbh ~ Trial", "--random", "~ Trial:Block + Mother", "--factors", "Trial,Block,Mother",
+            "--quiet"]
+    assert main(["fit", *base, "--out", str(out1), "--report"]) == 0
+    assert main(["fit", *base, "--residual", "~ at(Trial):units", "--out", str(out2)]) == 0
+    first = (out1 / "report.html").read_text()
+    assert main(["report", str(out1), "--out", str(tmp_path / "again.html"), "--quiet"]) == 0
+    assert STAMP.sub("", (tmp_path / "again.html").read_text()) == STAMP.sub("", first)
+    assert main(["report", str(out1), str(out2), "--out", str(tmp_path / "cmp.html")]) == 0
+    page = (tmp_path / "cmp.html").read_text()
+    assert 'id="m-m1"' in page and 'id="m-m2"' in page and "Models compared" in page
+    assert f"wrote {tmp_path / 'cmp.html'}" in capsys.readouterr().out
+
+
+def test_cli_report_refusals(data, tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "holds no fit.json" in capsys.readouterr().err
+    csv = tmp_path / "trees.csv"
+    data.to_csv(csv, index=False)
+    assert main(["fit", str(csv), "--fixed", "dbh ~ Trial", "--report"]) == 2
+    assert "give --out DIR" in capsys.readouterr().err
+    assert main(["report", str(tmp_path), str(tmp_path), "--names", "a"]) == 2
+    assert "one per directory" in capsys.readouterr().err
