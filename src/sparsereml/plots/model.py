@@ -72,6 +72,31 @@ def _model_frame(model) -> tuple[pd.DataFrame, str, str]:
     return frame, spec.response, by
 
 
+#: Legend corners tried by :func:`_emptiest_corner`, in matplotlib's ``loc="best"`` order (ties
+#: go to the first), each as (right side?, top side?).
+_CORNERS = {"upper right": (True, True), "upper left": (False, True), "lower left": (False, False),
+            "lower right": (True, False)}
+
+
+def _emptiest_corner(ax: Axes, *points: tuple[np.ndarray, np.ndarray], width: float = 0.2,
+                     height: float = 0.15) -> str:
+    """The corner of ``ax`` whose box of ``width`` x ``height`` (fractions of the axes) holds the
+    fewest of the ``points`` (pairs of x and y arrays in data coordinates), for the legend.
+
+    What ``loc="best"`` does, once and from the data: matplotlib's "best" gathers every point of
+    every collection into a Python list and counts them in each candidate box at every draw
+    (constrained layout draws several times), 5 of the 7 s of saving 1.8M points.
+    """
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    counts = dict.fromkeys(_CORNERS, 0)
+    for x, y in points:
+        right, left = x >= x1 - width * (x1 - x0), x <= x0 + width * (x1 - x0)
+        top, bottom = y >= y1 - height * (y1 - y0), y <= y0 + height * (y1 - y0)
+        for loc, (r, t) in _CORNERS.items():
+            counts[loc] += int(np.count_nonzero((right if r else left) & (top if t else bottom)))
+    return min(counts, key=counts.get)
+
+
 def overview(data, response: str | None = None, by: str | None = None, *, jitter: float = 0.35,
              alpha: float | None = None, max_points: int | None = None, ax: Axes | None = None,
              seed: int = 0) -> Figure:
@@ -152,7 +177,7 @@ def overview(data, response: str | None = None, by: str | None = None, *, jitter
     ax.set_xlabel(str(by))
     ax.set_ylabel(str(response))
     ax.set_title(f"{response} by {by} ({codes.size:,} records, {len(labels)} levels)")
-    ax.legend(loc="best")
+    ax.legend(loc=_emptiest_corner(ax, (x, py), (np.arange(len(labels)), means)))
     return fig
 
 
