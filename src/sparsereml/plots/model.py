@@ -134,7 +134,8 @@ def overview(data, response: str | None = None, by: str | None = None, *, jitter
     (mk,) = ax.plot(np.arange(len(labels)), means, linestyle="none", marker="_", markersize=24,
                     markeredgewidth=2.5, color="black", label="mean", zorder=3)
     mk.set_gid(MEANS)
-    ax.set_xticks(np.arange(len(labels)), [str(v) for v in labels],
+    step = -(-len(labels) // 60)  # at most 60 labels: more would print on top of each other
+    ax.set_xticks(np.arange(0, len(labels), step), [str(v) for v in labels[::step]],
                   rotation=90 if len(labels) > 15 else 0)
     ax.set_xlim(-0.5 - jitter, len(labels) - 0.5 + jitter)
     ax.set_xlabel(str(by))
