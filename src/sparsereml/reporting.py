@@ -112,9 +112,7 @@ def _random_sections(rep: Report, res: FitResults, source: int) -> None:
         n = len(res.blups(term))
         _figure(sec, source, "caterpillar", (term,), f"BLUPs of {term} with 95% prediction intervals")
         ranked = _ranked(res, term)
-        if ranked is not None:
-            top = min(30, n)
-            _figure(sec, source, "ranking", (term,), f"the top {top} of {term} with their accuracies", top=top)
+        if ranked is not None:  # the table, not sr.plots.ranking's bars: it holds every number
             shown = f"all {n}" if n <= MAX_RANKED else f"the top {MAX_RANKED} of {n:,} (every level is in the BLUP file)"
             sec.line(f"{term} ranked by BLUP, {shown}; accuracy = sqrt(1 - PEV / variance)")
             sec.table(ranked.head(MAX_RANKED))
