@@ -127,3 +127,18 @@ def test_cli_report_refusals(data, tmp_path, capsys):
     assert "give --out DIR" in capsys.readouterr().err
     assert main(["report", str(tmp_path), str(tmp_path), "--names", "a"]) == 2
     assert "one per directory" in capsys.readouterr().err
+
+
+def test_long_tables_are_cut_on_the_page_and_say_so(data):
+    from sparsereml import reporting
+
+    m = sr.fit("dbh ~ Trial", "~ Mother", data=data)
+    res = FitResults.from_model(m, predictions=[m.predict("Trial:Mother", sed=False)])
+    n = len(res.predictions["Trial:Mother"])
+    assert n > 100
+    rep = reporting.fit_report(res, max_rows=100)
+    sec = next(s for s in rep.sections if s.title == "Predictions of Trial:Mother")
+    (table,) = [b for b in sec.blocks if hasattr(b, "columns")]
+    assert len(table) == 100 and f"the first 100 of {n:,} rows; the result files hold all" in sec.blocks[1:]
+    fixed = next(s for s in rep.sections if (s.title or "").startswith("Fixed effects"))
+    assert len(fixed.blocks[0]) == len(m.fixed) < 100  # short tables whole

@@ -172,6 +172,9 @@ class FitResults:
     def summary(self) -> str:
         return self.content.to_text()
 
+    def _repr_html_(self) -> str:
+        return self.content.to_html()
+
     # -- building ----------------------------------------------------------------------------
     @classmethod
     def from_model(cls, model, *, wald: pd.DataFrame | None = None, predictions: list | None = None,

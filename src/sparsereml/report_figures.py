@@ -6,7 +6,6 @@ not available the figures are drawn one after another in this process, with the 
 from __future__ import annotations
 
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -57,12 +56,12 @@ def _draw_inherited(task: FigureTask) -> Plot | str:
 
 
 def usable_processes() -> int:
-    """Cores this process may run on, at most :data:`MAX_PROCESSES`."""
-    try:
-        n = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        n = os.cpu_count() or 1
-    return max(1, min(n, MAX_PROCESSES))
+    """Drawing processes: the fits' thread policy (``SPARSEREML_THREADS`` or ``Control(threads=)``
+    when set, else the usable cores less the threads other processes are running now), at most
+    :data:`MAX_PROCESSES`.  On a busy machine extra processes only add their start-up."""
+    from .linalg.threads import thread_budget
+
+    return max(1, min(thread_budget(), MAX_PROCESSES))
 
 
 def render(tasks: list[FigureTask], results: list, processes: int | None = None) -> list:

@@ -26,6 +26,8 @@ SORTABLE_FROM = 12
 MAX_RANKED = 500
 #: residual maps and variograms of at most this many residual grids
 MAX_GRIDS = 8
+#: at most this many rows of any other table on the page (the files hold every row)
+MAX_ROWS = 2000
 
 
 def results_of(obj, **inference) -> FitResults:
@@ -130,10 +132,11 @@ def _residual_sections(rep: Report, res: FitResults, source: int) -> None:
                  "sr.plots.residual_map(m, group) draws any other")
 
 
-def fit_report(res: FitResults, *, data: bool = True, source: int = 0) -> Report:
+def fit_report(res: FitResults, *, data: bool = True, source: int = 0, max_rows: int = MAX_ROWS) -> Report:
     """A fit's report: the summary (model, likelihood, variance components with 95% Wald intervals,
     covariance models, fixed effects), Wald tests, predictions and functions of the components
-    when the results hold them, the data, random effects, residuals and the iterations.  Figures
+    when the results hold them, the data, random effects, residuals and the iterations; tables
+    cut at ``max_rows`` rows (the files hold every row).  Figures
     are :class:`~sparsereml.report_figures.FigureTask` of results number ``source`` until
     :func:`draw_figures` draws them."""
     rep = Report()
@@ -158,7 +161,23 @@ def fit_report(res: FitResults, *, data: bool = True, source: int = 0) -> Report
     _figure(sec, source, "trace", (), "REML log-likelihood and parameters by iteration")
     it = res.iterations
     sec.table(pd.DataFrame({"logL": it["loglik"], "change": it["loglik"].diff(), "seconds": it["seconds"]}))
+    rep.sections = [_capped(s, max_rows) for s in rep.sections]
     return rep
+
+
+def _capped(sec, max_rows: int):
+    """The section with tables of more than ``max_rows`` rows cut there, saying so."""
+    from .report_content import Section
+
+    if not any(isinstance(b, pd.DataFrame) and len(b) > max_rows for b in sec.blocks):
+        return sec
+    out = Section(sec.title)
+    for b in sec.blocks:
+        if isinstance(b, pd.DataFrame) and len(b) > max_rows:
+            out.table(b.head(max_rows)).line(f"the first {max_rows:,} of {len(b):,} rows; the result files hold all")
+        else:
+            out.blocks.append(b)
+    return out
 
 
 def _models(models, names) -> tuple[list, list]:

@@ -147,6 +147,24 @@ def test_caterpillar_sorts_the_blups_and_draws_z_sqrt_pev_intervals(m):
     _png(fig)
 
 
+def test_caterpillar_band_edges_are_the_interval_ends(m):
+    b = m.blups("Mother").sort_values("BLUP")
+    fig = plots.caterpillar(m, "Mother", band=True)
+    ax = fig.axes[0]
+    (iv,) = _by_gid(ax, "intervals")
+    verts = iv.get_paths()[0].vertices
+    half = NormalDist().inv_cdf(0.975) * np.sqrt(b["PEV"].to_numpy())
+    x = np.arange(len(b))
+    for xi, lo, hi in [(x[0], *(b["BLUP"].iloc[0] + np.array([-1, 1]) * half[0])),
+                       (x[-1], *(b["BLUP"].iloc[-1] + np.array([-1, 1]) * half[-1]))]:
+        at = verts[np.isclose(verts[:, 0], xi)]
+        assert np.isclose(at[:, 1].min(), lo, rtol=1e-12) and np.isclose(at[:, 1].max(), hi, rtol=1e-12)
+    (line,) = _by_gid(ax, "blups")
+    np.testing.assert_allclose(line.get_ydata(), b["BLUP"].to_numpy())
+    assert len(b) < plots.model.BAND_FROM  # the default for this term is the segments
+    assert isinstance(_by_gid(plots.caterpillar(m, "Mother").axes[0], "intervals")[0], LineCollection)
+
+
 def test_caterpillar_top_keeps_the_largest(m):
     b = m.blups("Trial:Mother")
     fig = plots.caterpillar(m, "Trial:Mother", top=10)

@@ -158,7 +158,11 @@ def _blups(model, term: str) -> tuple[pd.DataFrame, str]:
     return b, pev
 
 
-def caterpillar(model, term: str, *, top: int | None = None, level: float = 0.95,
+#: from this many levels a caterpillar draws its intervals as one band (see caterpillar)
+BAND_FROM = 2000
+
+
+def caterpillar(model, term: str, *, top: int | None = None, level: float = 0.95, band: bool | None = None,
                 ax: Axes | None = None) -> Figure:
     """The BLUPs of a random term in increasing order, each with its prediction interval.
 
@@ -171,13 +175,19 @@ def caterpillar(model, term: str, *, top: int | None = None, level: float = 0.95
         Keep only the ``top`` largest BLUPs.
     level : float
         Coverage of the intervals BLUP +- z sqrt(PEV), z the normal quantile (1.96 for 0.95).
+    band : bool, optional
+        Draw the intervals as one shaded band through their ends and the BLUPs as a line, instead
+        of a segment and a dot per level.  By default a band from :data:`BAND_FROM` levels, where
+        the segments would merge into one anyway and cost far more to draw.
     ax : matplotlib Axes, optional
 
     Returns
     -------
     matplotlib.figure.Figure
         The BLUPs are one ``Line2D`` (gid ``"blups"``) at x = 0, 1, ... in increasing order, the
-        intervals one ``LineCollection`` (gid ``"intervals"``) of vertical segments.
+        intervals one ``LineCollection`` (gid ``"intervals"``) of vertical segments, or with a
+        band one ``PolyCollection`` (gid ``"intervals"``) whose lower and upper edges are the
+        intervals' ends.
     """
     if not 0 < level < 1:
         raise ModelError(f"level={level}: give a coverage between 0 and 1, e.g. 0.95")
@@ -192,10 +202,15 @@ def caterpillar(model, term: str, *, top: int | None = None, level: float = 0.95
     half = z * np.sqrt(np.clip(b[pev].to_numpy(dtype=float), 0, None))
     x = np.arange(u.size)
     fig, ax = _axes(ax)
-    iv = ax.vlines(x, u - half, u + half, color="tab:blue", alpha=0.6, linewidth=1.0,
-                   label=f"{100 * level:g}% interval")
+    if band if band is not None else u.size >= BAND_FROM:
+        iv = ax.fill_between(x, u - half, u + half, color="tab:blue", alpha=0.4, linewidth=0,
+                             label=f"{100 * level:g}% intervals")
+        (pt,) = ax.plot(x, u, color="black", linewidth=1.0, label="BLUP")
+    else:
+        iv = ax.vlines(x, u - half, u + half, color="tab:blue", alpha=0.6, linewidth=1.0,
+                       label=f"{100 * level:g}% interval")
+        (pt,) = ax.plot(x, u, linestyle="none", marker="o", markersize=3, color="black", label="BLUP")
     iv.set_gid(INTERVALS)
-    (pt,) = ax.plot(x, u, linestyle="none", marker="o", markersize=3, color="black", label="BLUP")
     pt.set_gid(BLUPS)
     ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--")
     if u.size <= 40:
