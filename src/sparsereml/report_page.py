@@ -26,7 +26,7 @@ h2 { font-size: 1.2rem; margin: 1.6rem 0 0.4rem; padding-top: 0.6rem; border-top
 h3 { font-size: 1.02rem; margin: 1.2rem 0 0.3rem; }
 .line { white-space: pre-wrap; font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
         font-size: 0.82rem; overflow-wrap: anywhere; }
-.table-wrap { overflow: auto; max-width: 100%; max-height: 32rem; margin: 0.4rem 0 0.8rem; }
+.table-wrap { overflow: auto; width: fit-content; max-width: 100%; max-height: 32rem; margin: 0.4rem 0 0.8rem; }
 table { border-collapse: collapse; font-size: 0.82rem; font-variant-numeric: tabular-nums; }
 th, td { padding: 0.2rem 0.55rem; border-bottom: 1px solid var(--line); text-align: right; white-space: nowrap; }
 thead th { background: var(--head); position: sticky; top: 0; }
