@@ -142,3 +142,14 @@ def test_long_tables_are_cut_on_the_page_and_say_so(data):
     assert len(table) == 100 and f"the first 100 of {n:,} rows; the result files hold all" in sec.blocks[1:]
     fixed = next(s for s in rep.sections if (s.title or "").startswith("Fixed effects"))
     assert len(fixed.blocks[0]) == len(m.fixed) < 100  # short tables whole
+
+
+def test_iterations_table_shows_the_logl_changes(fits):
+    from sparsereml import reporting
+
+    m = fits[1]
+    rep = reporting.fit_report(FitResults.from_model(m))
+    (table,) = [b for b in next(s for s in rep.sections if s.title == "Iterations").blocks if hasattr(b, "columns")]
+    it = m.iterations
+    assert table["logL"].tolist() == [f"{v:.4f}" for v in it["loglik"]]
+    assert table["change"].iloc[-1] == f"{it['loglik'].iloc[-1] - it['loglik'].iloc[-2]:+.4g}"

@@ -160,7 +160,11 @@ def fit_report(res: FitResults, *, data: bool = True, source: int = 0, max_rows:
     sec = rep.add("Iterations")
     _figure(sec, source, "trace", (), "REML log-likelihood and parameters by iteration")
     it = res.iterations
-    sec.table(pd.DataFrame({"logL": it["loglik"], "change": it["loglik"].diff(), "seconds": it["seconds"]}))
+    change = it["loglik"].diff()
+    sec.table(pd.DataFrame({  # logL as the summary prints it: 6 significant digits would hide the changes
+        "logL": [f"{v:.4f}" for v in it["loglik"]],
+        "change": ["" if pd.isna(v) else f"{v:+.4g}" for v in change],
+        "seconds": [f"{v:.3f}" for v in it["seconds"]]}, index=it.index))
     rep.sections = [_capped(s, max_rows) for s in rep.sections]
     return rep
 

@@ -16,6 +16,7 @@ import pandas as pd
 import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..errors import ModelError, UnknownName
 from ..records import factor_levels
@@ -360,6 +361,7 @@ def trace(model) -> Figure:
         bottom.plot(x, v / final, marker=".", label=lab)
     bottom.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
     bottom.set_xlabel("iteration")
+    bottom.xaxis.set_major_locator(MaxNLocator(integer=True))  # no iteration 1.5
     bottom.set_ylabel("parameter / final value")
     bottom.set_title("variance parameters relative to their final value"
                      + (f" ({len(skipped)} with final value 0 left out)" if skipped else ""))
