@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, ModelError
-from ..formula.terms import VM, At, RandomTerm, Units
+from ..formula.terms import VM, At, RandomTerm, Units, Var
 from ..registry import cov_model
 from .coding import Factor, combine, factor_of
 
@@ -67,6 +67,14 @@ class RandomBlock:
     units: int = 0  # independent units of a correlated term (levels of its other factors)
     values: np.ndarray | None = None  # random regression: (k x n) covariate values, record_column (k x n)
     relationship: object | None = None  # vm(): the Relationship (ids, K^-1, log|K|) of the units
+    overlay: bool = False  # and()/overlay(): record_column (parts x n), values the parts' weights
+
+    @property
+    def regression(self) -> bool:
+        """A random regression (``us(~ 1 + x):g``): record_column and values one row per coefficient
+        (values also hold an overlay's weights and a ``g:lin(x)`` term's covariate)."""
+        s = self.term.struct
+        return self.values is not None and s is not None and s.covariates is not None
 
     @property
     def size(self) -> int:
@@ -104,6 +112,11 @@ def _at_levels(at: At, f: Factor) -> list[int]:
 def random_block(term: RandomTerm, columns: dict, n: int | None = None, matrices: dict | None = None) -> RandomBlock:
     """Code one random term; every column named in it is a factor whatever its dtype.  ``n``
     (the number of records) is needed for ``units``, ``matrices`` for ``vm()``."""
+    if term.overlays:
+        return _overlay_block(term, columns, n, matrices)
+    lin = next((f for f in term.factors if isinstance(f, Var) and f.as_covariate), None)
+    if lin is not None:
+        return _scaled_block(term, lin, columns, n, matrices)
     vm = next((f for f in term.factors if isinstance(f, VM)), None)
     if vm is not None:
         return _related_block(term, vm, columns, matrices or {})
@@ -121,6 +134,85 @@ def random_block(term: RandomTerm, columns: dict, n: int | None = None, matrices
         raise DataError(f"random term {term.label!r} has only one level ({inner.levels[0]}); "
                         f"its variance cannot be estimated")
     return RandomBlock(term, inner.codes, inner.levels, [ColumnBlock(term.label, 0, inner.n_levels)])
+
+
+def _scaled_block(term: RandomTerm, lin: Var, columns: dict, n: int | None, matrices) -> RandomBlock:
+    """``comb:lin(dr)``: the term of the other factors, each record's entry its value of dr."""
+    col = columns[lin.name]
+    if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+        raise DataError(f"{term.label!r}: the covariate {lin.name!r} must be numeric, it has dtype {col.dtype}")
+    rest = RandomTerm(tuple(f for f in term.factors if f is not lin), term.at, term.struct)
+    rb = random_block(rest, columns, n, matrices)
+    values = np.asarray(col, dtype=float)[None, :]
+    return RandomBlock(term, rb.record_column, rb.levels, [ColumnBlock(term.label, b.start, b.size) for b in rb.blocks],
+                       cov_levels=rb.cov_levels, units=rb.units, values=values, relationship=rb.relationship)
+
+
+def _no_parent(values: pd.Series) -> np.ndarray:
+    """Rows without a parent in an and() column: missing, 0 or "0" (open pollination)."""
+    miss = values.isna().to_numpy()
+    text = values.astype("string").str.strip().fillna("").to_numpy(dtype=object)
+    return miss | np.isin(text, ["0", "0.0", ""])
+
+
+def _numbers(v: pd.Series) -> bool:
+    dt = v.dtype.categories.dtype if isinstance(v.dtype, pd.CategoricalDtype) else v.dtype
+    return pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt)
+
+
+def _stacked(parts: list, gone: list) -> pd.Series:
+    """The parts' values one after another (rows ``gone`` of a part take the first part's value:
+    they get no entry anyway): numbers when every part holds numbers, so that levels sort as
+    numbers, else text."""
+    if all(_numbers(v) for v in parts):
+        vals = [np.asarray(v.astype(float) if isinstance(v.dtype, pd.CategoricalDtype) else v, dtype=float) for v in parts]
+    else:
+        vals = [v.astype("string").str.strip().to_numpy(dtype=object) for v in parts]
+    out = [vals[0]] + [np.where(g, vals[0], x) for x, g in zip(vals[1:], gone)]
+    return pd.Series(np.concatenate(out))
+
+
+def _overlay_block(term: RandomTerm, columns: dict, n: int, matrices: dict | None) -> RandomBlock:
+    """``Mother + and(Father, w)``: the term coded on the records stacked once per part (the
+    parts' columns taking the first part's place), so that the levels are every part's levels
+    together; a record then has one entry per part it has a parent in (w for an and() part), two
+    entries of one level merged (a self: 2)."""
+    base = RandomTerm(term.factors, term.at, term.struct)
+    if base.struct is not None and base.struct.covariates is not None:
+        raise ModelError(f"{term.written}: a random regression cannot take and()")
+    if any(isinstance(f, Units) for f in term.factors):
+        raise ModelError(f"{term.written}: units cannot take and()")
+    names = [f.name for f in term.factors]
+    k = 1 + len(term.overlays)
+    used = list(dict.fromkeys(names + ([term.at.factor] if term.at else [])
+                              + ([term.struct.factor] if term.struct else [])))
+    absent = [np.zeros(n, dtype=bool)]
+    for factors, _ in term.overlays:
+        absent.append(np.logical_or.reduce([_no_parent(columns[f.name]) for f in factors]))
+    stacked = {}
+    for c in used:
+        first = columns[c].reset_index(drop=True)
+        if c in names:
+            parts = [first] + [columns[factors[names.index(c)].name].reset_index(drop=True)
+                               for factors, _ in term.overlays]
+            stacked[c] = _stacked(parts, absent[1:])
+        else:
+            stacked[c] = pd.concat([first] * k, ignore_index=True)
+    rb = random_block(base, stacked, n * k, matrices)
+    codes = rb.record_column.reshape(k, n).copy()
+    values = np.ones((k, n))
+    for j, ((_, w), gone) in enumerate(zip(term.overlays, absent[1:]), start=1):
+        codes[j, gone] = -1
+        values[j] = w
+        for i in range(j):  # the same level twice in a record (a self): one entry, the weights summed
+            same = (codes[j] >= 0) & (codes[j] == codes[i])
+            values[i, same] += values[j, same]
+            codes[j, same] = -1
+    order = np.argsort(np.where(codes >= 0, codes, np.iinfo(np.int64).max), axis=0, kind="stable")
+    codes = np.take_along_axis(codes, order, axis=0)  # each record's columns increasing, as W needs
+    values = np.take_along_axis(values, order, axis=0)
+    return RandomBlock(term, codes, rb.levels, rb.blocks, cov_levels=rb.cov_levels, units=rb.units,
+                       values=values, relationship=rb.relationship, overlay=True)
 
 
 def _per_level_block(term: RandomTerm, at: At, inner: Factor, columns: dict, label_of) -> RandomBlock:

@@ -35,7 +35,17 @@ class ModelSpec:
                 names += [c for c in r.struct.covariates if c != "1"] if r.struct.covariates is not None \
                     else [r.struct.factor]
             names += [f.name for f in r.factors if isinstance(f, (Var, VM))]
+            names += [f.name for factors, _ in r.overlays for f in factors]
         return list(dict.fromkeys(names))
+
+    def overlay_variables(self) -> list[str]:
+        """Columns that only and()/overlay() parts use (beyond a term's first part): a missing
+        value, 0 or "0" there means no such parent (open pollination), not a missing datum."""
+        own = {f.name for r in self.random for f in r.factors}
+        own |= {r.at.factor for r in self.random if r.at} | {r.struct.factor for r in self.random if r.struct}
+        own |= {f.name for t in self.fixed.terms for f in t} | set(self.residual_variables())
+        extra = [f.name for r in self.random for factors, _ in r.overlays for f in factors]
+        return [c for c in dict.fromkeys(extra) if c not in own]
 
     def residual_variables(self) -> list[str]:
         """The data columns the residual formula uses."""

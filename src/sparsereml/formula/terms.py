@@ -19,7 +19,7 @@ from ..errors import FormulaError
 from ..registry import register_keyword, register_special
 from .parser import Bar, BinOp, Call, Formula, Name, Neg, Number, String, parse
 
-__all__ = ["Var", "At", "Units", "VM", "Struct", "Term", "FixedSpec", "RandomTerm",
+__all__ = ["Var", "At", "Units", "VM", "Struct", "And", "Overlay", "Term", "FixedSpec", "RandomTerm",
            "term_label", "quote_name", "TRAIT", "RECORD"]
 
 _IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
@@ -112,6 +112,33 @@ class VM:
         return f"vm({quote_name(self.column)}, {self.matrix})"
 
 
+@dataclass(frozen=True)
+class And:
+    """``and(X)`` or ``and(X, w)`` (ASReml): X's incidence, times w, added to the random term
+    written just before it, on one shared set of levels (``Mother + and(Father)``: one effect per
+    parent whichever column names it)."""
+
+    factors: tuple  # of Var or VM
+    weight: float = 1.0
+
+    @property
+    def label(self) -> str:
+        inner = ":".join(f.label for f in self.factors)
+        return f"and({inner})" if self.weight == 1 else f"and({inner}, {_num(self.weight)})"
+
+
+@dataclass(frozen=True)
+class Overlay:
+    """``overlay(A, B, ...)`` (sommer's): one term whose levels are those of A, B, ... together;
+    a record has an effect for each of its columns."""
+
+    parts: tuple  # of Var or VM
+
+    @property
+    def label(self) -> str:
+        return f"overlay({', '.join(p.label for p in self.parts)})"
+
+
 _ZERO = "__no_intercept__"  # sentinel produced by 0 and -1
 Term = tuple
 
@@ -194,6 +221,43 @@ def _vm_call(node: Call, text: str) -> list:
         raise FormulaError(f"vm() takes the id column and the name of its relationship matrix, as in "
                            f"vm(Mother, ped) with fit(..., matrices={{'ped': ped}}); in {text!r}")
     return [(VM(node.args[0].id, node.args[1].id),)]
+
+
+def _overlay_factors(node, func: str, text: str) -> tuple:
+    """The columns of one part of and() or overlay(): a column, vm(id, name) or an interaction a:b."""
+    terms = _expand(node, text, check=False)
+    if len(terms) != 1 or terms[0] in ((), _ZERO) or not all(
+            isinstance(f, (Var, VM)) and not getattr(f, "as_covariate", False) for f in terms[0]):
+        raise FormulaError(f"{func}() takes columns (Father, Trial:Father) or vm(Father, ped), in {text!r}")
+    return terms[0]
+
+
+@register_special("and")
+def _and_call(node: Call, text: str) -> list:
+    if not 1 <= len(node.args) <= 2 or node.kwargs:
+        raise FormulaError(f"and() takes a column and an optional weight, as in Mother + and(Father) or "
+                           f"and(Father, 0.5), in {text!r}")
+    weight = 1.0
+    if len(node.args) == 2:
+        w = node.args[1]
+        if not isinstance(w, Number) or w.value == 0:
+            raise FormulaError(f"the weight of and() must be a non-zero number, as in and(Father, 0.5), in {text!r}")
+        weight = float(w.value)
+    return [(And(_overlay_factors(node.args[0], "and", text), weight),)]
+
+
+@register_special("overlay")
+def _overlay_call(node: Call, text: str) -> list:
+    if len(node.args) < 2 or node.kwargs:
+        raise FormulaError(f"overlay() takes two or more columns, as in overlay(Mother, Father), in {text!r}")
+    parts = []
+    for a in node.args:
+        f = _overlay_factors(a, "overlay", text)
+        if len(f) != 1:
+            raise FormulaError(f"overlay() takes single columns; write Trial:overlay(Mother, Father) for an "
+                               f"interaction, in {text!r}")
+        parts.append(f[0])
+    return [(Overlay(tuple(parts)),)]
 
 
 @register_special("idv", "id")
@@ -349,11 +413,23 @@ class RandomTerm:
     factors: tuple  # of Var
     at: At | None = None
     struct: Struct | None = None
+    overlays: tuple = ()  # ((factors, weight), ...): and() terms merged into this one
 
     @property
     def label(self) -> str:
+        """The term's label, for an overlay that of its first part (ASReml's: ``Mother`` for
+        ``Mother + and(Father)``)."""
         parts = ([self.at.label] if self.at else []) + ([self.struct.label] if self.struct else [])
         return ":".join(parts + [f.label for f in self.factors])
+
+    @property
+    def written(self) -> str:
+        """The term as written, overlays included: ``Mother + and(Father, 0.5)``."""
+        prefix = ([self.at.label] if self.at else []) + ([self.struct.label] if self.struct else [])
+        out = self.label
+        for factors, w in self.overlays:
+            out += " + " + ":".join(prefix + [And(factors, w).label])
+        return out
 
     def level_label(self, level: str) -> str:
         return ":".join([self.at.level_label(level)] + [f.label for f in self.factors])
@@ -379,10 +455,71 @@ def _bar_terms(bar: Bar, text: str) -> list[RandomTerm]:
     if lhs != [()]:
         raise FormulaError(
             f"only random intercepts (1|g) are supported in lme4 syntax; found a random slope in {text!r}")
-    return [_random_term(t, text) for t in _expand(bar.rhs, text) if t not in ((), _ZERO)]
+    out = [_random_term(t, text) for t in _expand(bar.rhs, text) if t not in ((), _ZERO)]
+    if any(not isinstance(t, RandomTerm) for t in out):
+        raise FormulaError(f"and() belongs in the random formula (random='~ Mother + and(Father)'), not in "
+                           f"(1 | ...) of {text!r}")
+    return out
 
 
-def _random_term(term: Term, text: str) -> RandomTerm:
+@dataclass(frozen=True)
+class _AndPart:
+    """A term holding and(): its columns, to be merged into the term written before it."""
+
+    term: RandomTerm
+    weight: float
+    written: str
+
+
+def _replace(term: Term, old, new: tuple) -> Term:
+    out = []
+    for f in term:
+        out += list(new) if f is old else [f]
+    return tuple(out)
+
+
+def _random_term(term: Term, text: str):
+    """A RandomTerm (an overlay() term with its parts), or an _AndPart for a term holding and()."""
+    special = [f for f in term if isinstance(f, (And, Overlay))]
+    if len(special) > 1:
+        raise FormulaError(f"a random term can hold one and() or overlay(), found {term_label(term)!r} in {text!r}")
+    if special and isinstance(special[0], Overlay):
+        parts = special[0].parts
+        first = _plain_random_term(_replace(term, special[0], (parts[0],)), text)
+        others = tuple((_plain_random_term(_replace(term, special[0], (p,)), text).factors, 1.0) for p in parts[1:])
+        return RandomTerm(first.factors, first.at, first.struct, others)
+    if special:
+        a = special[0]
+        return _AndPart(_plain_random_term(_replace(term, a, a.factors), text), a.weight, term_label(term))
+    return _plain_random_term(term, text)
+
+
+def _merge_and(terms: list, text: str) -> list:
+    """Fold each and() term into the term written just before it (same at() and structure, as
+    many columns in the same roles): ``Trial:Mother + and(Trial:Father)`` is one term."""
+    out: list = []
+    for t in terms:
+        if not isinstance(t, _AndPart):
+            out.append(t)
+            continue
+        if not out:
+            raise FormulaError(f"{t.written} adds its columns to the random term before it, and it comes first in "
+                               f"{text!r}: write it after that term, as in Mother + and(Father)")
+        prev, new = out[-1], t.term
+        same = (prev.at == new.at and prev.struct == new.struct and len(prev.factors) == len(new.factors)
+                and all(type(a) is type(b) and (not isinstance(a, VM) or a.matrix == b.matrix)
+                        for a, b in zip(prev.factors, new.factors)))
+        if not same or any(isinstance(f, Units) for f in prev.factors):
+            raise FormulaError(f"{t.written} must match the term before it, {prev.label!r}, in its at(), structure "
+                               f"and number of columns (e.g. Trial:Mother + and(Trial:Father), "
+                               f"fa(Trial, 1):Mother + fa(Trial, 1):and(Father)), in {text!r}")
+        if prev.struct is not None and prev.struct.covariates is not None:
+            raise FormulaError(f"{t.written}: a random regression cannot take and(), in {text!r}")
+        out[-1] = RandomTerm(prev.factors, prev.at, prev.struct, prev.overlays + ((new.factors, t.weight),))
+    return out
+
+
+def _plain_random_term(term: Term, text: str) -> RandomTerm:
     ats = [f for f in term if isinstance(f, At)]
     structs = [f for f in term if isinstance(f, Struct)]
     if len(ats) > 1:
@@ -396,9 +533,10 @@ def _random_term(term: Term, text: str) -> RandomTerm:
         raise FormulaError(f"'units' stands alone as a random term (or as at(F):units), not in "
                            f"{term_label(term)!r} of {text!r}")
     lins = [f for f in term if isinstance(f, Var) and f.as_covariate]
-    if lins:
-        raise FormulaError(f"{lins[0].label} (a covariate) cannot be part of the random term {term_label(term)!r} in "
-                           f"{text!r}: random slopes are written us(~ 1 + {quote_name(lins[0].name)}):g")
+    if len(lins) > 1 or (lins and (structs or ats or len(term) < 2)):
+        raise FormulaError(f"{term_label(term)!r} in {text!r}: a random term takes one covariate, lin(x), beside its "
+                           f"factors (comb:lin(dr): an effect per level of comb times dr, ASReml's comb:dr); random "
+                           f"slopes with their own covariance are written us(~ 1 + {quote_name(lins[0].name)}):g")
     vms = [f for f in term if isinstance(f, VM)]
     if vms and (len(vms) > 1 or ats or any(isinstance(f, (Var, Units)) for f in term)):
         raise FormulaError(f"vm() stands alone or with a covariance structure across a factor, as in "
@@ -461,5 +599,5 @@ def _parse_random(random: str | None) -> list[RandomTerm]:
         terms = _expand(rest, random)
         if _ZERO in terms or () in terms:
             raise FormulaError(f"an intercept (1 or 0) has no meaning in the random formula {random!r}")
-        out += [_random_term(t, random) for t in terms]
+        out += _merge_and([_random_term(t, random) for t in terms], random)
     return out

@@ -75,12 +75,14 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
             means = we / np.maximum(cnt, 1)
             if s2e is not None:
                 noise = s2e[0] * cnt / np.maximum(cnt, 1) ** 2
-        else:
+        else:  # one entry per record, or (an overlay: Mother + and(Father)) one per part
             ok = rb.record_column >= 0
+            e_of = np.broadcast_to(e, rb.record_column.shape)
             cnt = np.bincount(rb.record_column[ok], minlength=rb.size).astype(float)
-            means = np.bincount(rb.record_column[ok], weights=e[ok], minlength=rb.size) / np.maximum(cnt, 1)
+            means = np.bincount(rb.record_column[ok], weights=e_of[ok], minlength=rb.size) / np.maximum(cnt, 1)
             if s2e is not None:
-                noise = np.bincount(rb.record_column[ok], weights=s2e[ok], minlength=rb.size) / np.maximum(cnt, 1) ** 2
+                s2e_of = np.broadcast_to(s2e, rb.record_column.shape)
+                noise = np.bincount(rb.record_column[ok], weights=s2e_of[ok], minlength=rb.size) / np.maximum(cnt, 1) ** 2
         for start, size in ((b.start, b.size) for b in rb.blocks):
             sl = slice(start, start + size)
             seen = cnt[sl] > 0  # levels without records (ancestors in a pedigree) say nothing
@@ -187,11 +189,12 @@ def _correlated_start(rb, structure, e: np.ndarray, s2e: np.ndarray | None, pool
     covariances between levels from the means of e per (unit, level) over units seen at both,
     variances from their spread less the noise of the means."""
     q, n = rb.units, len(rb.cov_levels)
-    ok = rb.record_column >= 0
+    ok = rb.record_column >= 0  # (parts x n) for an overlay: each part's entry counts
     codes = rb.record_column[ok]
     cnt = np.bincount(codes, minlength=q * n).reshape(q, n).astype(float)
-    means = np.bincount(codes, weights=e[ok], minlength=q * n).reshape(q, n) / np.maximum(cnt, 1)
-    noise_w = s2e[ok] if s2e is not None else np.full(codes.size, pooled)
+    e_of = np.broadcast_to(e, rb.record_column.shape)
+    means = np.bincount(codes, weights=e_of[ok], minlength=q * n).reshape(q, n) / np.maximum(cnt, 1)
+    noise_w = np.broadcast_to(s2e, rb.record_column.shape)[ok] if s2e is not None else np.full(codes.size, pooled)
     noise = np.bincount(codes, weights=noise_w, minlength=q * n).reshape(q, n) / np.maximum(cnt, 1) ** 2
     seen = cnt > 0
     S = np.zeros((n, n))
@@ -207,7 +210,7 @@ def _correlated_start(rb, structure, e: np.ndarray, s2e: np.ndarray | None, pool
     # the OLS residuals of its records bounds it above, 5% of that below
     lev = codes % n
     cnt_l = np.maximum(np.bincount(lev, minlength=n), 1)
-    var_l = np.bincount(lev, weights=e[ok] ** 2, minlength=n) / cnt_l
+    var_l = np.bincount(lev, weights=e_of[ok] ** 2, minlength=n) / cnt_l
     var_l = np.where(var_l > 0, var_l, pooled)
     d = np.maximum(np.diag(S), 0.05 * np.minimum(var_l, max(float(np.mean(np.diag(S))), 0.01 * pooled)))
     R = np.clip(S / np.sqrt(np.outer(d, d)), -1.0, 1.0)
@@ -272,7 +275,7 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     moments = list(np.clip(moments, 0.01 * pooled, pooled))
     per_record = 0.0
     for rb, st, sl in zip(d.random, problem.structures, problem.params.term_slices):
-        if rb.values is not None:
+        if rb.regression:
             theta[sl] = _regression_start(rb, st, e, pooled)
             per_record += float(np.mean(np.diag(st.model.sigma(theta[sl])) * np.mean(rb.values**2, axis=1)))
         elif rb.cov_levels is not None:
