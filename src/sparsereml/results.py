@@ -369,7 +369,8 @@ class FittedModel(FixedEffectsInference):
     def _structure_notes(self, max_levels: int = 8) -> list:
         """Covariance models (their correlations when small, fa's rotation constraint) and
         residual grids, for the summary."""
-        out = []
+        out = [f"{rb.term.written}: one effect per level of the parts together ({rb.size:,} levels)"
+               for rb in self.design.random if rb.term.overlays]
         names = [rb.label for rb in self.design.random if rb.cov_levels is not None] + list(self._residual_models())
         for name in names:
             v = self.vcov(name)

@@ -162,3 +162,14 @@ def test_overlays_against_lme4_with_a_hand_built_z(case, random, overlay_terms, 
         b = m.blups(ours)["BLUP"]
         for level, value in ref["blup"][r_name].items():
             assert b[level] == pytest.approx(value, rel=1e-4, abs=1e-6), (r_name, level)
+
+
+def test_overlay_in_summary_and_predictions(crosses):
+    m = sr.fit("y ~ Trial", "~ Mother + and(Father)", data=crosses)
+    assert "Mother + and(Father): one effect per level of the parts together" in m.summary()
+    p = m.predict("Mother").table.set_index("Mother")
+    assert set(p.index) == set(crosses.Mother)  # the classify's levels are the Mother column's
+    with pytest.raises(sr.ModelError, match="'P20' is not a level of 'Mother'"):  # said, not dropped
+        m.predict("Mother", levels={"Mother": ["P1", "P20"]})
+    with pytest.raises(sr.ModelError, match="several entries"):
+        m.predict("Trial", use=["Mother"])

@@ -156,6 +156,10 @@ def _random_part(model, grid: _Grid, use: list):
             raise ModelError(f"use: {name!r} is not a random term of the model (random terms: {', '.join(labels)})")
     for rb, off, st, sl in zip(problem.design.random, problem.mme.offsets, problem.structures,
                                problem.params.term_slices):
+        if rb.label in use and rb.values is not None:
+            raise ModelError(f"use: {rb.term.written!r} has several entries (or a covariate) per record; predictions "
+                             f"average only plain terms over a classify: classify by its levels instead "
+                             f"(predict({', '.join(f.name for f in rb.term.factors)!r}))")
         names = [f.name for f in rb.term.factors if isinstance(f, (Var, VM))]
         plain = len(names) == len(rb.term.factors) and rb.term.at is None and rb.term.struct is None
         if rb.label in use and plain and not set(names) <= set(grid.classify):
