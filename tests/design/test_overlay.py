@@ -173,3 +173,28 @@ def test_overlay_in_summary_and_predictions(crosses):
         m.predict("Mother", levels={"Mother": ["P1", "P20"]})
     with pytest.raises(sr.ModelError, match="several entries"):
         m.predict("Trial", use=["Mother"])
+
+
+def test_sca_is_the_unordered_cross(crosses):
+    m = sr.fit("y ~ Trial", "~ Mother + and(Father) + sca(Mother, Father)", data=crosses)
+    Z = _z(m, "sca(Mother, Father)")
+    for i, (mo, fa) in enumerate(zip(crosses.Mother, crosses.Father)):
+        if not _known(fa):
+            assert Z.iloc[i].sum() == 0  # open pollination: no cross, no SCA effect
+            continue
+        a, b = sorted([mo, fa])  # the parents' common level order: text, as R's factor()
+        assert Z.iloc[i][f"{a} x {b}"] == 1 and Z.iloc[i].sum() == 1
+    assert any(c.split(" x ")[0] == c.split(" x ")[1] for c in Z.columns)  # selfs: A x A
+
+
+def test_hayman_sca_term_is_the_published_comb():
+    # the same published analysis as test_hayman_tobacco_diallel_with_reciprocals_published, with
+    # the unordered cross made by sca(male, female) instead of the derived column comb
+    h = refdata("agridat_hayman.tobacco.csv")
+    h = h[h.year == 1951].copy()
+    num = {g: int(g[1:]) for g in set(h.male) | set(h.female)}
+    h["dr"] = np.sign([num[a] - num[b] for a, b in zip(h.male, h.female)]).astype(float)
+    m = sr.fit("day ~ 1", "~ male + and(female) + sca(male, female) + sca(male, female):lin(dr)", data=h)
+    vc = m.varcomp["component"]
+    np.testing.assert_allclose(vc.to_numpy(), [12.7676, 11.1109, 0.660266, 4.18465], rtol=5e-5)
+    assert m.loglik_asreml == pytest.approx(-212.6486, abs=1e-4)

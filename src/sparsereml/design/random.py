@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, ModelError
-from ..formula.terms import VM, At, RandomTerm, Units, Var
+from ..formula.terms import VM, At, Cross, RandomTerm, Units, Var
 from ..registry import cov_model
-from .coding import Factor, combine, factor_of
+from .coding import Factor, combine, encode, factor_of
 
 __all__ = ["ColumnBlock", "RandomBlock", "random_block", "check_cov_levels", "check_separable"]
 
@@ -120,7 +120,8 @@ def random_block(term: RandomTerm, columns: dict, n: int | None = None, matrices
     vm = next((f for f in term.factors if isinstance(f, VM)), None)
     if vm is not None:
         return _related_block(term, vm, columns, matrices or {})
-    inner = combine([_units(n) if isinstance(v, Units) else factor_of(columns, v.name) for v in term.factors])
+    inner = combine([_units(n) if isinstance(v, Units) else _cross_factor(columns, v) if isinstance(v, Cross)
+                     else factor_of(columns, v.name) for v in term.factors])
     if term.struct is not None and term.struct.covariates is not None:
         return _regression_block(term, inner, columns)
     if term.struct is not None and not term.struct.per_level:
@@ -146,6 +147,23 @@ def _scaled_block(term: RandomTerm, lin: Var, columns: dict, n: int | None, matr
     values = np.asarray(col, dtype=float)[None, :]
     return RandomBlock(term, rb.record_column, rb.levels, [ColumnBlock(term.label, b.start, b.size) for b in rb.blocks],
                        cov_levels=rb.cov_levels, units=rb.units, values=values, relationship=rb.relationship)
+
+
+def _cross_factor(columns: dict, cross: Cross) -> Factor:
+    """The unordered cross of two parent columns: levels ``A x B`` with A before B in the parents'
+    common order (a self ``A x A``); -1 where the second parent is unknown."""
+    a, b = columns[cross.first].reset_index(drop=True), columns[cross.second].reset_index(drop=True)
+    gone = _no_parent(b)
+    both = encode(_stacked([a, b], [gone]), cross.label)
+    n = len(a)
+    ca, cb = both.codes[:n], both.codes[n:]
+    lo, hi = np.minimum(ca, cb), np.maximum(ca, cb)
+    key = np.where(gone, -1, lo * both.n_levels + hi)
+    uniq, codes = np.unique(key[~gone], return_inverse=True)
+    out = np.full(n, -1, dtype=np.int64)
+    out[~gone] = codes
+    labels = tuple(f"{both.levels[k // both.n_levels]} x {both.levels[k % both.n_levels]}" for k in uniq.tolist())
+    return Factor(cross.label, out, labels)
 
 
 def _no_parent(values: pd.Series) -> np.ndarray:

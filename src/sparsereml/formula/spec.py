@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 
 from ..errors import FormulaError
 from .residual import ResidualSpec, parse_residual
-from .terms import VM, FixedSpec, Var, _parse_fixed, _parse_random
+from .terms import VM, Cross, FixedSpec, Var, _parse_fixed, _parse_random
 
 __all__ = ["ModelSpec", "model_spec"]
 
@@ -35,16 +35,19 @@ class ModelSpec:
                 names += [c for c in r.struct.covariates if c != "1"] if r.struct.covariates is not None \
                     else [r.struct.factor]
             names += [f.name for f in r.factors if isinstance(f, (Var, VM))]
+            names += [c for f in r.factors if isinstance(f, Cross) for c in (f.first, f.second)]
             names += [f.name for factors, _ in r.overlays for f in factors]
         return list(dict.fromkeys(names))
 
     def overlay_variables(self) -> list[str]:
         """Columns that only and()/overlay() parts use (beyond a term's first part): a missing
         value, 0 or "0" there means no such parent (open pollination), not a missing datum."""
-        own = {f.name for r in self.random for f in r.factors}
+        own = {f.name for r in self.random for f in r.factors if not isinstance(f, Cross)}
+        own |= {f.first for r in self.random for f in r.factors if isinstance(f, Cross)}
         own |= {r.at.factor for r in self.random if r.at} | {r.struct.factor for r in self.random if r.struct}
         own |= {f.name for t in self.fixed.terms for f in t} | set(self.residual_variables())
         extra = [f.name for r in self.random for factors, _ in r.overlays for f in factors]
+        extra += [f.second for r in self.random for f in r.factors if isinstance(f, Cross)]
         return [c for c in dict.fromkeys(extra) if c not in own]
 
     def residual_variables(self) -> list[str]:

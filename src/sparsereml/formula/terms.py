@@ -19,7 +19,7 @@ from ..errors import FormulaError
 from ..registry import register_keyword, register_special
 from .parser import Bar, BinOp, Call, Formula, Name, Neg, Number, String, parse
 
-__all__ = ["Var", "At", "Units", "VM", "Struct", "And", "Overlay", "Term", "FixedSpec", "RandomTerm",
+__all__ = ["Var", "At", "Units", "VM", "Struct", "And", "Overlay", "Cross", "Term", "FixedSpec", "RandomTerm",
            "term_label", "quote_name", "TRAIT", "RECORD"]
 
 _IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
@@ -139,6 +139,24 @@ class Overlay:
         return f"overlay({', '.join(p.label for p in self.parts)})"
 
 
+@dataclass(frozen=True)
+class Cross:
+    """``sca(Mother, Father)``: the unordered cross of two parent columns (A x B and B x A one
+    level), for specific combining ability; a record without a second parent (missing, 0 or "0")
+    has no such effect."""
+
+    first: str
+    second: str
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return f"sca({quote_name(self.first)}, {quote_name(self.second)})"
+
+
 _ZERO = "__no_intercept__"  # sentinel produced by 0 and -1
 Term = tuple
 
@@ -244,6 +262,16 @@ def _and_call(node: Call, text: str) -> list:
             raise FormulaError(f"the weight of and() must be a non-zero number, as in and(Father, 0.5), in {text!r}")
         weight = float(w.value)
     return [(And(_overlay_factors(node.args[0], "and", text), weight),)]
+
+
+@register_special("sca")
+def _sca_call(node: Call, text: str) -> list:
+    if len(node.args) != 2 or not all(isinstance(a, Name) for a in node.args) or node.kwargs:
+        raise FormulaError(f"sca() takes the two parent columns, as in sca(Mother, Father), in {text!r}")
+    a, b = node.args[0].id, node.args[1].id
+    if a == b:
+        raise FormulaError(f"sca() needs two different parent columns, got sca({a}, {b}) in {text!r}")
+    return [(Cross(a, b),)]
 
 
 @register_special("overlay")
@@ -543,7 +571,7 @@ def _plain_random_term(term: Term, text: str) -> RandomTerm:
                            f"vm(Mother, ped) or fa(Trial, 2):vm(Mother, ped); found {term_label(term)!r} in {text!r}")
     # random columns are factors anyway; C(x) is kept in the label (x may also be a fixed covariate);
     # units: one effect per record (a nugget beside a spatial residual)
-    factors = tuple(f for f in term if isinstance(f, (Var, Units, VM)))
+    factors = tuple(f for f in term if isinstance(f, (Var, Units, VM, Cross)))
     if not factors:
         example = f"{structs[0].label}:Mother" if structs else "at(F):Block"
         raise FormulaError(f"{term_label(term)!r} in {text!r} has no factor to give levels, as in {example}")
