@@ -370,6 +370,7 @@ class FittedModel(FixedEffectsInference):
         """Covariance models (their correlations when small, fa's rotation constraint) and
         residual grids, for the summary."""
         out = [f"{rb.term.written}: one effect per level of the parts together ({rb.size:,} levels)"
+               + (f"; {rb.selfs:,} records name one level twice (selfs: entry 2)" if rb.selfs else "")
                for rb in self.design.random if rb.term.overlays]
         names = [rb.label for rb in self.design.random if rb.cov_levels is not None] + list(self._residual_models())
         for name in names:

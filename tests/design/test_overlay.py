@@ -167,6 +167,8 @@ def test_overlays_against_lme4_with_a_hand_built_z(case, random, overlay_terms, 
 def test_overlay_in_summary_and_predictions(crosses):
     m = sr.fit("y ~ Trial", "~ Mother + and(Father)", data=crosses)
     assert "Mother + and(Father): one effect per level of the parts together" in m.summary()
+    selfs = int((crosses.Mother == crosses.Father).sum())
+    assert selfs >= 5 and f"; {selfs} records name one level twice (selfs: entry 2)" in m.summary()  # allowed, and said
     p = m.predict("Mother").table.set_index("Mother")
     assert set(p.index) == set(crosses.Mother)  # the classify's levels are the Mother column's
     with pytest.raises(sr.ModelError, match="'P20' is not a level of 'Mother'"):  # said, not dropped

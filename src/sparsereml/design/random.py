@@ -68,6 +68,7 @@ class RandomBlock:
     values: np.ndarray | None = None  # random regression: (k x n) covariate values, record_column (k x n)
     relationship: object | None = None  # vm(): the Relationship (ids, K^-1, log|K|) of the units
     overlay: bool = False  # and()/overlay(): record_column (parts x n), values the parts' weights
+    selfs: int = 0  # and()/overlay(): records whose parts name one level (selfs), counted once with the weights summed
 
     @property
     def regression(self) -> bool:
@@ -219,6 +220,7 @@ def _overlay_block(term: RandomTerm, columns: dict, n: int, matrices: dict | Non
     rb = random_block(base, stacked, n * k, matrices)
     codes = rb.record_column.reshape(k, n).copy()
     values = np.ones((k, n))
+    selfs = np.zeros(n, dtype=bool)
     for j, ((_, w), gone) in enumerate(zip(term.overlays, absent[1:]), start=1):
         codes[j, gone] = -1
         values[j] = w
@@ -226,11 +228,12 @@ def _overlay_block(term: RandomTerm, columns: dict, n: int, matrices: dict | Non
             same = (codes[j] >= 0) & (codes[j] == codes[i])
             values[i, same] += values[j, same]
             codes[j, same] = -1
+            selfs |= same
     order = np.argsort(np.where(codes >= 0, codes, np.iinfo(np.int64).max), axis=0, kind="stable")
     codes = np.take_along_axis(codes, order, axis=0)  # each record's columns increasing, as W needs
     values = np.take_along_axis(values, order, axis=0)
     return RandomBlock(term, codes, rb.levels, rb.blocks, cov_levels=rb.cov_levels, units=rb.units,
-                       values=values, relationship=rb.relationship, overlay=True)
+                       values=values, relationship=rb.relationship, overlay=True, selfs=int(selfs.sum()))
 
 
 def _per_level_block(term: RandomTerm, at: At, inner: Factor, columns: dict, label_of) -> RandomBlock:
