@@ -9,7 +9,7 @@ from numba import njit
 from scipy.linalg import cho_factor, cho_solve
 
 from ..errors import AliasWarning, DataError, ModelError, warn_user
-from ..formula.terms import FixedSpec
+from ..formula.model_terms import FixedSpec
 from .alias import sparse_aliased
 from .coding import Factor, factor_of, is_factor_column
 

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, ModelError
-from ..formula.terms import VM, At, Cross, RandomTerm, Units, Var
+from ..formula.model_terms import RandomTerm
+from ..formula.terms import VM, At, Cross, Units, Var
 from ..registry import cov_model
 from .coding import Factor, combine, encode, factor_of
 

@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 from ..errors import FormulaError
 from .residual import ResidualSpec, parse_residual
-from .terms import VM, Cross, FixedSpec, Var, _parse_fixed, _parse_random
+from .model_terms import FixedSpec, _parse_fixed, _parse_random
+from .terms import VM, Cross, Var
 
 __all__ = ["ModelSpec", "model_spec"]
 
@@ -42,7 +43,7 @@ class ModelSpec:
     def overlay_variables(self) -> list[str]:
         """Columns that only and()/overlay() parts use (beyond a term's first part): a missing
         value, 0 or "0" there means no such parent (open pollination), not a missing datum."""
-        own = {f.name for r in self.random for f in r.factors if not isinstance(f, Cross)}
+        own = {f.name for r in self.random for f in r.factors if isinstance(f, (Var, VM))}
         own |= {f.first for r in self.random for f in r.factors if isinstance(f, Cross)}
         own |= {r.at.factor for r in self.random if r.at} | {r.struct.factor for r in self.random if r.struct}
         own |= {f.name for t in self.fixed.terms for f in t} | set(self.residual_variables())
