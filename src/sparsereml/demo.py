@@ -97,13 +97,11 @@ def heritabilities(model: FittedModel, truth: dict | None = None) -> pd.DataFram
 def write_report(fits: dict, truth: dict, path, say: Callable[..., None] = print) -> None:
     """The comparison report of the demonstration's fits, with each model's heritabilities (against
     the truth) and predicted trial means."""
-    from .fitresults import FitResults
     from .reporting import report
 
     t0 = time.perf_counter()
-    results = {name: FitResults.from_model(m, predictions=[m.predict("Trial", sed=False)],
-                                           functions=heritabilities(m, truth)) for name, m in fits.items()}
-    report(results, path, title=f"sparsereml demo: {', '.join(fits)} on a simulated progeny-trial network")
+    report(fits, path, predict=["Trial"], functions=lambda m: heritabilities(m, truth),
+           title=f"sparsereml demo: {', '.join(fits)} on a simulated progeny-trial network")
     fit_seconds = sum(m.seconds.get("total", 0.0) for m in fits.values())
     say(f"\nwrote the report comparing {', '.join(fits)} to {path} ({time.perf_counter() - t0:.1f} s; "
         f"the fits took {fit_seconds:.1f} s): open it in a browser")

@@ -57,11 +57,21 @@ def _draw_inherited(task: FigureTask) -> Plot | str:
 
 def usable_processes() -> int:
     """Drawing processes: the fits' thread policy (``SPARSEREML_THREADS`` or ``Control(threads=)``
-    when set, else the usable cores less the threads other processes are running now), at most
-    :data:`MAX_PROCESSES`.  On a busy machine extra processes only add their start-up."""
-    from .linalg.threads import thread_budget
+    when set, else the usable cores less the threads other processes are running now: the least
+    of a few samples, as one can catch a passing thread), at most :data:`MAX_PROCESSES`.  On a
+    busy machine extra processes only add their start-up."""
+    import time
 
-    return max(1, min(thread_budget(), MAX_PROCESSES))
+    from .linalg.threads import choose_threads, fixed_threads, runnable_elsewhere, usable_cores
+
+    fixed = fixed_threads()
+    if fixed is not None:
+        return max(1, min(int(fixed), MAX_PROCESSES))
+    busy = []
+    for _ in range(3):
+        busy.append(runnable_elsewhere())
+        time.sleep(0.005)
+    return max(1, min(choose_threads(usable_cores(), min(busy)), MAX_PROCESSES))
 
 
 def render(tasks: list[FigureTask], results: list, processes: int | None = None) -> list:

@@ -42,7 +42,10 @@ def results_of(obj, **inference) -> FitResults:
                          f"FitResults.read(dir); got {type(obj).__name__}")
     wald = obj.wald(inference["wald"]) if inference.get("wald") else None
     predictions = [obj.predict(c, sed=False) for c in inference.get("predict") or []]
-    return FitResults.from_model(obj, wald=wald, predictions=predictions, functions=inference.get("functions"))
+    functions = inference.get("functions")
+    if callable(functions):  # per model: functions(model) -> dict of expressions or a vpredict table
+        functions = functions(obj)
+    return FitResults.from_model(obj, wald=wald, predictions=predictions, functions=functions)
 
 
 def _figure(sec, source: int, kind: str, args: tuple, caption: str, **kwargs) -> None:
@@ -219,8 +222,9 @@ def report(models, path=None, names=None, *, title: str | None = None, wald: str
         Add the Wald tests of the fixed effects with this denominator df.
     predict : list of str, optional
         Add the predictions of these classify tables (e.g. ``["Trial"]``).
-    functions : dict, optional
-        Functions of the variance components to add, name -> expression (as ``m.vpredict``).
+    functions : dict or callable, optional
+        Functions of the variance components to add, name -> expression (as ``m.vpredict``), or a
+        function of each model giving them (or their ``vpredict`` table).
     processes : int, optional
         Processes drawing the figures (default: the cores this process may use, at most 4).
 
@@ -241,16 +245,17 @@ def report(models, path=None, names=None, *, title: str | None = None, wald: str
             raise ModelError(f"report path {str(path)!r}: directory {str(path.parent)!r} does not exist")
     if isinstance(predict, str):
         predict = [predict]
+    table = compare(models, names=names).formatted() if len(models) > 1 else None  # refused before any work
     results = [results_of(m, wald=wald, predict=predict, functions=functions) for m in models]
     parts = []
-    if len(results) > 1:
+    if table is not None:  # the data once, for every model
         intro = Report()
-        intro.add("Models compared").table(compare(results, names=names).formatted())
+        intro.add("Models compared").table(table)
         intro.sections += data_report(results[0]).sections
         parts.append(("Comparison", "comparison", intro))
     for k, (name, res) in enumerate(zip(names, results)):
-        parts.append((name if len(results) > 1 else "Fit", _anchor(name),
-                      fit_report(res, data=len(results) == 1, source=k)))
+        parts.append((name if table is not None else "Fit", _anchor(name),
+                      fit_report(res, data=table is None, source=k)))
     draw_figures([rep for _, _, rep in parts], results, processes)
     page = render_page(title or _default_title(results, names), parts)
     if path is None:
