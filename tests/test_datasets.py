@@ -7,6 +7,7 @@ Fingerprints below were computed on 2026-11-26 from the files written by the lea
 import hashlib
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import sparsereml as sr
@@ -47,3 +48,18 @@ def test_trial_network_is_half_sib_trees_with_factors():
 def test_sizes_the_simulation_cannot_draw_are_refused_by_name(kw, name):
     with pytest.raises(sr.DataError, match=name):
         sr.datasets.trial_network(**kw)
+
+
+def test_all_families_keep_the_half_sibs_and_add_crosses_and_clones():
+    half, _ = trial_network(seed=5, trials=6, trees=30000, mothers=150)
+    full, truth = trial_network(seed=5, trials=6, trees=30000, mothers=150, families="all")
+    hs = full[full.Type == "half-sib"].drop(columns=["Type", "Clone"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(hs, half)  # the half-sibs, number for number
+    fs, cl = full[full.Type == "full-sib"], full[full.Type == "clone"]
+    assert len(fs) > 500 and len(cl) > 300 and (fs.Father > 0).all() and (fs.Father != fs.Mother.astype(int)).all()
+    assert cl.groupby("Clone").size().eq(3).all()  # three ramets per clone
+    assert cl.groupby("Clone")[["Mother", "Father"]].nunique().eq(1).all().all()  # one family per clone
+    assert not full.duplicated(["Trial", "Row", "Col"]).any()  # every tree its own cell
+    assert truth["sigma2_gca"] == truth["sigma2_mother"] and truth["sigma2_sca"] > 0 and truth["sigma2_clone"] > 0
+    with pytest.raises(sr.DataError, match="families='some'"):
+        trial_network(families="some")

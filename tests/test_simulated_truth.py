@@ -73,3 +73,20 @@ def test_standard_errors_match_the_spread_over_20_replicates(backend):
     z = ((r.est - r.truth) / r.se).dropna()  # components held on the boundary have no SE
     assert len(z) >= 340
     assert 0.8 <= z.std(ddof=1) <= 1.2
+
+
+def test_all_families_recover_gca_sca_and_clone_variances(backend):
+    # trial_network(families="all"): half-sib, full-sib and clonal trees with known GCA (the
+    # mothers' variance), Trial x parent, SCA and clone variances; one analysis of them all
+    df, truth = trial_network(seed=31, trials=10, trees=60000, mothers=300, families="all")
+    m = sr.fit("dbh ~ Trial", "~ Trial:Block + Mother + and(Father) + Trial:Mother + and(Trial:Father)"
+               " + sca(Mother, Father) + at(Type, clone):Clone", "~ at(Trial):units", data=df, backend=backend)
+    vc = m.varcomp
+    want = {"Mother": truth["sigma2_gca"], "Trial:Mother": truth["sigma2_trial_mother"],
+            "sca(Mother, Father)": truth["sigma2_sca"], "at(Type, clone):Clone": truth["sigma2_clone"]}
+    for label, value in want.items():
+        est, se = vc.loc[label, "component"], vc.loc[label, "std.error"]
+        assert abs(est - value) < 3 * se, (label, est, se, value)
+    for t, r in enumerate(truth["resid_var"], start=1):
+        est, se = vc.loc[f"at(Trial, {t}):units", ["component", "std.error"]]
+        assert abs(est - r) < 3.5 * se, (t, est, se, r)

@@ -175,18 +175,82 @@ def _check_sizes(trials, trees, mothers) -> None:
             raise DataError(f"{name}={value!r}: give a whole number of at least {least} ({why})")
 
 
+#: variances of the families added by ``trial_network(families="all")``
+SCA_VARIANCE, CLONE_VARIANCE = 15.0, 40.0
+
+
 def trial_network(seed: int = 2011, trials: int = 31, trees: int = 198_000, mothers: int = 1100,
-                  spatial: bool = False) -> tuple[pd.DataFrame, dict]:
-    """The half-sib trees with a diameter (what models m2, m2b and m2c are fitted to), and the truth.
+                  spatial: bool = False, families: str = "half") -> tuple[pd.DataFrame, dict]:
+    """The trees with a diameter (what models m2, m2b and m2c are fitted to), and the truth.
 
     Trial, Block and Mother are categorical columns, so that ``dbh ~ Trial`` fits one
     mean per trial (a numeric column in a fixed formula is a covariate).
+
+    Parameters
+    ----------
+    seed, trials, trees, mothers, spatial
+        As :func:`simulate_trees`.
+    families : {"half", "all"}
+        ``"half"``: the open-pollinated (half-sib) trees, ``Father`` 0.  ``"all"``: the same trees,
+        number for number, and full-sib families (crosses among the mothers in each trial) and
+        clonal tests (ramets of clones from such crosses) drawn from a separate stream, with
+        columns ``Type`` (half-sib, full-sib, clone) and ``Clone`` (a clone's id; a tree's own id
+        ``T<tree>`` otherwise).  A full-sib tree of m x f has GCA_m + GCA_f + Trial:m + Trial:f +
+        SCA_mf (GCA the mothers' effects, variance ``sigma2_mother``; SCA variance
+        ``sigma2_sca``); a ramet adds its clone's effect (variance ``sigma2_clone``).
     """
+    if families not in ("half", "all"):
+        from .errors import DataError
+
+        raise DataError(f"families={families!r}: give 'half' (open-pollinated families) or 'all' (also "
+                        f"full-sib families and clones)")
     df, _, truth = simulate_trees(seed, trials, trees, mothers, spatial)
     half = df[(df["Father"] == 0) & df["dbh"].notna()].reset_index(drop=True)
+    if families == "all":
+        half = _with_families(half, truth, seed)
     for col in ("Trial", "Block", "Mother"):
         half[col] = half[col].astype("category")
     return half, truth
+
+
+def _with_families(half: pd.DataFrame, truth: dict, seed: int) -> pd.DataFrame:
+    """The half-sibs with full-sib families and clones added (a stream of their own: the half-sibs
+    stay as they are), and their variances and effects in ``truth``."""
+    rng = np.random.default_rng([seed, 17])
+    gca = {int(k[1:]): v for k, v in truth["mother_effect"].items()}
+    tm = truth["trial_mother_effect"]
+    sca: dict = {}
+    parts, tree = [], int(half["Tree"].max())
+    for t, n_t in half.groupby("Trial").size().items():
+        present = sorted(int(k.split(":")[1]) for k in tm if k.split(":")[0] == str(t))
+        n_blocks = truth["n_blocks"][t - 1]
+        n_rows, n_cols = (int(half.loc[half.Trial == t, c].max()) for c in ("Row", "Col"))
+        spot = 0  # the added trees fill rows after the trial's own, one cell each
+        for kind, n_cross, per in (("full-sib", 12, max(4, n_t // 200)), ("clone", 6, 5)):
+            for _ in range(n_cross):
+                m, f = (int(v) for v in rng.choice(present, 2, replace=False))
+                pair = (min(m, f), max(m, f))
+                if pair not in sca:
+                    sca[pair] = float(rng.normal(0.0, np.sqrt(SCA_VARIANCE)))
+                genetic = gca[m] + gca[f] + tm[f"{t}:{m}"] + tm[f"{t}:{f}"] + sca[pair]
+                clones = [None] * per if kind == "full-sib" else [f"C{tree + 1 + i}" for i in range(per)]
+                for clone in clones:
+                    ramets = 1 if clone is None else 3
+                    c_eff = 0.0 if clone is None else float(rng.normal(0.0, np.sqrt(CLONE_VARIANCE)))
+                    blocks = rng.choice(n_blocks, ramets, replace=ramets > n_blocks) + 1
+                    for b in blocks:
+                        tree += 1
+                        e = rng.normal(0.0, np.sqrt(truth["resid_var"][t - 1]))
+                        y = truth["trial_mean"][t - 1] + truth["block_effect"][f"{t}:{b}"] + genetic + c_eff + e
+                        parts.append((t, int(b), n_rows + 1 + spot // n_cols, 1 + spot % n_cols, tree, m, f,
+                                      round(float(y), 1), kind, clone or f"T{tree}"))
+                        spot += 1
+    extra = pd.DataFrame(parts, columns=["Trial", "Block", "Row", "Col", "Tree", "Mother", "Father", "dbh",
+                                         "Type", "Clone"])
+    out = half.assign(Type="half-sib", Clone="T" + half["Tree"].astype(str))
+    truth.update(sigma2_gca=truth["sigma2_mother"], sigma2_sca=SCA_VARIANCE, sigma2_clone=CLONE_VARIANCE,
+                 sca_effect={f"{a} x {b}": v for (a, b), v in sca.items()})
+    return pd.concat([out, extra], ignore_index=True)
 
 
 def contemporary_groups(trees: pd.DataFrame, n_levels: int) -> pd.Series:
