@@ -49,14 +49,27 @@ def test_fit_reports_bad_input_without_a_traceback(csv, capsys):
     assert "column 'Trail' is not in the data; did you mean 'Trial'?" in err and "Traceback" not in err
 
 
-def test_demo_small_network(capsys, backend):
-    args = ["demo", "--trials", "5", "--trees", "6000", "--mothers", "80"] + (["--backend", backend] if backend else [])
+def test_demo_small_network(capsys, backend, tmp_path):
+    args = ["demo", "--trials", "5", "--trees", "6000", "--mothers", "80", "--report", str(tmp_path / "d.html")] + (
+        ["--backend", backend] if backend else [])
     assert main(args) == 0
     text = capsys.readouterr().out
+    assert f"wrote the report comparing m2, m2b, m2c to {tmp_path / 'd.html'}" in text and (tmp_path / "d.html").exists()
     assert text.count("== m2") == 3 and "LRT m2 vs m2b" in text and "LRT m2b vs m2c" in text
     assert all(f"== {name}: {fx}, random {rnd}, residual {res}" in text for name, (fx, rnd, res) in MODELS.items())
     _, truth = trial_network(trials=5, trees=6000, mothers=80)  # the demo's default seed
     assert f"truth: Mother {truth['sigma2_mother']}, Trial:Mother {truth['sigma2_trial_mother']}," in text
+
+
+def test_demo_all_families_fits_the_whole_network(capsys, backend):
+    args = ["demo", "--trials", "5", "--trees", "8000", "--mothers", "80", "--families", "all", "--no-report", "--brief"]
+    assert main(args + (["--backend", backend] if backend else [])) == 0
+    text = capsys.readouterr().out
+    _, truth = trial_network(trials=5, trees=8000, mothers=80, families="all")
+    assert "== all families: dbh ~ Trial, random ~ Trial:Block + Mother + and(Father)" in text
+    rows = {line.split()[0]: line.split() for line in text.split("== all families")[1].splitlines()[1:12] if line}
+    assert float(rows["sca(Mother,"][-1]) == truth["sigma2_sca"]  # the truth column, read from the simulation
+    assert "at(Type," in rows and "wrote the report" not in text
 
 
 def test_demo_truth_is_read_from_the_simulation():

@@ -213,7 +213,7 @@ def cmd_demo(args) -> int:
     if report is not None and (report.suffix.lower() not in (".html", ".htm") or not report.parent.is_dir()):
         raise SparseREMLError(f"--report {args.report!r}: give an .html file in an existing directory")
     run_demo(args.seed, args.trials, args.trees, args.mothers, backend=args.backend, brief=args.brief, say=say,
-             report=report)
+             report=report, families=args.families)
     return 0
 
 
@@ -260,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--mothers", type=int, default=None, help="number of open-pollinated mothers")
     d.add_argument("--backend", default=None, choices=["cholmod", "qdldl", "auto"])
     d.add_argument("--brief", action="store_true", help="summarise the per-trial at() components")
+    d.add_argument("--families", default="half", choices=["half", "all"],
+                   help="'all': the network also has full-sib families and clones, fitted in one analysis "
+                        "(GCA overlay, SCA, clones) after m2, m2b, m2c")
     d.add_argument("--report", default="sparsereml-demo.html", metavar="FILE",
                    help="the HTML report comparing the three models (default sparsereml-demo.html)")
     d.add_argument("--no-report", action="store_true", help="fit and print only")

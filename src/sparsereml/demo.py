@@ -17,7 +17,7 @@ from .api import fit, lrt
 from .datasets import trial_network
 from .results import FittedModel
 
-__all__ = ["MODELS", "true_value", "varcomp_with_truth", "heritabilities", "run_demo"]
+__all__ = ["MODELS", "ALL_FAMILIES", "true_value", "varcomp_with_truth", "heritabilities", "run_demo"]
 
 #: name -> (fixed, random, residual) formulas of the demonstration's models
 MODELS: dict[str, tuple[str, str, str]] = {
@@ -29,7 +29,16 @@ MODELS: dict[str, tuple[str, str, str]] = {
 # a per-trial component, e.g. "at(Trial, 12):units", and the truth key of its per-trial values
 _PER_TRIAL = re.compile(r"at\(Trial, (\d+)\):(Block|units)")
 _PER_TRIAL_KEY = {"Block": "block_var", "units": "resid_var"}
-_SINGLE_KEY = {"Mother": "sigma2_mother", "Trial:Mother": "sigma2_trial_mother"}
+_SINGLE_KEY = {"Mother": "sigma2_mother", "Trial:Mother": "sigma2_trial_mother", "sca(Mother, Father)": "sigma2_sca",
+               "at(Type, clone):Clone": "sigma2_clone"}
+
+#: the analysis of every family of ``trial_network(families="all")``: GCA of each parent whichever
+#: its role (and() overlays), its interaction with trials, SCA of each cross, clones' genotypes
+ALL_FAMILIES: tuple[str, str, str] = (
+    "dbh ~ Trial",
+    "~ Trial:Block + Mother + and(Father) + Trial:Mother + and(Trial:Father) + sca(Mother, Father)"
+    " + at(Type, clone):Clone",
+    "~ at(Trial):units")
 
 
 def _mean(values: list) -> float:
@@ -42,7 +51,8 @@ def true_value(label: str, truth: dict) -> float:
     Parameters
     ----------
     label : str
-        A row label of ``FittedModel.varcomp``: ``Mother``, ``Trial:Mother``, or a per-trial
+        A row label of ``FittedModel.varcomp``: ``Mother``, ``Trial:Mother``, ``sca(Mother, Father)``,
+        ``at(Type, clone):Clone`` (the last two from ``families="all"``), or a per-trial
         component ``at(Trial, t):Block`` or ``at(Trial, t):units`` (trial numbers start at 1).
     truth : dict
         The truth returned by :func:`sparsereml.datasets.trial_network`.
@@ -109,7 +119,7 @@ def write_report(fits: dict, truth: dict, path, say: Callable[..., None] = print
 
 def run_demo(seed: int | None = None, trials: int | None = None, trees: int | None = None,
              mothers: int | None = None, *, backend: str | None = None, brief: bool = False,
-             say: Callable[..., None] = print, report=None) -> dict[str, FittedModel]:
+             say: Callable[..., None] = print, report=None, families: str = "half") -> dict[str, FittedModel]:
     """Simulate a trial network, fit :data:`MODELS` to it and report them against the truth.
 
     Parameters
@@ -125,6 +135,9 @@ def run_demo(seed: int | None = None, trials: int | None = None, trees: int | No
         Prints one line (called like ``print``); the CLI passes one that survives a closed pipe.
     report : str or Path, optional
         Write the HTML report comparing the models here (:func:`write_report`).
+    families : {"half", "all"}
+        ``"all"``: the network also has full-sib families and clones; :data:`MODELS` are fitted
+        to its half-sibs as before, then :data:`ALL_FAMILIES` to every tree (fits key ``"all"``).
 
     Returns
     -------
@@ -133,7 +146,10 @@ def run_demo(seed: int | None = None, trials: int | None = None, trees: int | No
     """
     sizes = {"seed": seed, "trials": trials, "trees": trees, "mothers": mothers}
     t0 = time.perf_counter()
-    df, truth = trial_network(**{k: v for k, v in sizes.items() if v is not None})
+    everything, truth = trial_network(**{k: v for k, v in sizes.items() if v is not None}, families=families)
+    df = everything
+    if families == "all":
+        df = everything[everything["Type"] == "half-sib"].drop(columns=["Type", "Clone"]).reset_index(drop=True)
     say(f"simulated {len(df)} half-sib trees with dbh in {df['Trial'].nunique()} trials, "
         f"{df['Mother'].nunique()} mothers ({time.perf_counter() - t0:.1f} s)")
     say(f"truth: Mother {truth['sigma2_mother']}, Trial:Mother {truth['sigma2_trial_mother']}, "
@@ -141,21 +157,33 @@ def run_demo(seed: int | None = None, trials: int | None = None, trees: int | No
         f"residual variances averaging {_mean(truth['resid_var']):.1f}\n")
     fits = {}
     for name, (fx, rnd, res) in MODELS.items():
-        model = fit(fx, rnd, res, data=df, backend=backend)
-        fits[name] = model
-        say(f"== {name}: {fx}, random {rnd}, residual {res}")
-        say(f"   logL {model.loglik:.3f}  (ASReml convention {model.loglik_asreml:.3f}), "
-            f"{model.n_iterations} iterations, {model.seconds['total']:.2f} s")
-        vc = varcomp_with_truth(model, truth)
-        if brief and len(vc) > 8:
-            at_rows = vc.index.str.startswith("at(")
-            say(vc[~at_rows].to_string())
-            say(f"   ... and {int(at_rows.sum())} at() components; without --brief all are printed")
-        else:
-            say(vc.to_string())
-        say()
+        fits[name] = _fit_and_say(name, (fx, rnd, res), df, truth, backend, brief, say)
     for a, b in (("m2", "m2b"), ("m2b", "m2c")):
         say(f"LRT {a} vs {b}: {lrt(fits[a], fits[b])}")
     if report is not None:
         write_report(fits, truth, report, say)
+    if families == "all":
+        kinds = everything["Type"].value_counts()
+        say(f"\nthe whole network: {len(everything)} trees, {kinds.get('full-sib', 0)} full-sibs and "
+            f"{kinds.get('clone', 0)} ramets of {everything.loc[everything.Type == 'clone', 'Clone'].nunique()} "
+            f"clones beside the half-sibs; truth: SCA {truth['sigma2_sca']}, clones {truth['sigma2_clone']}")
+        fits["all"] = _fit_and_say("all families", ALL_FAMILIES, everything, truth, backend, brief, say)
     return fits
+
+
+def _fit_and_say(name: str, formulas: tuple, df: pd.DataFrame, truth: dict, backend, brief: bool,
+                 say: Callable[..., None]) -> FittedModel:
+    fx, rnd, res = formulas
+    model = fit(fx, rnd, res, data=df, backend=backend)
+    say(f"== {name}: {fx}, random {rnd}, residual {res}")
+    say(f"   logL {model.loglik:.3f}  (ASReml convention {model.loglik_asreml:.3f}), "
+        f"{model.n_iterations} iterations, {model.seconds['total']:.2f} s")
+    vc = varcomp_with_truth(model, truth)
+    if brief and len(vc) > 8:
+        at_rows = vc.index.map(lambda lab: bool(_PER_TRIAL.fullmatch(lab))).to_numpy(dtype=bool)
+        say(vc[~at_rows].to_string())
+        say(f"   ... and {int(at_rows.sum())} per-trial at() components; without --brief all are printed")
+    else:
+        say(vc.to_string())
+    say()
+    return model
