@@ -90,3 +90,22 @@ def test_all_families_recover_gca_sca_and_clone_variances(backend):
     for t, r in enumerate(truth["resid_var"], start=1):
         est, se = vc.loc[f"at(Trial, {t}):units", ["component", "std.error"]]
         assert abs(est - r) < 3.5 * se, (t, est, se, r)
+
+
+def test_tree_model_with_full_sib_and_clonal_individuals(backend):
+    # the individual-tree model on a pedigree holding every genotype: a half-sib tree (dam its
+    # mother), a full-sib tree (both parents), a clone (one individual, its ramets several records);
+    # GCA = A/4 in the simulation, so the additive variance is 4 x sigma2_gca
+    trees, truth = trial_network(seed=31, trials=10, trees=60000, mothers=300, families="all")
+    trees = trees.assign(Genotype=np.where(trees.Type == "clone", trees.Clone, "T" + trees.Tree.astype(str)))
+    one = trees.drop_duplicates("Genotype")
+    parents = sorted(set(trees.Mother.astype(int)) | set(trees.Father[trees.Father > 0]))
+    ped = pd.DataFrame({"id": [f"P{p}" for p in parents] + list(one.Genotype),
+                        "sire": ["0"] * len(parents) + [f"P{f}" if f > 0 else "0" for f in one.Father],
+                        "dam": ["0"] * len(parents) + [f"P{int(m)}" for m in one.Mother]})
+    m = sr.fit("dbh ~ Trial", "~ Trial:Block + vm(Genotype, ped) + Trial:Mother + and(Trial:Father)"
+               " + sca(Mother, Father)", "~ at(Trial):units", data=trees, matrices={"ped": sr.Pedigree(ped)},
+               backend=backend)
+    est, se = m.varcomp.loc["vm(Genotype, ped)", ["component", "std.error"]]
+    assert abs(est - 4 * truth["sigma2_gca"]) < 3 * se, (est, se)
+    assert m.varcomp.loc["vm(Genotype, ped)", "bound"] == "P" and len(m.blups("vm(Genotype, ped)")) == len(ped)
