@@ -98,14 +98,15 @@ def test_tree_model_with_full_sib_and_clonal_individuals(backend):
     # GCA = A/4 in the simulation, so the additive variance is 4 x sigma2_gca
     trees, truth = trial_network(seed=31, trials=10, trees=60000, mothers=300, families="all")
     trees = trees.assign(Genotype=np.where(trees.Type == "clone", trees.Clone, "T" + trees.Tree.astype(str)))
-    one = trees.drop_duplicates("Genotype")
-    parents = sorted(set(trees.Mother.astype(int)) | set(trees.Father[trees.Father > 0]))
-    ped = pd.DataFrame({"id": [f"P{p}" for p in parents] + list(one.Genotype),
-                        "sire": ["0"] * len(parents) + [f"P{f}" if f > 0 else "0" for f in one.Father],
-                        "dam": ["0"] * len(parents) + [f"P{int(m)}" for m in one.Mother]})
+    ped = sr.Pedigree(trees, id="Genotype", sire="Father", dam="Mother")  # from the records: parents as founders
     m = sr.fit("dbh ~ Trial", "~ Trial:Block + vm(Genotype, ped) + Trial:Mother + and(Trial:Father)"
-               " + sca(Mother, Father)", "~ at(Trial):units", data=trees, matrices={"ped": sr.Pedigree(ped)},
+               " + sca(Mother, Father)", "~ at(Trial):units", data=trees, matrices={"ped": ped},
                backend=backend)
     est, se = m.varcomp.loc["vm(Genotype, ped)", ["component", "std.error"]]
     assert abs(est - 4 * truth["sigma2_gca"]) < 3 * se, (est, se)
-    assert m.varcomp.loc["vm(Genotype, ped)", "bound"] == "P" and len(m.blups("vm(Genotype, ped)")) == len(ped)
+    assert m.varcomp.loc["vm(Genotype, ped)", "bound"] == "P" and len(m.blups("vm(Genotype, ped)")) == len(ped.ids)
+    bad = trees.copy()
+    ramet = bad.index[bad.Type == "clone"][0]
+    bad.loc[ramet, "Father"] = 999  # one ramet of a clone in another family
+    with pytest.raises(sr.DataError, match=f"id '{bad.Genotype[ramet]}' appears with different parents"):
+        sr.Pedigree(bad, id="Genotype", sire="Father", dam="Mother")
