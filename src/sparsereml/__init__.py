@@ -13,7 +13,7 @@ from .errors import (AliasWarning, ConvergenceWarning, CovariateWarning, DataErr
                      SparseREMLError)
 from .formula import model_spec
 from .genetics import breeding_values, vpredict
-from .pedigree import Inverse, Pedigree, PedigreeWarning, grm
+from .pedigree import Inverse, Pedigree, PedigreeWarning, dominance, dominance_matrix, grm
 from .reml.optimizer import OptimResult, ai_reml
 from .reml.problem import REMLProblem
 from .fitresults import FitResults
@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = ["fit", "prepare_fit", "PreparedFit", "Control", "load", "CovariateWarning", "lrt", "LRTResult", "compare", "Comparison", "report", "FitResults", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem", "start_values",
            "ai_reml", "OptimResult", "datasets", "plots", "SparseREMLError", "FormulaError", "DataError", "ModelError",
-           "AliasWarning", "ConvergenceWarning", "Pedigree", "PedigreeWarning", "Inverse", "grm", "vpredict",
+           "AliasWarning", "ConvergenceWarning", "Pedigree", "PedigreeWarning", "Inverse", "grm", "dominance", "dominance_matrix", "vpredict",
            "breeding_values", "__version__"]
 
 
