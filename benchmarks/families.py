@@ -132,21 +132,27 @@ def main(argv=None) -> int:
         for model in MODELS:
             secs, m = fit(model, data)
             if model not in best or secs < best[model]["seconds"]:
+                st = m.seconds
                 best[model] = dict(seconds=secs, iterations=m.n_iterations, loglik=m.loglik,
-                                   converged=m.converged)
+                                   converged=m.converged, iter_seconds=st["iterations"],
+                                   setup=st["design"] + st["data_pass"] + st["analyse"] + st.get("start", 0.0),
+                                   stages={k: round(float(v), 4) for k, v in st.items()})
                 fits[model] = m
     for model in MODELS:
         best[model]["records"] = len(data[MODELS[model][0]])
 
     base = best["m2"]["seconds"]
-    header = f"{'model':<8} {'data':<5} {'records':>8} {'seconds':>8} {'iter':>4} {'logL':>16} {'x m2':>6}"
+    header = (f"{'model':<8} {'data':<5} {'records':>8} {'seconds':>8} {'setup s':>7} {'iter s':>7} {'iter':>4} "
+              f"{'logL':>16} {'x m2':>6}")
     print(header + "\n" + "-" * len(header))
     for model, r in best.items():
         ll = f"{r['loglik']:.4f}" + ("" if r["converged"] else "*")
-        print(f"{model:<8} {MODELS[model][0]:<5} {r['records']:>8,} {r['seconds']:>8.3f} {r['iterations']:>4d} "
+        print(f"{model:<8} {MODELS[model][0]:<5} {r['records']:>8,} {r['seconds']:>8.3f} {r['setup']:>7.3f} "
+              f"{r['iter_seconds']:>7.3f} {r['iterations']:>4d} "
               f"{ll:>16} {r['seconds'] / base:>6.2f}")
-    print(f"\nseconds: sr.fit, best of {args.repeat} interleaved rounds after one warm-up fit each; "
-          f"x m2: seconds / m2's seconds; * = not converged")
+    print(f"\nseconds: sr.fit, best of {args.repeat} interleaved rounds after one warm-up fit each; setup s: "
+          f"design + data pass + analyse + start values, iter s: the iterations (both from that fit's "
+          f"m.seconds); x m2: seconds / m2's seconds; * = not converged")
 
     ratio = best["overlay"]["seconds"] / base
     verdict = [f"{'PASS' if ratio <= 3 else 'FAIL'}  overlay model (GCA overlay + SCA + clone + Trial:Block, "

@@ -94,6 +94,8 @@ note <- function(restart) function(w) {
 secs <- system.time(f <- withCallingHandlers(fit(dat, Z), warning = note("muffleWarning"),
                                              message = note("muffleMessage")))[["elapsed"]]
 m <- f$m
+vc <- as.data.frame(VarCorr(m))    # before devfun is evaluated again below: it moves the shared theta
+ll <- as.numeric(logLik(m))
 at_given <- NULL
 if (length(args) == 2) {
   given <- fromJSON(args[2])
@@ -101,12 +103,11 @@ if (length(args) == 2) {
   at_given <- -f$devfun(unname(theta)) / 2
 }
 
-vc <- as.data.frame(VarCorr(m))
 res <- list(
   tool = "lme4", version = as.character(packageVersion("lme4")),
   R = paste(R.version$major, R.version$minor, sep = "."),
   nobs = nrow(dat), seconds = secs, z_seconds = z_secs,
-  logLik = as.numeric(logLik(m)),
+  logLik = ll,
   logLik_at_given = at_given,
   variances = setNames(as.list(vc$vcov), vc$grp),
   levels = lapply(Z, ncol),
