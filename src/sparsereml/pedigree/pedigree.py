@@ -73,6 +73,11 @@ class Pedigree:
     add_missing : bool
         When the pedigree is matched to data (``vm(Mother, ped)``), ids of the data missing from
         the pedigree are added as founders instead of raising an error.
+    groups : list of str, optional
+        Genetic groups (unknown parent groups): names written in the sire and dam columns for an
+        unknown parent of that origin.  They are unknown parents for A, and give each
+        individual's group contributions (:func:`~sparsereml.pedigree.groups.group_contributions`)
+        and A^-1 with group equations (:func:`~sparsereml.pedigree.groups.ainverse_with_groups`).
 
     Attributes
     ----------
@@ -87,7 +92,7 @@ class Pedigree:
     """
 
     def __init__(self, data, id: str = "id", sire: str = "sire", dam: str = "dam", *, sort: bool = True,
-                 add_missing: bool = False):
+                 add_missing: bool = False, groups=None):
         df = load_table(data)
         for name in (id, sire, dam):
             if name not in df.columns:
@@ -109,8 +114,16 @@ class Pedigree:
             rows = [int(r) + 1 for r in np.flatnonzero(ids < 0)[:5]]
             raise DataError(f"pedigree rows {rows} have no id, or an id that reads as an unknown parent "
                             f"(0, NA, empty or '.'); rename those individuals")
+        sires, dams, slots = _group_slots(ids, sires, dams, labels, groups)
         ids, sires, dams = _deduplicate(ids, sires, dams, labels)
         self._build(ids, sires, dams, labels, sort)
+        self.groups = list(slots[0]) if slots else []
+        self.sire_group = self.dam_group = None
+        if slots:  # each individual's group for an unknown sire and dam, -1 for none
+            at = {lab: k for k, lab in enumerate(self._labels)}
+            self.sire_group, self.dam_group = np.full(len(self), -1), np.full(len(self), -1)
+            for lab, (sg, dg) in slots[1].items():
+                self.sire_group[at[lab]], self.dam_group[at[lab]] = sg, dg
 
     # -- construction -------------------------------------------------------------------
     def _build(self, ids, sires, dams, labels, sort: bool) -> None:
@@ -240,6 +253,30 @@ class Pedigree:
         par = np.array(("0",) + self.ids, dtype=object)
         return pd.DataFrame({"id": self.ids, "sire": par[self.sire], "dam": par[self.dam],
                              "inbreeding": self.inbreeding.to_numpy()})
+
+
+def _group_slots(ids, sires, dams, labels, groups):
+    """Parents that are genetic groups become unknown (-1); returns the parents and, with groups,
+    (group names, {individual: (sire group, dam group)}) with -1 for no group."""
+    if groups is None:
+        return sires, dams, None
+    names = [str(g) for g in groups]
+    if not names or len(set(names)) != len(names):
+        raise DataError(f"groups must be distinct names, got {names!r}")
+    index = {g: k for k, g in enumerate(names)}
+    own = set(labels[ids])
+    clash = [g for g in names if g in own]
+    if clash:
+        raise DataError(f"group {clash[0]!r} is also an individual of the pedigree (it has a row); rename the "
+                        f"group or the individual")
+    lab = np.asarray(labels, dtype=object)
+    gs = np.array([index.get(lab[c], -1) if c >= 0 else -1 for c in sires])
+    gd = np.array([index.get(lab[c], -1) if c >= 0 else -1 for c in dams])
+    unused = [g for k, g in enumerate(names) if not ((gs == k) | (gd == k)).any()]
+    if unused:
+        raise DataError(f"group {unused[0]!r} is no individual's parent; check its spelling in the sire and dam columns")
+    slots = {lab[i]: (int(a), int(b)) for i, a, b in zip(ids, gs, gd)}
+    return np.where(gs >= 0, -1, sires), np.where(gd >= 0, -1, dams), (names, slots)
 
 
 def _parents_first(s_idx: np.ndarray, d_idx: np.ndarray, ids) -> np.ndarray:
