@@ -90,6 +90,19 @@ def test_all_families_recover_gca_sca_and_clone_variances(backend):
     for t, r in enumerate(truth["resid_var"], start=1):
         est, se = vc.loc[f"at(Trial, {t}):units", ["component", "std.error"]]
         assert abs(est - r) < 3.5 * se, (t, est, se, r)
+    # genetic parameters of a tree in trial 1 (vpredict, delta-method SEs) against the truth
+    g, tm, sca, cl = "Mother", "`Trial:Mother`", "`sca(Mother, Father)`", "`at(Type, clone):Clone`"
+    p = f"(2 * {g} + 2 * {tm} + {sca} + `at(Trial, 1):units`)"
+    funcs = {"h2": f"4 * {g} / {p}", "d2": f"4 * {sca} / {p}",
+             "H2": f"(2 * {g} + {sca} + {cl}) / ({cl} + {p})"}
+    tg, ttm, ts, tc = (truth[k] for k in ("sigma2_gca", "sigma2_trial_mother", "sigma2_sca", "sigma2_clone"))
+    te = truth["resid_var"][0]
+    tp = 2 * tg + 2 * ttm + ts + te
+    want = {"h2": 4 * tg / tp, "d2": 4 * ts / tp, "H2": (2 * tg + ts + tc) / (tc + tp)}
+    got = m.vpredict(funcs)
+    for name, value in want.items():
+        est, se = got.loc[name, ["estimate", "std.error"]]
+        assert abs(est - value) < 3 * se, (name, est, se, value)
 
 
 def test_tree_model_with_full_sib_and_clonal_individuals(backend):
