@@ -169,10 +169,12 @@ def test_overlay_in_summary_and_predictions(crosses):
     assert "Mother + and(Father): one effect per level of the parts together" in m.summary()
     selfs = int((crosses.Mother == crosses.Father).sum())
     assert selfs >= 5 and f"; {selfs} records name one level twice (selfs: entry 2)" in m.summary()  # allowed, and said
-    p = m.predict("Mother").table.set_index("Mother")
-    assert set(p.index) == set(crosses.Mother)  # the classify's levels are the Mother column's
-    with pytest.raises(sr.ModelError, match="'P20' is not a level of 'Mother'"):  # said, not dropped
-        m.predict("Mother", levels={"Mother": ["P1", "P20"]})
+    p = m.predict("Mother").table.set_index("Mother")["predicted.value"]
+    b = m.blups("Mother")["BLUP"]
+    assert set(p.index) == set(b.index)  # P16..P20, only ever fathers, are predicted too
+    assert p["P20"] - p["P1"] == pytest.approx(b["P20"] - b["P1"], abs=1e-10)
+    with pytest.raises(sr.ModelError, match="'P99' is not a level of 'Mother'"):
+        m.predict("Mother", levels={"Mother": ["P1", "P99"]})
     with pytest.raises(sr.ModelError, match="several entries"):
         m.predict("Trial", use=["Mother"])
 

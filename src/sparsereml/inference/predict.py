@@ -50,6 +50,22 @@ def check_classify(design, classify: str) -> list[str]:
     return names
 
 
+def _overlay_levels(model, name: str) -> list:
+    """Levels an and() overlay adds to column ``name`` (the first part of the overlay): a parent
+    that is only ever a father still has an effect of ``Mother + and(Father)`` to predict."""
+    out: dict = {}
+    for rb in model.design.random:
+        names = [f.name for f in rb.term.factors]
+        if not rb.term.overlays or name not in names:
+            continue
+        k = names.index(name)
+        for label in rb.levels:
+            parts = str(label).split(":")
+            if len(parts) == len(names) + (1 if rb.cov_levels is not None else 0):
+                out[parts[k + (1 if rb.cov_levels is not None else 0)]] = None
+    return list(out)
+
+
 class _Grid:
     """The factor levels the prediction averages over: classify cells x averaged combinations."""
 
@@ -67,6 +83,7 @@ class _Grid:
             if name in fixed_vars and not _is_factor(var, series):
                 continue
             lev = list(encode(series, name).levels)
+            lev += [x for x in _overlay_levels(model, name) if x not in set(lev)]
             if name in levels:
                 asked = [str(x) for x in np.atleast_1d(levels[name])]
                 bad = [x for x in asked if x not in lev]
