@@ -250,7 +250,9 @@ def _per_level_block(term: RandomTerm, at: At, inner: Factor, columns: dict, lab
     remap = np.full(both.n_levels, -1, dtype=np.int64)
     remap[keep_level] = np.arange(int(keep_level.sum()))
     codes = remap[both.codes]
-    levels = tuple(lv for lv, k in zip(both.levels, keep_level) if k)
+    # by position: labelling every combination first (PairLabels) costs most of this function
+    # when at() keeps few levels of a large interaction, e.g. at(Type, clone):Clone
+    levels = tuple(both.levels[int(i)] for i in np.flatnonzero(keep_level))
     at_of_col = at_of_col[keep_level]
     blocks = []
     for a in sorted(chosen):
