@@ -108,7 +108,8 @@ def test_cli_writes_the_report_and_rebuilds_it(data, tmp_path, capsys):
     base = [str(csv), "--fixed", "dbh ~ Trial", "--random", "~ Trial:Block + Mother", "--factors", "Trial,Block,Mother",
             "--quiet"]
     assert main(["fit", *base, "--out", str(out1), "--report"]) == 0
-    assert main(["fit", *base, "--residual", "~ at(Trial):units", "--out", str(out2)]) == 0
+    assert main(["fit", *base, "--residual", "~ at(Trial):units", "--out", str(out2), "--records"]) == 0
+    assert (out1 / "records.csv").exists() and (out2 / "records.csv").exists()  # --report and --records
     first = (out1 / "report.html").read_text()
     assert main(["report", str(out1), "--out", str(tmp_path / "again.html"), "--quiet"]) == 0
     assert STAMP.sub("", (tmp_path / "again.html").read_text()) == STAMP.sub("", first)
@@ -116,6 +117,18 @@ def test_cli_writes_the_report_and_rebuilds_it(data, tmp_path, capsys):
     page = (tmp_path / "cmp.html").read_text()
     assert 'id="m-m1"' in page and 'id="m-m2"' in page and "Models compared" in page
     assert f"wrote {tmp_path / 'cmp.html'}" in capsys.readouterr().out
+
+
+def test_report_from_files_without_records_says_what_is_missing(data, tmp_path):
+    csv = tmp_path / "trees.csv"
+    data.to_csv(csv, index=False)
+    out = tmp_path / "m"
+    assert main(["fit", str(csv), "--fixed", "dbh ~ Trial", "--random", "~ Mother", "--factors", "Trial,Mother",
+                 "--quiet", "--out", str(out)]) == 0
+    assert not (out / "records.csv").exists()  # only with --records or --report: 15 MB on the demo network
+    page = sr.report(FitResults.read(out))
+    assert "no records.csv (per record fitted values and residuals): fit again with --records or --report" in page
+    assert "BLUPs of Mother" in page  # what the files hold is drawn
 
 
 def test_cli_report_refusals(data, tmp_path, capsys):

@@ -33,12 +33,12 @@ def json_result(model, wald=None, predictions: list | None = None, functions: di
 
 
 def write_outputs(model, out: Path, functions: dict | None = None, wald=None, predictions: list | None = None,
-                  sed: bool = False) -> tuple[list[Path], FitResults]:
+                  sed: bool = False, records: bool = False) -> tuple[list[Path], FitResults]:
     """Write the results (:meth:`FitResults.write`: varcomp.csv, fixed.csv, one BLUP file per random
-    term, records.csv, wald.csv, functions.csv, predictions_<classify>.csv, fit.json), the breeding
-    values of vm() terms, with --sed sed_<classify>.csv, and summary.txt."""
+    term, wald.csv, functions.csv, predictions_<classify>.csv, fit.json; records.csv with ``records``),
+    the breeding values of vm() terms, with --sed sed_<classify>.csv, and summary.txt."""
     results = FitResults.from_model(model, wald=wald, predictions=predictions, functions=functions)
-    written = results.write(out)
+    written = results.write(out, records=records)
     for rb in model.design.random:  # vm() terms: every individual with reliability and accuracy
         if rb.relationship is not None:
             path = out / ("breeding_values_" + blup_file_name(rb.label)[len("blup_"):])
@@ -137,7 +137,8 @@ def cmd_fit(args) -> int:
     wald = model.wald(args.wald, args.ss) if args.wald else None
     predictions = [model.predict(c, sed=args.sed) for c in args.predict or []]
     if out is not None:  # the files first: a long summary on a closed pipe must not lose them
-        files, results = write_outputs(model, out, functions, wald, predictions, args.sed)
+        files, results = write_outputs(model, out, functions, wald, predictions, args.sed,
+                                       records=args.records or args.report)
         if args.report:
             files.append(_write_report([results], [Path(args.out).resolve().name or "fit"], out / "report.html", quiet))
     if args.json:
@@ -246,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="predicted values of a classify table, e.g. 'Trial' or 'Trial:Mother' (repeatable)")
     f.add_argument("--sed", action="store_true", help="also write the SED matrix of each --predict table")
     f.add_argument("--out", default=None, help="directory for the result files")
+    f.add_argument("--records", action="store_true",
+                   help="also write records.csv: per record the response, fitted value, residual, residual group and "
+                        "grid position (ASReml's .yht); --report writes it too")
     f.add_argument("--report", action="store_true",
                    help="also write report.html (plots, tables, diagnostics) beside the result files of --out")
     f.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -8,7 +8,8 @@ wrote.  The HTML report and the plots draw from either, so a report rebuilt from
 Files of a results directory: ``fit.json`` (the fit's description, small tables and the summary's
 sections), ``varcomp.csv``, ``fixed.csv``, ``blup_<term>.csv``, ``records.csv`` (per record:
 response, fitted value, residual, residual group and grid position, like ASReml's .yht file) and,
-when asked for, ``wald.csv``, ``functions.csv`` and ``predictions_<classify>.csv``.
+when asked for, ``wald.csv``, ``functions.csv`` and ``predictions_<classify>.csv``
+(``records.csv`` too: the command line writes it with ``--report`` or ``--records``).
 """
 from __future__ import annotations
 
@@ -198,8 +199,10 @@ class FitResults:
                    content=model.report_content(n_fixed=10**9), intervals=model.confint())
 
     # -- files -------------------------------------------------------------------------------
-    def write(self, out) -> list[Path]:
-        """Write the results to directory ``out`` (created); returns the files written."""
+    def write(self, out, records: bool = True) -> list[Path]:
+        """Write the results to directory ``out`` (created); returns the files written.
+        ``records=False`` leaves out ``records.csv`` (per record values: 15 MB and most of the
+        writing time for 184,000 records); a report read back then says its record plots are missing."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         files = {"varcomp": "varcomp.csv", "fixed": "fixed.csv",
@@ -210,7 +213,8 @@ class FitResults:
         for term, name in files["blups"].items():
             self.blup_tables[term].to_csv(out / name)
             written.append(out / name)
-        for key, table in (("records", self.records), ("wald", self.wald), ("functions", self.functions)):
+        for key, table in (("records", self.records if records else None), ("wald", self.wald),
+                           ("functions", self.functions)):
             if table is not None:
                 files[key] = f"{key}.csv"
                 table.to_csv(out / files[key])

@@ -83,7 +83,8 @@ def records_and_names(obj) -> tuple[pd.DataFrame | None, dict]:
     if isinstance(obj, FitResults):
         meta = obj.info.get("records") or {}
         if obj.records is None and not meta.get("why"):
-            meta = {"why": f"these results have no {_NO_RECORDS}: write them again with this version"}
+            meta = {"why": f"these results have no {_NO_RECORDS} (per record fitted values and residuals): "
+                           f"fit again with --records or --report to draw it"}
         return obj.records, meta
     return record_table(obj)
 
