@@ -52,11 +52,7 @@ def check_comparable(a: FittedModel, b: FittedModel, name_a: str = "the first mo
                          "or another response): REML likelihoods are not comparable")
     if a.fixed_names != b.fixed_names:
         raise ModelError(f"REML likelihood-ratio tests need the same fixed effects in both models; {name_a} has "
-                         f"{_fixed_formula(a)!r} and {name_b} {_fixed_formula(b)!r}")
-
-
-def _fixed_formula(m) -> str:
-    return m.formulas.get("fixed") if isinstance(m, FitResults) else m.spec.formulas.get("fixed")
+                         f"{a.formulas.get('fixed')!r} and {name_b} {b.formulas.get('fixed')!r}")
 
 
 def _is_fit(m) -> bool:

@@ -266,11 +266,11 @@ def prepare_data(spec: ModelSpec, data, na_action: str = "error", factors=None) 
     if not keep.any():
         raise DataError(f"the response {resp!r} has no non-missing values")
     n_dropped = int((~keep).sum())
-    infinite = _non_finite(df, [resp] + [n for n in names[1:] if n not in factor_names
-                                         and n not in spec.overlay_variables()], keep, na_action)
+    parents = set(spec.overlay_variables())  # missing there: no such parent, not a missing value
+    infinite = _non_finite(df, [resp] + [n for n in names[1:] if n not in factor_names and n not in parents],
+                           keep, na_action)
     keep &= ~infinite
     miss_pred = np.zeros(len(df), dtype=bool)
-    parents = set(spec.overlay_variables())  # missing there: no such parent, not a missing value
     for name in (n for n in names[1:] if n not in parents):
         miss = df[name].isna().to_numpy() & keep
         if miss.any():

@@ -86,14 +86,15 @@ def data_report(res: FitResults, source: int = 0) -> Report:
 
 
 def _ranked(res: FitResults, term: str) -> pd.DataFrame | None:
-    """The BLUPs of a one-variance term ranked, with accuracy sqrt(1 - PEV / variance)."""
-    cov = res.vcov(term)["covariance"]
-    if cov.shape != (1, 1) or not float(cov.iloc[0, 0]) > 0:
+    """The BLUPs of a one-variance term ranked, with accuracy (:func:`sparsereml.plots.model.ranked_blups`);
+    None for other terms."""
+    from .plots.model import ranked_blups
+
+    try:
+        out = ranked_blups(res, term)[0]
+    except ModelError:
         return None
-    b = res.blups(term).sort_values("BLUP", ascending=False, kind="stable")
-    acc = np.sqrt(np.clip(1.0 - b["PEV"].to_numpy(dtype=float) / float(cov.iloc[0, 0]), 0.0, 1.0))
-    out = b.assign(accuracy=acc)
-    out.insert(0, "rank", np.arange(1, len(b) + 1))
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out
 
 

@@ -175,6 +175,11 @@ class FittedModel(FixedEffectsInference):
                             index=pd.Index(self.design.fixed.names, name="effect"))
 
     @property
+    def formulas(self) -> dict:
+        """The fixed, random and residual formulas as given."""
+        return self.spec.formulas
+
+    @property
     def response(self) -> np.ndarray:
         """The response of each record used (one value per record and trait for several traits)."""
         return self.design.y

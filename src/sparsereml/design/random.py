@@ -68,7 +68,6 @@ class RandomBlock:
     units: int = 0  # independent units of a correlated term (levels of its other factors)
     values: np.ndarray | None = None  # random regression: (k x n) covariate values, record_column (k x n)
     relationship: object | None = None  # vm(): the Relationship (ids, K^-1, log|K|) of the units
-    overlay: bool = False  # and()/overlay(): record_column (parts x n), values the parts' weights
     selfs: int = 0  # and()/overlay(): records whose parts name one level (selfs), counted once with the weights summed
 
     @property
@@ -234,7 +233,7 @@ def _overlay_block(term: RandomTerm, columns: dict, n: int, matrices: dict | Non
     codes = np.take_along_axis(codes, order, axis=0)  # each record's columns increasing, as W needs
     values = np.take_along_axis(values, order, axis=0)
     return RandomBlock(term, codes, rb.levels, rb.blocks, cov_levels=rb.cov_levels, units=rb.units,
-                       values=values, relationship=rb.relationship, overlay=True, selfs=int(selfs.sum()))
+                       values=values, relationship=rb.relationship, selfs=int(selfs.sum()))
 
 
 def _per_level_block(term: RandomTerm, at: At, inner: Factor, columns: dict, label_of) -> RandomBlock:

@@ -44,27 +44,18 @@ def group_contributions(ped: Pedigree, ids=None) -> pd.DataFrame:
 
 def ainverse_with_groups(ped: Pedigree) -> sp.csc_matrix:
     """A*^-1 of size (n + groups): A^-1 by Henderson's rules with each unknown parent's group in
-    its place (Quaas 1988); rows and columns ``ped.ids`` then ``ped.groups``."""
+    its place (Quaas 1988); rows and columns ``ped.ids`` then ``ped.groups``.  The groups count as
+    unknown parents for the Mendelian variances, so A^-1's own kernel serves, given the group's
+    code (n + 1 + k) where a parent is a group."""
+    from . import _kernels
+
     _check(ped)
-    n = len(ped)
-    delta = 1.0 / ped.mendelian_variances  # groups count as unknown parents for D
-    rows, cols, vals = [], [], []
-    for i in range(n):
-        slots = []
-        for parent, group in ((ped.sire[i], ped.sire_group[i]), (ped.dam[i], ped.dam_group[i])):
-            if parent:
-                slots.append(parent - 1)
-            elif group >= 0:
-                slots.append(n + group)
-        dl = delta[i]
-        rows.append(i), cols.append(i), vals.append(dl)
-        for p in slots:
-            rows += [i, p]
-            cols += [p, i]
-            vals += [-dl / 2, -dl / 2]
-            for q in slots:
-                rows.append(p), cols.append(q), vals.append(dl / 4)
-    m = n + len(ped.groups)
-    M = sp.csc_matrix((vals, (rows, cols)), shape=(m, m))
-    M.sum_duplicates()
-    return M
+    n, m = len(ped), len(ped) + len(ped.groups)
+    s = np.where((ped.sire == 0) & (ped.sire_group >= 0), n + 1 + ped.sire_group, ped.sire)
+    d = np.where((ped.dam == 0) & (ped.dam_group >= 0), n + 1 + ped.dam_group, ped.dam)
+    r, c, v = _kernels.ainverse_triplets(np.concatenate([[0], s]).astype(np.int64),
+                                         np.concatenate([[0], d]).astype(np.int64),
+                                         np.concatenate([[0.0], ped.mendelian_variances]))
+    low = sp.csc_matrix((v, (r, c)), shape=(m, m))
+    low.sum_duplicates()
+    return (low + sp.tril(low, -1, format="csc").T).tocsc()

@@ -227,6 +227,22 @@ def caterpillar(model, term: str, *, top: int | None = None, level: float = 0.95
     return fig
 
 
+def ranked_blups(model, term: str) -> tuple[pd.DataFrame, float]:
+    """The BLUPs of a term with one variance sigma2, largest first, with ``accuracy`` =
+    sqrt(1 - PEV / sigma2); and sigma2.  ModelError for a term with several variances or a zero one."""
+    b, pev = _blups(model, term)
+    cov = model.vcov(term)["covariance"]
+    if cov.shape != (1, 1):
+        raise ModelError(f"ranking needs a term with one variance for its accuracy, and {term!r} has a "
+                         f"{cov.shape[0]} x {cov.shape[1]} covariance ({', '.join(map(str, cov.index))}): "
+                         f"use caterpillar(model, {term!r}) or a term with one variance")
+    s2 = float(cov.iloc[0, 0])
+    if not s2 > 0:
+        raise ModelError(f"the variance of {term!r} is {s2:g}: its BLUPs are all 0 and have no accuracy to rank")
+    b = b.sort_values("BLUP", ascending=False, kind="stable")
+    return b.assign(accuracy=np.sqrt(np.clip(1.0 - b[pev].to_numpy(dtype=float) / s2, 0.0, 1.0))), s2
+
+
 def ranking(model, term: str, *, top: int = 30, ax: Axes | None = None) -> Figure:
     """The ``top`` largest BLUPs of a random term as horizontal bars, annotated with their accuracy.
 
@@ -249,20 +265,12 @@ def ranking(model, term: str, *, top: int = 30, ax: Axes | None = None) -> Figur
         One bar per level (``ax.patches``, width = BLUP, largest first), each with a text
         ``"acc 0.83"`` at its end.
     """
-    b, pev = _blups(model, term)
-    cov = model.vcov(term)["covariance"]
-    if cov.shape != (1, 1):
-        raise ModelError(f"ranking needs a term with one variance for its accuracy, and {term!r} has a "
-                         f"{cov.shape[0]} x {cov.shape[1]} covariance ({', '.join(map(str, cov.index))}): "
-                         f"use caterpillar(model, {term!r}) or a term with one variance")
-    s2 = float(cov.iloc[0, 0])
-    if not s2 > 0:
-        raise ModelError(f"the variance of {term!r} is {s2:g}: its BLUPs are all 0 and have no accuracy to rank")
     if int(top) < 1:
         raise ModelError(f"top={top}: show at least one BLUP of {term!r}")
-    b = b.sort_values("BLUP", ascending=False, kind="stable").iloc[:int(top)]
+    ranked, s2 = ranked_blups(model, term)
+    b = ranked.iloc[:int(top)]
     u = b["BLUP"].to_numpy(dtype=float)
-    acc = np.sqrt(np.clip(1.0 - b[pev].to_numpy(dtype=float) / s2, 0.0, 1.0))
+    acc = b["accuracy"].to_numpy(dtype=float)
     fig, ax = _axes(ax, figsize=(7.0, max(3.0, 0.25 * u.size + 1.2)))
     y = np.arange(u.size)
     bars = ax.barh(y, u, color=[(0.12, 0.47, 0.71, 0.35 + 0.65 * a) for a in acc], edgecolor="tab:blue")
