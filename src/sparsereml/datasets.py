@@ -5,7 +5,8 @@ seed gives the same trees, pedigree and truth, number for number; only the
 slow Python loops were vectorised.  Each trial is a randomized complete block
 design on a Row x Col grid; mothers (open-pollinated families) are shared
 across trials and related through a shallow pedigree; a few full-sib trees and
-dead trees (missing dbh) are mixed in.
+dead trees (missing dbh) are mixed in.  ``trial_network(survival=True)`` instead
+decides which trees died from a genetic liability (:mod:`sparsereml.datasets_survival`).
 """
 from __future__ import annotations
 
@@ -68,6 +69,17 @@ def simulate_trees(seed: int = 2011, trials: int = 31, trees: int = 198_000, mot
         Every variance and effect used (``sigma2_mother``, ``sigma2_trial_mother``,
         ``resid_var`` and ``block_var`` per trial, ...).
     """
+    trees_df, pedigree, truth, _ = _simulate(seed, trials, trees, mothers, spatial)
+    return trees_df, pedigree, truth
+
+
+def _simulate(seed, trials, trees, mothers, spatial) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
+    """:func:`simulate_trees`, and what the survival simulation reuses: ``dbh_planted`` (every
+    tree's dbh before the 3% of dead trees are set missing, rounded like ``dbh``), the Cholesky
+    factor ``L`` of the pedigree's relationship matrix, the standard normals ``z_mother`` behind
+    the mother effects (``mother_effect = sqrt(sigma2_mother) L z``) and ``n_gp``, the number of
+    grandparents that precede the mothers in the pedigree.  Drawing order and numbers are those of
+    the reference simulator."""
     _check_sizes(trials, trees, mothers)
     n_trials, n_trees, n_mothers = trials, trees, mothers
     rng = np.random.default_rng(seed)
@@ -88,7 +100,8 @@ def simulate_trees(seed: int = 2011, trials: int = 31, trees: int = 198_000, mot
     n_ped = n_gp + n_mothers
 
     sigma2_mother, sigma2_trial_mother = 30.0, 22.5
-    mother_all = np.sqrt(sigma2_mother) * (L @ rng.standard_normal(n_ped))
+    z_mother = rng.standard_normal(n_ped)
+    mother_all = np.sqrt(sigma2_mother) * (L @ z_mother)
     mother_effect = mother_all[n_gp:]
 
     trial_mean = rng.uniform(120.0, 320.0, n_trials)
@@ -101,7 +114,7 @@ def simulate_trees(seed: int = 2011, trials: int = 31, trees: int = 198_000, mot
     spatial_share = srng.uniform(0.3, 0.7, n_trials) if spatial else np.zeros(n_trials)
     rho_row = srng.uniform(0.2, 0.8, n_trials)
     rho_col = srng.uniform(-0.2, 0.6, n_trials)
-    parts, tm_effects, block_effects = [], {}, {}
+    parts, planted, tm_effects, block_effects = [], [], {}, {}
     tree_id = 0
     for t in range(n_trials):
         k = int(rng.integers(max(30, n_mothers // 8), max(60, n_mothers // 3)))
@@ -127,6 +140,7 @@ def simulate_trees(seed: int = 2011, trials: int = 31, trees: int = 198_000, mot
         fs = rng.random(nt) < 0.04
         father[fs] = rng.integers(1, 60, fs.sum())
         y[fs] += rng.normal(0.0, 8.0, fs.sum())
+        planted.append(y.copy())
         y[rng.random(nt) < 0.03] = np.nan
         parts.append(pd.DataFrame({
             "Trial": np.full(nt, t + 1, dtype=np.int64), "Block": (blk + 1).astype(np.int64),
@@ -161,7 +175,8 @@ def simulate_trees(seed: int = 2011, trials: int = 31, trees: int = 198_000, mot
         "block_effect": block_effects,
         "note": "Mother ids in trees.csv are integers m; the pedigree names them 'M<m>'.",
     }
-    return trees_df, pedigree, truth
+    dbh_planted = pd.Series(np.concatenate(planted)).round(1).to_numpy()
+    return trees_df, pedigree, truth, {"dbh_planted": dbh_planted, "L": L, "z_mother": z_mother, "n_gp": n_gp}
 
 
 def _check_sizes(trials, trees, mothers) -> None:
@@ -180,8 +195,10 @@ SCA_VARIANCE, CLONE_VARIANCE = 15.0, 40.0
 
 
 def trial_network(seed: int = 2011, trials: int = 31, trees: int = 198_000, mothers: int = 1100,
-                  spatial: bool = False, families: str = "half") -> tuple[pd.DataFrame, dict]:
-    """The trees with a diameter (what models m2, m2b and m2c are fitted to), and the truth.
+                  spatial: bool = False, families: str = "half",
+                  survival: bool = False) -> tuple[pd.DataFrame, dict]:
+    """The trees with a diameter (what models m2, m2b and m2c are fitted to), and the truth;
+    with ``survival=True`` every planted tree, dead or alive.
 
     Trial, Block and Mother are categorical columns, so that ``dbh ~ Trial`` fits one
     mean per trial (a numeric column in a fixed formula is a covariate).
@@ -198,33 +215,65 @@ def trial_network(seed: int = 2011, trials: int = 31, trees: int = 198_000, moth
         ``T<tree>`` otherwise).  A full-sib tree of m x f has GCA_m + GCA_f + Trial:m + Trial:f +
         SCA_mf (GCA the mothers' effects, variance ``sigma2_mother``; SCA variance
         ``sigma2_sca``); a ramet adds its clone's effect (variance ``sigma2_clone``).
-    """
-    if families not in ("half", "all"):
-        from .errors import DataError
+    survival : bool
+        False (the default): the network as it always was, its dead trees (3%, at random) left
+        out.  True: every planted tree is a row, with a column ``survival`` (1 alive, 0 dead)
+        from a probit-scale liability with trial thresholds, block, mother (genetically
+        correlated with dbh's) and Trial:Mother effects; ``dbh`` is NaN exactly where
+        ``survival`` is 0, and a living tree's ``dbh`` is the default network's, number for
+        number.  Drawn from a stream of its own; see :func:`sparsereml.datasets_survival.add_survival`
+        for the model and ``truth["survival"]`` for its parameters and effects.
 
+    Returns
+    -------
+    trees : DataFrame
+        Trial, Block, Row, Col, Tree, Mother, Father, dbh (and Type, Clone with ``families="all"``;
+        survival with ``survival=True``).
+    truth : dict
+        As :func:`simulate_trees`, with the families' and the survival's parameters when asked for.
+    """
+    from .errors import DataError
+
+    if families not in ("half", "all"):
         raise DataError(f"families={families!r}: give 'half' (open-pollinated families) or 'all' (also "
                         f"full-sib families and clones)")
-    df, _, truth = simulate_trees(seed, trials, trees, mothers, spatial)
+    if not isinstance(survival, (bool, np.bool_)):
+        raise DataError(f"survival={survival!r}: give True (a survival column; dead trees kept with "
+                        f"dbh missing) or False")
+    df, _, truth, drawn = _simulate(seed, trials, trees, mothers, spatial)
     half = df[(df["Father"] == 0) & df["dbh"].notna()].reset_index(drop=True)
-    if families == "all":
-        half = _with_families(half, truth, seed)
+    if survival:
+        from .datasets_survival import add_survival
+
+        # every planted half-sib tree, dbh before the default's 3% were set missing
+        planted = df.assign(dbh=drawn["dbh_planted"])[df["Father"] == 0].reset_index(drop=True)
+        out = _with_families(half, truth, seed, planted) if families == "all" else planted
+        out = add_survival(out, truth, drawn, seed)
+    else:
+        out = _with_families(half, truth, seed) if families == "all" else half
     for col in ("Trial", "Block", "Mother"):
-        half[col] = half[col].astype("category")
-    return half, truth
+        out[col] = out[col].astype("category")
+    return out, truth
 
 
-def _with_families(half: pd.DataFrame, truth: dict, seed: int) -> pd.DataFrame:
+def _with_families(half: pd.DataFrame, truth: dict, seed: int, planted: pd.DataFrame | None = None) -> pd.DataFrame:
     """The half-sibs with full-sib families and clones added (a stream of their own: the half-sibs
-    stay as they are), and their variances and effects in ``truth``."""
+    stay as they are), and their variances and effects in ``truth``.
+
+    ``half`` (the default network's half-sibs) sets how many trees each trial gets, so the added
+    trees and their dbh are the same whatever ``planted`` is.  ``planted``, when given, replaces
+    ``half`` in the result and numbers the added trees and their rows after its own (it holds the
+    dead trees too), so that no added tree shares a tree id or a cell with one of them."""
+    layout = half if planted is None else planted
     rng = np.random.default_rng([seed, 17])
     gca = {int(k[1:]): v for k, v in truth["mother_effect"].items()}
     tm = truth["trial_mother_effect"]
     sca: dict = {}
-    parts, tree = [], int(half["Tree"].max())
+    parts, tree = [], int(layout["Tree"].max())
     for t, n_t in half.groupby("Trial").size().items():
         present = sorted(int(k.split(":")[1]) for k in tm if k.split(":")[0] == str(t))
         n_blocks = truth["n_blocks"][t - 1]
-        n_rows, n_cols = (int(half.loc[half.Trial == t, c].max()) for c in ("Row", "Col"))
+        n_rows, n_cols = (int(layout.loc[layout.Trial == t, c].max()) for c in ("Row", "Col"))
         spot = 0  # the added trees fill rows after the trial's own, one cell each
         for kind, n_cross, per in (("full-sib", 12, max(4, n_t // 200)), ("clone", 6, 5)):
             for _ in range(n_cross):
@@ -247,7 +296,7 @@ def _with_families(half: pd.DataFrame, truth: dict, seed: int) -> pd.DataFrame:
                         spot += 1
     extra = pd.DataFrame(parts, columns=["Trial", "Block", "Row", "Col", "Tree", "Mother", "Father", "dbh",
                                          "Type", "Clone"])
-    out = half.assign(Type="half-sib", Clone="T" + half["Tree"].astype(str))
+    out = layout.assign(Type="half-sib", Clone="T" + layout["Tree"].astype(str))
     truth.update(sigma2_gca=truth["sigma2_mother"], sigma2_sca=SCA_VARIANCE, sigma2_clone=CLONE_VARIANCE,
                  sca_effect={f"{a} x {b}": v for (a, b), v in sca.items()})
     return pd.concat([out, extra], ignore_index=True)
