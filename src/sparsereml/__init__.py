@@ -4,7 +4,7 @@
 >>> m = sr.fit("dbh ~ Trial", random="~ Trial:Block + Mother + Trial:Mother", data=df)
 >>> m.varcomp
 """
-from . import datasets
+from . import datasets, glmm
 from .api import LRTResult, PreparedFit, fit, lrt, prepare_fit, start_values
 from .compare import Comparison, compare
 from .control import Control
@@ -24,7 +24,7 @@ from .results import load_model as load
 __version__ = "0.1.0"
 
 __all__ = ["fit", "prepare_fit", "PreparedFit", "Control", "load", "CovariateWarning", "lrt", "LRTResult", "compare", "Comparison", "report", "FitResults", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem", "start_values",
-           "ai_reml", "OptimResult", "datasets", "plots", "SparseREMLError", "FormulaError", "DataError", "ModelError",
+           "ai_reml", "OptimResult", "datasets", "glmm", "plots", "SparseREMLError", "FormulaError", "DataError", "ModelError",
            "AliasWarning", "ConvergenceWarning", "Pedigree", "PedigreeWarning", "Inverse", "grm", "dominance", "dominance_matrix", "vpredict",
            "breeding_values", "__version__"]
 

@@ -34,8 +34,9 @@ __all__ = ["fit", "prepare_fit", "PreparedFit", "start_values", "lrt", "LRTResul
 def fit(fixed: str, random: str | None = None, residual: str | None = None, data=None, *,
         factors=None, na_action: str = "error", start=None, fix: dict | None = None, matrices: dict | None = None,
         control: Control | None = None, backend: str | None = None, max_iter: int | None = None,
-        tol: float | None = None, verbose: bool = False, callback=None) -> FittedModel:
-    """Fit a linear mixed model by REML.
+        tol: float | None = None, verbose: bool = False, callback=None, family=None, method: str | None = None,
+        weights=None, offset=None) -> FittedModel:
+    """Fit a linear mixed model by REML, or a generalized linear mixed model (``family=``).
 
     Parameters
     ----------
@@ -77,13 +78,39 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
         terminal (:class:`sparsereml.progress.FitProgress`).
     callback : callable, optional
         Called with a dict per iteration (iteration, loglik, parameters, seconds).
+    family : {"gaussian", "binomial", "poisson"} or a family object, optional
+        A GLMM (:mod:`sparsereml.glmm`): ``sr.glmm.Binomial(link="probit")``, links logit
+        (default), probit and cloglog; ``sr.glmm.Poisson()`` (log link).  A binomial response is
+        0/1, a proportion with ``weights`` giving the trials, or ``cbind(successes, failures)``
+        (also ``cbind(s, n - s)``).  Variance components are on the link scale.
+    method : {"laplace", "pql"}, optional
+        GLMMs only: the Laplace approximation to the marginal likelihood (default; glmer's nAGQ = 1
+        and glmmTMB's) or PQL (ASReml's: REML on the working variate, iterated).
+    weights : str or array, optional
+        GLMMs only: binomial trials of a proportion response, or Poisson prior weights (a column
+        name or one value per row of the data).
+    offset : str or array, optional
+        GLMMs only: added to the linear predictor (e.g. log exposure for counts).
 
     Returns
     -------
     FittedModel
+        (:class:`~sparsereml.glmm.GLMMFit` for a GLMM.)
     """
     if not isinstance(verbose, bool):
         raise ModelError(f"verbose must be True or False, got {verbose!r}")
+    from .glmm.families import resolve_family
+    fam = resolve_family(family)
+    if fam is not None:
+        from .glmm.fit import fit_glmm
+        return fit_glmm(fixed, random, residual, data, family=fam, method=method or "laplace", weights=weights,
+                        offset=offset, factors=factors, na_action=na_action, start=start, fix=fix,
+                        matrices=matrices, control=control, backend=backend, max_iter=max_iter, tol=tol,
+                        callback=callback)
+    for name, value in (("method", method), ("weights", weights), ("offset", offset)):
+        if value is not None:
+            raise ModelError(f"{name}= is for generalized linear mixed models (family='binomial' or 'poisson'); "
+                             f"a Gaussian fit is by REML without it")
     with FitProgress() if verbose else nullcontext() as progress:
         prepared = prepare_fit(fixed, random, residual, data, factors=factors, na_action=na_action, start=start,
                                fix=fix, matrices=matrices, control=control, backend=backend, max_iter=max_iter,

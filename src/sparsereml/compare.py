@@ -46,7 +46,14 @@ def n_variance_parameters(m: FittedModel) -> int:
 def check_comparable(a: FittedModel, b: FittedModel, name_a: str = "the first model",
                      name_b: str = "the second model") -> None:
     """Refuse two fits whose REML log-likelihoods cannot be compared: other records or response,
-    or other fixed effects."""
+    or other fixed effects, or likelihoods of different kinds (REML, Laplace, PQL)."""
+    ka, kb = getattr(a, "likelihood", "REML"), getattr(b, "likelihood", "REML")
+    if ka != kb:
+        raise ModelError(f"{name_a} has a {ka} log-likelihood and {name_b} a {kb} one: they cannot be compared; "
+                         f"fit both the same way")
+    if ka == "PQL":
+        raise ModelError("PQL fits have no likelihood of the data (their logL is the REML log-likelihood of the "
+                         "working variate, which changes with the fit); compare fits made with method='laplace'")
     if a.nobs != b.nobs or not np.allclose(a.response, b.response):
         raise ModelError(f"{name_a} and {name_b} do not use the same records ({a.nobs} and {b.nobs} records, "
                          "or another response): REML likelihoods are not comparable")

@@ -90,6 +90,8 @@ class FittedModel(FixedEffectsInference):
         return out
 
     # -- likelihood summaries ---------------------------------------------------------
+    likelihood = "REML"  # what loglik is (a GLMM's: "Laplace" or "PQL"); fits of different kinds are not compared
+
     @property
     def equations(self) -> EquationsDescription:
         """The mixed-model equations block by block (term, levels, columns, structure and how the
@@ -323,30 +325,10 @@ class FittedModel(FixedEffectsInference):
         """The summary's content as sections (model, likelihood, equations; variance components;
         covariance models and residual grids; fixed effects), rendered by :meth:`summary` as text
         and by ``_repr_html_`` as HTML."""
-        f = self.spec.formulas
         rep = Report()
         head = rep.add()
-        head.line(f"sparsereml REML fit   fixed: {f.get('fixed')}")
-        if f.get("random"):
-            head.line(f"                      random: {f.get('random')}")
-        head.line(f"                      residual: {self.spec.residual.label}")
-        dropped = f", {self.n_dropped} rows dropped for a missing response" if self.n_dropped else ""
-        if self.n_dropped_predictors:
-            dropped += f", {self.n_dropped_predictors} for missing predictors"
-        if self.n_dropped_infinite:
-            dropped += f", {self.n_dropped_infinite} for infinite values"
-        head.line(f"n = {self.nobs}{dropped}; rank of X = {self.rank}")
-        head.line(f"logL = {self.loglik:.4f} (REML, lme4 convention); ASReml convention {self.loglik_asreml:.4f}")
-        head.line(f"AIC = {self.aic:.2f}   BIC = {self.bic:.2f}   ({self.n_params} variance parameters)")
-        status = "converged" if self.converged else "NOT converged"
-        head.line(f"{status} in {self.n_iterations} AI-REML iterations, {self.seconds.get('total', 0):.2f} s "
-                  f"({self.backend})")
-        if not self.converged:
-            head.line(f"  {self.message}")
-        eq = self.equations
-        head.line(f"mixed-model equations: {eq.unknowns:,} unknowns ({eq.absorbed:,} absorbed), factor "
-                  f"{eq.factor_nonzeros:,} nonzeros, largest supernode {eq.largest_supernode:,} "
-                  f"({eq.factorisation})")
+        for text in self._head_lines():
+            head.line(text)
         rep.add("Variance components").table(self.varcomp)
         notes = self._structure_notes()
         if notes:
@@ -362,6 +344,37 @@ class FittedModel(FixedEffectsInference):
         if self.design.fixed.aliased:
             sec.line(f"aliased and dropped: {', '.join(self.design.fixed.aliased)}")
         return rep
+
+    def _head_lines(self) -> list:
+        """The summary's first section: model, data, likelihood, convergence, equations."""
+        f = self.spec.formulas
+        out = [f"sparsereml REML fit   fixed: {f.get('fixed')}"]
+        if f.get("random"):
+            out.append(f"                      random: {f.get('random')}")
+        out.append(f"                      residual: {self.spec.residual.label}")
+        out.append(self._data_line())
+        out.append(f"logL = {self.loglik:.4f} (REML, lme4 convention); ASReml convention {self.loglik_asreml:.4f}")
+        out.append(f"AIC = {self.aic:.2f}   BIC = {self.bic:.2f}   ({self.n_params} variance parameters)")
+        out += self._status_lines(f"{self.n_iterations} AI-REML iterations")
+        return out + [self._equations_line()]
+
+    def _data_line(self) -> str:
+        dropped = f", {self.n_dropped} rows dropped for a missing response" if self.n_dropped else ""
+        if self.n_dropped_predictors:
+            dropped += f", {self.n_dropped_predictors} for missing predictors"
+        if self.n_dropped_infinite:
+            dropped += f", {self.n_dropped_infinite} for infinite values"
+        return f"n = {self.nobs}{dropped}; rank of X = {self.rank}"
+
+    def _status_lines(self, steps: str) -> list:
+        status = "converged" if self.converged else "NOT converged"
+        out = [f"{status} in {steps}, {self.seconds.get('total', 0):.2f} s ({self.backend})"]
+        return out + ([f"  {self.message}"] if not self.converged else [])
+
+    def _equations_line(self) -> str:
+        eq = self.equations
+        return (f"mixed-model equations: {eq.unknowns:,} unknowns ({eq.absorbed:,} absorbed), factor "
+                f"{eq.factor_nonzeros:,} nonzeros, largest supernode {eq.largest_supernode:,} ({eq.factorisation})")
 
     def summary(self, n_fixed: int = 12) -> str:
         """A compact report: model, likelihood, variance components, fixed effects."""

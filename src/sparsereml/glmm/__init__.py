@@ -1,0 +1,6 @@
+"""Generalized linear mixed models on the sparse engine (binomial, Poisson): the Laplace
+approximation (default) and PQL.  ``sr.fit(..., family=...)`` is the entry point."""
+from .families import Binomial, Family, Poisson, resolve_family
+from .genetics import observed_scale
+
+__all__ = ["Binomial", "Poisson", "Family", "resolve_family", "observed_scale"]

@@ -1,0 +1,178 @@
+"""``sr.fit(..., family=...)``: the GLMM's stages (read -> code -> start -> Laplace or PQL -> wrap).
+
+The GLMM holds a linear mixed model and re-weights it: the design and the REML problem of the
+Gaussian engine are built once (their symbolic analysis too) and formed again for each set of
+record weights.  Start values come from the GLM without random effects and one REML fit of its
+working variate (PQL's first round).
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..api import _check_arguments, start_values
+from ..control import resolve_control
+from ..data import load_table, prepare_data
+from ..design import build_design
+from ..errors import ConvergenceWarning, ModelError, warn_user
+from ..formula.spec import model_spec
+from ..reml.optimizer import OptimResult, ai_reml
+from ..reml.problem import REMLProblem
+from .families import Family
+from .inputs import check_separation, counts_and_trials, record_values, split_response
+from .laplace import LaplaceProblem
+from .optimize import glm_start, laplace_fit, pql_fit, working_response
+from .results import GLMMFit
+
+__all__ = ["fit_glmm", "METHODS"]
+
+METHODS = ("laplace", "pql")
+
+
+def fit_glmm(fixed: str, random, residual, data, *, family: Family, method: str = "laplace", weights=None,
+             offset=None, factors=None, na_action: str = "error", start=None, fix=None, matrices=None,
+             control=None, backend=None, max_iter=None, tol=None, callback=None) -> GLMMFit:
+    """Fit a GLMM (arguments as :func:`sparsereml.fit`)."""
+    t0 = time.perf_counter()
+    if method not in METHODS:
+        raise ModelError(f"method must be one of {', '.join(map(repr, METHODS))} for a GLMM; got {method!r}")
+    if residual is not None:
+        raise ModelError(f"a {family.name} GLMM has no residual variance to model (its variance is the "
+                         f"family's); drop residual={residual!r}")
+    control = resolve_control(control, backend=backend, max_iter=max_iter, tol=tol)
+    fixed_y, resp = split_response(fixed, family) if isinstance(fixed, str) else (fixed, None)
+    _check_arguments(fixed_y, random, residual, data, start, fix, matrices)
+    spec = model_spec(fixed_y, random, None)
+    if spec.fixed.multivariate:
+        raise ModelError("a GLMM has one response; cbind(successes, failures) is the binomial response")
+    df = load_table(data)
+    with control.threading():
+        md = prepare_data(spec, df, na_action, factors)
+        y, trials = counts_and_trials(family, md.y, spec.fixed.response, resp, weights, df, md.rows)
+        off = np.zeros(y.size) if offset is None else record_values(offset, "offset", df, md.rows)
+        design = build_design(spec, md, na_action, matrices, factors, control.backend)
+        check_separation(design, y, trials, family)
+        t1 = time.perf_counter()
+        full = REMLProblem(design, control)
+        res_slice = full.params.residual_slice
+        beta0 = glm_start(family, full.design.fixed.X.tocsr(), y, trials, off)
+        eta0 = design.fixed.X @ beta0 + off
+        w, z = working_response(family, y, trials, eta0, off)
+        full.reweight(weights=w, y=z)
+        theta0, fixed_mask = start_values(full, start, fix)
+        theta0[res_slice], fixed_mask[res_slice] = 1.0, True  # the family's variance: no residual parameter
+        seconds = {"design": t1 - t0, "equations": time.perf_counter() - t1}
+        if method == "pql":
+            return _pql(full, family, y, trials, off, theta0, fixed_mask, eta0, control, seconds, callback, fixed)
+        return _laplace(full, family, y, trials, off, theta0, fixed_mask, eta0, control, seconds, callback,
+                        user_start=start is not None, written=fixed)
+
+
+def _laplace(full, family, y, trials, off, theta0, fixed_mask, eta0, control, seconds, callback, user_start, written):
+    t0 = time.perf_counter()
+    lp = LaplaceProblem(full.design, family, y, trials, off, control)
+    k = lp.k
+    with control.threading():
+        if not user_start:  # PQL's first round: REML on the GLM's working variate
+            first = ai_reml(full, theta0, fixed_mask, control=control, max_iter=min(control.max_iter, 10))
+            theta0 = np.where(fixed_mask, theta0, first.theta)
+            beta0 = full.uncentred(first.evaluation.solution)[:full.p]
+        else:
+            beta0 = np.linalg.lstsq((full.design.fixed.X.T @ full.design.fixed.X).toarray(),
+                                    full.design.fixed.X.T @ (eta0 - off), rcond=None)[0]
+        t1 = time.perf_counter()
+        res = laplace_fit(lp, theta0[:k], beta0, fixed=fixed_mask[:k], max_iter=control.max_iter * 2,
+                          callback=callback)
+        t2 = time.perf_counter()
+        m = res.mode
+        info, exact = laplace_information(lp, m, res.codes)
+        theta_info, vcov_beta = split_information(info, k, res.codes)
+        # the full equations at the mode's weights: covariances of beta, PEVs, predictions
+        w = np.maximum(m.d.weight, 1e-300)
+        full.reweight(weights=w, y=m.eta - off + m.d.score / w)
+        theta = lp.full_theta(m.theta)
+        ev = full.evaluate(theta)
+        ev.solution = np.concatenate([m.beta - full.ols, m.u])
+        ev.loglik = m.loglik
+        ai = np.zeros((k + 1, k + 1))
+        ai[:k, :k] = theta_info
+        ev.ai = ai
+    codes = list(res.codes) + ["F"]
+    history = [{**row} for row in res.history]
+    result = OptimResult(theta, codes, ev, res.converged, res.message, history,
+                         None if len(history) < 2 else None)
+    if not res.converged:
+        warn_user(res.message, ConvergenceWarning)
+    seconds.update(start=t1 - t0, iterations=t2 - t1, information=time.perf_counter() - t2)
+    seconds["total"] = sum(seconds.values())
+    return GLMMFit(full, result, seconds, control, family=family, method="laplace", y=y, trials=trials,
+                   offset=off, eta=m.eta, mode_iterations=m.iterations, written=written,
+                   vcov_beta=vcov_beta, exact_hessian=exact)
+
+
+EXACT_HESSIAN_MAX = 24  # parameters (variance + fixed) up to which the beta block is differenced too
+
+
+def laplace_information(lp: LaplaceProblem, m, codes, exact_beta: bool | None = None) -> tuple[np.ndarray, bool]:
+    """Observed information of (theta, beta) at the optimum, over the estimated parameters.
+
+    Columns of the estimated variance parameters: central differences of the exact gradient.
+    The beta block: differences too when ``exact_beta`` (default: at most EXACT_HESSIAN_MAX
+    parameters in all), else X'WX - X'WZ H^-1 Z'WX, which leaves out the log-determinant's
+    curvature in beta (relative size about 1 / records per random-effect level).  Returns the
+    matrix (zero rows and columns for parameters not estimated) and whether beta's block is exact."""
+    k, p = lp.k, m.beta.size
+    free = np.flatnonzero(np.asarray(codes[:k]) == "P")
+    if exact_beta is None:
+        exact_beta = free.size + p <= EXACT_HESSIAN_MAX
+    _, S = lp.information(m)
+    x = np.concatenate([m.theta, m.beta])
+    cols = list(free) + (list(range(k, k + p)) if exact_beta else [])
+    H = np.zeros((k + p, k + p))
+    for j in cols:
+        h = 1e-4 * max(abs(x[j]), 1e-6) if j < k else 1e-5 * max(abs(x[j]), 1e-2)
+        gs = []
+        for sign in (1.0, -1.0):
+            xs = x.copy()
+            xs[j] += sign * h
+            g_th, g_b, _ = lp.gradient(lp.mode(xs[:k], xs[k:], m.u))
+            gs.append(np.concatenate([g_th, g_b]))
+        H[:, j] = (gs[0] - gs[1]) / (2 * h)
+    info = -H
+    if not exact_beta:
+        info[k:, k:] = S
+        info[k:, :k] = info[:k, k:].T  # the columns differenced give the cross block
+    info = 0.5 * (info + info.T)
+    keep = np.zeros(k + p, bool)
+    keep[free], keep[k:] = True, True
+    info[~keep, :] = 0.0
+    info[:, ~keep] = 0.0
+    return info, exact_beta
+
+
+def split_information(info: np.ndarray, k: int, codes) -> tuple[np.ndarray, np.ndarray]:
+    """(theta information with beta profiled out, covariance of beta with theta's uncertainty),
+    from the joint information over the estimated parameters."""
+    free = np.flatnonzero(np.asarray(codes[:k]) == "P")
+    idx = np.concatenate([free, np.arange(k, info.shape[0])])
+    cov = np.linalg.inv(info[np.ix_(idx, idx)])
+    nf = free.size
+    theta_info = np.zeros((k, k))
+    if nf:
+        theta_info[np.ix_(free, free)] = np.linalg.inv(cov[:nf, :nf])
+    return 0.5 * (theta_info + theta_info.T), cov[nf:, nf:]
+
+
+def _pql(full, family, y, trials, off, theta0, fixed_mask, eta0, control, seconds, callback, written):
+    t0 = time.perf_counter()
+    with control.threading():
+        out = pql_fit(full, family, y, trials, off, theta0, fixed_mask, eta0, control, callback=callback)
+    if not out.converged:
+        warn_user(out.message, ConvergenceWarning)
+    res = out.result
+    res.converged, res.message = out.converged, out.message
+    seconds.update(iterations=time.perf_counter() - t0)
+    seconds["total"] = sum(seconds.values())
+    return GLMMFit(full, res, seconds, control, family=family, method="pql", y=y, trials=trials, offset=off,
+                   eta=out.eta, pql_rounds=out.history, written=written)

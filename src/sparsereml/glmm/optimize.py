@@ -1,0 +1,205 @@
+"""Maximising the Laplace likelihood over (theta, beta), and PQL.
+
+Laplace: Newton steps on the exact gradient of l(theta, beta) (:class:`LaplaceProblem`) with the
+approximate information blockdiag(AI_theta, X'WX - X'WZ H^-1 Z'WX) and a line search on l.  A
+variance that the steps drive to zero is held there (code B) while its score says so.
+
+PQL (ASReml's): AI-REML on the working variate z = eta - offset + (y - mu) / (dmu/deta) with
+record weights (dmu/deta)^2 / V(mu), the residual variance fixed at 1, iterated until the variance
+parameters stop changing.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..errors import ModelError
+from ..reml.optimizer import ai_reml
+from ..reml.problem import REMLProblem
+from .families import Family
+from .laplace import LaplaceProblem, Mode
+
+__all__ = ["LaplaceResult", "laplace_fit", "glm_start", "pql_fit", "PQLResult", "working_response"]
+
+
+@dataclass
+class LaplaceResult:
+    """What :func:`laplace_fit` returns.
+
+    Attributes
+    ----------
+    mode : Mode
+        The last iterate: parameters, random effects' mode, Laplace log-likelihood.
+    codes : list of str
+        ``P`` estimated, ``B`` held at zero, ``F`` fixed; per random-term parameter.
+    converged : bool
+    message : str
+    history : list of dict
+        One row per iterate: iteration, loglik, the parameters, Newton decrement, seconds.
+    gradient : ndarray
+        (theta, beta) gradient at the last iterate.
+    """
+
+    mode: Mode
+    codes: list
+    converged: bool
+    message: str
+    history: list = field(default_factory=list)
+    gradient: np.ndarray | None = None
+
+
+def working_response(family: Family, y, trials, eta, offset) -> tuple[np.ndarray, np.ndarray]:
+    """Fisher-scoring weights and working variate (without the offset) at ``eta``."""
+    d = family.derivatives(y, trials, eta)
+    w = np.maximum(family.fisher_weight(trials, eta), 1e-300)
+    return w, eta - offset + d.score / w
+
+
+def glm_start(family: Family, X: sp.csr_matrix, y, trials, offset, max_iter: int = 30) -> np.ndarray:
+    """Fixed effects of the GLM without random effects (iteratively reweighted least squares)."""
+    eta = family.start_eta(y, trials)
+    beta = np.zeros(X.shape[1])
+    dev_old = np.inf
+    for _ in range(max_iter):
+        w, z = working_response(family, y, trials, eta, offset)
+        XtW = X.T.multiply(w[None, :]).tocsr()
+        A = (XtW @ X).toarray()
+        beta = np.linalg.lstsq(A, XtW @ z, rcond=None)[0]
+        eta = X @ beta + offset
+        dev = -float(family.derivatives(y, trials, eta).loglik.sum())
+        if abs(dev - dev_old) < 1e-10 * (1.0 + abs(dev)):
+            break
+        dev_old = dev
+    return beta
+
+
+def laplace_fit(lp: LaplaceProblem, theta0: np.ndarray, beta0: np.ndarray, fixed: np.ndarray | None = None,
+                max_iter: int = 100, tol: float = 1e-8, callback=None) -> LaplaceResult:
+    """Maximise the Laplace log-likelihood from (theta0, beta0).
+
+    Parameters
+    ----------
+    lp : LaplaceProblem
+    theta0, beta0 : ndarray
+        Start values of the random-term parameters (working) and fixed effects.
+    fixed : ndarray of bool, optional
+        Random-term parameters held at their start (code F).
+    tol : float
+        Stop when the Newton decrement g'M^-1 g (about twice the log-likelihood still to gain)
+        is below it.
+    callback : callable, optional
+        Called with each history row.
+    """
+    rp = lp.random_problem
+    k = lp.k
+    kinds = np.array(rp.params.kinds[:k])
+    codes = np.where(np.zeros(k, bool) if fixed is None else fixed, "F", "P").astype(object)
+    t0 = time.perf_counter()
+    m = lp.mode(theta0, beta0)
+    history, converged, message = [], False, ""
+    scale = max([abs(v) for v, kd in zip(theta0, kinds) if kd == "var"] + [1.0])
+    for it in range(max_iter + 1):
+        g_th, g_b, _ = lp.gradient(m)
+        ai, S = lp.information(m)
+        _release_boundary(codes, kinds, g_th)
+        free = np.concatenate([codes == "P", np.ones(g_b.size, bool)])
+        g = np.concatenate([g_th, g_b])
+        M = np.zeros((g.size, g.size))
+        M[:k, :k], M[k:, k:] = ai, S
+        idx = np.flatnonzero(free)
+        step = np.zeros(g.size)
+        try:
+            step[idx] = np.linalg.solve(M[np.ix_(idx, idx)], g[idx])
+        except np.linalg.LinAlgError:
+            step[idx] = np.linalg.lstsq(M[np.ix_(idx, idx)], g[idx], rcond=None)[0]
+        dec = float(g[idx] @ step[idx])
+        row = {"iteration": it, "loglik": m.loglik, **dict(zip(rp.params.labels[:k], m.theta)),
+               "decrement": dec, "seconds": time.perf_counter() - t0}
+        history.append(row)
+        if callback:
+            callback(row)
+        if dec < tol:
+            converged, message = True, f"converged: Newton decrement {dec:.1e} < {tol:g}"
+            break
+        if it == max_iter:
+            message = f"not converged in {max_iter} iterations (Newton decrement {dec:.2g})"
+            break
+        m = _line_search(lp, m, step, kinds, codes, scale)
+        t0 = time.perf_counter()
+    return LaplaceResult(m, list(codes), converged, message, history, np.concatenate([g_th, g_b]))
+
+
+def _release_boundary(codes, kinds, g_th) -> None:
+    """A variance held at zero whose score points inwards is estimated again."""
+    for j in np.flatnonzero((codes == "B") & (g_th > 0)):
+        codes[j] = "P"
+
+
+def _line_search(lp: LaplaceProblem, m: Mode, step: np.ndarray, kinds, codes, scale: float) -> Mode:
+    """The first of t = 1, 1/2, ... whose iterate does not lower the log-likelihood; a variance
+    that would fall below a tenth of its value stops there, and one that reaches ~0 is held (B)."""
+    k = lp.k
+    st = step[:k]
+    var = (kinds == "var") & (codes == "P")
+    t = 1.0
+    shrink = var & (m.theta + st < 0.1 * m.theta)
+    if shrink.any():
+        t = float(min(1.0, np.min(0.9 * m.theta[shrink] / -st[shrink])))
+    floor = 1e-8 * scale
+    for _ in range(40):
+        theta = lp.random_problem.move(lp.full_theta(m.theta), np.concatenate([t * st, [0.0]]))[:k]
+        beta = m.beta + t * step[k:]
+        low = var & (theta < floor)
+        theta[low] = floor
+        try:
+            new = lp.mode(theta, beta, m.u)
+        except ModelError:
+            new = None
+        if new is not None and new.loglik >= m.loglik - 1e-10 * abs(m.loglik):
+            codes[low] = "B"
+            return new
+        t *= 0.5
+    raise ModelError("the Laplace likelihood could not be increased along the Newton direction "
+                     f"({lp._where(m.theta, m.beta)}); try other start values")
+
+
+@dataclass
+class PQLResult:
+    """What :func:`pql_fit` returns: the last REML fit of the working variate and the rounds."""
+
+    result: object
+    theta: np.ndarray
+    eta: np.ndarray
+    converged: bool
+    message: str
+    rounds: int
+    history: list = field(default_factory=list)
+
+
+def pql_fit(problem: REMLProblem, family: Family, y, trials, offset, theta0: np.ndarray, fixed: np.ndarray,
+            eta0: np.ndarray, control, max_rounds: int = 50, tol: float = 1e-8, callback=None) -> PQLResult:
+    """PQL: AI-REML on the working variate, its residual fixed at 1 (``fixed`` marks it), until
+    the largest relative change of the variance parameters between rounds is below ``tol``."""
+    theta, eta, history = np.array(theta0, dtype=float), eta0, []
+    for r in range(1, max_rounds + 1):
+        w, z = working_response(family, y, trials, eta, offset)
+        problem.reweight(weights=w, y=z)
+        res = ai_reml(problem, theta, fixed, control=control)
+        change = float(np.max(np.abs(res.theta - theta) / np.maximum(np.abs(theta), 1e-10))) if theta.size else 0.0
+        theta = res.theta.copy()
+        sol = problem.uncentred(res.evaluation.solution)
+        eta = problem.design.W() @ sol + offset
+        row = {"round": r, "reml_loglik": res.evaluation.loglik, "change": change,
+               "reml_iterations": res.n_iterations}
+        history.append(row)
+        if callback:
+            callback(row)
+        if not res.converged:
+            return PQLResult(res, theta, eta, False, f"PQL round {r}: {res.message}", r, history)
+        if change < tol:
+            return PQLResult(res, theta, eta, True, f"PQL converged in {r} rounds", r, history)
+    return PQLResult(res, theta, eta, False, f"PQL not converged in {max_rounds} rounds (last change "
+                     f"{change:.2g})", max_rounds, history)
