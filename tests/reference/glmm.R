@@ -54,8 +54,17 @@
 ## glmer short enough that the Laplace objective it maximises is off by ~3e-4 in
 ## logLik on cbpp, and the estimates are ~6e-4 (relative) away from glmmTMB and
 ## from glmer with tolPwrss = 1e-12 (both of which agree to ~1e-6).  The fit with
-## the brief's control (bobyqa, maxfun = 1e5, default tolPwrss) is recorded in
+## bobyqa, maxfun = 1e5 and the default tolPwrss is recorded in
 ## each case as "glmer_default_tolPwrss" with its difference from the reported fit.
+##
+## Laplace for non-canonical links.  glmer and glmmTMB agree (~1e-5) only for canonical
+## links (logit, log).  For probit and cloglog glmer's Laplace uses the PIRLS (Fisher,
+## expected-information) weights in its log-determinant, glmmTMB the observed Hessian, so
+## they maximise different functions: cbpp probit/cloglog differ by ~4e-3 (relative) and
+## 0.04 in logLik, progeny probit by ~5e-3 and 0.34.  For the binomial cases "laplace_check"
+## writes both approximations out in R (laplace_ll below), maximises each, and shows which
+## package each one reproduces.  "glmmTMB$polished" re-optimises glmmTMB's own objective
+## tightly (glmmTMB's default stop is ~1e-4 relative short on progeny_probit).
 ##
 ## Per case in glmm.json: call (the exact R text evaluated), family, link, nobs,
 ## fixef (R names), fixef_se, variances {grouping factor: variance}, logLik,
@@ -68,6 +77,10 @@
 ##
 ## Rerun from the repository root (about a minute):
 ##   Rscript tests/reference/glmm.R
+## Reruns are not bit-for-bit: glmer's bobyqa path flips between runs (seen even with
+## OPENBLAS_NUM_THREADS=1; floating-point sums in OpenBLAS kernels, it seems), which moves its
+## estimates, modes and conditional variances by up to ~1e-5 relative and fixef_se (lme4's
+## finite-difference Hessian) by up to ~1e-4.  glmmTMB, the laplace checks and PQL repeat.
 ## Written with R 4.2.2 Patched (2022-11-10 r83330), lme4 1.1.31,
 ## glmmTMB 1.1.5 (TMB 1.9.2), MASS 7.3.58.2, Matrix 1.5.3, jsonlite 1.8.4.
 ## ---------------------------------------------------------------------------
@@ -228,7 +241,7 @@ compare <- function(g, t) {
        definition = "max over fixed effects and variances of |glmer - glmmTMB| / |glmer|; logLik absolute")
 }
 
-## One GLMM case: glmer (tight), glmer (brief's control), glmmTMB.
+## One GLMM case: glmer (tight), glmer (default tolPwrss), glmmTMB.
 glmm_case <- function(name, formula_text, data, family_text, ranef_terms, weights_text = NULL,
                       tmb_family_text = family_text) {
   cat(sprintf("== %s\n", name))
@@ -359,7 +372,8 @@ res <- list(
                   TMB = as.character(packageVersion("TMB")),
                   MASS = as.character(packageVersion("MASS")),
                   Matrix = as.character(packageVersion("Matrix")),
-                  jsonlite = as.character(packageVersion("jsonlite"))),
+                  jsonlite = as.character(packageVersion("jsonlite")),
+                  BLAS = extSoftVersion()[["BLAS"]]),
   glmer_control = CTRL_TEXT,
   glmer_control_note = paste(
     "tolPwrss = 1e-12 because glmer's default PIRLS tolerance (1e-7) leaves the Laplace",
