@@ -111,7 +111,7 @@ def _laplace(full, family, y, trials, off, theta0, fixed_mask, eta0, control, se
                    vcov_beta=vcov_beta, exact_hessian=exact)
 
 
-EXACT_HESSIAN_MAX = 24  # parameters (variance + fixed) up to which the beta block is differenced too
+EXACT_HESSIAN_MAX = 10  # parameters (variance + fixed) up to which the beta block is differenced too (2 modes each)
 
 
 def laplace_information(lp: LaplaceProblem, m, codes, exact_beta: bool | None = None) -> tuple[np.ndarray, bool]:
