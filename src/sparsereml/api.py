@@ -35,7 +35,7 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
         factors=None, na_action: str = "error", start=None, fix: dict | None = None, matrices: dict | None = None,
         control: Control | None = None, backend: str | None = None, max_iter: int | None = None,
         tol: float | None = None, verbose: bool = False, callback=None, family=None, method: str | None = None,
-        weights=None, offset=None) -> FittedModel:
+        weights=None, offset=None, before=None) -> FittedModel:
     """Fit a linear mixed model by REML, or a generalized linear mixed model (``family=``).
 
     Parameters
@@ -91,6 +91,9 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
         name or one value per row of the data).
     offset : str or array, optional
         GLMMs only: added to the linear predictor (e.g. log exposure for counts).
+    before : callable, optional
+        GLMMs only: called with the parameter labels and the design before the iterations (to
+        check what depends on them; see :func:`sparsereml.glmm.fit.fit_glmm`).
 
     Returns
     -------
@@ -106,8 +109,8 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
         return fit_glmm(fixed, random, residual, data, family=fam, method=method or "laplace", weights=weights,
                         offset=offset, factors=factors, na_action=na_action, start=start, fix=fix,
                         matrices=matrices, control=control, backend=backend, max_iter=max_iter, tol=tol,
-                        callback=callback)
-    for name, value in (("method", method), ("weights", weights), ("offset", offset)):
+                        callback=callback, before=before)
+    for name, value in (("method", method), ("weights", weights), ("offset", offset), ("before", before)):
         if value is not None:
             raise ModelError(f"{name}= is for generalized linear mixed models (family='binomial' or 'poisson'); "
                              f"a Gaussian fit is by REML without it")

@@ -126,16 +126,25 @@ def cmd_fit(args) -> int:
         if prog:
             prog.start(f"reading {args.data}")
         data = _read_data(args.data, args.sep, args.decimal)
-        prepared = prepare_fit(args.fixed, args.random, args.residual, data=data, factors=factors or None,
-                               na_action=args.na_action, backend=args.backend, max_iter=args.max_iter,
-                               matrices=matrices or None, progress=prog)
-        if functions:  # a typo in --function is reported before the fit, not after it
-            check_expressions(functions, prepared.labels)
-        for classify in args.predict or []:  # and a classify the model does not know
-            check_classify(prepared.problem.design, classify)
-        model = prepared.run(progress=prog)
+
+        def check(labels, design):
+            if functions:  # a typo in --function is reported before the fit, not after it
+                check_expressions(functions, labels)
+            for classify in args.predict or []:  # and a classify the model does not know
+                check_classify(design, classify)
+
+        if args.family != "gaussian":
+            model = _fit_glmm(args, data, factors, matrices, check, prog)
+        else:
+            _gaussian_only(args)
+            prepared = prepare_fit(args.fixed, args.random, args.residual, data=data, factors=factors or None,
+                                   na_action=args.na_action, backend=args.backend, max_iter=args.max_iter,
+                                   matrices=matrices or None, progress=prog)
+            check(prepared.labels, prepared.problem.design)
+            model = prepared.run(progress=prog)
     wald = model.wald(args.wald, args.ss) if args.wald else None
-    predictions = [model.predict(c, sed=args.sed) for c in args.predict or []]
+    scale = {"scale": args.scale or "link"} if args.family != "gaussian" else {}
+    predictions = [model.predict(c, sed=args.sed, **scale) for c in args.predict or []]
     if out is not None:  # the files first: a long summary on a closed pipe must not lose them
         files, results = write_outputs(model, out, functions, wald, predictions, args.sed,
                                        records=args.records or args.report)
@@ -159,6 +168,27 @@ def cmd_fit(args) -> int:
     if out is not None:
         say(f"\nwrote {len(files)} files to {args.out}" + (f"; the report is {out / 'report.html'}" if args.report else ""))
     return 0 if model.converged else 3
+
+
+def _fit_glmm(args, data, factors, matrices, check, prog):
+    """``fit --family binomial|poisson``: sr.fit's GLMM path, progress as plain lines per iteration."""
+    from .api import fit
+    from .glmm import Binomial, Poisson
+
+    family = Binomial(args.link) if args.family == "binomial" else Poisson(args.link)
+    if prog:
+        prog.start(f"fitting a {family.label} GLMM ({args.method or 'laplace'})")
+    report = (lambda row: prog(f"iteration {row['iteration']}: logL {row['loglik']:.4f}")) if prog else None
+    return fit(args.fixed, args.random, args.residual, data=data, factors=factors or None, na_action=args.na_action,
+               backend=args.backend, max_iter=args.max_iter, matrices=matrices or None, family=family,
+               method=args.method, weights=args.weights, offset=args.offset, callback=report, before=check)
+
+
+def _gaussian_only(args) -> None:
+    for flag, value in (("--method", args.method), ("--weights", args.weights), ("--offset", args.offset),
+                        ("--link", args.link), ("--scale", args.scale)):
+        if value is not None:
+            raise SparseREMLError(f"{flag} is for GLMMs: give --family binomial or --family poisson")
 
 
 def _write_report(results: list, names: list, path: Path, quiet: bool = False) -> Path:
@@ -233,6 +263,16 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--na-action", default="error", choices=["error", "drop"])
     f.add_argument("--backend", default=None, choices=["cholmod", "qdldl", "auto"])
     f.add_argument("--max-iter", type=int, default=None, help="iteration limit (default 50)")
+    f.add_argument("--family", default="gaussian", choices=["gaussian", "binomial", "poisson"],
+                   help="a GLMM's response distribution (default gaussian: a linear mixed model by REML)")
+    f.add_argument("--link", default=None, choices=["logit", "probit", "cloglog", "log"],
+                   help="GLMM link (binomial: logit (default), probit, cloglog; poisson: log)")
+    f.add_argument("--method", default=None, choices=["laplace", "pql"], help="GLMM fitting method (default laplace)")
+    f.add_argument("--weights", default=None, metavar="COLUMN",
+                   help="GLMM: binomial trials of a proportion response, or Poisson prior weights")
+    f.add_argument("--offset", default=None, metavar="COLUMN", help="GLMM: offset added to the linear predictor")
+    f.add_argument("--scale", default=None, choices=["link", "response"],
+                   help="GLMM: scale of the --predict tables (default link)")
     f.add_argument("--pedigree", action="append", metavar="NAME=FILE[:id,sire,dam]",
                    help="a pedigree for vm(x, NAME) terms (columns id, sire, dam unless named)")
     f.add_argument("--add-missing", action="store_true",

@@ -53,15 +53,24 @@ def plain(obj):
 
 
 def fit_info(model) -> dict:
-    """The fit's description: formulas, sizes, logL, AIC/BIC, convergence, control, timings, iterations."""
-    return {
-        "fixed": model.spec.formulas.get("fixed"), "random": model.spec.formulas.get("random"),
+    """The fit's description: formulas, sizes, logL (and what kind), AIC/BIC, convergence, control,
+    timings, iterations; a GLMM's family and method.  A number the fit does not have (a GLMM's
+    ASReml-convention REML logL, PQL's AIC) is null."""
+    kind = getattr(model, "likelihood", "REML")
+    out = {
+        "fixed": model.formulas.get("fixed"), "random": model.formulas.get("random"),
         "residual": model.spec.residual.label, "nobs": model.nobs, "n_dropped": model.n_dropped,
-        "rank_X": model.rank, "loglik": model.loglik, "loglik_asreml": model.loglik_asreml,
-        "aic": model.aic, "bic": model.bic, "converged": model.converged, "message": model.message,
+        "rank_X": model.rank, "likelihood": kind, "loglik": model.loglik,
+        "loglik_asreml": model.loglik_asreml if kind == "REML" else None,
+        "aic": model.aic if kind != "PQL" else None, "bic": model.bic if kind != "PQL" else None,
+        "converged": model.converged, "message": model.message,
         "backend": model.backend, "control": model.control.to_dict(), "seconds": model.seconds,
         "iterations": model.iterations.reset_index().to_dict(orient="records"),
     }
+    if kind != "REML":  # the family sets the residual variance
+        out.update(residual=model.family.label, family=model.family.name, link=model.family.link,
+                   method=model.method)
+    return out
 
 
 def frame_to_json(df: pd.DataFrame) -> dict:
@@ -128,6 +137,7 @@ class FitResults:
     converged = property(lambda self: bool(self.info["converged"]))
     message = property(lambda self: self.info["message"])
     formulas = property(lambda self: {k: self.info.get(k) for k in ("fixed", "random", "residual")})
+    likelihood = property(lambda self: self.info.get("likelihood", "REML"))
 
     @property
     def labels(self) -> list:

@@ -162,7 +162,7 @@ def fit_report(res: FitResults, *, data: bool = True, source: int = 0, max_rows:
     _random_sections(rep, res, source)
     _residual_sections(rep, res, source)
     sec = rep.add("Iterations")
-    _figure(sec, source, "trace", (), "REML log-likelihood and parameters by iteration")
+    _figure(sec, source, "trace", (), f"{getattr(res, 'likelihood', 'REML')} log-likelihood and parameters by iteration")
     it = res.iterations
     change = it["loglik"].diff()
     sec.table(pd.DataFrame({  # logL as the summary prints it: 6 significant digits would hide the changes

@@ -2,7 +2,6 @@
 (truth: sr.datasets.trial_network(survival=True), issue 18)."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 import sparsereml as sr

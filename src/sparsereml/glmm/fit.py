@@ -23,7 +23,7 @@ from .families import Family
 from .inputs import check_separation, counts_and_trials, record_values, split_response
 from .laplace import LaplaceProblem
 from .optimize import glm_start, laplace_fit, pql_fit, working_response
-from .results import GLMMFit
+from .results import GLMMFit, glmm_labels
 
 __all__ = ["fit_glmm", "METHODS"]
 
@@ -32,8 +32,10 @@ METHODS = ("laplace", "pql")
 
 def fit_glmm(fixed: str, random, residual, data, *, family: Family, method: str = "laplace", weights=None,
              offset=None, factors=None, na_action: str = "error", start=None, fix=None, matrices=None,
-             control=None, backend=None, max_iter=None, tol=None, callback=None) -> GLMMFit:
-    """Fit a GLMM (arguments as :func:`sparsereml.fit`)."""
+             control=None, backend=None, max_iter=None, tol=None, callback=None, before=None) -> GLMMFit:
+    """Fit a GLMM (arguments as :func:`sparsereml.fit`).  ``before``, if given, is called with the
+    parameter labels (as the fit will report them) and the design once the model is coded, before
+    any iteration: the command line checks functions of the components and classify tables there."""
     t0 = time.perf_counter()
     if method not in METHODS:
         raise ModelError(f"method must be one of {', '.join(map(repr, METHODS))} for a GLMM; got {method!r}")
@@ -62,6 +64,8 @@ def fit_glmm(fixed: str, random, residual, data, *, family: Family, method: str 
         full.reweight(weights=w, y=z)
         theta0, fixed_mask = start_values(full, start, fix)
         theta0[res_slice], fixed_mask[res_slice] = 1.0, True  # the family's variance: no residual parameter
+        if before is not None:
+            before(glmm_labels(full, family), design)
         seconds = {"design": t1 - t0, "equations": time.perf_counter() - t1}
         if method == "pql":
             return _pql(full, family, y, trials, off, theta0, fixed_mask, eta0, control, seconds, callback, fixed)

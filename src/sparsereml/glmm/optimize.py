@@ -168,7 +168,9 @@ def _line_search(lp: LaplaceProblem, m: Mode, step: np.ndarray, kinds, codes, sc
 
 @dataclass
 class PQLResult:
-    """What :func:`pql_fit` returns: the last REML fit of the working variate and the rounds."""
+    """What :func:`pql_fit` returns: the last REML fit of the working variate and the rounds
+    (``history``: iteration 0 is the REML fit of the GLM's working variate, iteration r the
+    (r + 1)-th; loglik is the REML log-likelihood of that round's working variate)."""
 
     result: object
     theta: np.ndarray
@@ -185,6 +187,7 @@ def pql_fit(problem: REMLProblem, family: Family, y, trials, offset, theta0: np.
     the largest relative change of the variance parameters between rounds is below ``tol``."""
     theta, eta, history = np.array(theta0, dtype=float), eta0, []
     for r in range(1, max_rounds + 1):
+        t0 = time.perf_counter()
         w, z = working_response(family, y, trials, eta, offset)
         problem.reweight(weights=w, y=z)
         res = ai_reml(problem, theta, fixed, control=control)
@@ -192,8 +195,9 @@ def pql_fit(problem: REMLProblem, family: Family, y, trials, offset, theta0: np.
         theta = res.theta.copy()
         sol = problem.uncentred(res.evaluation.solution)
         eta = problem.design.W() @ sol + offset
-        row = {"round": r, "reml_loglik": res.evaluation.loglik, "change": change,
-               "reml_iterations": res.n_iterations}
+        labels = problem.params.labels[:problem.params.residual_slice.start]
+        row = {"iteration": r - 1, "loglik": res.evaluation.loglik, **dict(zip(labels, theta)),
+               "change": change, "reml_iterations": res.n_iterations, "seconds": time.perf_counter() - t0}
         history.append(row)
         if callback:
             callback(row)

@@ -35,7 +35,8 @@ class GLMMPredictions(Predictions):
                  scale: str = "link"):
         if scale not in SCALES:
             raise ModelError(f"scale must be 'link' or 'response', got {scale!r}")
-        super().__init__(model, classify, present, levels, sed, average, use)
+        # the response scale's SEDs come from the link scale's covariance: keep it (up to MAX_SED cells)
+        super().__init__(model, classify, present, levels, sed or scale == "response", average, use)
         self.scale = scale
         if scale == "response":
             self._to_response()

@@ -11,10 +11,18 @@ from ..errors import ConvergenceWarning, ModelError, warn_user
 from ..results import FittedModel
 from .families import Binomial, Family
 
-__all__ = ["GLMMFit", "APPROXIMATION"]
+__all__ = ["GLMMFit", "APPROXIMATION", "glmm_labels"]
 
 APPROXIMATION = {"laplace": "Laplace approximation (as glmer nAGQ = 1 and glmmTMB)",
                  "pql": "PQL (REML on the working variate, as ASReml)"}
+
+
+def glmm_labels(problem, family: Family) -> list:
+    """The parameter labels of a GLMM as functions of its components name them: the random terms',
+    then ``latent`` for a threshold model's latent residual (none for Poisson)."""
+    labels = list(problem.report_labels)
+    labels[-1] = "latent" if family.latent_variance is not None else "(no latent residual: Poisson)"
+    return labels
 
 
 class GLMMFit(FittedModel):
@@ -54,7 +62,7 @@ class GLMMFit(FittedModel):
         # model in functions of the components (vpredict): "latent" = 1 (probit), pi^2/3 (logit)
         latent = family.latent_variance
         self.theta = self.theta.copy()
-        self.labels[-1] = "latent" if latent is not None else "(no latent residual: Poisson)"
+        self.labels = glmm_labels(problem, family)
         self.theta[-1] = latent if latent is not None else np.nan
 
     @cached_property
@@ -124,13 +132,13 @@ class GLMMFit(FittedModel):
 
     @cached_property
     def iterations(self) -> pd.DataFrame:
-        if self.method == "pql":
-            return pd.DataFrame(self.pql_rounds).set_index("round")
-        return pd.DataFrame(self.result.history).set_index("iteration")
+        rows = self.pql_rounds if self.method == "pql" else self.result.history
+        return pd.DataFrame(rows).set_index("iteration")
 
     @property
     def n_iterations(self) -> int:
-        return len(self.pql_rounds) if self.method == "pql" else len(self.result.history) - 1
+        """Newton iterations (Laplace) or PQL re-weightings after the first REML fit."""
+        return len(self.pql_rounds if self.method == "pql" else self.result.history) - 1
 
     @property
     def formulas(self) -> dict:
@@ -155,7 +163,7 @@ class GLMMFit(FittedModel):
             steps = f"{self.n_iterations} Newton iterations"
         else:
             out.append(f"REML logL of the working variate = {self.loglik:.4f} (PQL: not a likelihood of the data)")
-            steps = f"{self.n_iterations} PQL rounds"
+            steps = f"{self.n_iterations} PQL re-weightings"
         out += self._status_lines(steps)
         out += [self._equations_line(), "variance components and fixed effects on the link scale"]
         if self.method == "laplace" and not self.exact_hessian:

@@ -335,7 +335,7 @@ def residuals(model, *, ax: Axes | None = None) -> Figure:
 
 
 def trace(model) -> Figure:
-    """The REML iterations: logL by iteration (top) and every variance parameter relative to its
+    """The iterations (REML's; a GLMM's Laplace or PQL ones): logL by iteration (top) and every variance parameter relative to its
     final value (bottom, 1 at convergence), from ``model.iterations``.
 
     A parameter whose final value is 0 has no relative value and is left out (the title counts it).
@@ -358,9 +358,10 @@ def trace(model) -> Figure:
     top, bottom = fig.subplots(2, 1, sharex=True)
     x = it.index.to_numpy()
     top.plot(x, it["loglik"].to_numpy(dtype=float), marker="o", color="black")
-    top.set_ylabel("REML logL")
+    kind = getattr(model, "likelihood", "REML")  # a GLMM's: Laplace, or PQL's working-variate REML
+    top.set_ylabel(f"{kind} logL")
     top.ticklabel_format(axis="y", useOffset=False, style="plain")  # logL as printed, not -1.896e4 + ...
-    top.set_title(f"REML iterations ({model.n_iterations}, "
+    top.set_title(f"{kind} iterations ({model.n_iterations}, "
                   f"{'converged' if model.converged else 'not converged'})")
     skipped = []
     for lab in params:
