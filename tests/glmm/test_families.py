@@ -79,3 +79,15 @@ def test_responses_refused_by_name():
         Binomial().check(np.array([0.0, 2.0]), np.ones(2), "surv")
     with pytest.raises(ModelError, match="'cones'.*whole numbers"):
         Poisson().check(np.array([1.0, 0.5]), np.ones(2), "cones")
+
+
+def test_tails_to_full_precision():
+    # log Phi(eta) and log Phi(-eta) (scipy's log_ndtr) for one trial, far into both tails
+    from scipy.special import log_ndtr
+    eta = np.linspace(-60, 60, 241)
+    one = np.ones(eta.size)
+    np.testing.assert_allclose(Binomial("probit").derivatives(one, one, eta).loglik, log_ndtr(eta), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(Binomial("probit").derivatives(0 * one, one, eta).loglik, log_ndtr(-eta), rtol=1e-12, atol=1e-300)
+    for link in Binomial.links:
+        d = Binomial(link).derivatives(one, 2 * one, eta)
+        assert all(np.all(np.isfinite(v)) for v in (d.loglik, d.score, d.weight, d.dweight)), link

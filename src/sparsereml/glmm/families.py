@@ -15,6 +15,7 @@ import numpy as np
 from scipy.special import expit, gammaln, log_ndtr, ndtr
 
 from ..errors import ModelError
+from . import _kernels
 
 __all__ = ["Family", "Binomial", "Poisson", "resolve_family", "Derivatives"]
 
@@ -77,7 +78,12 @@ class Family:
         """d mu / d eta, for the delta method on the response scale."""
         raise NotImplementedError
 
-    def derivatives(self, y: np.ndarray, n: np.ndarray, eta: np.ndarray) -> Derivatives:
+    def log_constant(self, y: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """The part of each record's log density free of eta (computed once per fit)."""
+        raise NotImplementedError
+
+    def derivatives(self, y: np.ndarray, n: np.ndarray, eta: np.ndarray, const=None) -> Derivatives:
+        """:class:`Derivatives` at ``eta``; ``const``, if given, is :meth:`log_constant`'s."""
         raise NotImplementedError
 
     def fisher_weight(self, n: np.ndarray, eta: np.ndarray) -> np.ndarray:
@@ -149,25 +155,13 @@ class Binomial(Family):
             return ndtri(mu)
         return np.log(-np.log1p(-mu))
 
-    def derivatives(self, y, n, eta):
-        const = gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
-        if self.link == "logit":
-            mu = expit(eta)
-            # log mu = -log(1 + e^-eta), log(1 - mu) = -log(1 + e^eta)
-            ll = const - y * np.logaddexp(0.0, -eta) - (n - y) * np.logaddexp(0.0, eta)
-            w = n * mu * (1.0 - mu)
-            return Derivatives(ll, y - n * mu, w, w * (1.0 - 2.0 * mu))
-        if self.link == "probit":
-            fp, fm = _log_ndtr_derivatives(eta), _log_ndtr_derivatives(-eta)
-            ll = const + y * fp[0] + (n - y) * fm[0]
-            score = y * fp[1] - (n - y) * fm[1]
-            w = -(y * fp[2] + (n - y) * fm[2])
-            dw = -(y * fp[3] - (n - y) * fm[3])
-            return Derivatives(ll, score, w, dw)
-        g = _log_cloglog_derivatives(eta)  # log mu; log(1 - mu) = -e^eta, every derivative -e^eta
-        a = np.exp(np.minimum(eta, 700.0))
-        ll = const + y * g[0] - (n - y) * a
-        return Derivatives(ll, y * g[1] - (n - y) * a, -(y * g[2] - (n - y) * a), -(y * g[3] - (n - y) * a))
+    def log_constant(self, y, n):
+        """log C(n, y) per record: the part of the log density free of eta."""
+        return gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
+
+    def derivatives(self, y, n, eta, const=None):
+        const = self.log_constant(y, n) if const is None else const
+        return Derivatives(*_kernels.binomial(self.link, y, n, eta, const))
 
 
 class Poisson(Family):
@@ -193,21 +187,16 @@ class Poisson(Family):
     def start_eta(self, y, n):
         return np.log(y + 0.1)  # R's poisson mustart
 
-    def derivatives(self, y, n, eta):
+    def log_constant(self, y, n):
+        return -n * gammaln(y + 1.0)
+
+    def derivatives(self, y, n, eta, const=None):
         # n holds the prior weights here (each record's log density counted n times, as glmer)
+        const = self.log_constant(y, n) if const is None else const
         mu = np.exp(eta)
-        ll = n * (y * eta - mu - gammaln(y + 1.0))
+        ll = n * (y * eta - mu) + const
         w = n * mu
         return Derivatives(ll, n * (y - mu), w, w)
-
-
-def _log_ndtr_derivatives(t: np.ndarray) -> tuple:
-    """log Phi(t) and its first three derivatives, stable in both tails."""
-    f0 = log_ndtr(t)
-    lam = np.exp(-0.5 * t * t - 0.5 * np.log(2.0 * np.pi) - f0)  # phi/Phi, the inverse Mills ratio
-    f2 = -lam * (t + lam)
-    f3 = -(f2 * (t + lam) + lam * (1.0 + f2))
-    return f0, lam, f2, f3
 
 
 def _log_cloglog_derivatives(eta: np.ndarray) -> tuple:

@@ -99,6 +99,7 @@ class LaplaceProblem:
         self.y = np.asarray(y, dtype=float)
         self.trials = np.asarray(trials, dtype=float)
         self.offset = np.asarray(offset, dtype=float)
+        self.const = family.log_constant(self.y, self.trials)  # free of eta: once per fit
         self.X = sp.csr_matrix(design.fixed.X)
         self.random_problem = REMLProblem(random_effects_design(design), control)
         rp = self.random_problem
@@ -131,7 +132,7 @@ class LaplaceProblem:
 
     def _state(self, theta, eta0, u):
         eta = eta0 + self.Z @ u
-        d = self.family.derivatives(self.y, self.trials, eta)
+        d = self.family.derivatives(self.y, self.trials, eta, self.const)
         pen = self.penalty(theta, u)
         return eta, d, float(d.loglik.sum()) - 0.5 * pen, pen
 
