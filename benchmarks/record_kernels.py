@@ -1,6 +1,6 @@
 """Record which compiled kernels the trial-network fits call, for ``src/sparsereml/_kernel_list.py``.
 
-Every model (m2, m2b, m2c) and installed backend runs in a fresh process with an empty numba
+Every model (m2, m2b, m2c, and the survival GLMM) and installed backend runs in a fresh process with an empty numba
 cache on the default network (184,413 trees); a numba event listener notes every kernel
 compiled from Python (not from inside another kernel: compiling the outer one compiles those),
 its argument types and its compile seconds.  The list written is what
@@ -24,7 +24,9 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "src" / "sparsereml" / "_kernel_list.py"
 MODELS = {"m2": ("~ Trial:Block + Mother + Trial:Mother", None, "one"),
           "m2b": ("~ Trial:Block + Mother + Trial:Mother", "~ at(Trial):units", "groups"),
-          "m2c": ("~ at(Trial):Block + Mother + Trial:Mother", "~ at(Trial):units", "groups")}
+          "m2c": ("~ at(Trial):Block + Mother + Trial:Mother", "~ at(Trial):units", "groups"),
+          # survival (probit GLMM, Laplace): what a GLMM adds to the Gaussian fits' kernels
+          "survival": ("~ Trial:Block + Mother + Trial:Mother", None, "glmm")}
 
 
 def child(model: str, backend: str) -> None:
@@ -48,11 +50,15 @@ def child(model: str, backend: str) -> None:
     import sparsereml as sr
     from sparsereml import _warmup
 
-    _warmup._STATE["prepared"].add(("one", backend))  # record what the fit itself compiles
-    _warmup._STATE["prepared"].add(("groups", backend))
-    random, residual, _ = MODELS[model]
-    df, _ = sr.datasets.trial_network()
-    sr.fit("dbh ~ Trial", random=random, residual=residual, data=df, backend=backend)
+    for kind in ("one", "groups", "glmm"):  # record what the fit itself compiles
+        _warmup._STATE["prepared"].add((kind, backend))
+    random, residual, kind = MODELS[model]
+    if kind == "glmm":
+        df, _ = sr.datasets.trial_network(survival=True)
+        sr.fit("survival ~ Trial", random=random, data=df, backend=backend, family=sr.glmm.Binomial("probit"))
+    else:
+        df, _ = sr.datasets.trial_network()
+        sr.fit("dbh ~ Trial", random=random, residual=residual, data=df, backend=backend)
     print(json.dumps(roots))
 
 

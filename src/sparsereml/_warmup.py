@@ -175,8 +175,9 @@ def prepare(kind: str = "one", backend: str | None = None) -> None:
 
     Parameters
     ----------
-    kind : {"one", "groups"}
-        A model with one residual group, or with several (``at(F):units`` and the like).
+    kind : {"one", "groups", "glmm"}
+        A model with one residual group, or with several (``at(F):units`` and the like); or what
+        a GLMM adds to the first.
     backend : str, optional
         The factorisation backend (default: what the fit would choose).
     """
@@ -254,7 +255,7 @@ def prepare_all() -> None:
     from .linalg.backends import available_backends
 
     for backend in available_backends():
-        for kind in ("one", "groups"):
+        for kind in ("one", "groups", "glmm"):
             prepare(kind, backend)
 
 

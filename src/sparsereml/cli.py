@@ -244,7 +244,7 @@ def cmd_demo(args) -> int:
     if report is not None and (report.suffix.lower() not in (".html", ".htm") or not report.parent.is_dir()):
         raise SparseREMLError(f"--report {args.report!r}: give an .html file in an existing directory")
     run_demo(args.seed, args.trials, args.trees, args.mothers, backend=args.backend, brief=args.brief, say=say,
-             report=report, families=args.families)
+             report=report, families=args.families, survival=not args.no_survival)
     return 0
 
 
@@ -310,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--report", default="sparsereml-demo.html", metavar="FILE",
                    help="the HTML report comparing the three models (default sparsereml-demo.html)")
     d.add_argument("--no-report", action="store_true", help="fit and print only")
+    d.add_argument("--no-survival", action="store_true", help="skip the survival (probit GLMM) analysis")
     d.set_defaults(func=cmd_demo)
     r = sub.add_parser("report", help="write the HTML report again from the results of sparsereml fit --out DIR")
     r.add_argument("dirs", nargs="+", metavar="DIR", help="result directories (several: a comparison)")

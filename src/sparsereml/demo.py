@@ -1,9 +1,12 @@
-"""The demonstration behind ``sparsereml demo``: models m2, m2b and m2c on a simulated network.
+"""The demonstration behind ``sparsereml demo``: models m2, m2b and m2c on a simulated network,
+and the survival of its trees.
 
 A half-sib progeny-trial network is simulated (:func:`sparsereml.datasets.trial_network`),
 the three models are fitted, and each model's variance components are printed beside the
-values the simulator used, wherever a component has one.  Every true value is read from the
-simulator's truth, never typed in here.
+values the simulator used, wherever a component has one.  Then the same network with every
+planted tree and its survival (0/1, from a genetic liability) is fitted by a probit GLMM
+(:data:`SURVIVAL`), with heritabilities on the liability and observed scales.  Every true value
+is read from the simulator's truth, never typed in here.
 """
 from __future__ import annotations
 
@@ -39,6 +42,12 @@ ALL_FAMILIES: tuple[str, str, str] = (
     "~ Trial:Block + Mother + and(Father) + Trial:Mother + and(Trial:Father) + sca(Mother, Father)"
     " + at(Type, clone):Clone",
     "~ at(Trial):units")
+
+
+#: survival of every planted tree: a probit GLMM (Laplace) on the liability scale
+SURVIVAL: tuple[str, str] = ("survival ~ Trial", "~ Trial:Block + Mother + Trial:Mother")
+_SURVIVAL_TRUTH = {"Trial:Block": "sigma2_block", "Mother": "sigma2_mother", "Trial:Mother": "sigma2_trial_mother"}
+_H2_LIABILITY = "4 * Mother / (`Trial:Block` + Mother + `Trial:Mother` + latent)"
 
 
 def _mean(values: list) -> float:
@@ -119,7 +128,8 @@ def write_report(fits: dict, truth: dict, path, say: Callable[..., None] = print
 
 def run_demo(seed: int | None = None, trials: int | None = None, trees: int | None = None,
              mothers: int | None = None, *, backend: str | None = None, brief: bool = False,
-             say: Callable[..., None] = print, report=None, families: str = "half") -> dict[str, FittedModel]:
+             say: Callable[..., None] = print, report=None, families: str = "half",
+             survival: bool = True) -> dict[str, FittedModel]:
     """Simulate a trial network, fit :data:`MODELS` to it and report them against the truth.
 
     Parameters
@@ -138,6 +148,8 @@ def run_demo(seed: int | None = None, trials: int | None = None, trees: int | No
     families : {"half", "all"}
         ``"all"``: the network also has full-sib families and clones; :data:`MODELS` are fitted
         to its half-sibs as before, then :data:`ALL_FAMILIES` to every tree (fits key ``"all"``).
+    survival : bool
+        Also fit :data:`SURVIVAL` to the network's planted trees (fits key ``"survival"``).
 
     Returns
     -------
@@ -168,7 +180,33 @@ def run_demo(seed: int | None = None, trials: int | None = None, trees: int | No
             f"{kinds.get('clone', 0)} ramets of {everything.loc[everything.Type == 'clone', 'Clone'].nunique()} "
             f"clones beside the half-sibs; truth: SCA {truth['sigma2_sca']}, clones {truth['sigma2_clone']}")
         fits["all"] = _fit_and_say("all families", ALL_FAMILIES, everything, truth, backend, brief, say)
+    if survival:
+        fits["survival"] = fit_survival({k: v for k, v in sizes.items() if v is not None}, backend, say)
     return fits
+
+
+def fit_survival(sizes: dict, backend, say: Callable[..., None] = print) -> FittedModel:
+    """Fit :data:`SURVIVAL` to ``trial_network(**sizes, survival=True)`` and print its components
+    and heritabilities (liability and observed scales) beside the simulator's values."""
+    from .glmm import Binomial, observed_scale
+
+    df, truth = trial_network(**sizes, survival=True)
+    s = truth["survival"]
+    model = fit(*SURVIVAL, data=df, backend=backend, family=Binomial("probit"))
+    alive = float(df["survival"].mean())
+    say(f"\n== survival of {len(df):,} planted trees ({alive:.1%} alive): probit GLMM, {SURVIVAL[0]}, "
+        f"random {SURVIVAL[1]}")
+    say(f"   logL {model.loglik:.3f} (Laplace approximation), {model.n_iterations} iterations, "
+        f"{model.seconds['total']:.2f} s; variances on the liability scale")
+    vc = model.varcomp[["component", "std.error"]]
+    say(vc.assign(truth=[s[_SURVIVAL_TRUTH[lab]] for lab in vc.index]).to_string())
+    h2 = model.vpredict({"h2": _H2_LIABILITY})
+    obs = observed_scale(h2, alive)
+    true_h2 = 4 * s["sigma2_mother"] / s["total_var"]
+    say(f"   h2 of survival: liability scale {h2.loc['h2', 'estimate']:.3f} (SE {h2.loc['h2', 'std.error']:.3f}; "
+        f"truth {true_h2:.3f}), observed 0/1 scale {obs.loc['h2', 'estimate']:.3f} "
+        f"(SE {obs.loc['h2', 'std.error']:.3f}; truth {float(observed_scale(true_h2, alive)['estimate'].iloc[0]):.3f})")
+    return model
 
 
 def _fit_and_say(name: str, formulas: tuple, df: pd.DataFrame, truth: dict, backend, brief: bool,

@@ -101,3 +101,13 @@ def test_command_line_refusals(capsys):
     assert "--method is for GLMMs" in capsys.readouterr().err
     assert main(base + ["--family", "binomial", "--function", "h2=4*Mothr/(Mother+latent)"]) != 0
     assert "'Mothr'" in capsys.readouterr().err
+
+
+def test_demo_fits_survival_beside_dbh():
+    from sparsereml.demo import fit_survival
+
+    lines = []
+    m = fit_survival(dict(seed=5, trials=4, trees=6000, mothers=60), None, say=lambda *a: lines.append(" ".join(map(str, a))))
+    assert m.method == "laplace" and m.family.link == "probit"
+    text = "\n".join(lines)
+    assert "planted trees" in text and "h2 of survival: liability scale" in text and "truth" in text

@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from .._warmup import prepare
 from ..api import _check_arguments, start_values
 from ..control import resolve_control
 from ..data import load_table, prepare_data
@@ -54,6 +55,7 @@ def fit_glmm(fixed: str, random, residual, data, *, family: Family, method: str 
         y, trials = counts_and_trials(family, md.y, spec.fixed.response, resp, weights, df, md.rows)
         off = np.zeros(y.size) if offset is None else record_values(offset, "offset", df, md.rows)
         design = build_design(spec, md, na_action, matrices, factors, control.backend)
+        prepare("glmm", control.backend)  # a first GLMM after installing compiles its kernels in parallel
         check_separation(design, y, trials, family)
         t1 = time.perf_counter()
         full = REMLProblem(design, control)

@@ -2,7 +2,8 @@
 
 Laplace: Newton steps on the exact gradient of l(theta, beta) (:class:`LaplaceProblem`) with the
 approximate information blockdiag(AI_theta, X'WX - X'WZ H^-1 Z'WX) and a line search on l.  A
-variance that the steps drive to zero is held there (code B) while its score says so.
+variance (or us() Cholesky diagonal) that the steps drive to its bound is held there (code B)
+while its score says so, with AI-REML's bounds.
 
 PQL (ASReml's): AI-REML on the working variate z = eta - offset + (y - mu) / (dmu/deta) with
 record weights (dmu/deta)^2 / V(mu), the residual variance fixed at 1, iterated until the variance
@@ -17,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..errors import ModelError
+from ..reml.bounds import Bounds
 from ..reml.optimizer import ai_reml
 from ..reml.problem import REMLProblem
 from .families import Family
@@ -95,26 +97,23 @@ def laplace_fit(lp: LaplaceProblem, theta0: np.ndarray, beta0: np.ndarray, fixed
     """
     rp = lp.random_problem
     k = lp.k
-    kinds = np.array(rp.params.kinds[:k])
-    codes = np.where(np.zeros(k, bool) if fixed is None else fixed, "F", "P").astype(object)
+    held = np.zeros(k, bool) if fixed is None else np.asarray(fixed, bool)
+    codes = np.where(held, "F", "P").astype(object)
+    bounds = Bounds.from_table(rp.params, lp.full_theta(theta0), np.append(held, True))
     t0 = time.perf_counter()
     m = lp.mode(theta0, beta0)
     history, converged, message = [], False, ""
-    scale = max([abs(v) for v, kd in zip(theta0, kinds) if kd == "var"] + [1.0])
     for it in range(max_iter + 1):
         g_th, g_b, _ = lp.gradient(m)
         ai, S = lp.information(m)
-        _release_boundary(codes, kinds, g_th)
+        _release_boundary(codes, g_th)
         free = np.concatenate([codes == "P", np.ones(g_b.size, bool)])
         g = np.concatenate([g_th, g_b])
         M = np.zeros((g.size, g.size))
         M[:k, :k], M[k:, k:] = ai, S
         idx = np.flatnonzero(free)
         step = np.zeros(g.size)
-        try:
-            step[idx] = np.linalg.solve(M[np.ix_(idx, idx)], g[idx])
-        except np.linalg.LinAlgError:
-            step[idx] = np.linalg.lstsq(M[np.ix_(idx, idx)], g[idx], rcond=None)[0]
+        step[idx] = _ascent(M[np.ix_(idx, idx)], g[idx])
         dec = float(g[idx] @ step[idx])
         row = {"iteration": it, "loglik": m.loglik, **dict(zip(rp.params.labels[:k], m.theta)),
                "decrement": dec, "seconds": time.perf_counter() - t0}
@@ -127,43 +126,64 @@ def laplace_fit(lp: LaplaceProblem, theta0: np.ndarray, beta0: np.ndarray, fixed
         if it == max_iter:
             message = f"not converged in {max_iter} iterations (Newton decrement {dec:.2g})"
             break
-        m = _line_search(lp, m, step, kinds, codes, scale)
+        m = _line_search(lp, m, step, codes, bounds)
         t0 = time.perf_counter()
     return LaplaceResult(m, list(codes), converged, message, history, np.concatenate([g_th, g_b]))
 
 
-def _release_boundary(codes, kinds, g_th) -> None:
-    """A variance held at zero whose score points inwards is estimated again."""
+def _ascent(M: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """M^-1 g with M's eigenvalues kept above 1e-9 of its largest: near a boundary (a us()
+    covariance of rank deficit) the average information is nearly singular, and an exact solve
+    gives a huge step that no line search can use; the floor keeps it an ascent direction."""
+    scale = np.sqrt(np.maximum(np.abs(np.diag(M)), 1e-300))  # the parameters' scales differ
+    Ms = M / np.outer(scale, scale)
+    w, V = np.linalg.eigh(0.5 * (Ms + Ms.T))
+    w = np.maximum(w, 1e-9 * max(float(w.max()), 1e-300))
+    return (V @ ((V.T @ (g / scale)) / w)) / scale
+
+
+def _release_boundary(codes, g_th) -> None:
+    """A parameter held on its lower bound whose score points inwards is estimated again."""
     for j in np.flatnonzero((codes == "B") & (g_th > 0)):
         codes[j] = "P"
 
 
-def _line_search(lp: LaplaceProblem, m: Mode, step: np.ndarray, kinds, codes, scale: float) -> Mode:
-    """The first of t = 1, 1/2, ... whose iterate does not lower the log-likelihood; a variance
-    that would fall below a tenth of its value stops there, and one that reaches ~0 is held (B)."""
+def _line_search(lp: LaplaceProblem, m: Mode, step: np.ndarray, codes, bounds: Bounds) -> Mode:
+    """The first of t = 1, 1/2, ... whose iterate does not lower the log-likelihood, each trial
+    point brought inside the parameters' bounds as AI-REML does (:class:`~sparsereml.reml.bounds.Bounds`:
+    a variance or a us() Cholesky diagonal that reaches its bound is held there, code B)."""
     k = lp.k
-    st = step[:k]
-    var = (kinds == "var") & (codes == "P")
+    rp = lp.random_problem
+    start = lp.full_theta(m.theta)
+    free = np.append(codes == "P", False)
     t = 1.0
-    shrink = var & (m.theta + st < 0.1 * m.theta)
-    if shrink.any():
-        t = float(min(1.0, np.min(0.9 * m.theta[shrink] / -st[shrink])))
-    floor = 1e-8 * scale
     for _ in range(40):
-        theta = lp.random_problem.move(lp.full_theta(m.theta), np.concatenate([t * st, [0.0]]))[:k]
-        beta = m.beta + t * step[k:]
-        low = var & (theta < floor)
-        theta[low] = floor
+        trial = rp.move(start, np.concatenate([t * step[:k], [0.0]]))
+        trial, hit = bounds.clip(trial, start, free)
         try:
-            new = lp.mode(theta, beta, m.u)
+            new = lp.mode(trial[:k], m.beta + t * step[k:], m.u)
         except ModelError:
             new = None
         if new is not None and new.loglik >= m.loglik - 1e-10 * abs(m.loglik):
-            codes[low] = "B"
+            codes[hit[:k]] = "B"
             return new
         t *= 0.5
-    raise ModelError("the Laplace likelihood could not be increased along the Newton direction "
-                     f"({lp._where(m.theta, m.beta)}); try other start values")
+    raise ModelError(_stuck_message(lp, m, codes, bounds))
+
+
+def _stuck_message(lp: LaplaceProblem, m: Mode, codes, bounds: Bounds) -> str:
+    """Why the line search failed: at a structure's boundary (named), or elsewhere."""
+    labels = lp.random_problem.params.labels[:lp.k]
+    full = lp.full_theta(m.theta)
+    edge = [lab for j, lab in enumerate(labels) if codes[j] == "B" or bounds.at_lower(full)[j]]
+    if edge:
+        terms = sorted({lab.split("!")[0] for lab in edge})
+        return (f"the Laplace fit reached the boundary of {', '.join(terms)} ({', '.join(edge[:4])}"
+                f"{' ...' if len(edge) > 4 else ''} at their bounds: a zero variance or correlations of +-1) and "
+                f"cannot go on from there; GLMM fits do not hold covariance structures on their boundary yet: "
+                f"fit a simpler structure (one variance, or diag())")
+    return ("the Laplace likelihood could not be increased along the Newton direction "
+            f"({lp._where(m.theta, m.beta)}); try other start values")
 
 
 @dataclass
