@@ -66,7 +66,7 @@ def draw_figures(reports: list, results: list, processes: int | None = None) -> 
 def data_report(res: FitResults, source: int = 0) -> Report:
     """The data: the response by the first factor of the fixed formula (every record a jittered,
     transparent point) and that factor's levels' n, mean, SD, minimum and maximum."""
-    from .records import records_and_names
+    from .records import level_codes, records_and_names
 
     rep = Report()
     rec, names = records_and_names(res)
@@ -76,7 +76,7 @@ def data_report(res: FitResults, source: int = 0) -> Report:
         return rep
     _figure(sec, source, "overview", (), f"{names['response']} by {names['by']}: every record a jittered, "
             f"transparent point; the bar is the mean")
-    by = pd.Categorical(rec["by"].to_numpy(dtype=str), categories=names["by_levels"])
+    by = pd.Categorical.from_codes(level_codes(rec["by"], names["by_levels"]), categories=names["by_levels"])
     g = rec["response"].groupby(by, observed=True)
     table = pd.DataFrame({"n": g.size(), "mean": g.mean(), "SD": g.std(), "min": g.min(), "max": g.max()})
     table.index.name = names["by"]

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import ModelError, UnknownName
-from ..records import factor_levels
+from ..records import factor_levels, level_codes
 
 __all__ = ["overview", "caterpillar", "ranking", "residuals", "trace"]
 
@@ -57,7 +57,7 @@ def _model_frame(model) -> tuple[pd.DataFrame, str, str]:
         raise ModelError(names["why"])
     if names.get("by") is None:
         raise ModelError(names["why_no_by"])
-    by = pd.Categorical(rec["by"].to_numpy(dtype=str), categories=names["by_levels"])
+    by = pd.Categorical.from_codes(level_codes(rec["by"], names["by_levels"]), categories=names["by_levels"])
     frame = pd.DataFrame({names["response"]: rec["response"].to_numpy(), names["by"]: by})
     return frame, names["response"], names["by"]
 
@@ -311,7 +311,7 @@ def residuals(model, *, ax: Axes | None = None) -> Figure:
     fitted = rec["fitted"].to_numpy(dtype=float)
     res = rec["residual"].to_numpy(dtype=float)
     labels = grids_of(model)[0]
-    rg = pd.Categorical(rec["group"].to_numpy(), categories=labels).codes
+    rg = level_codes(rec["group"], labels)
     fig, ax = _axes(ax)
     a = _auto_alpha(fitted.size)
     cmap = matplotlib.colormaps["tab20" if len(labels) > 10 else "tab10"]
