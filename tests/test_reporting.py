@@ -166,3 +166,27 @@ def test_iterations_table_shows_the_logl_changes(fits):
     it = m.iterations
     assert table["logL"].tolist() == [f"{v:.4f}" for v in it["loglik"]]
     assert table["change"].iloc[-1] == f"{it['loglik'].iloc[-1] - it['loglik'].iloc[-2]:+.4g}"
+
+
+def test_report_figures_leave_room_for_their_labels(data):
+    """Margins measured from the labels (long level names, long tick labels) cut none of them;
+    a figure they would cut is laid out again by constrained layout."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from sparsereml.report_figures import FigureTask, draw
+    from sparsereml.report_layout import drawn_to_the_edge
+
+    long = data.assign(Trial="a rather long trial name " + data["Trial"].astype(str),
+                       dbh=data["dbh"] * 1000.0 + 1e7)  # tick labels such as 10250000
+    res = FitResults.from_model(sr.fit("dbh ~ Trial", "~ Trial:Block + Mother", "~ at(Trial):units", data=long))
+    for kind, args in [("overview", ()), ("caterpillar", ("Trial:Block",)), ("caterpillar", ("Mother",)),
+                       ("residuals", ()), ("trace", ())]:
+        image = np.asarray(Image.open(BytesIO(draw(FigureTask(0, kind, args, kind), [res]).png)).convert("L"))
+        edges = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+        assert (edges == 255).all(), kind
+    fig = Figure(figsize=(3, 2))
+    fig.text(0.99, 0.5, "off the edge")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    assert drawn_to_the_edge(canvas)

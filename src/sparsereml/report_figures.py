@@ -39,13 +39,31 @@ class FigureTask:
     kwargs: dict = field(default_factory=dict)
 
 
+#: kinds of report figure laid out by :func:`~sparsereml.report_layout.place_axes` (grids of
+#: subplots whose outside texts it measures) rather than by their own layout engine
+MEASURED_LAYOUT = {"overview", "caterpillar", "residuals", "trace"}
+
+
 def draw(task: FigureTask, results: list) -> Plot | str:
     """The figure as a Plot, or a note saying why the fit cannot have it (the plot's ModelError)."""
     try:
         fig = _draw_functions()[task.kind](results[task.source], *task.args, **task.kwargs)
     except ModelError as exc:
         return f"{task.caption}: not drawn ({exc})"
-    return Plot.from_figure(fig[0] if isinstance(fig, tuple) else fig, task.caption)
+    fig = fig[0] if isinstance(fig, tuple) else fig
+    if task.kind not in MEASURED_LAYOUT or not fig.axes:
+        return Plot.from_figure(fig, task.caption)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from .report_layout import drawn_to_the_edge, place_axes
+
+    canvas = FigureCanvasAgg(fig)
+    place_axes(fig, canvas.get_renderer())
+    canvas.draw()
+    if drawn_to_the_edge(canvas):  # something the measures left out: lay it out as the plot would
+        fig.set_layout_engine("constrained")
+        canvas.draw()
+    return Plot.from_canvas(canvas, task.caption)
 
 
 _INHERITED: list = []  # the results, set before the workers are forked
