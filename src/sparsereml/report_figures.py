@@ -5,8 +5,10 @@ not available the figures are drawn one after another in this process, with the 
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .errors import ModelError
@@ -21,7 +23,8 @@ MAX_PROCESSES = 4
 def _draw_functions() -> dict:
     from .plots import model, spatial
 
-    return {"overview": model.overview, "caterpillar": model.caterpillar, "ranking": model.ranking,
+    return {"overview": model.overview, "caterpillar": model.caterpillar, "caterpillars": model.caterpillars,
+            "ranking": model.ranking,
             "residuals": model.residuals, "trace": model.trace, "variogram": spatial.variogram,
             "residual_map": spatial.residual_map, "correlation_heatmap": spatial.correlation_heatmap,
             "fa_biplot": spatial.fa_biplot}
@@ -29,10 +32,10 @@ def _draw_functions() -> dict:
 
 @dataclass
 class FigureTask:
-    """A figure to draw: ``kind`` (a plot function's name) of results number ``source`` with
-    ``args`` and ``kwargs``."""
+    """A figure to draw: ``kind`` (a plot function's name) of results number ``source`` (or of the
+    list of results numbered by a tuple ``source``) with ``args`` and ``kwargs``."""
 
-    source: int
+    source: int | tuple[int, ...]
     kind: str
     args: tuple
     caption: str
@@ -41,13 +44,14 @@ class FigureTask:
 
 #: kinds of report figure laid out by :func:`~sparsereml.report_layout.place_axes` (grids of
 #: subplots whose outside texts it measures) rather than by their own layout engine
-MEASURED_LAYOUT = {"overview", "caterpillar", "residuals", "trace"}
+MEASURED_LAYOUT = {"overview", "caterpillar", "caterpillars", "residuals", "trace"}
 
 
 def draw(task: FigureTask, results: list) -> Plot | str:
     """The figure as a Plot, or a note saying why the fit cannot have it (the plot's ModelError)."""
     try:
-        fig = _draw_functions()[task.kind](results[task.source], *task.args, **task.kwargs)
+        of = results[task.source] if isinstance(task.source, int) else [results[k] for k in task.source]
+        fig = _draw_functions()[task.kind](of, *task.args, **task.kwargs)
     except ModelError as exc:
         return f"{task.caption}: not drawn ({exc})"
     fig = fig[0] if isinstance(fig, tuple) else fig
@@ -104,12 +108,28 @@ def render(tasks: list[FigureTask], results: list, processes: int | None = None)
         Drawing processes (default: :func:`usable_processes`); 1 draws here, one after another.
     """
     n = min(len(tasks), usable_processes() if processes is None else int(processes))
-    if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [draw(t, results) for t in tasks]
-    global _INHERITED
-    _INHERITED = results
+    with _frozen_heap():
+        if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            return [draw(t, results) for t in tasks]
+        global _INHERITED
+        _INHERITED = results
+        try:
+            with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+                return list(pool.map(_draw_inherited, tasks, chunksize=1))
+        finally:
+            _INHERITED = []
+
+
+@contextmanager
+def _frozen_heap():
+    """The objects alive now (and in forked workers, those inherited) left out of the garbage
+    collector's passes while the figures are drawn: matplotlib makes enough objects for many
+    passes, and each full pass went through every module and result of the process."""
+    if gc.get_freeze_count():  # frozen by someone else: theirs to undo
+        yield
+        return
+    gc.freeze()
     try:
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
-            return list(pool.map(_draw_inherited, tasks, chunksize=1))
+        yield
     finally:
-        _INHERITED = []
+        gc.unfreeze()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib.transforms import ScaledTranslation
 
 __all__ = ["place_axes", "drawn_to_the_edge"]
 
@@ -56,9 +57,23 @@ def _reach(axis, renderer) -> tuple[float, float]:
     elif tick.tick1line.get_visible():
         reach += tick.get_tick_padding() * points
     if axis.label.get_visible() and axis.label.get_text():
-        reach += _text_size(renderer, axis.label.get_text(), axis.label.get_fontproperties())[1]
         reach += axis.labelpad * points
+        _pin_label(axis, reach)
+        reach += _text_size(renderer, axis.label.get_text(), axis.label.get_fontproperties())[1]
     return reach, half
+
+
+def _pin_label(axis, distance: float) -> None:
+    """Put a left y or bottom x axis label ``distance`` pixels out from the axes, beyond its tick
+    labels: where matplotlib would put it after measuring every tick label again at drawing."""
+    fig = axis.figure
+    if axis.get_label_position() not in ("left", "bottom"):
+        return
+    d = distance / fig.dpi
+    shift = ScaledTranslation(-d, 0, fig.dpi_scale_trans) if axis.axis_name == "y" else \
+        ScaledTranslation(0, -d, fig.dpi_scale_trans)
+    x, y = (0.0, 0.5) if axis.axis_name == "y" else (0.5, 0.0)
+    axis.set_label_coords(x, y, transform=axis.axes.transAxes + shift)
 
 
 def _title_reach(ax, renderer) -> float:
@@ -78,7 +93,7 @@ def _fix_titles(ax) -> None:
     """Titles at the top of the axes, no longer moved at each drawing above what could be there
     (x tick labels on top, a y offset text): measuring that costs a pass over the y tick labels."""
     formatter = ax.yaxis.get_major_formatter()
-    if ax.xaxis.get_ticks_position() not in ("bottom", "none") or ax.xaxis.get_label_position() == "top" or (
+    if ax.xaxis.get_major_ticks(1)[0].label2.get_visible() or ax.xaxis.get_label_position() == "top" or (
             hasattr(formatter, "get_offset") and formatter.get_offset()):
         return
     for loc in ("center", "left", "right"):
@@ -100,11 +115,19 @@ def place_axes(fig, renderer) -> None:
     ``renderer`` that will draw it) and no layout engine.  Measured twice: the number of ticks,
     hence their labels, follows the axes' length."""
     fig.set_layout_engine(None)
-    for _ in range(2):
-        _place(fig, renderer)
+    before = None
+    for _ in range(3):  # until the labels measured are those of the axes as placed
+        need = _measure(fig, renderer)
+        if before is not None and np.array_equal(need, before):
+            return
+        _place(fig, need)
+        before = need
+    _measure(fig, renderer)  # the axis labels beyond the tick labels the figure will have
 
 
-def _place(fig, renderer) -> None:
+def _measure(fig, renderer) -> np.ndarray:
+    """What each subplot of the grid needs on its left, right, bottom and top (pixels); the axis
+    labels are pinned beyond the tick labels measured."""
     rows, cols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
     grid: dict[tuple[int, int], list] = {}
     for ax in fig.axes:
@@ -115,10 +138,16 @@ def _place(fig, renderer) -> None:
         grid[(spec.rowspan.start, spec.colspan.start)] = [
             left, max(_legend_reach(ax, renderer), right_half), bottom, max(_title_reach(ax, renderer), top_half)]
         _fix_titles(ax)
-    edge = EDGE * fig.dpi
     need = np.zeros((rows, cols, 4))
     for (r, c), sides in grid.items():
         need[r, c] = sides
+    return need
+
+
+def _place(fig, need: np.ndarray) -> None:
+    """Subplot positions giving every subplot of the grid what it ``need``s (:func:`_measure`)."""
+    rows, cols = need.shape[:2]
+    edge = EDGE * fig.dpi
     left, right = need[:, 0, 0].max() + edge, need[:, -1, 1].max() + edge
     top, bottom = need[0, :, 3].max() + edge, need[-1, :, 2].max() + edge
     hgap = max((need[:-1, :, 2].max(axis=1) + need[1:, :, 3].max(axis=1)).max() if rows > 1 else 0.0, 0.0) + edge
