@@ -77,6 +77,14 @@ def test_comparison_report_tests_the_models_and_shows_each(fits, tmp_path):
     assert "<td>&lt;2.2e-16</td>" in page and table.loc["m2", "p_value"] == "<2.2e-16"
     assert page.count("<h2>") == 3 and 'href="#m-m1"' in page and 'id="m-m2"' in page
     assert page.count("Data</h3>") == 1  # the data once, for every model
+    # one caterpillar per random term, the models side by side, in the comparison; the models' own
+    # sections keep their ranked tables
+    comparison = page[page.index('id="comparison"'):page.index('id="m-m1"')]
+    for term in ("Trial:Block", "Mother"):
+        assert f"BLUPs of {term} with 95% prediction intervals: m1, m2" in comparison
+        assert page.count(f"the BLUPs of {term} are drawn beside the other models") == 2
+    assert len(_images(comparison)) == 3  # overview and two caterpillars
+    assert len(_images(page)) == 3 + 2 * 2  # and each model's residuals and iterations
     drawn_twice = sr.report({"m1": fits[0], "m2": fits[1]}, processes=2)
     assert STAMP.sub("", drawn_twice) == STAMP.sub("", page)  # forked drawing gives the same pictures
 

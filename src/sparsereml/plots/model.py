@@ -22,7 +22,7 @@ from matplotlib.ticker import MaxNLocator
 from ..errors import ModelError, UnknownName
 from ..records import factor_levels, level_codes
 
-__all__ = ["overview", "caterpillar", "ranking", "residuals", "trace"]
+__all__ = ["overview", "caterpillar", "caterpillars", "ranking", "residuals", "trace"]
 
 #: matplotlib ``gid`` of the artists a test or a caller may want to find again.
 POINTS, MEANS, INTERVALS, BLUPS = "points", "means", "intervals", "blups"
@@ -224,6 +224,42 @@ def caterpillar(model, term: str, *, top: int | None = None, level: float = 0.95
     shown = f"top {u.size} of {len(model.blups(term))}" if top is not None else f"{u.size} levels"
     ax.set_title(f"BLUPs of {term} with {100 * level:g}% intervals ({shown})")
     ax.legend(loc="upper left")
+    return fig
+
+
+def caterpillars(models: list, term: str, names: list | None = None, *, level: float = 0.95) -> Figure:
+    """The caterpillars of one random term in several models side by side, on one BLUP axis.
+
+    Parameters
+    ----------
+    models : list of FittedModel or FitResults
+        Models that all have the random term ``term``.
+    term : str
+    names : list of str, optional
+        The models' names, as the panels' titles (default "model 1", ...).
+    level : float
+        Coverage of the intervals, as :func:`caterpillar`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.axes[k]`` is the caterpillar of ``models[k]`` (as :func:`caterpillar` draws it on
+        ``ax``) titled with its name and number of levels; the first holds the legend.
+    """
+    if not models:
+        raise ModelError(f"caterpillars needs at least one model with the term {term!r}")
+    names = [f"model {k + 1}" for k in range(len(models))] if names is None else [str(n) for n in names]
+    if len(names) != len(models):
+        raise ModelError(f"caterpillars: {len(names)} names for {len(models)} models; give one name per model")
+    n = len(models)
+    fig = Figure(figsize=(8.0 if n <= 2 else 11.0, 4.8), layout="constrained")
+    axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
+    for k, (model, name, ax) in enumerate(zip(models, names, axes)):
+        caterpillar(model, term, level=level, ax=ax)
+        ax.set_title(f"{name} ({len(ax.get_lines()[0].get_xdata()):,} levels)")
+        if k:  # one legend and one BLUP label for the row
+            ax.get_legend().remove()
+            ax.set_ylabel("")
     return fig
 
 
