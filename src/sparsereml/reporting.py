@@ -252,6 +252,9 @@ def report(models, path=None, names=None, *, title: str | None = None, wald: str
     if isinstance(predict, str):
         predict = [predict]
     table = compare(models, names=names).formatted() if len(models) > 1 else None  # refused before any work
+    from .report_figures import preload
+
+    loading = preload()  # matplotlib's import while the results are built
     results = [results_of(m, wald=wald, predict=predict, functions=functions) for m in models]
     parts = []
     if table is not None:  # the data once, for every model
@@ -263,6 +266,7 @@ def report(models, path=None, names=None, *, title: str | None = None, wald: str
     for k, (name, res) in enumerate(zip(names, results)):
         parts.append((name if table is not None else "Fit", _anchor(name),
                       fit_report(res, data=table is None, source=k, blup_figures=table is None)))
+    loading.join()  # before the drawing processes are forked
     draw_figures([rep for _, _, rep in parts], results, processes)
     page = render_page(title or _default_title(results, names), parts)
     if path is None:
