@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib.ticker import FixedLocator, NullLocator
 from matplotlib.transforms import ScaledTranslation
 
 __all__ = ["place_axes", "drawn_to_the_edge"]
@@ -112,17 +113,32 @@ def _legend_reach(ax, renderer) -> float:
 
 def place_axes(fig, renderer) -> None:
     """Give the figure's grid of subplots the room its outside texts need (measured with the Agg
-    ``renderer`` that will draw it) and no layout engine.  Measured twice: the number of ticks,
-    hence their labels, follows the axes' length."""
+    ``renderer`` that will draw it) and no layout engine.  Measured again once placed: the number
+    of ticks, hence their labels, follows the axes' length."""
     fig.set_layout_engine(None)
     before = None
     for _ in range(3):  # until the labels measured are those of the axes as placed
         need = _measure(fig, renderer)
         if before is not None and np.array_equal(need, before):
+            _clip_ticks(fig)
             return
         _place(fig, need)
         before = need
     _measure(fig, renderer)  # the axis labels beyond the tick labels the figure will have
+
+
+def _clip_ticks(fig) -> None:
+    """Fix each automatic axis' ticks to those inside its limits, as the axes are now placed: the
+    locators also give one beyond each end, which matplotlib makes (a tick is five artists) and
+    then leaves undrawn.  The ticks drawn and their labels are the same."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            loc = axis.get_major_locator()
+            if isinstance(loc, (FixedLocator, NullLocator)):
+                continue
+            locs = axis.get_majorticklocs()
+            lo, hi = sorted(axis.get_view_interval())
+            axis.set_major_locator(FixedLocator([v for v in locs if lo <= v <= hi]))
 
 
 def _measure(fig, renderer) -> np.ndarray:
