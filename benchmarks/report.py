@@ -5,9 +5,10 @@
 Target: the report of m2, m2b and m2c on the default network (184,413 trees) is written in at
 most the time of the three fits.  Each round, in this one process (as ``sparsereml demo`` does):
 the three fits, then the report as the demo writes it (`report(fits, predict=["Trial"],
-functions=heritabilities)`: each model's results, then its figures drawn in worker processes while
-the next model's results are built), and the same drawn in this process alone.  The first round includes matplotlib's import and font set-up, which
-a user's first report pays.  Ratios are within one round: the machine is shared.
+functions=heritabilities)`: the models' results, then the figures drawn in forked worker processes
+when cores are idle), and the same drawn in this process alone.  The first round includes
+matplotlib's import and font set-up, which a user's first report pays.  Ratios are within one
+round: the machine is shared.
 """
 from __future__ import annotations
 

@@ -77,6 +77,14 @@ def test_comparison_report_tests_the_models_and_shows_each(fits, tmp_path):
     assert "<td>&lt;2.2e-16</td>" in page and table.loc["m2", "p_value"] == "<2.2e-16"
     assert page.count("<h2>") == 3 and 'href="#m-m1"' in page and 'id="m-m2"' in page
     assert page.count("Data</h3>") == 1  # the data once, for every model
+    # one caterpillar per random term, the models side by side, in the comparison; the models' own
+    # sections keep their ranked tables
+    comparison = page[page.index('id="comparison"'):page.index('id="m-m1"')]
+    for term in ("Trial:Block", "Mother"):
+        assert f"BLUPs of {term} with 95% prediction intervals: m1, m2" in comparison
+        assert page.count(f"the BLUPs of {term} are drawn beside the other models") == 2
+    assert len(_images(comparison)) == 3  # overview and two caterpillars
+    assert len(_images(page)) == 3 + 2 * 2  # and each model's residuals and iterations
     drawn_twice = sr.report({"m1": fits[0], "m2": fits[1]}, processes=2)
     assert STAMP.sub("", drawn_twice) == STAMP.sub("", page)  # forked drawing gives the same pictures
 
@@ -166,3 +174,27 @@ def test_iterations_table_shows_the_logl_changes(fits):
     it = m.iterations
     assert table["logL"].tolist() == [f"{v:.4f}" for v in it["loglik"]]
     assert table["change"].iloc[-1] == f"{it['loglik'].iloc[-1] - it['loglik'].iloc[-2]:+.4g}"
+
+
+def test_report_figures_leave_room_for_their_labels(data):
+    """Margins measured from the labels (long level names, long tick labels) cut none of them;
+    a figure they would cut is laid out again by constrained layout."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from sparsereml.report_figures import FigureTask, draw
+    from sparsereml.report_layout import drawn_to_the_edge
+
+    long = data.assign(Trial="a rather long trial name " + data["Trial"].astype(str),
+                       dbh=data["dbh"] * 1000.0 + 1e7)  # tick labels such as 10250000
+    res = FitResults.from_model(sr.fit("dbh ~ Trial", "~ Trial:Block + Mother", "~ at(Trial):units", data=long))
+    for kind, args in [("overview", ()), ("caterpillar", ("Trial:Block",)), ("caterpillar", ("Mother",)),
+                       ("residuals", ()), ("trace", ())]:
+        image = np.asarray(Image.open(BytesIO(draw(FigureTask(0, kind, args, kind), [res]).png)).convert("L"))
+        edges = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+        assert (edges == 255).all(), kind
+    fig = Figure(figsize=(3, 2))
+    fig.text(0.99, 0.5, "off the edge")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    assert drawn_to_the_edge(canvas)

@@ -91,10 +91,12 @@ def _reported_bounds(m: FittedModel) -> dict:
 def _wald(m: FittedModel, labels: list, level: float) -> pd.DataFrame:
     z = stats.norm.ppf(0.5 + level / 2)
     vc = m.varcomp
+    # as dicts: a .loc lookup per cell cost 0.15 ms, for 60 per-trial parameters 30 ms
+    component, std_error, bound = (vc[c].to_dict() for c in ("component", "std.error", "bound"))
     bounds = _reported_bounds(m)
     rows = []
     for lab in labels:
-        est, se, code = vc.loc[lab, "component"], vc.loc[lab, "std.error"], vc.loc[lab, "bound"]
+        est, se, code = component[lab], std_error[lab], bound[lab]
         lo, hi = (est - z * se, est + z * se) if code == "P" else (np.nan, np.nan)
         lb, ub = bounds[lab]
         if code != "P":

@@ -16,7 +16,7 @@ import pandas as pd
 from .errors import ModelError
 from .fitresults import FitResults, GridInfo
 
-__all__ = ["record_table", "records_of", "grid_infos", "grids_of", "structured_names", "grid_array"]
+__all__ = ["record_table", "records_of", "level_codes", "grid_infos", "grids_of", "structured_names", "grid_array"]
 
 _NO_RECORDS = "records.csv"
 
@@ -29,6 +29,18 @@ def factor_levels(factor: pd.Series) -> tuple[np.ndarray, list]:
         return np.asarray(cat.cat.codes, dtype=np.int64), list(cat.cat.categories)
     codes, uniques = pd.factorize(factor, sort=True)
     return np.asarray(codes, dtype=np.int64), list(uniques)
+
+
+def level_codes(column: pd.Series, levels: list) -> np.ndarray:
+    """The position of each value of a record column among ``levels`` (compared as text; -1 for
+    a value not among them).  A categorical column is recoded through its categories, without
+    turning its values into text one by one."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        where = pd.Index([str(v) for v in levels], dtype=object).get_indexer(
+            pd.Index([str(c) for c in column.cat.categories], dtype=object))
+        codes = np.asarray(column.cat.codes, dtype=np.int64)
+        return np.where(codes >= 0, where[codes] if where.size else -1, -1)
+    return np.asarray(pd.Categorical(column.to_numpy(dtype=str), categories=levels).codes, dtype=np.int64)
 
 
 def _overview_factor(model) -> tuple[str | None, str]:

@@ -41,15 +41,28 @@ class Plot:
 
     @classmethod
     def from_figure(cls, fig, caption: str, dpi: int = 100) -> "Plot":
-        """Render a matplotlib Figure (with the Agg canvas, without pyplot) to PNG."""
-        from io import BytesIO
-
+        """Render a matplotlib Figure (with the Agg canvas, without pyplot) to PNG; its layout
+        engine, if any, lays it out in the one drawing."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 
         canvas = FigureCanvasAgg(fig)
+        if fig.get_dpi() != dpi:
+            fig.set_dpi(dpi)
+        canvas.draw()
+        return cls.from_canvas(canvas, caption)
+
+    @classmethod
+    def from_canvas(cls, canvas, caption: str) -> "Plot":
+        """The PNG of a drawn Agg canvas: RGB (the figures are opaque; a quarter less to compress
+        than RGBA), at a compression level a little below PNG's default (faster, a few % larger)."""
+        from io import BytesIO
+
+        from PIL import Image
+
+        w, h = canvas.get_width_height(physical=True)
+        image = Image.frombuffer("RGBA", (w, h), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
         buf = BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 3})
-        w, h = canvas.get_width_height()
+        image.save(buf, format="png", compress_level=3)
         return cls(buf.getvalue(), caption, int(w), int(h))
 
 

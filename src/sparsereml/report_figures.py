@@ -5,14 +5,17 @@ not available the figures are drawn one after another in this process, with the 
 """
 from __future__ import annotations
 
+import gc
 import multiprocessing
+import threading
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from .errors import ModelError
 from .report_content import Plot
 
-__all__ = ["FigureTask", "render", "usable_processes"]
+__all__ = ["FigureTask", "render", "usable_processes", "preload"]
 
 #: at most this many drawing processes
 MAX_PROCESSES = 4
@@ -21,31 +24,66 @@ MAX_PROCESSES = 4
 def _draw_functions() -> dict:
     from .plots import model, spatial
 
-    return {"overview": model.overview, "caterpillar": model.caterpillar, "ranking": model.ranking,
-            "residuals": model.residuals, "trace": model.trace, "variogram": spatial.variogram,
-            "residual_map": spatial.residual_map, "correlation_heatmap": spatial.correlation_heatmap,
-            "fa_biplot": spatial.fa_biplot}
+    return {"overview": model.overview, "caterpillar": model.caterpillar, "caterpillars": model.caterpillars,
+            "ranking": model.ranking, "residuals": model.residuals, "trace": model.trace,
+            "variogram": spatial.variogram, "residual_map": spatial.residual_map,
+            "correlation_heatmap": spatial.correlation_heatmap, "fa_biplot": spatial.fa_biplot}
+
+
+def _load_plotting() -> None:
+    from matplotlib.font_manager import FontProperties, findfont, get_font
+
+    _draw_functions()
+    get_font(findfont(FontProperties()))  # the default font, read once for every drawing process
+
+
+def preload() -> threading.Thread:
+    """Import matplotlib and the plots, and read the default font, in a thread: a report calls this
+    before building its results (much of which runs outside the GIL), so that the drawing processes
+    forked afterwards inherit them instead of each importing them again.  Join it before drawing."""
+    loading = threading.Thread(target=_load_plotting, name="sparsereml-plots", daemon=True)
+    loading.start()
+    return loading
 
 
 @dataclass
 class FigureTask:
-    """A figure to draw: ``kind`` (a plot function's name) of results number ``source`` with
-    ``args`` and ``kwargs``."""
+    """A figure to draw: ``kind`` (a plot function's name) of results number ``source`` (or of the
+    list of results numbered by a tuple ``source``) with ``args`` and ``kwargs``."""
 
-    source: int
+    source: int | tuple[int, ...]
     kind: str
     args: tuple
     caption: str
     kwargs: dict = field(default_factory=dict)
 
 
+#: kinds of report figure laid out by :func:`~sparsereml.report_layout.place_axes` (grids of
+#: subplots whose outside texts it measures) rather than by their own layout engine
+MEASURED_LAYOUT = {"overview", "caterpillar", "caterpillars", "residuals", "trace"}
+
+
 def draw(task: FigureTask, results: list) -> Plot | str:
     """The figure as a Plot, or a note saying why the fit cannot have it (the plot's ModelError)."""
     try:
-        fig = _draw_functions()[task.kind](results[task.source], *task.args, **task.kwargs)
+        of = results[task.source] if isinstance(task.source, int) else [results[k] for k in task.source]
+        fig = _draw_functions()[task.kind](of, *task.args, **task.kwargs)
     except ModelError as exc:
         return f"{task.caption}: not drawn ({exc})"
-    return Plot.from_figure(fig[0] if isinstance(fig, tuple) else fig, task.caption)
+    fig = fig[0] if isinstance(fig, tuple) else fig
+    if task.kind not in MEASURED_LAYOUT or not fig.axes:
+        return Plot.from_figure(fig, task.caption)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from .report_layout import drawn_to_the_edge, place_axes
+
+    canvas = FigureCanvasAgg(fig)
+    place_axes(fig, canvas.get_renderer())
+    canvas.draw()
+    if drawn_to_the_edge(canvas):  # something the measures left out: lay it out as the plot would
+        fig.set_layout_engine("constrained")
+        canvas.draw()
+    return Plot.from_canvas(canvas, task.caption)
 
 
 _INHERITED: list = []  # the results, set before the workers are forked
@@ -86,12 +124,40 @@ def render(tasks: list[FigureTask], results: list, processes: int | None = None)
         Drawing processes (default: :func:`usable_processes`); 1 draws here, one after another.
     """
     n = min(len(tasks), usable_processes() if processes is None else int(processes))
-    if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [draw(t, results) for t in tasks]
-    global _INHERITED
-    _INHERITED = results
+    with _frozen_heap():
+        if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            return [draw(t, results) for t in tasks]
+        global _INHERITED
+        _INHERITED = results
+        # the costliest first, so that the last ones to finish are short
+        order = sorted(range(len(tasks)), key=lambda i: -_cost(tasks[i]))
+        try:
+            with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
+                drawn = list(pool.map(_draw_inherited, [tasks[i] for i in order], chunksize=1))
+        finally:
+            _INHERITED = []
+        out: list = [None] * len(tasks)
+        for i, d in zip(order, drawn):
+            out[i] = d
+        return out
+
+
+def _cost(task: FigureTask) -> float:
+    """A figure's drawing time relative to a plain one: by its number of axes and its records."""
+    panels = 1 if isinstance(task.source, int) else len(task.source)
+    return {"overview": 1.3, "residuals": 1.5, "trace": 1.4, "caterpillars": 0.5 * panels + 0.2}.get(task.kind, 1.0)
+
+
+@contextmanager
+def _frozen_heap():
+    """The objects alive now (and in forked workers, those inherited) left out of the garbage
+    collector's passes while the figures are drawn: matplotlib makes enough objects for many
+    passes, and each full pass went through every module and result of the process."""
+    if gc.get_freeze_count():  # frozen by someone else: theirs to undo
+        yield
+        return
+    gc.freeze()
     try:
-        with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
-            return list(pool.map(_draw_inherited, tasks, chunksize=1))
+        yield
     finally:
-        _INHERITED = []
+        gc.unfreeze()

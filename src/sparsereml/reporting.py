@@ -66,7 +66,7 @@ def draw_figures(reports: list, results: list, processes: int | None = None) -> 
 def data_report(res: FitResults, source: int = 0) -> Report:
     """The data: the response by the first factor of the fixed formula (every record a jittered,
     transparent point) and that factor's levels' n, mean, SD, minimum and maximum."""
-    from .records import records_and_names
+    from .records import level_codes, records_and_names
 
     rep = Report()
     rec, names = records_and_names(res)
@@ -76,7 +76,7 @@ def data_report(res: FitResults, source: int = 0) -> Report:
         return rep
     _figure(sec, source, "overview", (), f"{names['response']} by {names['by']}: every record a jittered, "
             f"transparent point; the bar is the mean")
-    by = pd.Categorical(rec["by"].to_numpy(dtype=str), categories=names["by_levels"])
+    by = pd.Categorical.from_codes(level_codes(rec["by"], names["by_levels"]), categories=names["by_levels"])
     g = rec["response"].groupby(by, observed=True)
     table = pd.DataFrame({"n": g.size(), "mean": g.mean(), "SD": g.std(), "min": g.min(), "max": g.max()})
     table.index.name = names["by"]
@@ -103,7 +103,7 @@ def _has_correlations(v: dict) -> bool:
     return R.shape[0] > 1 and not np.allclose(np.nan_to_num(R[~np.eye(R.shape[0], dtype=bool)]), 0)
 
 
-def _random_sections(rep: Report, res: FitResults, source: int) -> None:
+def _random_sections(rep: Report, res: FitResults, source: int, blup_figures: bool = True) -> None:
     for name, v in res.covariances.items():
         if not _has_correlations(v):
             continue
@@ -116,7 +116,10 @@ def _random_sections(rep: Report, res: FitResults, source: int) -> None:
     for term in res.random_terms:
         sec = rep.add(f"Random effects: {term}")
         n = len(res.blups(term))
-        _figure(sec, source, "caterpillar", (term,), f"BLUPs of {term} with 95% prediction intervals")
+        if blup_figures:
+            _figure(sec, source, "caterpillar", (term,), f"BLUPs of {term} with 95% prediction intervals")
+        else:
+            sec.line(f"the BLUPs of {term} are drawn beside the other models' under the comparison")
         ranked = _ranked(res, term)
         if ranked is not None:  # the table, not sr.plots.ranking's bars: it holds every number
             shown = f"all {n}" if n <= MAX_RANKED else f"the top {MAX_RANKED} of {n:,} (every level is in the BLUP file)"
@@ -136,10 +139,12 @@ def _residual_sections(rep: Report, res: FitResults, source: int) -> None:
                  "sr.plots.residual_map(m, group) draws any other")
 
 
-def fit_report(res: FitResults, *, data: bool = True, source: int = 0, max_rows: int = MAX_ROWS) -> Report:
+def fit_report(res: FitResults, *, data: bool = True, source: int = 0, max_rows: int = MAX_ROWS,
+               blup_figures: bool = True) -> Report:
     """A fit's report: the summary (model, likelihood, variance components with 95% Wald intervals,
     covariance models, fixed effects), Wald tests, predictions and functions of the components
-    when the results hold them, the data, random effects, residuals and the iterations; tables
+    when the results hold them, the data, random effects (without their caterpillars when not
+    ``blup_figures``: a comparison draws them side by side), residuals and the iterations; tables
     cut at ``max_rows`` rows (the files hold every row).  Figures
     are :class:`~sparsereml.report_figures.FigureTask` of results number ``source`` until
     :func:`draw_figures` draws them."""
@@ -159,7 +164,7 @@ def fit_report(res: FitResults, *, data: bool = True, source: int = 0, max_rows:
             sec.line(f"SED: min {sed['min']:.6g}  mean {sed['mean']:.6g}  max {sed['max']:.6g}")
     if data:
         rep.sections += data_report(res, source).sections
-    _random_sections(rep, res, source)
+    _random_sections(rep, res, source, blup_figures)
     _residual_sections(rep, res, source)
     sec = rep.add("Iterations")
     _figure(sec, source, "trace", (), f"{getattr(res, 'likelihood', 'REML')} log-likelihood and parameters by iteration")
@@ -247,16 +252,21 @@ def report(models, path=None, names=None, *, title: str | None = None, wald: str
     if isinstance(predict, str):
         predict = [predict]
     table = compare(models, names=names).formatted() if len(models) > 1 else None  # refused before any work
+    from .report_figures import preload
+
+    loading = preload()  # matplotlib's import while the results are built
     results = [results_of(m, wald=wald, predict=predict, functions=functions) for m in models]
     parts = []
     if table is not None:  # the data once, for every model
         intro = Report()
         intro.add("Models compared").table(table)
         intro.sections += data_report(results[0]).sections
+        _compared_blups(intro, results, names)
         parts.append(("Comparison", "comparison", intro))
     for k, (name, res) in enumerate(zip(names, results)):
         parts.append((name if table is not None else "Fit", _anchor(name),
-                      fit_report(res, data=table is None, source=k)))
+                      fit_report(res, data=table is None, source=k, blup_figures=table is None)))
+    loading.join()  # before the drawing processes are forked
     draw_figures([rep for _, _, rep in parts], results, processes)
     page = render_page(title or _default_title(results, names), parts)
     if path is None:
@@ -266,6 +276,18 @@ def report(models, path=None, names=None, *, title: str | None = None, wald: str
     except OSError as exc:
         raise SparseREMLError(f"cannot write the report to {str(path)!r}: {exc.strerror or exc}") from None
     return path
+
+
+def _compared_blups(rep: Report, results: list, names: list) -> None:
+    """One figure per random term: its caterpillar in every model that has it, side by side (one
+    figure, not one per model and term: each figure costs its drawing's fixed part)."""
+    terms = list(dict.fromkeys(t for res in results for t in res.random_terms))
+    for term in terms:
+        which = tuple(k for k, res in enumerate(results) if term in res.random_terms)
+        shown = [names[k] for k in which]
+        sec = rep.add(f"Random effects: {term}")
+        _figure(sec, which, "caterpillars", (term,), f"BLUPs of {term} with 95% prediction intervals: "
+                f"{', '.join(shown)}", names=shown)
 
 
 def _anchor(name: str) -> str:

@@ -121,11 +121,18 @@ class FittedModel(FixedEffectsInference):
     # -- variance parameters -----------------------------------------------------------
     def _working_vcov(self) -> np.ndarray:
         """Inverse AI over the estimated working parameters; NaN rows/columns for B and F."""
+        return self._inverse_ai.copy()
+
+    @cached_property
+    def _inverse_ai(self) -> np.ndarray:
+        # once per model (the results ask for it a dozen times), with one BLAS thread: from 64
+        # parameters OpenBLAS starts its threads, which wait for cores on a busy machine
         free = self._working_codes == "P"
         V = np.full((free.size, free.size), np.nan)
         idx = np.flatnonzero(free)
         if idx.size:
-            V[np.ix_(idx, idx)] = np.linalg.pinv(self._ai[np.ix_(idx, idx)])
+            with self.control.threading():
+                V[np.ix_(idx, idx)] = np.linalg.pinv(self._ai[np.ix_(idx, idx)])
         return V
 
     @cached_property
@@ -164,8 +171,10 @@ class FittedModel(FixedEffectsInference):
 
     # -- fixed and random effects ----------------------------------------------------------
     def _pev(self, start: int, size: int) -> np.ndarray:
-        with self.control.threading():  # the fit's thread counts, one BLAS thread for small blocks
-            zc = self._problem.selected_inverse(self._evaluation)
+        zc = self._evaluation.zc  # kept once computed: setting the thread counts costs more than a lookup
+        if zc is None:
+            with self.control.threading():  # the fit's thread counts, one BLAS thread for small blocks
+                zc = self._problem.selected_inverse(self._evaluation)
         return zc[self._diag_pos[start:start + size]]
 
     @cached_property

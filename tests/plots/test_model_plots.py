@@ -175,6 +175,25 @@ def test_caterpillar_top_keeps_the_largest(m):
     assert labels == [str(v) for v in b.sort_values("BLUP", kind="stable").index[-10:]]
 
 
+def test_caterpillars_put_each_models_caterpillar_side_by_side(network, backend, m):
+    m1 = sr.fit("dbh ~ Trial", random="~ Trial:Block + Mother", data=network, backend=backend)
+    fig = plots.caterpillars([m, m1], "Mother", names=["full", "small"])
+    assert len(fig.axes) == 2 and fig.axes[0].get_shared_y_axes().joined(*fig.axes)
+    for ax, model, name in zip(fig.axes, [m, m1], ["full", "small"]):
+        b = model.blups("Mother").sort_values("BLUP", kind="stable")
+        np.testing.assert_allclose(_by_gid(ax, "blups")[0].get_ydata(), b["BLUP"].to_numpy())
+        segs = np.array(_by_gid(ax, "intervals")[0].get_segments())
+        z = NormalDist().inv_cdf(0.975)
+        np.testing.assert_allclose((segs[:, 1, 1] - segs[:, 0, 1]) / 2, z * np.sqrt(b["PEV"].to_numpy()), rtol=1e-12)
+        assert ax.get_title() == f"{name} ({len(b):,} levels)"
+    assert fig.axes[0].get_legend() is not None and fig.axes[1].get_legend() is None
+    with pytest.raises(ModelError, match="2 names for 1 models"):
+        plots.caterpillars([m], "Mother", names=["a", "b"])
+    with pytest.raises(ModelError, match="'Trial:Mother'"):
+        plots.caterpillars([m, m1], "Trial:Mother")  # not a term of m1
+    _png(fig)
+
+
 def test_ranking_bars_are_the_top_blups_with_their_accuracy(m):
     b = m.blups("Mother").sort_values("BLUP", ascending=False).iloc[:12]
     s2 = m.varcomp.loc["Mother", "component"]

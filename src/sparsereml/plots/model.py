@@ -20,9 +20,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from ..errors import ModelError, UnknownName
-from ..records import factor_levels
+from ..records import factor_levels, level_codes
 
-__all__ = ["overview", "caterpillar", "ranking", "residuals", "trace"]
+__all__ = ["overview", "caterpillar", "caterpillars", "ranking", "residuals", "trace"]
 
 #: matplotlib ``gid`` of the artists a test or a caller may want to find again.
 POINTS, MEANS, INTERVALS, BLUPS = "points", "means", "intervals", "blups"
@@ -57,7 +57,7 @@ def _model_frame(model) -> tuple[pd.DataFrame, str, str]:
         raise ModelError(names["why"])
     if names.get("by") is None:
         raise ModelError(names["why_no_by"])
-    by = pd.Categorical(rec["by"].to_numpy(dtype=str), categories=names["by_levels"])
+    by = pd.Categorical.from_codes(level_codes(rec["by"], names["by_levels"]), categories=names["by_levels"])
     frame = pd.DataFrame({names["response"]: rec["response"].to_numpy(), names["by"]: by})
     return frame, names["response"], names["by"]
 
@@ -227,6 +227,42 @@ def caterpillar(model, term: str, *, top: int | None = None, level: float = 0.95
     return fig
 
 
+def caterpillars(models: list, term: str, names: list | None = None, *, level: float = 0.95) -> Figure:
+    """The caterpillars of one random term in several models side by side, on one BLUP axis.
+
+    Parameters
+    ----------
+    models : list of FittedModel or FitResults
+        Models that all have the random term ``term``.
+    term : str
+    names : list of str, optional
+        The models' names, as the panels' titles (default "model 1", ...).
+    level : float
+        Coverage of the intervals, as :func:`caterpillar`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.axes[k]`` is the caterpillar of ``models[k]`` (as :func:`caterpillar` draws it on
+        ``ax``) titled with its name and number of levels; the first holds the legend.
+    """
+    if not models:
+        raise ModelError(f"caterpillars needs at least one model with the term {term!r}")
+    names = [f"model {k + 1}" for k in range(len(models))] if names is None else [str(n) for n in names]
+    if len(names) != len(models):
+        raise ModelError(f"caterpillars: {len(names)} names for {len(models)} models; give one name per model")
+    n = len(models)
+    fig = Figure(figsize=(8.0 if n <= 2 else 11.0, 4.8), layout="constrained")
+    axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
+    for k, (model, name, ax) in enumerate(zip(models, names, axes)):
+        caterpillar(model, term, level=level, ax=ax)
+        ax.set_title(f"{name} ({len(ax.get_lines()[0].get_xdata()):,} levels)")
+        if k:  # one legend and one BLUP label for the row
+            ax.get_legend().remove()
+            ax.set_ylabel("")
+    return fig
+
+
 def ranked_blups(model, term: str) -> tuple[pd.DataFrame, float]:
     """The BLUPs of a term with one variance sigma2, largest first, with ``accuracy`` =
     sqrt(1 - PEV / sigma2); and sigma2.  ModelError for a term with several variances or a zero one."""
@@ -311,7 +347,7 @@ def residuals(model, *, ax: Axes | None = None) -> Figure:
     fitted = rec["fitted"].to_numpy(dtype=float)
     res = rec["residual"].to_numpy(dtype=float)
     labels = grids_of(model)[0]
-    rg = pd.Categorical(rec["group"].to_numpy(), categories=labels).codes
+    rg = level_codes(rec["group"], labels)
     fig, ax = _axes(ax)
     a = _auto_alpha(fitted.size)
     cmap = matplotlib.colormaps["tab20" if len(labels) > 10 else "tab10"]
