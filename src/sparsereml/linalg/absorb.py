@@ -21,7 +21,7 @@ from .._compiled import counting_sort, sort_rows
 from .ordering import permuted_rows
 from .threads import in_parallel, work_ranges
 
-__all__ = ["choose_absorbed", "AbsorbPlan"]
+__all__ = ["choose_absorbed", "enough_absorbed", "AbsorbPlan"]
 
 
 @njit(cache=True)
@@ -52,9 +52,14 @@ def choose_absorbed(lower: sp.csc_matrix, cap: int = 64, min_fraction: float = 0
     deg = np.diff(Cp) - 1 + np.diff(Rp)  # neighbours below and above, diagonal excluded
     order = np.argsort(deg, kind="stable").astype(np.int64)
     take = _independent_set(order, deg, Cp, Ci, Rp, Rj, cap)
-    if take.sum() < max(16, min_fraction * n) or take.sum() == n:
+    if not enough_absorbed(int(take.sum()), n, min_fraction):
         return np.empty(0, dtype=np.int64)
     return np.flatnonzero(take)
+
+
+def enough_absorbed(k: int, n: int, min_fraction: float = 0.05) -> bool:
+    """Whether absorbing k of n unknowns is worth a plan: not too few, and not all of them."""
+    return max(16, min_fraction * n) <= k < n
 
 
 @njit(cache=True)

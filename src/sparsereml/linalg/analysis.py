@@ -1,8 +1,10 @@
-"""How SparseLDL factors the reduced equations: their order, and the star or the backend.
+"""How SparseLDL factors the equations: what it absorbs, the order, and the star or the backend.
 
-:func:`choose_method` runs once, when the factor is analysed: it orders the unknowns left after
-the absorption by the cost model (``ordering.py``), and hands a star-shaped factor (dense
-leaves around the dense block) to :class:`~.star.StarFactor`, anything else to the sparse
+Both run once, when the factor is analysed.  :func:`choose_absorption` picks the unknowns
+absorbed before the sparse factor (``absorb.py``), keeping whole a term of which only a few
+levels would be absorbed when the cost model says so.  :func:`choose_method` orders the unknowns
+left after the absorption by the cost model (``ordering.py``), and hands a star-shaped factor
+(dense leaves around the dense block) to :class:`~.star.StarFactor`, anything else to the sparse
 backend.
 """
 from __future__ import annotations
@@ -12,16 +14,83 @@ import os
 import numpy as np
 import scipy.sparse as sp
 
-from .ordering import choose_order, permute_lower, predicted_cost
+from .absorb import AbsorbPlan, choose_absorbed, enough_absorbed
+from .ordering import _SCATTER_RATE, choose_order, permute_lower, predicted_cost
 from .star import StarFactor
 
-__all__ = ["choose_method", "NARROW_LEAF"]
+__all__ = ["choose_absorption", "choose_method", "NARROW_LEAF"]
 
 NARROW_LEAF = 64  # a star whose leaves are at most this wide is not compared with CHOLMOD's AMD
+# a term (group) of which less than this share would be absorbed is a candidate to keep whole ...
+MINORITY = 0.5
+# ... when absorbing its levels would add at least this share of the reduced pattern's entries
+FILL_SHARE = 0.05
+
+
+def _absorbed(lower: sp.csc_matrix, absorbed: np.ndarray):
+    """(AbsorbPlan or None, the reduced lower pattern) for absorbing ``absorbed``."""
+    if not absorbed.size:
+        return None, lower
+    plan = AbsorbPlan(lower, absorbed)
+    return plan, plan.reduced_pattern()
+
+
+def choose_absorption(lower: sp.csc_matrix, groups: np.ndarray | None, absorb: bool = True):
+    """What to absorb before the sparse factor: the independent set of low-degree unknowns
+    (:func:`~.absorb.choose_absorbed`), or that set less the levels of terms it would absorb
+    only a few of, whichever the cost model predicts cheaper.
+
+    A crossed term that the grouped orders put in the dense block as a whole (mothers across
+    trials, say) can have a few levels of low degree (a mother planted in few blocks).
+    Absorbing those joins the units they meet (blocks of different trials) into one large
+    dense front, which costs far more than the few columns they add to the dense block.  The
+    other candidate is weighed only when such levels would add at least FILL_SHARE of the
+    reduced pattern's entries (a couple of stray levels are not worth a second analysis).
+
+    Parameters
+    ----------
+    lower : scipy.sparse.csc_matrix
+        Lower pattern of the matrix (sorted rows, full diagonal).
+    groups : ndarray of int or None
+        Ordering group (term) of every unknown.
+    absorb : bool
+        Whether to absorb at all.
+
+    Returns
+    -------
+    tuple
+        (AbsorbPlan or None, reduced lower pattern, the result of
+        :func:`~.ordering.choose_order` on it when it was computed here, else None).
+    """
+    absorbed = choose_absorbed(lower) if absorb else np.empty(0, dtype=np.int64)
+    plan, reduced = _absorbed(lower, absorbed)
+    if groups is None or not absorbed.size:
+        return plan, reduced, None
+    groups = np.asarray(groups)
+    size = np.bincount(groups)
+    share = np.bincount(groups[absorbed], minlength=size.size) / np.maximum(size, 1)
+    few = share[groups[absorbed]] < MINORITY  # absorbed levels of terms mostly kept
+    if not few.any():
+        return plan, reduced, None
+    n = lower.shape[0]
+    degree = np.diff(lower.indptr) + np.bincount(lower.indices, minlength=n) - 2  # diagonal counted twice
+    pairs = degree[absorbed] * (degree[absorbed] + 1) / 2.0  # entries each absorbed column updates
+    if pairs[few].sum() < FILL_SHARE * reduced.nnz:
+        return plan, reduced, None
+    other = absorbed[~few] if enough_absorbed(int((~few).sum()), n) else np.empty(0, dtype=np.int64)
+    cands = [(plan, reduced, pairs.sum()), (*_absorbed(lower, other), pairs[~few].sum() if other.size else 0.0)]
+    best = None
+    for plan_c, reduced_c, work in cands:
+        rest = plan_c.rest if plan_c else np.arange(n)
+        ordered = choose_order(reduced_c, groups[rest])
+        cost = ordered[1] + work / _SCATTER_RATE  # the reduced factor, and the absorption's updates
+        if best is None or cost < best[0]:
+            best = (cost, plan_c, reduced_c, ordered)
+    return best[1:]
 
 
 def choose_method(reduced: sp.csc_matrix, rest: np.ndarray, groups: np.ndarray | None, opts: dict,
-                  star: bool | None, backend: str):
+                  star: bool | None, backend: str, ordered: tuple | None = None):
     """Order of the reduced unknowns and how to factor them: the cheapest of the grouped orders
     (and, with CHOLMOD, its AMD) by the cost model; a star-shaped factor in that order goes to
     StarFactor, anything else to the backend (QDLDL orders by AMD itself).
@@ -45,6 +114,8 @@ def choose_method(reduced: sp.csc_matrix, rest: np.ndarray, groups: np.ndarray |
     star : bool or None
         Whether a star may be used (None: unless the environment variable SPARSEREML_STAR is 0).
     backend : {"cholmod", "qdldl"}
+    ordered : tuple, optional
+        :func:`~.ordering.choose_order` of ``reduced`` with these groups, when known already.
 
     Returns
     -------
@@ -57,7 +128,10 @@ def choose_method(reduced: sp.csc_matrix, rest: np.ndarray, groups: np.ndarray |
     order, table, found, post, red_q = identity, [], None, None, None
     best = "natural"
     if groups is not None:
-        order, _, table, symbolic = choose_order(reduced, np.asarray(groups)[rest])
+        if ordered is None:
+            ordered = choose_order(reduced, np.asarray(groups)[rest])
+        order, _, table, symbolic = ordered
+        table = list(table)  # AMD's row is added below
         best = min(table, key=lambda t: t[1])[0] if table else best
         red_q = permute_lower(reduced, order)
         if use_star:

@@ -20,8 +20,7 @@ from numba import get_num_threads
 from scipy.linalg import blas, lapack, solve_triangular
 
 from . import kernels, selinv
-from .absorb import AbsorbPlan, choose_absorbed
-from .analysis import choose_method
+from .analysis import choose_absorption, choose_method
 from .backends import LDL, NotPositiveDefinite, make_backend, resolve_backend
 from .sparse_solve import DENSE_LIMIT, sparse_quadratic
 from .star import StarFactor
@@ -82,13 +81,11 @@ class SparseLDL:
         self.n = lower.shape[0]
         self._rows = lower.indices.astype(np.int64)
         self._cols = np.repeat(np.arange(self.n, dtype=np.int64), np.diff(lower.indptr))
-        absorbed = choose_absorbed(lower) if absorb else np.empty(0, dtype=np.int64)
-        self._plan = AbsorbPlan(lower, absorbed) if absorbed.size else None
+        self._plan, reduced, ordered = choose_absorption(lower, groups, absorb)
         rest = self._plan.rest if self._plan else np.arange(self.n)
-        reduced = self._plan.reduced_pattern() if self._plan else lower
         self.backend = resolve_backend(backend)
         order, opts, red_q, star, self.ordering_table, self.ordering = choose_method(
-            reduced, rest, groups, dict(options), star, self.backend)
+            reduced, rest, groups, dict(options), star, self.backend, ordered)
         self.method = "leaves + dense block (LAPACK)" if star is not None else self.backend
         self._rest_order = rest[order]  # reduced unknowns in the order handed to the backend
         qpos = np.empty(rest.size, dtype=np.int64)
