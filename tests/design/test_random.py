@@ -33,6 +33,24 @@ def test_at_blocks_one_per_level(df):
     assert rb.blocks == [ColumnBlock("at(T, 3):B", 0, 4)] and np.all((rb.record_column >= 0) == (df["T"] == 3))
 
 
+@pytest.mark.parametrize("dtype", ["int", "str", "category", "float", "object"])
+def test_at_codes_only_the_kept_rows_as_the_whole_column_would(df, dtype, monkeypatch):
+    # at(T, ...):G codes G on the records at() keeps (clone ids of the clones only, say): the same
+    # columns, labels and blocks as coding G on every record first
+    ids = np.random.default_rng(1).permutation(24) * 7 + 3  # one level per record, unsorted
+    g = {"int": ids, "str": [f"g{i}" for i in ids], "category": pd.Categorical([f"g{i}" for i in ids]),
+         "float": ids.astype(float), "object": np.array([f"g{i}" if i % 2 else int(i) for i in ids], dtype=object)}
+    data = df.assign(G=g[dtype])
+    spec = model_spec("y ~ 1", "~ at(T, c(1, 3)):G + at(T, 2):B")
+    fast = build_design(spec, data).random
+    monkeypatch.setattr("sparsereml.design.random._kept_rows_factor", lambda term, columns: None)
+    whole = build_design(spec, data).random
+    for a, b in zip(fast, whole):
+        assert np.array_equal(a.record_column, b.record_column)
+        assert tuple(a.levels) == tuple(b.levels) and a.blocks == b.blocks
+    assert fast[0].size == 16 and np.all((fast[0].record_column >= 0) == df["T"].isin([1, 3]))
+
+
 def test_random_columns_are_factors_whatever_their_dtype(df):
     d = build_design(model_spec("y ~ 1", "~ M"), df.assign(M=df.M.astype(float)))
     assert d.random[0].levels == ("1", "2", "3", "4", "5")

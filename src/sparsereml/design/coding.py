@@ -143,6 +143,10 @@ def combine(factors: list[Factor], name: str | None = None) -> Factor:
 class ColumnSet(dict):
     """Data columns by name; :meth:`factor` codes a column once and remembers it."""
 
+    def has_factor(self, name: str) -> bool:
+        """Whether column ``name`` is coded already."""
+        return name in self.__dict__.get("_factors", {})
+
     def factor(self, name: str) -> Factor:
         cache = self.__dict__.setdefault("_factors", {})
         if name not in cache:

@@ -10,7 +10,7 @@ from ..errors import DataError, ModelError
 from ..formula.model_terms import RandomTerm
 from ..formula.terms import VM, At, Cross, Units, Var
 from ..registry import cov_model
-from .coding import Factor, combine, encode, factor_of
+from .coding import ColumnSet, Factor, combine, encode, factor_of
 
 __all__ = ["ColumnBlock", "RandomBlock", "random_block", "check_cov_levels", "check_separable"]
 
@@ -121,6 +121,9 @@ def random_block(term: RandomTerm, columns: dict, n: int | None = None, matrices
     vm = next((f for f in term.factors if isinstance(f, VM)), None)
     if vm is not None:
         return _related_block(term, vm, columns, matrices or {})
+    kept = _kept_rows_factor(term, columns) if term.at is not None and term.struct is None else None
+    if kept is not None:
+        return _per_level_block(term, term.at, kept, columns, term.level_label)
     inner = combine([_units(n) if isinstance(v, Units) else _cross_factor(columns, v) if isinstance(v, Cross)
                      else factor_of(columns, v.name) for v in term.factors])
     if term.struct is not None and term.struct.covariates is not None:
@@ -136,6 +139,35 @@ def random_block(term: RandomTerm, columns: dict, n: int | None = None, matrices
         raise DataError(f"random term {term.label!r} has only one level ({inner.levels[0]}); "
                         f"its variance cannot be estimated")
     return RandomBlock(term, inner.codes, inner.levels, [ColumnBlock(term.label, 0, inner.n_levels)])
+
+
+def _kept_rows_factor(term: RandomTerm, columns: dict) -> Factor | None:
+    """For ``at(F, levels):T`` with T one column: T coded on the records at() keeps (-1 on the
+    others), or None where that could differ from coding all records.  Clone ids, say, are one
+    level per tree of the whole network but only the clones' few hundred are kept, and coding
+    (sorting, labelling) the rest is most of the term's cost.  The levels come in the same order
+    with the same labels as from the whole column, as long as a subset sorts as the whole does:
+    categories, text and integers (not floats, whose labels depend on all values being whole,
+    nor mixed objects, which sort as text only when they do not compare)."""
+    if len(term.factors) != 1 or type(term.factors[0]) is not Var:
+        return None
+    name = term.factors[0].name
+    if isinstance(columns, ColumnSet) and columns.has_factor(name):
+        return None  # coded whole already
+    col = columns[name]
+    dt = col.dtype
+    if not (isinstance(dt, (pd.CategoricalDtype, pd.StringDtype)) or (isinstance(dt, np.dtype) and dt.kind in "iu")):
+        return None
+    af = factor_of(columns, term.at.factor)
+    sel = np.zeros(af.n_levels + 1, dtype=bool)  # the last entry stands for a missing F (code -1)
+    sel[_at_levels(term.at, af)] = True
+    rows = sel[af.codes]
+    if rows.all():
+        return None
+    sub = encode(col[rows], name)
+    codes = np.full(rows.size, -1, dtype=np.int64)
+    codes[rows] = sub.codes
+    return Factor(name, codes, sub.levels)
 
 
 def _scaled_block(term: RandomTerm, lin: Var, columns: dict, n: int | None, matrices) -> RandomBlock:
@@ -170,6 +202,8 @@ def _cross_factor(columns: dict, cross: Cross) -> Factor:
 def _no_parent(values: pd.Series) -> np.ndarray:
     """Rows without a parent in an and() column: missing, 0 or "0" (open pollination)."""
     miss = values.isna().to_numpy()
+    if isinstance(values.dtype, np.dtype) and values.dtype.kind in "iu":  # whole numbers: "0" only for 0
+        return miss | (values.to_numpy() == 0)
     text = values.astype("string").str.strip().fillna("").to_numpy(dtype=object)
     return miss | np.isin(text, ["0", "0.0", ""])
 
@@ -243,12 +277,13 @@ def _per_level_block(term: RandomTerm, at: At, inner: Factor, columns: dict, lab
     sel = np.zeros(af.n_levels, dtype=bool)
     sel[chosen] = True
     both = combine([af, inner])
+    coded = both.codes >= 0  # records outside the rows T was coded on (_kept_rows_factor) have none
     at_of_col = np.empty(both.n_levels, dtype=np.int64)
-    at_of_col[both.codes] = af.codes  # levels are sorted by F first, so blocks are contiguous
+    at_of_col[both.codes[coded]] = af.codes[coded]  # levels are sorted by F first, so blocks are contiguous
     keep_level = sel[at_of_col]
     remap = np.full(both.n_levels, -1, dtype=np.int64)
     remap[keep_level] = np.arange(int(keep_level.sum()))
-    codes = remap[both.codes]
+    codes = np.where(coded, remap[both.codes], -1)
     # by position: labelling every combination first (PairLabels) costs most of this function
     # when at() keeps few levels of a large interaction, e.g. at(Type, clone):Clone
     levels = tuple(both.levels[int(i)] for i in np.flatnonzero(keep_level))
