@@ -36,8 +36,8 @@ class RowFilter:
         """The used rows' factor columns, their response and the rows dropped by reason."""
         for col in (self.response, *self.columns):
             if col not in df.columns:
-                raise DataError(f"column {col!r} is not in {name} (columns: {', '.join(map(str, df.columns))}); "
-                                f"every partition needs the model's columns")
+                raise DataError(f"column {col!r} is not in {name}; every partition needs the model's columns "
+                                f"(check its spelling and that partition's header)")
         yser = df[self.response]
         if len(df) and (pd.api.types.is_bool_dtype(yser) or not pd.api.types.is_numeric_dtype(yser)):
             raise DataError(f"the response {self.response!r} must be numeric; it has dtype {yser.dtype} in {name}")
