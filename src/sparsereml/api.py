@@ -35,7 +35,7 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
         factors=None, na_action: str = "error", start=None, fix: dict | None = None, matrices: dict | None = None,
         control: Control | None = None, backend: str | None = None, max_iter: int | None = None,
         tol: float | None = None, verbose: bool = False, callback=None, family=None, method: str | None = None,
-        weights=None, offset=None, before=None) -> FittedModel:
+        weights=None, offset=None, before=None, scheduler=None) -> FittedModel:
     """Fit a linear mixed model by REML, or a generalized linear mixed model (``family=``).
 
     Parameters
@@ -52,8 +52,12 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     residual : str, optional
         ``"~ units"`` (default, one residual variance), ``"~ at(F):units"`` (one per level of
         F) or a grid such as ``"~ ar1(Row):ar1(Col)"`` (see the README).
-    data : DataFrame (pandas or polars) or path to a CSV or Parquet file
-        Only read, never modified.
+    data : DataFrame (pandas or polars), path to a CSV or Parquet file, or partitioned data
+        Only read, never modified.  A directory or glob of Parquet (or CSV) files
+        (``"trees/*.parquet"``) or a Dask DataFrame is read partition by partition with Dask:
+        the data pass runs over the partitions, the equations and iterations here, with the
+        results of the same data in memory.  So far for models of factors with independent
+        residual groups; per-record outputs (fitted values, residuals) are not kept.
     factors : list of str, optional
         Numeric columns to use as factors in every formula (trial or block numbers read from a
         file).  A numeric column that the fixed formula would use as a covariate while the random
@@ -94,6 +98,9 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     before : callable, optional
         GLMMs only: called with the parameter labels and the design before the iterations (to
         check what depends on them; see :func:`sparsereml.glmm.fit.fit_glmm`).
+    scheduler : str or dask.distributed.Client, optional
+        Partitioned data only: where the data pass runs ("threads", "processes", "synchronous",
+        or a Client); default Dask's (threads on this machine, or the active Client).
 
     Returns
     -------
@@ -105,6 +112,10 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     from .glmm.families import resolve_family
     fam = resolve_family(family)
     if fam is not None:
+        from .partitioned import is_partitioned
+        if is_partitioned(data) or scheduler is not None:
+            raise ModelError("generalized linear mixed models (family=) are not fitted to partitioned data (a "
+                             "directory, a glob or a Dask DataFrame) yet; read the data into a pandas DataFrame")
         from .glmm.fit import fit_glmm
         return fit_glmm(fixed, random, residual, data, family=fam, method=method or "laplace", weights=weights,
                         offset=offset, factors=factors, na_action=na_action, start=start, fix=fix,
@@ -117,7 +128,7 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     with FitProgress() if verbose else nullcontext() as progress:
         prepared = prepare_fit(fixed, random, residual, data, factors=factors, na_action=na_action, start=start,
                                fix=fix, matrices=matrices, control=control, backend=backend, max_iter=max_iter,
-                               tol=tol, progress=progress)
+                               tol=tol, progress=progress, scheduler=scheduler)
         return prepared.run(callback=callback, progress=progress)
 
 
@@ -182,7 +193,7 @@ class PreparedFit:
 def prepare_fit(fixed: str, random: str | None = None, residual: str | None = None, data=None, *,
                 factors=None, na_action: str = "error", start=None, fix: dict | None = None,
                 matrices: dict | None = None, control: Control | None = None, backend: str | None = None,
-                max_iter: int | None = None, tol: float | None = None, progress=None) -> PreparedFit:
+                max_iter: int | None = None, tol: float | None = None, progress=None, scheduler=None) -> PreparedFit:
     """Every stage of :func:`fit` before the iterations (arguments as there).  The command line
     uses it to check what it can (functions of the components, say) before the fit runs.
     ``progress`` (a function of one line of text) hears of each stage as it ends; a
@@ -195,7 +206,7 @@ def prepare_fit(fixed: str, random: str | None = None, residual: str | None = No
     spec = model_spec(fixed, random, residual)
     with control.threading():
         begin("design: reading the data and coding the factors")
-        design = build_design(spec, data, na_action, matrices, factors, control.backend)
+        design = _design(spec, data, na_action, matrices, factors, control.backend, scheduler)
         t1 = time.perf_counter()
         say(f"design: {design.n:,} records, {design.p:,} fixed-effect columns, "
             f"{design.n_columns - design.p:,} random-effect columns ({t1 - t0:.2f} s)")
@@ -210,6 +221,18 @@ def prepare_fit(fixed: str, random: str | None = None, residual: str | None = No
         t_start = time.perf_counter() - t_start
     return PreparedFit(problem, theta0, fixed_mask, control,
                        {"design": t1 - t0, **problem.seconds, "start": t_start})
+
+
+def _design(spec, data, na_action, matrices, factors, backend, scheduler):
+    """The design stage: in memory, or from the partitions of partitioned data (a directory, a glob,
+    a Dask DataFrame) with Dask."""
+    from .partitioned import build_partitioned_design, is_partitioned
+    if is_partitioned(data):
+        return build_partitioned_design(spec, data, na_action, matrices, factors, backend, scheduler)
+    if scheduler is not None:
+        raise ModelError("scheduler= is for partitioned data (a directory or glob of Parquet or CSV files, or a Dask "
+                         f"DataFrame); data here is {type(data).__name__} {str(data)[:60]!r}, read in memory")
+    return build_design(spec, data, na_action, matrices, factors, backend)
 
 
 def start_values(problem: REMLProblem, start=None, fix: dict | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -10,6 +10,8 @@ decides which trees died from a genetic liability (:mod:`sparsereml.datasets_sur
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 
@@ -80,103 +82,133 @@ def _simulate(seed, trials, trees, mothers, spatial) -> tuple[pd.DataFrame, pd.D
     the mother effects (``mother_effect = sqrt(sigma2_mother) L z``) and ``n_gp``, the number of
     grandparents that precede the mothers in the pedigree.  Drawing order and numbers are those of
     the reference simulator."""
-    _check_sizes(trials, trees, mothers)
-    n_trials, n_trees, n_mothers = trials, trees, mothers
-    rng = np.random.default_rng(seed)
-    srng = np.random.default_rng(seed + 1)  # spatial draws leave the main stream unchanged
+    net = _Network(seed, trials, trees, mothers, spatial)
+    parts, planted = [], []
+    for t in range(trials):
+        frame, y = net.trial(t)
+        parts.append(frame)
+        planted.append(y)
+    trees_df = pd.concat(parts, ignore_index=True)
+    trees_df["dbh"] = trees_df["dbh"].round(1)
+    dbh_planted = pd.Series(np.concatenate(planted)).round(1).to_numpy()
+    return trees_df, net.pedigree(), net.truth(), {"dbh_planted": dbh_planted, "L": net.L,
+                                                   "z_mother": net.z_mother, "n_gp": net.n_gp}
 
-    n_gp = max(20, n_mothers // 8)
-    sire, dam = [0] * n_gp, [0] * n_gp
-    related = rng.random(n_mothers) < 0.35
-    for m in range(n_mothers):
-        if related[m]:
-            p = rng.choice(n_gp, size=2, replace=False) + 1
-            sire.append(int(p[0]))
-            dam.append(int(p[1]) if rng.random() < 0.5 else 0)
-        else:
-            sire.append(0)
-            dam.append(0)
-    L = _relationship_cholesky(np.array(sire), np.array(dam))
-    n_ped = n_gp + n_mothers
 
-    sigma2_mother, sigma2_trial_mother = 30.0, 22.5
-    z_mother = rng.standard_normal(n_ped)
-    mother_all = np.sqrt(sigma2_mother) * (L @ z_mother)
-    mother_effect = mother_all[n_gp:]
+class _Network:
+    """The network's shared draws (pedigree, mother effects, trial parameters), then its trials
+    one at a time (:meth:`trial`, in order): what lets a large network be written trial by trial
+    without holding it all (:mod:`sparsereml.datasets_parquet`)."""
 
-    trial_mean = rng.uniform(120.0, 320.0, n_trials)
-    resid_var = np.exp(rng.normal(np.log(950.0), 0.35, n_trials))
-    block_var = rng.gamma(0.8, 77.0 / 0.8, n_trials)
-    n_blocks = rng.integers(6, 41, n_trials)
-    weights = rng.gamma(2.0, 1.0, n_trials)
-    trees_per_trial = np.maximum(600, (weights / weights.sum() * n_trees).astype(int))
+    def __init__(self, seed: int, trials: int, trees: int, mothers: int, spatial: bool):
+        _check_sizes(trials, trees, mothers)
+        n_trials, n_trees, n_mothers = trials, trees, mothers
+        self.seed, self.spatial, self.n_mothers = seed, spatial, n_mothers
+        rng = self.rng = np.random.default_rng(seed)
+        srng = self.srng = np.random.default_rng(seed + 1)  # spatial draws leave the main stream unchanged
 
-    spatial_share = srng.uniform(0.3, 0.7, n_trials) if spatial else np.zeros(n_trials)
-    rho_row = srng.uniform(0.2, 0.8, n_trials)
-    rho_col = srng.uniform(-0.2, 0.6, n_trials)
-    parts, planted, tm_effects, block_effects = [], [], {}, {}
-    tree_id = 0
-    for t in range(n_trials):
+        n_gp = self.n_gp = max(20, n_mothers // 8)
+        sire, dam = [0] * n_gp, [0] * n_gp
+        related = rng.random(n_mothers) < 0.35
+        for m in range(n_mothers):
+            if related[m]:
+                p = rng.choice(n_gp, size=2, replace=False) + 1
+                sire.append(int(p[0]))
+                dam.append(int(p[1]) if rng.random() < 0.5 else 0)
+            else:
+                sire.append(0)
+                dam.append(0)
+        self.sire, self.dam = sire, dam
+        self.L = _relationship_cholesky(np.array(sire), np.array(dam))
+        n_ped = n_gp + n_mothers
+
+        self.sigma2_mother, self.sigma2_trial_mother = 30.0, 22.5
+        self.z_mother = rng.standard_normal(n_ped)
+        mother_all = np.sqrt(self.sigma2_mother) * (self.L @ self.z_mother)
+        self.mother_effect = mother_all[n_gp:]
+
+        self.trial_mean = rng.uniform(120.0, 320.0, n_trials)
+        self.resid_var = np.exp(rng.normal(np.log(950.0), 0.35, n_trials))
+        self.block_var = rng.gamma(0.8, 77.0 / 0.8, n_trials)
+        self.n_blocks = rng.integers(6, 41, n_trials)
+        weights = rng.gamma(2.0, 1.0, n_trials)
+        self.trees_per_trial = np.maximum(600, (weights / weights.sum() * n_trees).astype(int))
+
+        self.spatial_share = srng.uniform(0.3, 0.7, n_trials) if spatial else np.zeros(n_trials)
+        self.rho_row = srng.uniform(0.2, 0.8, n_trials)
+        self.rho_col = srng.uniform(-0.2, 0.6, n_trials)
+        self.tm_effects, self.block_effects = {}, {}
+        self.tree_id = 0
+        self.next_trial = 0
+
+    def trial(self, t: int) -> tuple[pd.DataFrame, np.ndarray]:
+        """Trial ``t``'s trees (dbh not yet rounded) and their dbh before the dead were set missing;
+        trials must be drawn in order, as they share the random streams."""
+        assert t == self.next_trial, "trials are drawn in order"
+        self.next_trial += 1
+        rng, srng, n_mothers = self.rng, self.srng, self.n_mothers
         k = int(rng.integers(max(30, n_mothers // 8), max(60, n_mothers // 3)))
         moth = np.sort(rng.choice(n_mothers, size=k, replace=False))
-        tm = rng.normal(0.0, np.sqrt(sigma2_trial_mother), k)
-        b = rng.normal(0.0, np.sqrt(block_var[t]), n_blocks[t])
-        tm_effects.update({f"{t + 1}:{m + 1}": float(v) for m, v in zip(moth, tm)})
-        block_effects.update({f"{t + 1}:{j + 1}": float(v) for j, v in enumerate(b)})
-        nt = trees_per_trial[t]
-        blk = rng.integers(0, n_blocks[t], nt)
+        tm = rng.normal(0.0, np.sqrt(self.sigma2_trial_mother), k)
+        b = rng.normal(0.0, np.sqrt(self.block_var[t]), self.n_blocks[t])
+        self.tm_effects.update({f"{t + 1}:{m + 1}": float(v) for m, v in zip(moth, tm)})
+        self.block_effects.update({f"{t + 1}:{j + 1}": float(v) for j, v in enumerate(b)})
+        nt = self.trees_per_trial[t]
+        blk = rng.integers(0, self.n_blocks[t], nt)
         mj = rng.integers(0, k, nt)
-        e = rng.normal(0.0, np.sqrt(resid_var[t]), nt)
+        e = rng.normal(0.0, np.sqrt(self.resid_var[t]), nt)
         n_col = int(np.ceil(np.sqrt(nt)))
         pos = np.empty(nt, dtype=int)
         pos[np.argsort(blk, kind="stable")] = np.arange(nt)
         row, col = pos // n_col, pos % n_col
-        if spatial:
-            f = _ar1_field(srng, row.max() + 1, n_col, rho_row[t], rho_col[t])
-            share = spatial_share[t]
-            e = np.sqrt(1 - share) * e + np.sqrt(share * resid_var[t]) * f[row, col]
-        y = trial_mean[t] + b[blk] + mother_effect[moth[mj]] + tm[mj] + e
+        if self.spatial:
+            f = _ar1_field(srng, row.max() + 1, n_col, self.rho_row[t], self.rho_col[t])
+            share = self.spatial_share[t]
+            e = np.sqrt(1 - share) * e + np.sqrt(share * self.resid_var[t]) * f[row, col]
+        y = self.trial_mean[t] + b[blk] + self.mother_effect[moth[mj]] + tm[mj] + e
         father = np.zeros(nt, dtype=int)
         fs = rng.random(nt) < 0.04
         father[fs] = rng.integers(1, 60, fs.sum())
         y[fs] += rng.normal(0.0, 8.0, fs.sum())
-        planted.append(y.copy())
+        planted = y.copy()
         y[rng.random(nt) < 0.03] = np.nan
-        parts.append(pd.DataFrame({
+        frame = pd.DataFrame({
             "Trial": np.full(nt, t + 1, dtype=np.int64), "Block": (blk + 1).astype(np.int64),
             "Row": (row + 1).astype(np.int64), "Col": (col + 1).astype(np.int64),
-            "Tree": np.arange(tree_id + 1, tree_id + nt + 1, dtype=np.int64),
-            "Mother": (moth[mj] + 1).astype(np.int64), "Father": father.astype(np.int64), "dbh": y}))
-        tree_id += nt
+            "Tree": np.arange(self.tree_id + 1, self.tree_id + nt + 1, dtype=np.int64),
+            "Mother": (moth[mj] + 1).astype(np.int64), "Father": father.astype(np.int64), "dbh": y})
+        self.tree_id += nt
+        return frame, planted
 
-    trees_df = pd.concat(parts, ignore_index=True)
-    trees_df["dbh"] = trees_df["dbh"].round(1)
-    ids = [f"G{i}" for i in range(1, n_gp + 1)] + [f"M{m}" for m in range(1, n_mothers + 1)]
-    pedigree = pd.DataFrame({"id": ids,
-                             "sire": [f"G{i}" if i > 0 else "0" for i in sire],
-                             "dam": [f"G{i}" if i > 0 else "0" for i in dam]})
-    truth = {
-        "seed": seed,
-        "sigma2_mother": sigma2_mother,
-        "sigma2_trial_mother": sigma2_trial_mother,
-        "sigma2_block_pooled": 77.0,
-        "trial_mean": trial_mean.round(4).tolist(),
-        "resid_var": resid_var.round(4).tolist(),
-        "block_var": block_var.round(4).tolist(),
-        "spatial": bool(spatial),
-        "spatial_share": spatial_share.round(4).tolist(),
-        "spatial_var": (spatial_share * resid_var).round(4).tolist(),
-        "independent_resid_var": ((1 - spatial_share) * resid_var).round(4).tolist(),
-        "rho_row": rho_row.round(4).tolist() if spatial else [],
-        "rho_col": rho_col.round(4).tolist() if spatial else [],
-        "n_blocks": n_blocks.tolist(),
-        "mother_effect": {f"M{m + 1}": float(v) for m, v in enumerate(mother_effect)},
-        "trial_mother_effect": tm_effects,
-        "block_effect": block_effects,
-        "note": "Mother ids in trees.csv are integers m; the pedigree names them 'M<m>'.",
-    }
-    dbh_planted = pd.Series(np.concatenate(planted)).round(1).to_numpy()
-    return trees_df, pedigree, truth, {"dbh_planted": dbh_planted, "L": L, "z_mother": z_mother, "n_gp": n_gp}
+    def pedigree(self) -> pd.DataFrame:
+        ids = [f"G{i}" for i in range(1, self.n_gp + 1)] + [f"M{m}" for m in range(1, self.n_mothers + 1)]
+        return pd.DataFrame({"id": ids,
+                             "sire": [f"G{i}" if i > 0 else "0" for i in self.sire],
+                             "dam": [f"G{i}" if i > 0 else "0" for i in self.dam]})
+
+    def truth(self) -> dict:
+        """Every variance and effect used (the trials' effects once all are drawn)."""
+        spatial, share = self.spatial, self.spatial_share
+        return {
+            "seed": self.seed,
+            "sigma2_mother": self.sigma2_mother,
+            "sigma2_trial_mother": self.sigma2_trial_mother,
+            "sigma2_block_pooled": 77.0,
+            "trial_mean": self.trial_mean.round(4).tolist(),
+            "resid_var": self.resid_var.round(4).tolist(),
+            "block_var": self.block_var.round(4).tolist(),
+            "spatial": bool(spatial),
+            "spatial_share": share.round(4).tolist(),
+            "spatial_var": (share * self.resid_var).round(4).tolist(),
+            "independent_resid_var": ((1 - share) * self.resid_var).round(4).tolist(),
+            "rho_row": self.rho_row.round(4).tolist() if spatial else [],
+            "rho_col": self.rho_col.round(4).tolist() if spatial else [],
+            "n_blocks": self.n_blocks.tolist(),
+            "mother_effect": {f"M{m + 1}": float(v) for m, v in enumerate(self.mother_effect)},
+            "trial_mother_effect": self.tm_effects,
+            "block_effect": self.block_effects,
+            "note": "Mother ids in trees.csv are integers m; the pedigree names them 'M<m>'.",
+        }
 
 
 def _check_sizes(trials, trees, mothers) -> None:
@@ -196,7 +228,8 @@ SCA_VARIANCE, CLONE_VARIANCE = 15.0, 40.0
 
 def trial_network(seed: int = 2011, trials: int = 31, trees: int = 198_000, mothers: int = 1100,
                   spatial: bool = False, families: str = "half",
-                  survival: bool = False) -> tuple[pd.DataFrame, dict]:
+                  survival: bool = False, out: str | None = None,
+                  partitions: int | None = None) -> tuple[pd.DataFrame | list, dict]:
     """The trees with a diameter (what models m2, m2b and m2c are fitted to), and the truth;
     with ``survival=True`` every planted tree, dead or alive.
 
@@ -223,12 +256,21 @@ def trial_network(seed: int = 2011, trials: int = 31, trees: int = 198_000, moth
         ``survival`` is 0, and a living tree's ``dbh`` is the default network's, number for
         number.  Drawn from a stream of its own; see :func:`sparsereml.datasets_survival.add_survival`
         for the model and ``truth["survival"]`` for its parameters and effects.
+    out : str, optional
+        A directory: write the trees as Parquet files ``part-00000.parquet``, ... there instead of
+        returning them, drawing trial by trial so that only one file's trees are held at a time
+        (a network of tens of millions of trees can be made this way; half-sib trees only, without
+        survival).  Trial, Block and Mother are categorical in every file, with the same categories.
+    partitions : int, optional
+        With ``out``: the number of files (default 1), each of whole trials (a trial is never split),
+        of about equal numbers of trees.
 
     Returns
     -------
-    trees : DataFrame
+    trees : DataFrame or list of str
         Trial, Block, Row, Col, Tree, Mother, Father, dbh (and Type, Clone with ``families="all"``;
-        survival with ``survival=True``).
+        survival with ``survival=True``).  With ``out``: the paths of the files written, in order;
+        reading them and concatenating gives the in-memory network, row for row.
     truth : dict
         As :func:`simulate_trees`, with the families' and the survival's parameters when asked for.
     """
@@ -240,6 +282,17 @@ def trial_network(seed: int = 2011, trials: int = 31, trees: int = 198_000, moth
     if not isinstance(survival, (bool, np.bool_)):
         raise DataError(f"survival={survival!r}: give True (a survival column; dead trees kept with "
                         f"dbh missing) or False")
+    if out is not None:
+        if families != "half" or survival:
+            raise DataError("trial_network(out=...) writes the half-sib network without survival; "
+                            "drop families='all' and survival=True, or build those in memory")
+        from .datasets_parquet import write_network
+
+        net = _Network(seed, trials, trees, mothers, spatial)
+        files = write_network(net, trials, os.fspath(out), 1 if partitions is None else partitions)
+        return files, net.truth()
+    if partitions is not None:
+        raise DataError(f"partitions={partitions!r} is for trial_network(out='directory'): the files to write")
     df, _, truth, drawn = _simulate(seed, trials, trees, mothers, spatial)
     half = df[(df["Father"] == 0) & df["dbh"].notna()].reset_index(drop=True)
     if survival:

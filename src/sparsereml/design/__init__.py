@@ -66,6 +66,10 @@ class Design:
     def __getstate__(self) -> dict:
         return {**self.__dict__, "_W": None}  # built again when first asked for
 
+    def group_counts(self) -> np.ndarray:
+        """Records per residual group."""
+        return np.bincount(self.residual.record_group, minlength=self.residual.n_groups)
+
     def W(self) -> sp.csr_matrix:
         """W = [X Z] as a CSR matrix with sorted column indices (one row per record), built once."""
         if self._W is None:
@@ -85,13 +89,14 @@ class Design:
             if not plain:
                 values.append(rb.values if rb.values is not None else np.ones(c.shape))
             offsets += [off] * c.shape[0]
-        codes = np.vstack(codes) if codes else np.empty((0, self.n), np.int64)
+        rows = len(self.data.y)  # records (cells for a partitioned design)
+        codes = np.vstack(codes) if codes else np.empty((0, rows), np.int64)
         values = np.vstack(values) if values else np.empty((0, 0))
         indptr, indices, data = _rows_of_w(X.indptr.astype(np.int64), X.indices.astype(np.int64),
                                            X.data.astype(float), np.ascontiguousarray(codes, dtype=np.int64),
                                            np.ascontiguousarray(values, dtype=float),
                                            np.asarray(offsets, dtype=np.int64), plain)
-        W = sp.csr_matrix((data, indices, indptr), shape=(self.n, self.n_columns))
+        W = sp.csr_matrix((data, indices, indptr), shape=(rows, self.n_columns))
         W.has_sorted_indices = True
         return W
 

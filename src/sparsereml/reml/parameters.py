@@ -63,7 +63,7 @@ def residuals_for(design: Design) -> list[GroupResidual]:
     """One residual structure per residual group: independent records with one variance, or a
     Kronecker product over the dimensions of the group's grid."""
     out = []
-    counts = np.bincount(design.residual.record_group, minlength=design.residual.n_groups)
+    counts = design.group_counts()
     random_labels = {b.label for rb in design.random for b in rb.blocks}
     clash = any(lab in random_labels for lab in design.residual.labels)  # a random units term
     for label, grid, n_g in zip(design.residual.labels, design.residual.grids, counts):

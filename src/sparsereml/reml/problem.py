@@ -118,7 +118,14 @@ def record_part(design: Design, y: np.ndarray | None, weights: np.ndarray | None
 
     A weighted record enters as its row of [X Z] and its response times sqrt(w_i): the
     cross-products are then W'DW and W'Dy, and a structured residual group's R becomes
-    D^-1/2 R D^-1/2 (the same model as in ASReml and lme4)."""
+    D^-1/2 R D^-1/2 (the same model as in ASReml and lme4).  A design whose records stay in their
+    partitions (:mod:`sparsereml.partitioned`) runs its own pass over them."""
+    partitions = getattr(design, "partitions", None)
+    if partitions is not None:
+        if y is not None or weights is not None:
+            raise ModelError("a fit to partitioned data cannot be reweighted or given a new response yet (its "
+                             "records stay in their partitions); fit the data in memory for that")
+        return partitions.record_part(design, extra, grids)
     ols, y_centred = ols_centring(design, y)
     W = design.W()
     yc, total = y_centred, 0.0

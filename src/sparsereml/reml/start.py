@@ -41,37 +41,20 @@ def _shared_levels(Cp, Ci, total, block_of, K):
     return E
 
 
-def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.ndarray | None = None,
-                  relative: bool = False) -> tuple[np.ndarray, float]:
-    """Moment estimates of the random-term variances (in the spirit of Henderson's method 1).
+class _LevelStats:
+    """Per level of a random term: records, mean of the OLS residuals e and (given the records'
+    residual variances ``s2e``) the noise variance of that mean's sum, sum_i s2e_i / n_a^2."""
 
-    For each variance parameter k (a random term, or one at() level of it) the variance of
-    the level means of the OLS residuals e has expectation about
-        sum_j s2_j * E_kj + s2_e * mean_a(1 / n_a),   E_kj = mean_a sum_b (n_ab / n_a)^2,
-    with n_ab the number of records shared by level a of k and level b of j (from W'W).
-    Together with var(e) = sum_j s2_j f_j + s2_e (f_j: the fraction of records that parameter
-    j covers, below 1 for at() levels) this is a small linear system.  When the residual
-    variance of each record is known (``s2e``, from replicates within cells) the last equation
-    is dropped and ``s2_e mean_a(1/n_a)`` becomes ``mean_a(sum_{i in a} s2e_i / n_a^2)``.  With
-    ``relative=True`` ``s2e`` gives only the ratios between records' residual variances (mean 1):
-    their common scale stays an unknown of the full system.
+    def __init__(self, problem: REMLProblem, e: np.ndarray, s2e: np.ndarray | None):
+        self.problem, self.e, self.s2e, self.sums = problem, e, s2e, None
 
-    Returns the random-term variances and the residual scale (NaN when ``s2e`` was taken as known).
-    """
-    d = problem.design
-    N = problem.mme.N
-    block_of = np.full(N, -1, dtype=np.int64)  # MME column -> variance-parameter block
-    v, cover, inv_n = [], [], []
-    K = 0
-    sums = None
-    for rb, off in zip(d.random, d.offsets):
-        if rb.cov_levels is not None:  # correlated terms get their own start (_correlated_start)
-            continue
+    def __call__(self, rb, off: int) -> tuple:
+        e, s2e, noise = self.e, self.s2e, None
         if rb.values is None and rb.record_column.ndim == 1 and (s2e is None or np.ptp(s2e) == 0):
             # an indicator term: its records per level and sums of e are W'W's diagonal and W'e
-            if sums is None:
-                sums = _column_sums(problem, e)
-            cnt, we = sums[0][off: off + rb.size], sums[1][off: off + rb.size]
+            if self.sums is None:
+                self.sums = _column_sums(self.problem, e)
+            cnt, we = self.sums[0][off: off + rb.size], self.sums[1][off: off + rb.size]
             means = we / np.maximum(cnt, 1)
             if s2e is not None:
                 noise = s2e[0] * cnt / np.maximum(cnt, 1) ** 2
@@ -83,6 +66,37 @@ def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.nd
             if s2e is not None:
                 s2e_of = np.broadcast_to(s2e, rb.record_column.shape)
                 noise = np.bincount(rb.record_column[ok], weights=s2e_of[ok], minlength=rb.size) / np.maximum(cnt, 1) ** 2
+        return cnt, means, noise
+
+
+def _moment_start(problem: REMLProblem, e: np.ndarray, pooled: float, s2e: np.ndarray | None = None,
+                  relative: bool = False, level_stats=None) -> tuple[np.ndarray, float]:
+    """Moment estimates of the random-term variances (in the spirit of Henderson's method 1).
+
+    For each variance parameter k (a random term, or one at() level of it) the variance of
+    the level means of the OLS residuals e has expectation about
+        sum_j s2_j * E_kj + s2_e * mean_a(1 / n_a),   E_kj = mean_a sum_b (n_ab / n_a)^2,
+    with n_ab the number of records shared by level a of k and level b of j (from W'W).
+    Together with var(e) = sum_j s2_j f_j + s2_e (f_j: the fraction of records that parameter
+    j covers, below 1 for at() levels) this is a small linear system.  When the residual
+    variance of each record is known (``s2e``, from replicates within cells) the last equation
+    is dropped and ``s2_e mean_a(1/n_a)`` becomes ``mean_a(sum_{i in a} s2e_i / n_a^2)``.  With
+    ``relative=True`` ``s2e`` gives only the ratios between records' residual variances (mean 1):
+    their common scale stays an unknown of the full system.  ``level_stats(rb, offset)`` gives
+    a term's records, means of e and noise per level (default: from the records, :class:`_LevelStats`).
+
+    Returns the random-term variances and the residual scale (NaN when ``s2e`` was taken as known).
+    """
+    d = problem.design
+    N = problem.mme.N
+    block_of = np.full(N, -1, dtype=np.int64)  # MME column -> variance-parameter block
+    v, cover, inv_n = [], [], []
+    K = 0
+    stats = level_stats or _LevelStats(problem, e, s2e)
+    for rb, off in zip(d.random, d.offsets):
+        if rb.cov_levels is not None:  # correlated terms get their own start (_correlated_start)
+            continue
+        cnt, means, noise = stats(rb, off)
         for start, size in ((b.start, b.size) for b in rb.blocks):
             sl = slice(start, start + size)
             seen = cnt[sl] > 0  # levels without records (ancestors in a pedigree) say nothing
@@ -237,6 +251,9 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     variance, so the start is always positive definite.  With ``problem.control.start_method``
     ``"equal"`` the plain variances are instead equal shares of the OLS residual variance
     (:func:`_equal_split`)."""
+    if getattr(problem.design, "partitions", None) is not None:  # records kept in their partitions
+        from ..partitioned.start import partitioned_start
+        return partitioned_start(problem)
     d = problem.design
     y = d.y
     e = problem.y_centred if d.fixed.X.shape[1] else y - y.mean()  # OLS residuals

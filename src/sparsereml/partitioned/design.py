@@ -1,0 +1,221 @@
+"""The design of a model fitted to partitioned data, from the cells of the first pass.
+
+The in-memory design stage runs on the cells (one row per distinct combination of the model's
+factor columns): every factor and interaction level that occurs in the records occurs in the
+cells, and the aliasing of X is the same (X's rows are the cells' rows, each at least once), so
+the codes, level labels, columns and residual groups are those of the records in memory.  The
+record-level parts (the count of records, the OLS coefficients, the records per residual
+group) come from the cells' statistics; the cross-products from the second pass
+(:mod:`.products`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.linalg import cho_factor, cho_solve
+
+from .._warmup import kind_of, prepare
+from ..data import ModelData, _check_scale, _factor_names, _unknown_column, is_factor_column
+from ..design import Design
+from ..design.alias import sparse_aliased
+from ..design.coding import ColumnSet
+from ..design.fixed import DENSE_MAX, fixed_design
+from ..design.random import random_block
+from ..design.residual import residual_groups
+from ..errors import DataError, ModelError
+from ..formula.spec import ModelSpec
+from .cells import ONE, Cells, RowFilter, merge_cells, partition_cells
+from .products import CellCoder, assemble, merge_products, partition_products
+from .sources import Source, resolve_source, run_pass
+
+__all__ = ["PartitionedDesign", "build_partitioned_design"]
+
+_PER_RECORD = ("per-record values (fitted values, residuals, record tables and plots) of a fit to partitioned data "
+               "are not kept on this node: the fit holds the equations, not the records. Fit the data in memory "
+               "(a pandas DataFrame) for them; writing them back per partition is planned")
+
+
+@dataclass
+class PartitionedDesign(Design):
+    """A :class:`~sparsereml.design.Design` whose records stay in their partitions: its ``data``
+    holds the cells (one row per distinct combination of the factor columns), ``n`` counts the
+    records, and ``partitions`` runs the data pass over them on Dask."""
+
+    n_records: int = 0
+    record_counts: np.ndarray | None = None  # records per residual group
+    partitions: "PartitionPass | None" = field(default=None, repr=False)
+
+    @property
+    def n(self) -> int:
+        return self.n_records
+
+    @property
+    def y(self) -> np.ndarray:
+        raise ModelError(_PER_RECORD)
+
+    def W(self) -> sp.csr_matrix:
+        raise ModelError(_PER_RECORD)
+
+    def group_counts(self) -> np.ndarray:
+        return self.record_counts
+
+
+@dataclass
+class PartitionPass:
+    """The data pass of a partitioned design: the source, the scheduler, the cells and the coder."""
+
+    source: Source
+    scheduler: object
+    rows: RowFilter
+    cells: pd.DataFrame
+    coder: CellCoder | None = None
+    ols: np.ndarray | None = None
+    seconds: dict = field(default_factory=dict)
+
+    def record_part(self, design: PartitionedDesign, extra: list, grids: list):
+        """The :class:`~sparsereml.reml.problem.RecordPart` of the design's response, unweighted:
+        the cross-products of every partition, summed (no per-record arrays)."""
+        from ..reml.problem import RecordPart
+
+        if any(g is not None for g in grids):  # pragma: no cover - refused when the design is built
+            raise ModelError("structured residuals are not fitted to partitioned data yet")
+        columns = list(self.rows.columns) + [self.rows.response]
+        tasks = [_products_task(t, name, self.coder) for t, name in zip(self.source.tasks(columns), self.source.names)]
+        total = run_pass(tasks, merge_products, self.scheduler)
+        if total is None:  # pragma: no cover - the first pass found records
+            raise DataError("no partition holds a record the model can use")
+        cp = assemble(total, design.n_columns, extra)
+        return RecordPart(None, None, self.ols, None, cp, 0.0)
+
+
+def _products_task(task, name: str, coder: CellCoder):
+    import dask
+
+    return dask.delayed(partition_products, pure=True)(task, name, coder)
+
+
+def _refuse_unsupported(spec: ModelSpec, first: pd.DataFrame, factor_names: list) -> None:
+    """What this first slice of the partitioned data pass does not fit, named with the way out."""
+    way = "fit it to a pandas DataFrame in memory for now"
+    if spec.fixed.multivariate:
+        raise ModelError(f"multivariate models (cbind) are not fitted to partitioned data yet; {way}")
+    for sec in spec.residual.sections:
+        if sec.dims:
+            raise ModelError(f"the residual {sec.label!r} lays records on a grid, which needs whole grids per "
+                             f"partition; structured residuals are not fitted to partitioned data yet; {way}")
+    for t in spec.fixed.terms:
+        for v in t:
+            s = first.get(v.name)
+            if v.as_covariate or (s is not None and not v.as_factor and v.name not in factor_names
+                                  and not is_factor_column(s)):
+                raise ModelError(f"column {v.name!r} is a covariate in the fixed formula; the partitioned data pass "
+                                 f"handles factors only so far: write C({v.name}) or pass factors=[{v.name!r}] if it "
+                                 f"is a factor, else {way}")
+
+
+def _refuse_blocks(design: Design) -> None:
+    for rb in design.random:
+        kind = ("a random regression or covariate" if rb.values is not None else
+                "a correlated structure" if rb.cov_levels is not None else
+                "a pedigree or relationship matrix (vm)" if rb.relationship is not None else
+                "an overlay" if np.ndim(rb.record_column) != 1 else None)
+        if kind:
+            raise ModelError(f"random term {rb.label!r} is {kind}, which is not fitted to partitioned data yet; "
+                             f"fit it to a pandas DataFrame in memory for now")
+
+
+def build_partitioned_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict | None = None,
+                             factors=None, backend: str | None = None, scheduler=None) -> PartitionedDesign:
+    """The design of ``spec`` on partitioned ``data`` (a directory or glob of Parquet or CSV files,
+    or a Dask DataFrame), by one pass over the partitions (the cells); see :func:`build_design`."""
+    if na_action not in ("error", "drop"):
+        raise DataError(f"na_action must be 'error' or 'drop', got {na_action!r}")
+    source = resolve_source(data)
+    names = spec.variables()
+    known = source.columns()
+    if known is not None:
+        for name in names:
+            if name not in known:
+                raise _unknown_column(name, known)
+    factor_names = _factor_names(factors, pd.DataFrame(columns=known if known is not None else names))
+    columns = [n for n in names[1:]]
+    rows = RowFilter(names[0], tuple(columns), na_action, tuple(factor_names))
+    tasks = [_cells_task(t, name, rows) for t, name in zip(source.tasks(names), source.names)]
+    cells: Cells = run_pass(tasks, merge_cells, scheduler)
+    frame = cells.frame
+    if frame.empty:
+        raise DataError(f"no record of {source.describe()} has a response {names[0]!r} and its predictors")
+    _refuse_unsupported(spec, frame, factor_names)
+    md = _cell_data(spec, cells, factor_names)
+    prepare(kind_of(spec), backend)
+    nc = len(frame)
+    colset = ColumnSet(md.columns)
+    fx = fixed_design(spec.fixed, colset, nc, None)
+    blocks = [random_block(t, colset, nc, matrices) for t in spec.random]
+    groups = residual_groups(spec.residual, colset, nc)
+    count = frame["n"].to_numpy(dtype=float)
+    n = int(count.sum())
+    design = PartitionedDesign(spec, md, fx, blocks, groups, n_records=n,
+                               record_counts=np.bincount(groups.record_group, weights=count,
+                                                         minlength=groups.n_groups).astype(np.int64))
+    _refuse_blocks(design)
+    _check_replicated(design, count)
+    ols = _cell_ols(design, count, frame["mean"].to_numpy(dtype=float))
+    W = Design._build_W(design)  # the cells' rows of [X Z]
+    xb = fx.X @ ols if ols.size else np.zeros(nc)
+    coder = CellCoder.build(rows, frame, W, xb, groups.record_group, groups.n_groups)
+    design.partitions = PartitionPass(source, scheduler, rows, frame, coder, ols)
+    return design
+
+
+def _cells_task(task, name: str, rows: RowFilter):
+    import dask
+
+    return dask.delayed(partition_cells, pure=True)(task, name, rows)
+
+
+def _cell_data(spec: ModelSpec, cells: Cells, factor_names: list) -> ModelData:
+    """The cells as the design stage's ModelData (``y``: the cells' means, checked as the response)."""
+    frame = cells.frame
+    y = frame["mean"].to_numpy(dtype=float)
+    n = frame["n"].to_numpy(dtype=float)
+    resp = spec.fixed.response
+    within = float(frame["m2"].sum())
+    if np.ptp(y) == 0 and within == 0:
+        raise DataError(f"the response {resp!r} is constant (every value is {y[0]:g}); there is nothing to estimate")
+    _check_scale(resp, np.repeat(y, np.minimum(n, 2).astype(int)))
+    cols = {c: frame[c] for c in frame.columns if c not in ("n", "mean", "m2", ONE)}
+    for name in factor_names:
+        if name in cols and not isinstance(cols[name].dtype, pd.CategoricalDtype):
+            cols[name] = cols[name].astype("category")
+    d = cells.dropped
+    return ModelData(resp, y, cols, np.arange(len(frame)), pd.RangeIndex(len(frame)), cells.n_read,
+                     d["response"], d["predictors"], d["infinite"])
+
+
+def _check_replicated(design: Design, count: np.ndarray) -> None:
+    """The in-memory check that a term's variance can be told from the residual's needs the
+    records; here: refuse a term with one record per level (rare in trial networks)."""
+    for rb in design.random:
+        per_level = np.bincount(rb.record_column, weights=count, minlength=rb.size)
+        if per_level.max(initial=0) <= 1:
+            raise ModelError(f"random term {rb.label!r} has one record per level; such terms are not fitted to "
+                             f"partitioned data yet (fit in memory)")
+
+
+def _cell_ols(design: Design, count: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """OLS coefficients of y on X from the cells: X'X = X_c' diag(n) X_c, X'y = X_c' (n mean)."""
+    X = design.fixed.X
+    if X.shape[1] == 0:
+        return np.zeros(0)
+    if X.shape[1] > DENSE_MAX:
+        root = np.sqrt(count)
+        return sparse_aliased(sp.csr_matrix(sp.diags(root) @ X), design.fixed.term_of, root * mean)[1]
+    xtx = (X.T @ sp.diags(count) @ X).toarray()
+    xty = X.T @ (count * mean)
+    try:
+        return cho_solve(cho_factor(xtx), xty)
+    except np.linalg.LinAlgError:  # pragma: no cover - full column rank after the aliasing check
+        return np.linalg.lstsq(xtx, xty, rcond=None)[0]

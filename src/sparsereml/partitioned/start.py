@@ -1,0 +1,120 @@
+"""Start values of a fit to partitioned data: :func:`sparsereml.reml.start.default_start`'s,
+from the cross-products and the cells' statistics instead of the records.
+
+Every quantity the in-memory start takes from the records has a record-free form for the models
+the partitioned pass fits (plain variance terms, independent residual groups): sums of squared
+OLS residuals per group are y'y of the (centred) cross-products, records and sums of residuals
+per level are W'W's diagonal and W'y, and the variance within cells of identical rows of W is
+the cells' pooled within-cell variance.  So the start is the in-memory one to rounding, and the
+iterations follow the same path."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..reml.problem import REMLProblem
+from ..reml.start import _equal_split, _moment_start, _residual_start, _row_hashes, _split_nugget
+
+__all__ = ["partitioned_start"]
+
+
+def _within_cells(problem: REMLProblem) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled variance of y within cells of identical rows of W per residual group, and its
+    degrees of freedom (``_within_cell_variance`` of the records, from the cells' statistics)."""
+    d = problem.design
+    part = d.partitions
+    W, group = part.coder.W, part.coder.group
+    h = _row_hashes(W.indptr.astype(np.int64), W.indices.astype(np.int64),
+                    np.ascontiguousarray(W.data, dtype=np.float64).view(np.uint64), group.astype(np.int64))
+    cell, _ = pd.factorize(h)  # cells of the data pass with the same row of W and group are one cell
+    n_i = part.cells["n"].to_numpy(dtype=float)
+    mean_i = part.cells["mean"].to_numpy(dtype=float)
+    cnt = np.bincount(cell, weights=n_i)
+    mean = np.bincount(cell, weights=n_i * mean_i) / cnt
+    dev = part.cells["m2"].to_numpy(dtype=float) + n_i * (mean_i - mean[cell]) ** 2
+    ng = d.residual.n_groups
+    ss = np.bincount(group, weights=dev, minlength=ng)
+    cell_group = np.zeros(cnt.size, dtype=np.int64)
+    cell_group[cell] = group
+    df = (np.asarray(d.record_counts, float) - np.bincount(cell_group, minlength=ng)).astype(np.int64)
+    return np.where(df > 0, ss / np.maximum(df, 1), np.nan), df
+
+
+class _CellLevelStats:
+    """Records, mean OLS residual and noise per level of a plain term, from the cross-products:
+    W'W's diagonal (per group for the noise) and W'e summed over groups."""
+
+    def __init__(self, problem: REMLProblem, s2e_group: np.ndarray | None):
+        cp = problem.cp
+        low = cp.lower
+        diag = low.indptr[:-1]
+        self.cnt = cp.total[diag]
+        self.we = np.asarray(cp.Wty.sum(axis=1)).ravel()
+        self.noise_sum = None
+        if s2e_group is not None:
+            per_group = cp.WtW[diag, :].toarray()  # records per level and group
+            self.noise_sum = per_group @ s2e_group[cp.group_of]
+            self.constant = np.ptp(s2e_group) == 0
+            self.first = float(s2e_group[0])
+
+    def __call__(self, rb, off: int) -> tuple:
+        sl = slice(off, off + rb.size)
+        cnt = self.cnt[sl]
+        means = self.we[sl] / np.maximum(cnt, 1)
+        noise = None
+        if self.noise_sum is not None:
+            noise = (self.first * cnt if self.constant else self.noise_sum[sl]) / np.maximum(cnt, 1) ** 2
+        return cnt, means, noise
+
+
+def partitioned_start(problem: REMLProblem) -> np.ndarray:
+    """``default_start`` for a design whose records stay in their partitions (plain variance
+    terms and independent residual groups: the models that data pass fits)."""
+    d = problem.design
+    cp = problem.cp
+    ng = cp.counts
+    ss = cp.yty  # sums of squared OLS residuals per group (the pass centres y on its OLS fit)
+    dof = np.maximum(ng * (d.n - d.p) / d.n, 1.0)
+    s2g = ss / dof
+    pooled = float(ss.sum() / max(d.n - d.p, 1))
+    if not pooled > 0:
+        cells = d.partitions.cells
+        n_i, m_i = cells["n"].to_numpy(float), cells["mean"].to_numpy(float)
+        grand = float(np.sum(n_i * m_i) / n_i.sum())
+        pooled = float((cells["m2"].sum() + np.sum(n_i * (m_i - grand) ** 2)) / n_i.sum()) or 1.0
+    s2g = np.where(s2g > 0, s2g, pooled)
+    need_within = bool(d.random) and not ng.size == 1
+    within, df = _within_cells(problem) if need_within else (None, None)
+    ok = np.zeros(ng.size, dtype=bool) if within is None else (df >= np.maximum(30, 0.05 * ng)) & (within > 0)
+    s2e = None  # per group here (per record in memory)
+    if ok.any() and ng[ok].sum() >= 0.8 * d.n:
+        s2e = np.where(ok, within, np.median(within[ok]))
+    theta = np.empty(problem.params.n)
+    if d.random:
+        if s2e is not None:
+            s2e_mean = float(np.sum(ng * s2e) / d.n)  # the records' mean of s2e
+            rel = s2e / s2e_mean
+            moments, scale = _moment_start(problem, None, pooled, rel, relative=True,
+                                           level_stats=_CellLevelStats(problem, rel))
+        else:
+            moments, scale = _moment_start(problem, None, pooled, None, level_stats=_CellLevelStats(problem, None))
+    else:
+        moments, scale = [], np.nan
+    sound = 0.0 < scale <= pooled
+    if sound and s2e is not None:
+        within = within * (scale / s2e_mean)
+    moments = list(np.clip(moments, 0.01 * pooled, pooled))
+    per_record = 0.0
+    for st, sl in zip(problem.structures, problem.params.term_slices):
+        theta[sl] = [moments.pop(0) for _ in range(sl.stop - sl.start)]
+        per_record += float(np.mean(theta[sl]))
+    fallback = s2g * max(1.0 - per_record / pooled, 0.3)
+    if sound and ng.size == 1:
+        fallback = np.array([max(scale, 0.01 * pooled)])
+    s2_res = np.where(ok, np.clip(np.nan_to_num(within), 0.01 * pooled, None), fallback) \
+        if within is not None else fallback
+    _split_nugget(problem, theta, s2_res)
+    theta[problem.params.residual_slice] = _residual_start(problem, s2_res, None)
+    if problem.control.start_method == "equal":
+        _equal_split(problem, theta, pooled)
+    return theta
