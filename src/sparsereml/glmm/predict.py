@@ -20,7 +20,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from ..errors import ModelError
-from ..inference.predict import CHUNK, Predictions, _SedSummary
+from ..inference.predict import Predictions
 
 __all__ = ["GLMMPredictions", "SCALES"]
 
@@ -57,29 +57,14 @@ class GLMMPredictions(Predictions):
 
     def _covariance(self, K: sp.csr_matrix, extra: np.ndarray, keep: bool):
         corr = self._correction()
-        if corr is None:
-            return super()._covariance(K, extra, keep)
-        D, F = corr
-        Xb = np.asarray((K @ F).T)  # (C^-1 K')_b, p x cells
-        factor = self._model.problem.factor
-        n = K.shape[0]
-        KT = K.T.tocsc()
-        V = np.empty((n, n)) if keep else None
-        diag = np.empty(n)
-        summary = _SedSummary()
-        for a in range(0, n, CHUNK):
-            b = min(a + CHUNK, n)
-            block = np.asarray(K @ factor.solve(KT[:, a:b].toarray())) + Xb.T @ (D @ Xb[:, a:b])
-            block[np.arange(a, b), np.arange(b - a)] += extra[a:b]
-            diag[a:b] = block[np.arange(a, b), np.arange(b - a)]
-            if keep:
-                V[:, a:b] = block
-            else:
-                summary.add(diag[:b], diag[a:b], block[:b], a)
-        self._diag = diag
-        if not keep:
-            self._sed_summary = summary.result()
-        return V
+        self._D, self._Xb = (None, None) if corr is None else (corr[0], np.asarray((K @ corr[1]).T))
+        return super()._covariance(K, extra, keep)
+
+    def _columns(self, K: sp.csr_matrix, X: np.ndarray, a: int, b: int) -> np.ndarray:
+        block = super()._columns(K, X, a, b)
+        if self._D is not None:  # M (V - S^-1) M' with M' = S (C^-1 K')_b
+            block = block + self._Xb.T @ (self._D @ self._Xb[:, a:b])
+        return block
 
     def _to_response(self) -> None:
         fam = self._model.family

@@ -273,8 +273,7 @@ class Predictions:
         summary = _SedSummary()
         for a in range(0, n, CHUNK):
             b = min(a + CHUNK, n)
-            X = factor.solve(KT[:, a:b].toarray())
-            block = np.asarray(K @ X)
+            block = self._columns(K, factor.solve(KT[:, a:b].toarray()), a, b)
             block[np.arange(a, b), np.arange(b - a)] += extra[a:b]
             diag[a:b] = block[np.arange(a, b), np.arange(b - a)]
             if keep:
@@ -285,6 +284,11 @@ class Predictions:
         if not keep:
             self._sed_summary = summary.result()
         return V
+
+    def _columns(self, K: sp.csr_matrix, X: np.ndarray, a: int, b: int) -> np.ndarray:
+        """Columns a..b-1 of K C^-1 K' from X = C^-1 K'[:, a:b] (a GLMM's predictions add a
+        correction here)."""
+        return np.asarray(K @ X)
 
     # -- tables ---------------------------------------------------------------------
     @property

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..reml.problem import REMLProblem
-from ..reml.start import _equal_split, _moment_start, _residual_start, _row_hashes, _split_nugget
+from ..reml.start import _moment_start, _row_hashes, finish_start
 
 __all__ = ["partitioned_start"]
 
@@ -108,13 +108,4 @@ def partitioned_start(problem: REMLProblem) -> np.ndarray:
     for st, sl in zip(problem.structures, problem.params.term_slices):
         theta[sl] = [moments.pop(0) for _ in range(sl.stop - sl.start)]
         per_record += float(np.mean(theta[sl]))
-    fallback = s2g * max(1.0 - per_record / pooled, 0.3)
-    if sound and ng.size == 1:
-        fallback = np.array([max(scale, 0.01 * pooled)])
-    s2_res = np.where(ok, np.clip(np.nan_to_num(within), 0.01 * pooled, None), fallback) \
-        if within is not None else fallback
-    _split_nugget(problem, theta, s2_res)
-    theta[problem.params.residual_slice] = _residual_start(problem, s2_res, None)
-    if problem.control.start_method == "equal":
-        _equal_split(problem, theta, pooled)
-    return theta
+    return finish_start(problem, theta, per_record, pooled, s2g, sound and ng.size == 1, scale, ok, within, None)

@@ -301,8 +301,17 @@ def default_start(problem: REMLProblem) -> np.ndarray:
         else:
             theta[sl] = [moments.pop(0) for _ in range(sl.stop - sl.start)]
             per_record += float(np.mean(theta[sl]))
+    return finish_start(problem, theta, per_record, pooled, s2g, sound and ng.size == 1, scale, ok, within, e)
+
+
+def finish_start(problem: REMLProblem, theta: np.ndarray, per_record: float, pooled: float, s2g, one_sound: bool,
+                 scale: float, ok, within, e) -> np.ndarray:
+    """The residual parameters' start once the random terms' are in ``theta``: what the random
+    terms leave of the pooled variance per record (or the moment system's ``scale`` when it is
+    sound and there is one group, ``one_sound``), or the within-cell variances where ``ok``; then
+    the nugget split and ``start_method="equal"``."""
     fallback = s2g * max(1.0 - per_record / pooled, 0.3)
-    if sound and ng.size == 1:
+    if one_sound:
         fallback = np.array([max(scale, 0.01 * pooled)])
     s2_res = np.where(ok, np.clip(np.nan_to_num(within), 0.01 * pooled, None), fallback) \
         if within is not None else fallback
