@@ -175,7 +175,11 @@ def _stuck_message(lp: LaplaceProblem, m: Mode, codes, bounds: Bounds) -> str:
     """Why the line search failed: at a structure's boundary (named), or elsewhere."""
     labels = lp.random_problem.params.labels[:lp.k]
     full = lp.full_theta(m.theta)
-    edge = [lab for j, lab in enumerate(labels) if codes[j] == "B" or bounds.at_lower(full)[j]]
+    kinds = lp.random_problem.params.kinds[:lp.k]
+    big = max([abs(v) for v, kd in zip(m.theta, kinds) if kd in ("var", "chol")] + [1e-300])
+    # on or near a bound: held there, or a variance / Cholesky diagonal below 1e-5 of the largest
+    near = [kd in ("var", "chol") and abs(v) < 1e-5 * big for v, kd in zip(m.theta, kinds)]
+    edge = [lab for j, lab in enumerate(labels) if codes[j] == "B" or bounds.at_lower(full)[j] or near[j]]
     if edge:
         terms = sorted({lab.split("!")[0] for lab in edge})
         return (f"the Laplace fit reached the boundary of {', '.join(terms)} ({', '.join(edge[:4])}"
