@@ -71,11 +71,11 @@ def fit_glmm(fixed: str, random, residual, data, *, family: Family, method: str 
         seconds = {"design": t1 - t0, "equations": time.perf_counter() - t1}
         if method == "pql":
             return _pql(full, family, y, trials, off, theta0, fixed_mask, eta0, control, seconds, callback, fixed)
-        return _laplace(full, family, y, trials, off, theta0, fixed_mask, eta0, control, seconds, callback,
+        return _laplace(full, family, y, trials, off, theta0, fixed_mask, beta0, control, seconds, callback,
                         user_start=start is not None, written=fixed)
 
 
-def _laplace(full, family, y, trials, off, theta0, fixed_mask, eta0, control, seconds, callback, user_start, written):
+def _laplace(full, family, y, trials, off, theta0, fixed_mask, beta0, control, seconds, callback, user_start, written):
     t0 = time.perf_counter()
     lp = LaplaceProblem(full.design, family, y, trials, off, control)
     k = lp.k
@@ -84,15 +84,12 @@ def _laplace(full, family, y, trials, off, theta0, fixed_mask, eta0, control, se
             first = ai_reml(full, theta0, fixed_mask, control=control, max_iter=min(control.max_iter, 4))
             theta0 = np.where(fixed_mask, theta0, first.theta)
             beta0 = full.uncentred(first.evaluation.solution)[:full.p]
-        else:
-            beta0 = np.linalg.lstsq((full.design.fixed.X.T @ full.design.fixed.X).toarray(),
-                                    full.design.fixed.X.T @ (eta0 - off), rcond=None)[0]
         t1 = time.perf_counter()
         res = laplace_fit(lp, theta0[:k], beta0, fixed=fixed_mask[:k], max_iter=control.max_iter * 2,
                           callback=callback)
         t2 = time.perf_counter()
         m = res.mode
-        info, exact = laplace_information(lp, m, res.codes, res.gradient)
+        info, exact = laplace_information(lp, m, res.codes, res.gradient, res.schur)
         theta_info, vcov_beta = split_information(info, k, res.codes)
         # the full equations at the mode's weights: covariances of beta, PEVs, predictions
         w = np.maximum(m.d.weight, 1e-300)
@@ -105,25 +102,25 @@ def _laplace(full, family, y, trials, off, theta0, fixed_mask, eta0, control, se
         ai[:k, :k] = theta_info
         ev.ai = ai
     codes = list(res.codes) + ["F"]
-    history = [{**row} for row in res.history]
-    result = OptimResult(theta, codes, ev, res.converged, res.message, history,
-                         None if len(history) < 2 else None)
+    labels = full.params.labels[:k]
+    previous = lp.full_theta(np.array([res.history[-2][lab] for lab in labels])) if len(res.history) > 1 else None
+    result = OptimResult(theta, codes, ev, res.converged, res.message, res.history, previous)
     if not res.converged:
         warn_user(res.message, ConvergenceWarning)
     seconds.update(start=t1 - t0, iterations=t2 - t1, information=time.perf_counter() - t2)
     seconds["total"] = sum(seconds.values())
     return GLMMFit(full, result, seconds, control, family=family, method="laplace", y=y, trials=trials,
-                   offset=off, eta=m.eta, mode_iterations=m.iterations, written=written,
+                   offset=off, eta=m.eta, written=written,
                    vcov_beta=vcov_beta, exact_hessian=exact)
 
 
 EXACT_HESSIAN_MAX = 10  # parameters (variance + fixed) up to which the beta block is differenced too (2 modes each)
 
 
-def laplace_information(lp: LaplaceProblem, m, codes, gradient: np.ndarray,
+def laplace_information(lp: LaplaceProblem, m, codes, gradient: np.ndarray, schur: np.ndarray,
                         exact_beta: bool | None = None) -> tuple[np.ndarray, bool]:
     """Observed information of (theta, beta) at the optimum ``m`` (where the exact gradient is
-    ``gradient``), over the estimated parameters.
+    ``gradient`` and X'WX - X'WZ H^-1 Z'WX is ``schur``), over the estimated parameters.
 
     Columns of the estimated variance parameters: forward differences of the exact gradient (step
     1e-4 of the value: relative error ~1e-4 in the information).  The beta block: differences too
@@ -135,7 +132,6 @@ def laplace_information(lp: LaplaceProblem, m, codes, gradient: np.ndarray,
     free = np.flatnonzero(np.asarray(codes[:k]) == "P")
     if exact_beta is None:
         exact_beta = free.size + p <= EXACT_HESSIAN_MAX
-    _, S = lp.information(m)
     x = np.concatenate([m.theta, m.beta])
     cols = list(free) + (list(range(k, k + p)) if exact_beta else [])
     H = np.zeros((k + p, k + p))
@@ -147,7 +143,7 @@ def laplace_information(lp: LaplaceProblem, m, codes, gradient: np.ndarray,
         H[:, j] = (np.concatenate([g_th, g_b]) - gradient) / h
     info = -H
     if not exact_beta:
-        info[k:, k:] = S
+        info[k:, k:] = schur
         info[k:, :k] = info[:k, k:].T  # the columns differenced give the cross block
     info = 0.5 * (info + info.T)
     keep = np.zeros(k + p, bool)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..design.fixed import _is_factor as is_factor  # the fixed formula's own rule
 from ..errors import DataError, FormulaError, ModelError
 from .families import Binomial, Family
 
@@ -106,7 +107,7 @@ def check_separation(design, y: np.ndarray, n: np.ndarray, family: Family) -> No
     cols = design.data.columns
     for term in design.spec.fixed.terms:
         names = [v.name for v in term]
-        if not names or not all(_is_factor(cols[nm]) or v.as_factor for nm, v in zip(names, term)):
+        if not names or not all(is_factor(v, cols[nm]) for nm, v in zip(names, term)):
             continue
         keys = pd.MultiIndex.from_arrays([np.asarray(cols[nm]) for nm in names]) if len(names) > 1 else \
             pd.Index(np.asarray(cols[names[0]]))
@@ -123,8 +124,3 @@ def check_separation(design, y: np.ndarray, n: np.ndarray, family: Family) -> No
             raise DataError(f"fixed term {label!r}, level {lv}: its {count[j]:,} records are {what}, so its effect "
                             f"is infinite on the link scale (complete separation); drop these records, merge the "
                             f"level with another, or make {label!r} a random term")
-
-
-def _is_factor(series) -> bool:
-    return not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series) or \
-        isinstance(series.dtype, pd.CategoricalDtype)

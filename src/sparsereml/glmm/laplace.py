@@ -30,6 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from .._compiled import find_sorted
 from ..design.fixed import FixedDesign
 from ..errors import ModelError
 from ..reml.problem import Evaluation, REMLProblem
@@ -126,16 +127,18 @@ class LaplaceProblem:
 
     def penalty(self, theta: np.ndarray, u: np.ndarray) -> float:
         """u'G^-1 u."""
-        return float(sum(u[cols] @ st.ginv_apply(th, u[cols]) for st, th, cols, _, _ in self._blocks(theta)))
+        return float(u @ self._ginv_u(theta, u))
 
     def logdet_g(self, theta: np.ndarray) -> float:
         return float(sum(st.logdet(th) for st, th, _, _, _ in self._blocks(theta)))
 
     def _state(self, theta, eta0, u):
+        """eta, the records' derivatives, the penalised log-likelihood, u'G^-1 u and G^-1 u at u."""
         eta = eta0 + self.Z @ u
         d = self.family.derivatives(self.y, self.trials, eta, self.const)
-        pen = self.penalty(theta, u)
-        return eta, d, float(d.loglik.sum()) - 0.5 * pen, pen
+        gu = self._ginv_u(theta, u)
+        pen = float(u @ gu)
+        return eta, d, float(d.loglik.sum()) - 0.5 * pen, pen, gu
 
     def mode(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray | None = None,
              max_iter: int = 60) -> Mode:
@@ -144,14 +147,14 @@ class LaplaceProblem:
         rp, tf = self.random_problem, self.full_theta(theta)
         eta0 = self.X @ beta + self.offset
         u = np.zeros(self.q) if u is None else np.array(u, dtype=float)
-        eta, d, obj, pen = self._state(theta, eta0, u)
+        eta, d, obj, pen, gu = self._state(theta, eta0, u)
         previous = np.inf
         for it in range(1, max_iter + 1):
             w = np.maximum(d.weight, _TINY_WEIGHT)
             rp.reweight(weights=w, y=self.Z @ u + d.score / w)
             ev = rp.evaluate(tf)  # H at the weights of u; its solution is the Newton step's end
             step = ev.solution - u
-            decrement = float(step @ (self.Z.T @ d.score - self._ginv_u(theta, u)))  # ~ twice the gain
+            decrement = float(step @ (self.Z.T @ d.score - gu))  # ~ twice the gain
             # the factor holds H at u's weights: u is the mode to within ~sqrt(decrement), and the
             # gradient's error is first order in that (Newton halves the digits still missing:
             # below 1e-14 is one step past 1e-7); rounding noise stops the decrease sooner
@@ -161,15 +164,15 @@ class LaplaceProblem:
             t = 1.0
             while True:
                 u_new = u + t * step
-                eta_n, d_n, obj_n, pen_n = self._state(theta, eta0, u_new)
+                eta_n, d_n, obj_n, pen_n, gu_n = self._state(theta, eta0, u_new)
                 if np.isfinite(obj_n) and obj_n >= obj - 1e-12 * abs(obj):
                     break
                 t *= 0.5
                 if t < 1e-8:
-                    raise ModelError(self._stuck(theta, beta))
-            u, eta, d, obj, pen = u_new, eta_n, d_n, obj_n, pen_n
+                    raise ModelError(self._stuck(theta))
+            u, eta, d, obj, pen, gu = u_new, eta_n, d_n, obj_n, pen_n, gu_n
         raise ModelError(f"the random effects' mode was not found in {max_iter} Newton steps "
-                         f"({self._where(theta, beta)}); the model may be separated (a level whose records "
+                         f"({self._where(theta)}); the model may be separated (a level whose records "
                          f"are all successes or all failures, with a large variance)")
 
     def _ginv_u(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -183,13 +186,13 @@ class LaplaceProblem:
         loglik = obj - 0.5 * (self.logdet_g(theta) + logdet_h)
         return Mode(theta.copy(), np.array(beta, dtype=float), u, eta, d, ev, float(loglik), pen, it)
 
-    def _where(self, theta, beta) -> str:
+    def _where(self, theta) -> str:
         labels = self.random_problem.params.labels[:self.k]
         return "at " + ", ".join(f"{lab} = {v:.4g}" for lab, v in zip(labels, theta))
 
-    def _stuck(self, theta, beta) -> str:
+    def _stuck(self, theta) -> str:
         return (f"the penalised log-likelihood of the random effects could not be increased "
-                f"({self._where(theta, beta)}); the linear predictor may be overflowing")
+                f"({self._where(theta)}); the linear predictor may be overflowing")
 
     # -- derivatives ------------------------------------------------------------------
     def gradient(self, m: Mode) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -236,14 +239,7 @@ def _record_quadratic(Zp, Zi, Zx, Lp, Li, zc, out):
             for eb in range(ea, Zp[i + 1]):
                 b = Zi[eb]
                 r, c = (a, b) if a >= b else (b, a)
-                lo, hi = Lp[c], Lp[c + 1]
-                while lo < hi:  # rows of column c are sorted
-                    mid = (lo + hi) // 2
-                    if Li[mid] < r:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                v = Zx[ea] * Zx[eb] * zc[lo]
+                v = Zx[ea] * Zx[eb] * zc[find_sorted(Li, Lp[c], Lp[c + 1], r)]  # rows of column c are sorted
                 s += v if ea == eb else 2.0 * v
         out[i] = s
 

@@ -43,6 +43,8 @@ class LaplaceResult:
         One row per iterate: iteration, loglik, the parameters, Newton decrement, seconds.
     gradient : ndarray
         (theta, beta) gradient at the last iterate.
+    schur : ndarray
+        X'WX - X'WZ H^-1 Z'WX at the last iterate (the fixed effects' approximate information).
     """
 
     mode: Mode
@@ -51,6 +53,7 @@ class LaplaceResult:
     message: str
     history: list = field(default_factory=list)
     gradient: np.ndarray | None = None
+    schur: np.ndarray | None = None
 
 
 def working_response(family: Family, y, trials, eta, offset) -> tuple[np.ndarray, np.ndarray]:
@@ -128,7 +131,7 @@ def laplace_fit(lp: LaplaceProblem, theta0: np.ndarray, beta0: np.ndarray, fixed
             break
         m = _line_search(lp, m, step, codes, bounds)
         t0 = time.perf_counter()
-    return LaplaceResult(m, list(codes), converged, message, history, np.concatenate([g_th, g_b]))
+    return LaplaceResult(m, list(codes), converged, message, history, np.concatenate([g_th, g_b]), S)
 
 
 def _ascent(M: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -187,7 +190,7 @@ def _stuck_message(lp: LaplaceProblem, m: Mode, codes, bounds: Bounds) -> str:
                 f"cannot go on from there; GLMM fits do not hold covariance structures on their boundary yet: "
                 f"fit a simpler structure (one variance, or diag())")
     return ("the Laplace likelihood could not be increased along the Newton direction "
-            f"({lp._where(m.theta, m.beta)}); try other start values")
+            f"({lp._where(m.theta)}); try other start values")
 
 
 @dataclass

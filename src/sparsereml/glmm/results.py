@@ -47,7 +47,7 @@ class GLMMFit(FittedModel):
     """
 
     def __init__(self, problem, result, seconds, control, *, family: Family, method: str, y, trials, offset, eta,
-                 mode_iterations: int | None = None, pql_rounds: list | None = None, written: str | None = None,
+                 pql_rounds: list | None = None, written: str | None = None,
                  vcov_beta: np.ndarray | None = None, exact_hessian: bool = True):
         super().__init__(problem, result, seconds, control)
         self.written = written or self.spec.formulas.get("fixed")
@@ -55,7 +55,6 @@ class GLMMFit(FittedModel):
         self.counts, self.trials, self.offset = np.asarray(y), np.asarray(trials), np.asarray(offset)
         self._eta = np.asarray(eta)
         self.pql_rounds = pql_rounds or []
-        self.mode_iterations = mode_iterations
         self._vcov_beta = vcov_beta
         self.exact_hessian = exact_hessian
         # the residual slot, held at 1 in the fit, stands for the latent residual of a threshold
