@@ -25,7 +25,7 @@ from .formula.spec import model_spec
 from .progress import FitProgress, iteration_line
 from .reml.optimizer import ai_reml
 from .reml.problem import REMLProblem
-from .reml.start import resolve_start
+from .reml.user_start import resolve_start
 from .results import FittedModel
 
 __all__ = ["fit", "prepare_fit", "PreparedFit", "start_values", "lrt", "LRTResult"]

@@ -6,7 +6,7 @@ import sparsereml as sr
 from sparsereml.design import build_design
 from sparsereml.formula import model_spec
 from sparsereml.reml.problem import REMLProblem
-from sparsereml.reml.start import start_from_fit
+from sparsereml.reml.user_start import start_from_fit
 
 from ..structures.met_data import met_data
 
