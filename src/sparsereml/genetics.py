@@ -208,6 +208,10 @@ def _with_groups(fit, k: int, rb, out: pd.DataFrame) -> pd.DataFrame:
     if not found:  # check_groups refuses a fit like this; a model saved before groups() could have one
         return out
     f, how = found[0]
+    if fit.likelihood != "REML":  # a GLMM's errors of the fixed effects are not this factor's inverse (Laplace)
+        raise ModelError(f"breeding values with genetic groups ({f.label}: Q g + a) are offered for linear mixed "
+                         f"models only so far; a GLMM's a is m.blups({rb.label!r}) and its groups are in m.fixed or "
+                         f"m.blups({f.label!r})")
     ped, rel, design = rb.relationship.pedigree, rb.relationship, fit.design
     Q = group_contributions(ped).reindex(list(rel.ids)).fillna(0.0).to_numpy()  # added founders: no group
     if how == "random":

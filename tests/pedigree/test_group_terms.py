@@ -207,7 +207,34 @@ def test_group_refusals(backend):
     assert len(no_w) > 3
     with pytest.raises(sr.ModelError, match="group 'W' has no descendant among the records"):
         sr.fit("y ~ 1", "~ vm(Tree, ped) + groups(Tree, ped)", data=no_w, matrices=mats, backend=backend)
+    with pytest.raises(sr.ModelError, match=r"predict\(\) with fixed genetic groups"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AliasWarning)
+            sr.fit("y ~ groups(Tree, ped)", "~ vm(Tree, ped)", data=data, matrices=mats, backend=backend).predict("Tree")
+    with pytest.raises(sr.FormulaError, match="several traits are not supported"):
+        sr.fit("cbind(y, y2) ~ trait + groups(Tree, ped)", "~ vm(Tree, ped)", data=data.assign(y2=data.y),
+               matrices=mats, backend=backend)
     # a group named like an individual is refused when the pedigree is read (issue 17)
     clash = pd.concat([rows.replace({"0": "N"}), pd.DataFrame({"id": ["N"], "sire": ["S"], "dam": ["S"]})])
     with pytest.raises(sr.DataError, match="group 'N' is also an individual"):
         sr.Pedigree(clash, groups=GROUPS)
+
+
+def test_groups_with_the_additive_variance_match_dense_reml(backend):
+    # ASReml's convention (!Goffset 1): u = Q g + a, g ~ N(0, I s2_a), so V = s2_a Z (A + Q Q') Z' + s2_e I
+    data, ped, A, Q, Z = _case(seed=7)
+    inv = sr.pedigree.groups.groups_inverse(ped, offset=1.0)
+    m = sr.fit("y ~ 1", "~ vm(Tree, pg)", data=data, matrices={"pg": inv}, backend=backend)
+    y, X = data.y.to_numpy(), np.ones((len(data), 1))
+    loglik = _reml(y, X, [Z @ (A + Q @ Q.T) @ Z.T, np.eye(len(y))])
+    theta, best = _maximise(loglik, np.array([2.0, 2.0]))
+    assert m.loglik == pytest.approx(best, abs=1e-6)
+    np.testing.assert_allclose(m.theta, theta, rtol=1e-5)
+    # the log-determinant given with the inverse is the one its factorisation gives
+    plain = sr.Inverse(inv.matrix, inv.ids)
+    m2 = sr.fit("y ~ 1", "~ vm(Tree, pg)", data=data, matrices={"pg": plain}, backend=backend)
+    assert m2.loglik == pytest.approx(m.loglik, abs=1e-8)
+    bv = m.breeding_values("vm(Tree, pg)")
+    assert list(bv.index[-3:]) == GROUPS  # the groups' own effects g after the individuals' Q g + a
+    with pytest.raises(sr.ModelError, match="offset must be positive"):
+        sr.pedigree.groups.groups_inverse(ped, offset=0.0)
