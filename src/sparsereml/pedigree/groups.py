@@ -31,16 +31,24 @@ def group_contributions(ped: Pedigree, ids=None) -> pd.DataFrame:
     """Q: for each individual the expected fraction of its genes from each group (rows ``ids``,
     default all; columns the groups), q_i = (q_sire + q_dam) / 2 with a group parent's q its unit
     vector and an unknown parent without a group contributing nothing."""
+    from scipy.sparse.linalg import spsolve_triangular
+
     _check(ped)
     n, g = len(ped), len(ped.groups)
-    Q = np.zeros((n + 1, g))  # row 0: unknown parent
-    eye = np.eye(g)
-    for i in range(n):  # parents first, so their rows are done
-        s, d = ped.sire[i], ped.dam[i]
-        qs = Q[s] if s else (eye[ped.sire_group[i]] if ped.sire_group[i] >= 0 else 0.0)
-        qd = Q[d] if d else (eye[ped.dam_group[i]] if ped.dam_group[i] >= 0 else 0.0)
-        Q[i + 1] = 0.5 * (qs + qd)
-    out = pd.DataFrame(Q[1:], index=pd.Index(ped.ids, name="id"), columns=ped.groups)
+    # (I - P) Q = B, P half of each known parent, B half of each group parent: one sparse
+    # triangular solve (parents precede offspring), not a loop over individuals
+    r = np.arange(n)
+    rows, cols = [r], [r]
+    for par in (ped.sire, ped.dam):
+        rows.append(r[par > 0])
+        cols.append(par[par > 0] - 1)
+    vals = np.r_[np.ones(n), np.full(sum(x.size for x in rows[1:]), -0.5)]
+    M = sp.csr_matrix((vals, (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
+    B = np.zeros((n, g))
+    for grp in (ped.sire_group, ped.dam_group):
+        np.add.at(B, (r[grp >= 0], grp[grp >= 0]), 0.5)
+    Q = spsolve_triangular(M, B, lower=True) if n else B
+    out = pd.DataFrame(Q.reshape(n, g), index=pd.Index(ped.ids, name="id"), columns=ped.groups)
     return out if ids is None else out.loc[[str(i) for i in ids]]
 
 
