@@ -72,9 +72,10 @@ def fixed_group_columns(term: Groups, columns: dict, n: int, matrices: dict | No
     return r, c, rows[r, c], [f"{term.label}_{g}" for g in names]
 
 
-def random_group_block(term, factor: Groups, columns: dict, matrices: dict | None):
-    """Random groups, g ~ N(0, I s2_g): each record has one entry per group it has genes from,
-    the fraction as the entry's value (as an overlay's weights)."""
+def random_group_block(term, factor: Groups, columns: dict, matrices: dict | None) -> object:
+    """Random groups, g ~ N(0, I s2_g), as a :class:`~sparsereml.design.random.RandomBlock`: each
+    record has one entry per group it has genes from, the fraction as the entry's value (as an
+    overlay's weights)."""
     from .random import ColumnBlock, RandomBlock
 
     rows, names = group_rows(factor, columns, matrices)
@@ -88,7 +89,7 @@ def random_group_block(term, factor: Groups, columns: dict, matrices: dict | Non
                        [ColumnBlock(term.label, 0, k)], values=np.ascontiguousarray(np.where(on, rows, 0.0).T))
 
 
-def groups_of(spec) -> list:
+def groups_of(spec) -> list[tuple[Groups, str]]:
     """Every groups() term of the model: (Groups, "fixed" or "random")."""
     out = [(f, "fixed") for t in spec.fixed.terms for f in t if isinstance(f, Groups)]
     return out + [(f, "random") for r in spec.random for f in r.factors if isinstance(f, Groups)]
@@ -131,7 +132,8 @@ def check_groups(spec, matrices: dict | None) -> None:
                              f"founders as plain unknown parents")
 
 
-def fixed_group_block(term, columns, n, matrices, intercept):
+def fixed_group_block(term: tuple, columns: dict, n: int, matrices: dict | None,
+                      intercept: bool) -> tuple[sp.csc_matrix, list]:
     """The CSC block of a fixed groups() term and its column names (see :func:`fixed_group_columns`)."""
     r, c, v, names = fixed_group_columns(term[0], columns, n, matrices, intercept)
     return sp.csc_matrix((v, (r, c)), shape=(n, len(names))), names
