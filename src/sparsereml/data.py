@@ -10,7 +10,7 @@ import pandas as pd
 
 from .errors import CovariateWarning, DataError, warn_user
 from .formula.spec import ModelSpec
-from .formula.terms import RECORD, TRAIT, Units, quote_name
+from .formula.terms import RECORD, TRAIT, Groups, Units, quote_name
 
 __all__ = ["load_table", "ModelData", "prepare_data"]
 
@@ -160,7 +160,7 @@ def _check_roles(spec: ModelSpec, cols: dict) -> None:
     for t in spec.fixed.terms:
         for v in t:
             series = cols.get(v.name)
-            if v.as_factor or series is None or is_factor_column(series):
+            if isinstance(v, Groups) or v.as_factor or series is None or is_factor_column(series):  # groups(): ids
                 continue
             q = quote_name(v.name)
             if v.name in uses and not v.as_covariate:

@@ -161,7 +161,14 @@ def vpredict(fit, expressions) -> pd.DataFrame:
 def breeding_values(fit, term: str) -> pd.DataFrame:
     """BLUPs of a vm() term for every individual of its relationship (ancestors without records
     too), with PEV, standard error, reliability 1 - PEV / ((1 + F) s2) and accuracy its square
-    root, s2 the term's variance (per level for a structured term such as us(trait):vm(...))."""
+    root, s2 the term's variance (per level for a structured term such as us(trait):vm(...)).
+
+    With genetic groups (``groups(id, ped)`` fixed or random) ``BLUP`` is a, the deviation from
+    the individual's group mean, and three more columns give ``group`` = Q g (its expected value
+    from the groups' effects), ``total`` = Q g + a (the total genetic value) and
+    ``std.error.total``, from PEV(Q g + a) = PEV(a) + 2 Q C_ga + Q C_gg Q' (C the inverse of the
+    mixed-model equations).  With fixed groups and an intercept, group and total are relative
+    to the base group (the first, its effect 0)."""
     k = fit.random_terms.index(term) if term in fit.random_terms else -1
     if k < 0:
         raise UnknownName(f"{term!r} is not a random term of this model (terms: {', '.join(fit.random_terms)})")
@@ -180,9 +187,55 @@ def breeding_values(fit, term: str) -> pd.DataFrame:
     out = pd.DataFrame({"BLUP": b["BLUP"].to_numpy(), "PEV": b["PEV"].to_numpy(),
                         "std.error": b["std.error"].to_numpy(), "reliability": rel_, "accuracy": np.sqrt(rel_),
                         "inbreeding": np.repeat(F, nlev)})
+    if nlev == 1 and rel.pedigree is not None and rel.pedigree.groups:
+        out = _with_groups(fit, k, rb, out)
     if nlev == 1:
         out.index = pd.Index(list(rel.ids), name="id")
     else:
         out.index = pd.MultiIndex.from_product([list(rel.ids), list(fit.vcov(term)["covariance"].index)],
                                                names=["id", rb.term.struct.factor])
+    return out
+
+
+def _with_groups(fit, k: int, rb, out: pd.DataFrame) -> pd.DataFrame:
+    """``out`` (the breeding values a of vm term k) with Q g, Q g + a and the standard error of
+    Q g + a added, the groups fitted fixed or random by a groups() term on the same pedigree."""
+    from .design.groups import groups_of
+    from .pedigree.groups import group_contributions
+
+    vm = rb.term.factors[0]
+    found = [(f, how) for f, how in groups_of(fit.spec) if (f.column, f.matrix) == (vm.column, vm.matrix)]
+    if not found:  # check_groups refuses a fit like this; a model saved before groups() could have one
+        return out
+    f, how = found[0]
+    if fit.likelihood != "REML":  # a GLMM's errors of the fixed effects are not this factor's inverse (Laplace)
+        raise ModelError(f"breeding values with genetic groups ({f.label}: Q g + a) are offered for linear mixed "
+                         f"models only so far; a GLMM's a is m.blups({rb.label!r}) and its groups are in m.fixed or "
+                         f"m.blups({f.label!r})")
+    ped, rel, design = rb.relationship.pedigree, rb.relationship, fit.design
+    Q = group_contributions(ped).reindex(list(rel.ids)).fillna(0.0).to_numpy()  # added founders: no group
+    if how == "random":
+        off = design.offsets[fit.random_terms.index(f.label)]
+        pos = {g: off + j for j, g in enumerate(ped.groups)}
+    else:  # a base group (left out beside the intercept) has effect 0 and no equation
+        names = list(design.fixed.names)
+        pos = {g: names.index(f"{f.label}_{g}") for g in ped.groups if f"{f.label}_{g}" in names}
+    cols = [j for j, g in enumerate(ped.groups) if g in pos]
+    P = np.array([pos[ped.groups[j]] for j in cols], dtype=np.int64)
+    g_hat = np.zeros(len(ped.groups))
+    g_hat[cols] = fit.solution[P]
+    # the columns of C^-1 at the group equations: a few solves with the fit's factor
+    E = np.zeros((design.n_columns, P.size))
+    E[P, np.arange(P.size)] = 1.0
+    with fit.control.threading():
+        fit.problem.hold(fit.result.evaluation)
+        X = np.atleast_2d(fit.problem.factor.solve(E).reshape(design.n_columns, P.size))
+    off_a = design.offsets[k]
+    C_ag, C_gg = X[off_a:off_a + rb.size], X[P]
+    Qm = Q[:, cols]
+    pev = out["PEV"].to_numpy() + 2.0 * np.sum(Qm * C_ag, axis=1) + np.einsum("ij,jk,ik->i", Qm, C_gg, Qm)
+    out = out.copy()
+    out["group"] = Q @ g_hat
+    out["total"] = out["group"] + out["BLUP"]
+    out["std.error.total"] = np.sqrt(np.clip(pev, 0.0, None))
     return out

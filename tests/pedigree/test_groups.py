@@ -73,6 +73,12 @@ def test_fixed_groups_recover_the_simulated_group_difference(backend):
     data = pd.DataFrame({"id": [r[0] for r in rows][n_f:]})
     data["y"] = np.array(mean)[n_f:] + np.array(bv)[n_f:] + rng.normal(0, 2.0, len(data))
     data = data.join(group_contributions(ped, data["id"]).reset_index(drop=True))
-    m = sr.fit("y ~ lin(S)", "~ vm(id, ped)", data=data, matrices={"ped": ped}, backend=backend)
+    # the manual route: Q joined to the data, the pedigree's groups read as unknown parents
+    m = sr.fit("y ~ lin(S)", "~ vm(id, ped)", data=data, matrices={"ped": ped.without_groups()}, backend=backend)
     est, se = m.fixed.loc["S", ["estimate", "std.error"]]
     assert abs(est - 12.0) < 3 * se, (est, se)
+    # the groups() term fits the same model (N the base beside the intercept)
+    with pytest.warns(sr.errors.AliasWarning, match="differences from the first, 'N'"):
+        m2 = sr.fit("y ~ groups(id, ped)", "~ vm(id, ped)", data=data, matrices={"ped": ped}, backend=backend)
+    assert m2.loglik == pytest.approx(m.loglik, abs=1e-6)
+    np.testing.assert_allclose(m2.fixed.loc["groups(id, ped)_S"].to_numpy(), m.fixed.loc["S"].to_numpy(), rtol=1e-6)

@@ -17,6 +17,7 @@ from ..formula.spec import ModelSpec
 from ..linalg.threads import in_parallel
 from .coding import ColumnSet, Factor, combine, encode
 from .fixed import FixedDesign, find_aliased, fixed_design
+from .groups import check_groups
 from .random import ColumnBlock, RandomBlock, check_separable, random_block
 from .residual import GridLayout, ResidualGroups, residual_groups
 
@@ -173,7 +174,8 @@ def build_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict
     prepare(kind_of(spec), backend)  # the first fit after installing compiles its kernels in parallel
     n = len(md.y)
     columns = ColumnSet(md.columns)  # each column coded as a factor at most once
-    fx = fixed_design(spec.fixed, columns, n, md.y)
+    check_groups(spec, matrices)  # a vm() on a pedigree with groups says how to fit them
+    fx = fixed_design(spec.fixed, columns, n, md.y, matrices)
     blocks = [random_block(t, columns, n, matrices) for t in spec.random]
     groups = residual_groups(spec.residual, columns, n)
     check_separable(blocks, groups, n)

@@ -10,6 +10,7 @@ from scipy.linalg import cho_factor, cho_solve
 
 from ..errors import AliasWarning, DataError, ModelError, warn_user
 from ..formula.model_terms import FixedSpec
+from ..formula.terms import Groups
 from .alias import sparse_aliased
 from .coding import Factor, factor_of, is_factor_column
 
@@ -141,22 +142,24 @@ def _check_saturation(n: int, aliased: np.ndarray, term_of: list) -> None:
                      f"n - rank(X) > 0: fit {big!r} as a random term or drop it")
 
 
-def fixed_columns(spec: FixedSpec, columns: dict, n: int) -> tuple[list, list, list]:
+def fixed_columns(spec: FixedSpec, columns: dict, n: int, matrices: dict | None = None) -> tuple[list, list, list]:
     """The columns of X before any check: (CSC blocks by term, column names, term of each column).
-    Rows of new data (a prediction grid) coded like the fit's come from here too."""
+    Rows of new data (a prediction grid) coded like the fit's come from here too; ``matrices``
+    (the pedigrees by name) are needed by a ``groups()`` term."""
     # R's rule (model.matrix): a factor in a term is coded by contrasts when the term without
     # it is also in the model, the empty term counting as present; without an intercept the
     # first factor of the formula is coded by indicators instead, taking the intercept's place.
     model_terms = {frozenset(v.name for v in t) for t in spec.terms} | {frozenset()}
     first_factor = None
+    plain_terms = [t for t in spec.terms if not isinstance(t[0], Groups)]
     if not spec.intercept:
-        for t in spec.terms:
+        for t in plain_terms:
             facs = [v.name for v in t if _is_factor(v, columns[v.name])]
             if facs:
                 first_factor = (t, facs[0])
                 break
     coding = {}
-    for t in spec.terms:
+    for t in plain_terms:
         for v in t:
             s = columns[v.name]
             if _is_factor(v, s) and v.name not in coding:
@@ -167,6 +170,14 @@ def fixed_columns(spec: FixedSpec, columns: dict, n: int) -> tuple[list, list, l
         names.append("(Intercept)")
         term_of.append("(Intercept)")
     for t in spec.terms:
+        if isinstance(t[0], Groups):  # the rows of Q of each record's individual (design/groups.py)
+            from .groups import fixed_group_block
+
+            block, cnames = fixed_group_block(t, columns, n, matrices, spec.intercept)
+            blocks.append(block)
+            names += cnames
+            term_of += [t[0].label] * len(cnames)
+            continue
         tnames = frozenset(v.name for v in t)
         contrast = {v.name: (tnames - {v.name}) in model_terms for v in t}
         if first_factor is not None and first_factor[0] is t:
@@ -178,7 +189,8 @@ def fixed_columns(spec: FixedSpec, columns: dict, n: int) -> tuple[list, list, l
     return blocks, names, term_of
 
 
-def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = None) -> FixedDesign:
+def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = None,
+                 matrices: dict | None = None) -> FixedDesign:
     """Build X for the fixed terms with R's treatment-contrast rules.
 
     For each factor in a term, treatment contrasts are used when the term without
@@ -187,7 +199,7 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = 
     warning that names them.  Given the response ``y``, the OLS coefficients come
     along (from the X'X of the aliasing check).
     """
-    blocks, names, term_of = fixed_columns(spec, columns, n)
+    blocks, names, term_of = fixed_columns(spec, columns, n, matrices)
     if not blocks:
         return FixedDesign(sp.csc_matrix((n, 0)), [], [], [])
     Xc = sp.hstack(blocks, format="csc")  # stacking columns is fast in CSC

@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..errors import DataError, ModelError
 from ..formula.model_terms import RandomTerm
-from ..formula.terms import VM, At, Cross, Units, Var
+from ..formula.terms import VM, At, Cross, Groups, Units, Var
 from ..registry import cov_model
 from .coding import ColumnSet, Factor, combine, encode, factor_of
 
@@ -118,6 +118,11 @@ def random_block(term: RandomTerm, columns: dict, n: int | None = None, matrices
     lin = next((f for f in term.factors if isinstance(f, Var) and f.as_covariate), None)
     if lin is not None:
         return _scaled_block(term, lin, columns, n, matrices)
+    grp = next((f for f in term.factors if isinstance(f, Groups)), None)
+    if grp is not None:
+        from .groups import random_group_block
+
+        return random_group_block(term, grp, columns, matrices)
     vm = next((f for f in term.factors if isinstance(f, VM)), None)
     if vm is not None:
         return _related_block(term, vm, columns, matrices or {})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..errors import FormulaError
 from .parser import Bar, BinOp, Call, Formula, Name, parse
-from .terms import (_ZERO, VM, And, At, Cross, Overlay, Struct, Term, Units, Var, _expand, quote_name,
+from .terms import (_ZERO, VM, And, At, Cross, Groups, Overlay, Struct, Term, Units, Var, _expand, quote_name,
                     term_label)
 
 __all__ = ["FixedSpec", "RandomTerm"]
@@ -155,13 +155,17 @@ def _plain_random_term(term: Term, text: str) -> RandomTerm:
         raise FormulaError(f"{term_label(term)!r} in {text!r}: a random term takes one covariate, lin(x), beside its "
                            f"factors (comb:lin(dr): an effect per level of comb times dr, ASReml's comb:dr); random "
                            f"slopes with their own covariance are written us(~ 1 + {quote_name(lins[0].name)}):g")
+    grp = [f for f in term if isinstance(f, Groups)]
+    if grp and len(term) > 1:
+        raise FormulaError(f"groups() stands alone as a random term, as in ~ vm(Tree, ped) + groups(Tree, ped); found "
+                           f"{term_label(term)!r} in {text!r}")
     vms = [f for f in term if isinstance(f, VM)]
     if vms and (len(vms) > 1 or ats or any(isinstance(f, (Var, Units)) for f in term)):
         raise FormulaError(f"vm() stands alone or with a covariance structure across a factor, as in "
                            f"vm(Mother, ped) or fa(Trial, 2):vm(Mother, ped); found {term_label(term)!r} in {text!r}")
     # random columns are factors anyway; C(x) is kept in the label (x may also be a fixed covariate);
     # units: one effect per record (a nugget beside a spatial residual)
-    factors = tuple(f for f in term if isinstance(f, (Var, Units, VM, Cross)))
+    factors = tuple(f for f in term if isinstance(f, (Var, Units, VM, Cross, Groups)))
     if not factors:
         example = f"{structs[0].label}:Mother" if structs else "at(F):Block"
         raise FormulaError(f"{term_label(term)!r} in {text!r} has no factor to give levels, as in {example}")
@@ -194,7 +198,15 @@ def _parse_fixed(fixed: str) -> tuple[FixedSpec, list[RandomTerm]]:
     # R orders fixed terms by degree: main effects, then two-way interactions, ...
     body = tuple(sorted((t for t in terms if t not in ((), _ZERO)), key=len))
     for t in body:
+        if any(isinstance(f, Groups) for f in t) and len(t) > 1:
+            raise FormulaError(f"groups() stands alone as a term, as in dbh ~ Trial + groups(Tree, ped); found "
+                               f"{term_label(t)!r} in {fixed!r}")
         for f in t:
+            if isinstance(f, Groups) and not responses:
+                continue
+            if isinstance(f, Groups):
+                raise FormulaError(f"{f.label}: genetic groups in a model of several traits are not supported yet "
+                                   f"(each trait would need its own group effects); fit the traits one at a time")
             if not isinstance(f, Var):
                 raise FormulaError(f"{f.label} cannot be used in the fixed formula {fixed!r}")
     for name in responses or (response,):

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from ..errors import FormulaError
 from .residual import ResidualSpec, parse_residual
 from .model_terms import FixedSpec, _parse_fixed, _parse_random
-from .terms import VM, Cross, Var
+from .terms import VM, Cross, Groups, Var
 
 __all__ = ["ModelSpec", "model_spec"]
 
@@ -35,7 +35,7 @@ class ModelSpec:
             if r.struct is not None:
                 names += [c for c in r.struct.covariates if c != "1"] if r.struct.covariates is not None \
                     else [r.struct.factor]
-            names += [f.name for f in r.factors if isinstance(f, (Var, VM))]
+            names += [f.name for f in r.factors if isinstance(f, (Var, VM, Groups))]
             names += [c for f in r.factors if isinstance(f, Cross) for c in (f.first, f.second)]
             names += [f.name for factors, _ in r.overlays for f in factors]
         return list(dict.fromkeys(names))
@@ -43,7 +43,7 @@ class ModelSpec:
     def overlay_variables(self) -> list[str]:
         """Columns that only and()/overlay() parts use (beyond a term's first part): a missing
         value, 0 or "0" there means no such parent (open pollination), not a missing datum."""
-        own = {f.name for r in self.random for f in r.factors if isinstance(f, (Var, VM))}
+        own = {f.name for r in self.random for f in r.factors if isinstance(f, (Var, VM, Groups))}
         own |= {f.first for r in self.random for f in r.factors if isinstance(f, Cross)}
         own |= {r.at.factor for r in self.random if r.at} | {r.struct.factor for r in self.random if r.struct}
         own |= {f.name for t in self.fixed.terms for f in t} | set(self.residual_variables())
@@ -89,7 +89,8 @@ def model_spec(fixed: str, random: str | None = None, residual: str | None = Non
         if key in seen:
             raise FormulaError(f"random term {t.label!r} is given twice")
         seen[key] = t
-    fixed_keys = {frozenset(f.name for f in t) for t in fx.terms if not any(f.as_covariate for f in t)}
+    fixed_keys = {frozenset(f.name for f in t) for t in fx.terms
+                  if not any(f.as_covariate or isinstance(f, Groups) for f in t)}  # groups(): design/groups.py
     for t in terms:
         if t.at is None and t.struct is None and not any(getattr(f, "as_factor", True) for f in t.factors) \
                 and frozenset(f.name for f in t.factors) in fixed_keys:

@@ -19,7 +19,7 @@ from ..errors import FormulaError
 from ..registry import register_keyword, register_special
 from .parser import Bar, BinOp, Call, Formula, Name, Neg, Number, String
 
-__all__ = ["Var", "At", "Units", "VM", "Struct", "And", "Overlay", "Cross", "Term", "term_label", "quote_name",
+__all__ = ["Var", "At", "Units", "VM", "Groups", "Struct", "And", "Overlay", "Cross", "Term", "term_label", "quote_name",
            "TRAIT", "RECORD"]
 
 _IDENT = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
@@ -110,6 +110,27 @@ class VM:
     @property
     def label(self) -> str:
         return f"vm({quote_name(self.column)}, {self.matrix})"
+
+
+@dataclass(frozen=True)
+class Groups:
+    """``groups(id, name)``: the genetic groups of the pedigree given as ``matrices={name: ped}``,
+    each record's entries its individual's fractions of genes from each group (the rows of Q).
+    Fixed groups in the fixed formula, random groups (their own variance) in the random one;
+    either goes with ``vm(id, name)``, the deviations a of u = Q g + a."""
+
+    column: str
+    matrix: str
+    as_factor = False  # read by the fixed formula's checks: the term is its own kind of column
+    as_covariate = False
+
+    @property
+    def name(self) -> str:
+        return self.column
+
+    @property
+    def label(self) -> str:
+        return f"groups({quote_name(self.column)}, {self.matrix})"
 
 
 @dataclass(frozen=True)
@@ -239,6 +260,14 @@ def _vm_call(node: Call, text: str) -> list:
         raise FormulaError(f"vm() takes the id column and the name of its relationship matrix, as in "
                            f"vm(Mother, ped) with fit(..., matrices={{'ped': ped}}); in {text!r}")
     return [(VM(node.args[0].id, node.args[1].id),)]
+
+
+@register_special("groups")
+def _groups_call(node: Call, text: str) -> list:
+    if len(node.args) != 2 or not all(isinstance(a, Name) for a in node.args) or node.kwargs:
+        raise FormulaError(f"groups() takes the id column and the name of its pedigree, as in groups(Tree, ped) "
+                           f"beside vm(Tree, ped) with fit(..., matrices={{'ped': ped}}); in {text!r}")
+    return [(Groups(node.args[0].id, node.args[1].id),)]
 
 
 def _overlay_factors(node, func: str, text: str) -> tuple:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..design.fixed import _is_factor as is_factor  # the fixed formula's own rule
 from ..errors import DataError, FormulaError, ModelError
+from ..formula.terms import Groups
 from .families import Binomial, Family
 
 __all__ = ["ResponseSpec", "split_response", "record_values", "counts_and_trials", "check_separation"]
@@ -106,6 +107,8 @@ def check_separation(design, y: np.ndarray, n: np.ndarray, family: Family) -> No
     all failures, or whose Poisson counts are all zero: its estimate is infinite."""
     cols = design.data.columns
     for term in design.spec.fixed.terms:
+        if any(isinstance(v, Groups) for v in term):  # fractions of genes, not a factor's levels
+            continue
         names = [v.name for v in term]
         if not names or not all(is_factor(v, cols[nm]) for nm, v in zip(names, term)):
             continue

@@ -22,7 +22,7 @@ from scipy import stats
 from ..design.coding import encode
 from ..design.fixed import _is_factor, fixed_columns
 from ..errors import ModelError
-from ..formula.terms import VM, Var
+from ..formula.terms import VM, Groups, Var
 
 __all__ = ["Predictions", "predict", "check_classify"]
 
@@ -244,6 +244,10 @@ class Predictions:
 
     def __init__(self, model, classify: str, present=None, levels=None, sed: bool = True, average=None, use=None):
         present = list(present or [])
+        grp = next((f for t in model.design.spec.fixed.terms for f in t if isinstance(f, Groups)), None)
+        if grp is not None:  # the grid has no individuals to take Q's rows from
+            raise ModelError(f"predict() with fixed genetic groups ({grp.label}) is not offered yet: the group "
+                             f"effects are in m.fixed and each individual's Q g + a in m.breeding_values(...)")
         grid = _Grid(model, check_classify(model.design, classify), present, dict(levels or {}), average)
         problem = model.problem
         p = problem.p

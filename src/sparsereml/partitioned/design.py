@@ -26,6 +26,7 @@ from ..design.random import random_block
 from ..design.residual import residual_groups
 from ..errors import DataError, ModelError
 from ..formula.spec import ModelSpec
+from ..formula.terms import Groups
 from .cells import ONE, Cells, RowFilter, merge_cells, partition_cells
 from .products import CellCoder, assemble, merge_products, partition_products
 from .sources import Source, resolve_source, run_pass
@@ -105,6 +106,10 @@ def _refuse_unsupported(spec: ModelSpec, first: pd.DataFrame, factor_names: list
         if sec.dims:
             raise ModelError(f"the residual {sec.label!r} lays records on a grid, which needs whole grids per "
                              f"partition; structured residuals are not fitted to partitioned data yet; {way}")
+    grp = [f.label for t in spec.fixed.terms for f in t if isinstance(f, Groups)] + \
+        [f.label for r in spec.random for f in r.factors if isinstance(f, Groups)]
+    if grp:
+        raise ModelError(f"genetic groups ({grp[0]}) are not fitted to partitioned data yet; {way}")
     for t in spec.fixed.terms:
         for v in t:
             s = first.get(v.name)

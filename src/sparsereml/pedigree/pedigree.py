@@ -8,6 +8,7 @@ relationship matrix A.
 """
 from __future__ import annotations
 
+import copy
 import warnings
 
 import numpy as np
@@ -174,6 +175,13 @@ class Pedigree:
     @property
     def ids(self) -> tuple:
         return tuple(self._labels)
+
+    def without_groups(self) -> "Pedigree":
+        """The same pedigree with its genetic groups read as plain unknown parents (A is unchanged:
+        groups never enter A), for a vm() term that is not to fit them."""
+        out = copy.copy(self)
+        out.groups, out.sire_group, out.dam_group = [], None, None
+        return out
 
     # -- basic facts ----------------------------------------------------------------------
     def __len__(self) -> int:
