@@ -43,8 +43,8 @@ def fit_glmm(fixed: str, random, residual, data, *, family: Family, method: str 
         raise ModelError(f"method must be one of {', '.join(map(repr, METHODS))} for a GLMM; got {method!r}")
     if method == "pql" and family.n_dispersion:
         raise ModelError("method='pql' is not available for the negative binomial: PQL has no likelihood of the "
-                         "data by which to estimate theta (ASReml's PQL takes the negative binomial's dispersion as "
-                         "given too); use method='laplace', which estimates theta as glmmTMB does")
+                         "data by which to estimate theta (ASReml's PQL does not estimate it either); use "
+                         "method='laplace', which estimates theta as glmmTMB does")
     if residual is not None:
         raise ModelError(f"a {family.name} GLMM has no residual variance to model (its variance is the "
                          f"family's); drop residual={residual!r}")
