@@ -82,9 +82,11 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
         terminal (:class:`sparsereml.progress.FitProgress`).
     callback : callable, optional
         Called with a dict per iteration (iteration, loglik, parameters, seconds).
-    family : {"gaussian", "binomial", "poisson"} or a family object, optional
+    family : {"gaussian", "binomial", "poisson", "negative.binomial"} or a family object, optional
         A GLMM (:mod:`sparsereml.glmm`): ``sr.glmm.Binomial(link="probit")``, links logit
-        (default), probit and cloglog; ``sr.glmm.Poisson()`` (log link).  A binomial response is
+        (default), probit and cloglog; ``sr.glmm.Poisson()`` (log link);
+        ``sr.glmm.NegativeBinomial()`` (log link; glmmTMB's nbinom2, its theta estimated by the
+        Laplace likelihood, Laplace only).  A binomial response is
         0/1, a proportion with ``weights`` giving the trials, or ``cbind(successes, failures)``
         (also ``cbind(s, n - s)``).  Variance components are on the link scale.
     method : {"laplace", "pql"}, optional

@@ -171,11 +171,12 @@ def cmd_fit(args) -> int:
 
 
 def _fit_glmm(args, data, factors, matrices, check, prog):
-    """``fit --family binomial|poisson``: sr.fit's GLMM path, progress as plain lines per iteration."""
+    """``fit --family binomial|poisson|negative.binomial``: sr.fit's GLMM path, progress as plain
+    lines per iteration."""
     from .api import fit
-    from .glmm import Binomial, Poisson
+    from .glmm import Binomial, NegativeBinomial, Poisson
 
-    family = Binomial(args.link) if args.family == "binomial" else Poisson(args.link)
+    family = {"binomial": Binomial, "poisson": Poisson, "negative.binomial": NegativeBinomial}[args.family](args.link)
     if prog:
         prog.start(f"fitting a {family.label} GLMM ({args.method or 'laplace'})")
     report = (lambda row: prog(f"iteration {row['iteration']}: logL {row['loglik']:.4f}")) if prog else None
@@ -188,7 +189,7 @@ def _gaussian_only(args) -> None:
     for flag, value in (("--method", args.method), ("--weights", args.weights), ("--offset", args.offset),
                         ("--link", args.link), ("--scale", args.scale)):
         if value is not None:
-            raise SparseREMLError(f"{flag} is for GLMMs: give --family binomial or --family poisson")
+            raise SparseREMLError(f"{flag} is for GLMMs: give --family binomial, poisson or negative.binomial")
 
 
 def _write_report(results: list, names: list, path: Path, quiet: bool = False) -> Path:
@@ -263,10 +264,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--na-action", default="error", choices=["error", "drop"])
     f.add_argument("--backend", default=None, choices=["cholmod", "qdldl", "auto"])
     f.add_argument("--max-iter", type=int, default=None, help="iteration limit (default 50)")
-    f.add_argument("--family", default="gaussian", choices=["gaussian", "binomial", "poisson"],
-                   help="a GLMM's response distribution (default gaussian: a linear mixed model by REML)")
+    f.add_argument("--family", default="gaussian", choices=["gaussian", "binomial", "poisson", "negative.binomial"],
+                   help="a GLMM's response distribution (default gaussian: a linear mixed model by REML); "
+                        "negative.binomial is glmmTMB's nbinom2 with theta estimated")
     f.add_argument("--link", default=None, choices=["logit", "probit", "cloglog", "log"],
-                   help="GLMM link (binomial: logit (default), probit, cloglog; poisson: log)")
+                   help="GLMM link (binomial: logit (default), probit, cloglog; poisson, negative.binomial: log)")
     f.add_argument("--method", default=None, choices=["laplace", "pql"], help="GLMM fitting method (default laplace)")
     f.add_argument("--weights", default=None, metavar="COLUMN",
                    help="GLMM: binomial trials of a proportion response, or Poisson prior weights")

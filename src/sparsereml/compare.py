@@ -39,8 +39,17 @@ class LRTResult:
 
 def n_variance_parameters(m: FittedModel) -> int:
     """Variance parameters of ``m`` that are not fixed (P or B): the model's size for a test.  A
-    parameter held at its bound is still a parameter of the model, whose estimate is the bound."""
-    return sum(c != "F" for c in m.codes)
+    parameter held at its bound is still a parameter of the model, whose estimate is the bound.
+    A negative binomial GLMM's estimated theta counts as one."""
+    return sum(c != "F" for c in m.codes) + getattr(m, "n_dispersion", 0)
+
+
+def _dispersion_added(small, big) -> bool:
+    """``big`` is ``small`` (a Poisson GLMM) with a negative binomial's theta estimated: the same
+    random terms, the Poisson being theta -> infinity, on the boundary."""
+    fam_s, fam_b = getattr(small, "family", None), getattr(big, "family", None)
+    return (getattr(fam_s, "name", None) == "poisson" and getattr(big, "n_dispersion", 0) == 1
+            and getattr(fam_b, "link", None) == fam_s.link and list(small.labels[:-1]) == list(big.labels[:-1]))
 
 
 def check_comparable(a: FittedModel, b: FittedModel, name_a: str = "the first model",
@@ -90,6 +99,8 @@ def nested(small: FittedModel, big: FittedModel) -> bool:
     :func:`lrt` tests such a pair when you know it is nested."""
     if n_variance_parameters(small) >= n_variance_parameters(big):
         return False
+    if _dispersion_added(small, big):
+        return True
     covered = set(big.labels)
     for lab in big.labels:
         covered |= _homogeneous(lab)
@@ -100,8 +111,8 @@ def lrt_numbers(small: FittedModel, big: FittedModel, mixture: bool | None = Non
     """The test of :func:`lrt` on two fits already checked to be comparable."""
     df = n_variance_parameters(big) - n_variance_parameters(small)
     stat = max(2.0 * (big.loglik - small.loglik), 0.0)
-    if mixture is None:  # one variance added: tested on its boundary (zero)
-        mixture = df == 1 and set(small.labels) < set(big.labels)
+    if mixture is None:  # one variance added, or NB's theta to a Poisson: tested on its boundary
+        mixture = df == 1 and (set(small.labels) < set(big.labels) or _dispersion_added(small, big))
     p = 0.5 * stats.chi2.sf(stat, 1) if mixture and df == 1 else float(stats.chi2.sf(stat, df))
     return LRTResult(stat, df, float(p), bool(mixture and df == 1))
 
@@ -112,7 +123,9 @@ def lrt(small: FittedModel, big: FittedModel, mixture: bool | None = None) -> LR
     The statistic is 2 (logL_big - logL_small) on df = the difference in the number of
     variance parameters.  When ``big`` adds exactly one variance to ``small`` (a variance
     tested at zero, on the boundary) the p-value uses the 50:50 mixture of chi2(0) and
-    chi2(1); set ``mixture`` to force or suppress this.
+    chi2(1); set ``mixture`` to force or suppress this.  A Poisson GLMM against the negative
+    binomial with the same terms (Laplace fits of the same counts: the same likelihood family) is
+    such a test too: the Poisson is theta -> infinity, on theta's boundary.
     """
     for x in (small, big):
         if not _is_fit(x):

@@ -12,12 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit, gammaln, log_ndtr, ndtr
+from scipy.special import digamma, expit, gammaln, log_ndtr, ndtr
 
 from ..errors import ModelError
 from . import _kernels
 
-__all__ = ["Family", "Binomial", "Poisson", "resolve_family", "Derivatives"]
+__all__ = ["Family", "Binomial", "Poisson", "NegativeBinomial", "resolve_family", "Derivatives"]
 
 
 @dataclass
@@ -47,6 +47,7 @@ class Family:
 
     name: str = ""
     links: tuple = ()
+    n_dispersion: int = 0  # parameters of the family the Laplace fit estimates (NB's log theta)
 
     def __init__(self, link: str | None = None):
         link = self.links[0] if link is None else link
@@ -199,6 +200,110 @@ class Poisson(Family):
         return Derivatives(ll, n * (y - mu), w, w)
 
 
+class NegativeBinomial(Family):
+    """Negative binomial counts with the log link, glmmTMB's ``nbinom2``: Var(y) = mu + mu^2 / theta.
+
+    Parameters
+    ----------
+    link : {"log"}
+    theta : float, optional
+        The dispersion parameter (theta -> infinity is the Poisson).  None (default): estimated
+        by the Laplace likelihood with the other parameters, as glmmTMB; a number: held there
+        (MASS's ``negative.binomial(theta)``).
+
+    Notes
+    -----
+    Prior weights (``weights=``) count each record's log density that many times, as for the
+    Poisson.  theta is kept in [THETA_MIN, THETA_MAX]: beyond THETA_MAX the counts show no
+    overdispersion the family can tell from the Poisson (mu^2 / theta < 1e-6 mu^2).
+    """
+
+    name = "negative.binomial"
+    links = ("log",)
+    n_dispersion = 1
+    THETA_MIN, THETA_MAX = 1e-6, 1e6
+
+    def __init__(self, link: str | None = None, theta: float | None = None):
+        super().__init__(link)
+        if theta is not None:
+            theta = float(theta)
+            if not (self.THETA_MIN <= theta <= self.THETA_MAX):
+                raise ModelError(f"negative binomial theta must be between {self.THETA_MIN:g} and "
+                                 f"{self.THETA_MAX:g} (or None: estimated); got {theta!r}")
+        self.theta = theta
+        self.theta_fixed = theta is not None
+
+    def __repr__(self) -> str:
+        return f"NegativeBinomial(link={self.link!r}, theta={self.theta!r})"
+
+    def __eq__(self, other) -> bool:
+        return type(other) is type(self) and other.link == self.link and other.theta == self.theta
+
+    @property
+    def label(self) -> str:
+        if self.theta is None:
+            return f"{self.name}({self.link})"
+        return f"{self.name}({self.link}, theta = {self.theta:.6g}{' fixed' if self.theta_fixed else ''})"
+
+    def at_theta(self, theta: float) -> "NegativeBinomial":
+        """A copy at dispersion ``theta`` (still marked estimated or fixed as this one)."""
+        out = NegativeBinomial(self.link)
+        out.theta, out.theta_fixed = float(theta), self.theta_fixed
+        return out
+
+    def _theta(self) -> float:
+        if self.theta is None:
+            raise ModelError("the negative binomial family needs theta here; the fit estimates it")
+        return self.theta
+
+    def inverse_link(self, eta):
+        return np.exp(eta)
+
+    def dmu_deta(self, eta):
+        return np.exp(eta)
+
+    def check(self, y, n, response):
+        bad = (y < 0) | (np.abs(y - np.round(y)) > 1e-8)
+        if bad.any():
+            raise ModelError(f"negative binomial response {response!r}: counts must be whole numbers >= 0; "
+                             f"{_first_bad(bad, y)}")
+
+    def fisher_weight(self, n, eta):
+        th = self._theta()
+        return n * th * expit(eta - np.log(th))  # mu theta / (theta + mu)
+
+    def start_eta(self, y, n):
+        return np.log(y + 0.1)
+
+    def log_constant(self, y, n):
+        """n [log Gamma(y + theta) - log Gamma(theta) - y log theta - log y!]: free of eta."""
+        th = self._theta()
+        return n * (gammaln(y + th) - gammaln(th) - y * np.log(th) - gammaln(y + 1.0))
+
+    def derivatives(self, y, n, eta, const=None):
+        # log p = const + y eta - (y + theta) log(1 + mu / theta); p = mu / (theta + mu)
+        th = self._theta()
+        const = self.log_constant(y, n) if const is None else const
+        z = eta - np.log(th)
+        p = expit(z)
+        w = n * (y + th) * p * (1.0 - p)
+        ll = const + n * (y * eta - (y + th) * np.logaddexp(0.0, z))
+        return Derivatives(ll, n * (y - (y + th) * p), w, w * (1.0 - 2.0 * p))
+
+    def dispersion_derivatives(self, y, n, eta) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """d log p / d log theta, d score / d log theta and d weight / d log theta per record, at
+        fixed eta: what the Laplace likelihood's derivative in log theta needs."""
+        th = self._theta()
+        z = eta - np.log(th)
+        p, q = expit(z), expit(-z)  # mu / (theta + mu), theta / (theta + mu)
+        mu = np.exp(eta)
+        # d log p / d theta = psi(y + theta) - psi(theta) - log(1 + mu / theta) + (mu - y) / (theta + mu)
+        dl = th * (digamma(y + th) - digamma(th) - np.logaddexp(0.0, z) + p - y * q / th)
+        ds = n * p * q * (y - mu)
+        dw = n * p * q * (y * (2.0 * p - 1.0) + 2.0 * th * p)
+        return n * dl, ds, dw
+
+
 def _log_cloglog_derivatives(eta: np.ndarray) -> tuple:
     """log(1 - exp(-e^eta)) and its first three derivatives in eta."""
     a = np.exp(np.minimum(eta, 700.0))
@@ -211,7 +316,8 @@ def _log_cloglog_derivatives(eta: np.ndarray) -> tuple:
     return g0, r, g2, g3
 
 
-FAMILIES = {"binomial": Binomial, "poisson": Poisson}
+FAMILIES = {"binomial": Binomial, "poisson": Poisson, "negative.binomial": NegativeBinomial,
+            "negbin": NegativeBinomial, "nbinom2": NegativeBinomial}
 
 
 def resolve_family(family) -> Family | None:
@@ -222,5 +328,5 @@ def resolve_family(family) -> Family | None:
         return family
     if isinstance(family, str) and family.lower() in FAMILIES:
         return FAMILIES[family.lower()]()
-    raise ModelError(f"family must be 'gaussian', 'binomial', 'poisson' or a family object such as "
+    raise ModelError(f"family must be 'gaussian', 'binomial', 'poisson', 'negative.binomial' or a family object such as "
                      f"sr.families.Binomial(link='probit'); got {family!r}")

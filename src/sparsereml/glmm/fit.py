@@ -23,7 +23,8 @@ from ..reml.problem import REMLProblem
 from .families import Family
 from .inputs import check_separation, counts_and_trials, record_values, split_response
 from .laplace import LaplaceProblem
-from .optimize import glm_start, laplace_fit, pql_fit, working_response
+from .negbin import boundary_message, dispersion_result, start_theta
+from .optimize import DISPERSION_STEP, glm_start, laplace_fit, pql_fit, working_response
 from .results import GLMMFit, glmm_labels
 
 __all__ = ["fit_glmm", "METHODS"]
@@ -40,6 +41,10 @@ def fit_glmm(fixed: str, random, residual, data, *, family: Family, method: str 
     t0 = time.perf_counter()
     if method not in METHODS:
         raise ModelError(f"method must be one of {', '.join(map(repr, METHODS))} for a GLMM; got {method!r}")
+    if method == "pql" and family.n_dispersion:
+        raise ModelError("method='pql' is not available for the negative binomial: PQL has no likelihood of the "
+                         "data by which to estimate theta (ASReml's PQL does not estimate it either); use "
+                         "method='laplace', which estimates theta as glmmTMB does")
     if residual is not None:
         raise ModelError(f"a {family.name} GLMM has no residual variance to model (its variance is the "
                          f"family's); drop residual={residual!r}")
@@ -60,9 +65,13 @@ def fit_glmm(fixed: str, random, residual, data, *, family: Family, method: str 
         t1 = time.perf_counter()
         full = REMLProblem(design, control)
         res_slice = full.params.residual_slice
-        beta0 = glm_start(family, full.design.fixed.X.tocsr(), y, trials, off)
+        X = full.design.fixed.X.tocsr()
+        # the negative binomial starts from a moment estimate of theta (laplace_fit estimates it)
+        theta_nb = start_theta(family, X, y, trials, off, glm_start) if family.n_dispersion else None
+        fam0 = family.at_theta(theta_nb) if family.n_dispersion else family
+        beta0 = glm_start(fam0, X, y, trials, off)
         eta0 = design.fixed.X @ beta0 + off
-        w, z = working_response(family, y, trials, eta0, off)
+        w, z = working_response(fam0, y, trials, eta0, off)
         full.reweight(weights=w, y=z)
         theta0, fixed_mask = start_values(full, start, fix)
         theta0[res_slice], fixed_mask[res_slice] = 1.0, True  # the family's variance: no residual parameter
@@ -72,25 +81,32 @@ def fit_glmm(fixed: str, random, residual, data, *, family: Family, method: str 
         if method == "pql":
             return _pql(full, family, y, trials, off, theta0, fixed_mask, eta0, control, seconds, callback, fixed)
         return _laplace(full, family, y, trials, off, theta0, fixed_mask, beta0, control, seconds, callback,
-                        user_start=start is not None, written=fixed)
+                        user_start=start is not None, written=fixed, theta_nb=theta_nb)
 
 
-def _laplace(full, family, y, trials, off, theta0, fixed_mask, beta0, control, seconds, callback, user_start, written):
+def _laplace(full, family, y, trials, off, theta0, fixed_mask, beta0, control, seconds, callback, user_start, written,
+             theta_nb=None):
     t0 = time.perf_counter()
     lp = LaplaceProblem(full.design, family, y, trials, off, control)
-    k = lp.k
+    k, kd = lp.k, lp.kd
     with control.threading():
         if not user_start:  # PQL's first round: REML on the GLM's working variate
             first = ai_reml(full, theta0, fixed_mask, control=control, max_iter=min(control.max_iter, 4))
             theta0 = np.where(fixed_mask, theta0, first.theta)
             beta0 = full.uncentred(first.evaluation.solution)[:full.p]
         t1 = time.perf_counter()
-        res = laplace_fit(lp, theta0[:k], beta0, fixed=fixed_mask[:k], max_iter=control.max_iter * 2,
-                          callback=callback)
+        th0 = np.append(theta0[:k], [np.log(theta_nb)] if lp.nd else [])  # log theta after the variances
+        fixed0 = np.append(fixed_mask[:k], [getattr(family, "theta_fixed", False)] * lp.nd)
+        res = laplace_fit(lp, th0, beta0, fixed=fixed0, max_iter=control.max_iter * 2, callback=callback)
         t2 = time.perf_counter()
         m = res.mode
         info, exact = laplace_information(lp, m, res.codes, res.gradient, res.schur)
-        theta_info, vcov_beta = split_information(info, k, res.codes)
+        theta_info, vcov_beta, cov_theta = split_information(info, kd, res.codes)
+        if lp.nd:  # the variances' information with log theta profiled out, as their covariance has it
+            theta_info = np.zeros((k, k))
+            fk = np.flatnonzero(np.asarray(res.codes[:k]) == "P")
+            if fk.size:
+                theta_info[np.ix_(fk, fk)] = np.linalg.inv(cov_theta[np.ix_(fk, fk)])
         # the full equations at the mode's weights: covariances of beta, PEVs, predictions
         w = np.maximum(m.d.weight, 1e-300)
         full.reweight(weights=w, y=m.eta - off + m.d.score / w)
@@ -101,17 +117,24 @@ def _laplace(full, family, y, trials, off, theta0, fixed_mask, beta0, control, s
         ai = np.zeros((k + 1, k + 1))
         ai[:k, :k] = theta_info
         ev.ai = ai
-    codes = list(res.codes) + ["F"]
+    codes = list(res.codes[:k]) + ["F"]
     labels = full.params.labels[:k]
     previous = lp.full_theta(np.array([res.history[-2][lab] for lab in labels])) if len(res.history) > 1 else None
     result = OptimResult(theta, codes, ev, res.converged, res.message, res.history, previous)
+    dispersion = None
+    if lp.nd:
+        prev_phi = np.log(res.history[-2]["theta"]) if len(res.history) > 1 else None
+        dispersion = dispersion_result(family, m.theta[k], res.codes[k], cov_theta[k, k], prev_phi)
+        family = lp.family_at(m.theta)[0]  # a copy at the estimate: the family the user passed is not changed
+        if dispersion.code == "B":
+            warn_user(boundary_message(family), ConvergenceWarning)
     if not res.converged:
         warn_user(res.message, ConvergenceWarning)
     seconds.update(start=t1 - t0, iterations=t2 - t1, information=time.perf_counter() - t2)
     seconds["total"] = sum(seconds.values())
     return GLMMFit(full, result, seconds, control, family=family, method="laplace", y=y, trials=trials,
                    offset=off, eta=m.eta, written=written,
-                   vcov_beta=vcov_beta, exact_hessian=exact)
+                   vcov_beta=vcov_beta, exact_hessian=exact, dispersion=dispersion)
 
 
 EXACT_HESSIAN_MAX = 10  # parameters (variance + fixed) up to which the beta block is differenced too (2 modes each)
@@ -123,12 +146,13 @@ def laplace_information(lp: LaplaceProblem, m, codes, gradient: np.ndarray, schu
     ``gradient`` and X'WX - X'WZ H^-1 Z'WX is ``schur``), over the estimated parameters.
 
     Columns of the estimated variance parameters: forward differences of the exact gradient (step
-    1e-4 of the value: relative error ~1e-4 in the information).  The beta block: differences too
-    when ``exact_beta`` (default: at most EXACT_HESSIAN_MAX parameters in all), else X'WX - X'WZ
+    1e-4 of the value: relative error ~1e-4 in the information).  The beta block: central
+    differences when ``exact_beta`` (a forward one leans on the optimum's own mode, which its stop
+    leaves a little short: with a step of 1e-5 of a coefficient near 0 that moved SEs by 3%) (default: at most EXACT_HESSIAN_MAX parameters in all), else X'WX - X'WZ
     H^-1 Z'WX, which leaves out the log-determinant's curvature in beta (relative size about 1 /
     records per random-effect level).  Returns the matrix (zero rows and columns for parameters
     not estimated) and whether beta's block is exact."""
-    k, p = lp.k, m.beta.size
+    k, p = lp.kd, m.beta.size  # theta: the random terms' parameters and the family's dispersion
     free = np.flatnonzero(np.asarray(codes[:k]) == "P")
     if exact_beta is None:
         exact_beta = free.size + p <= EXACT_HESSIAN_MAX
@@ -137,10 +161,17 @@ def laplace_information(lp: LaplaceProblem, m, codes, gradient: np.ndarray, schu
     H = np.zeros((k + p, k + p))
     for j in cols:
         h = 1e-4 * max(abs(x[j]), 1e-6) if j < k else 1e-5 * max(abs(x[j]), 1e-2)
+        if lp.nd and j == lp.k:  # log theta: an absolute step
+            h = DISPERSION_STEP
         xs = x.copy()
         xs[j] += h
         g_th, g_b, _ = lp.gradient(lp.mode(xs[:k], xs[k:], m.u))
-        H[:, j] = (np.concatenate([g_th, g_b]) - gradient) / h
+        if j < k:
+            H[:, j] = (np.concatenate([g_th, g_b]) - gradient) / h
+            continue
+        xs[j] -= 2.0 * h
+        g_th2, g_b2, _ = lp.gradient(lp.mode(xs[:k], xs[k:], m.u))
+        H[:, j] = np.concatenate([g_th - g_th2, g_b - g_b2]) / (2.0 * h)
     info = -H
     if not exact_beta:
         info[k:, k:] = schur
@@ -153,17 +184,19 @@ def laplace_information(lp: LaplaceProblem, m, codes, gradient: np.ndarray, schu
     return info, exact_beta
 
 
-def split_information(info: np.ndarray, k: int, codes) -> tuple[np.ndarray, np.ndarray]:
-    """(theta information with beta profiled out, covariance of beta with theta's uncertainty),
-    from the joint information over the estimated parameters."""
+def split_information(info: np.ndarray, k: int, codes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(theta information with beta profiled out, covariance of beta with theta's uncertainty,
+    covariance of theta (zero rows and columns where not estimated)), from the joint information
+    over the estimated parameters."""
     free = np.flatnonzero(np.asarray(codes[:k]) == "P")
     idx = np.concatenate([free, np.arange(k, info.shape[0])])
     cov = np.linalg.inv(info[np.ix_(idx, idx)])
     nf = free.size
-    theta_info = np.zeros((k, k))
+    theta_info, cov_theta = np.zeros((k, k)), np.zeros((k, k))
     if nf:
         theta_info[np.ix_(free, free)] = np.linalg.inv(cov[:nf, :nf])
-    return 0.5 * (theta_info + theta_info.T), cov[nf:, nf:]
+        cov_theta[np.ix_(free, free)] = cov[:nf, :nf]
+    return 0.5 * (theta_info + theta_info.T), cov[nf:, nf:], cov_theta
 
 
 def _pql(full, family, y, trials, off, theta0, fixed_mask, eta0, control, seconds, callback, written):

@@ -19,7 +19,13 @@ and W'_i = dW_i / d eta_i,
                   + 1/2 a' dG^-1/dtheta_k u,                       a = H^-1 Z'(W' h)
     dl/dbeta    = X' [ s - 1/2 W' h + 1/2 W Z a ],                  s = d log p / d eta
 
-(the second terms are the log-determinant's dependence on the mode).
+(the second terms are the log-determinant's dependence on the mode).  A family with a dispersion
+parameter (the negative binomial's phi = log theta) appends it to theta; at fixed eta its records
+have d log p / d phi, d s / d phi and d W / d phi, and
+
+    dl/dphi     = sum_i d log p_i / d phi - 1/2 h'(dW/dphi) - 1/2 a' Z'(ds/dphi)
+
+(the mode moves by du/dphi = H^-1 Z' ds/dphi).
 """
 from __future__ import annotations
 
@@ -101,7 +107,8 @@ class LaplaceProblem:
         self.y = np.asarray(y, dtype=float)
         self.trials = np.asarray(trials, dtype=float)
         self.offset = np.asarray(offset, dtype=float)
-        self.const = family.log_constant(self.y, self.trials)  # free of eta: once per fit
+        # free of eta: once per fit (per value of the dispersion for the negative binomial)
+        self.const = None if family.n_dispersion else family.log_constant(self.y, self.trials)
         self.X = sp.csr_matrix(design.fixed.X)
         self.random_problem = REMLProblem(random_effects_design(design), control)
         rp = self.random_problem
@@ -110,15 +117,30 @@ class LaplaceProblem:
         if res.stop - res.start != 1:  # pragma: no cover - GLMMs are refused other residuals earlier
             raise ModelError("a GLMM has no residual variance to model; drop the residual formula")
         self.k = res.start  # random-term parameters come first
+        self.nd = family.n_dispersion  # then the family's (NB: log theta)
+        self.kd = self.k + self.nd
         self.q = rp.mme.N
+        self._at = (None, None, None)  # (phi, family at phi, its constants)
+
+    def family_at(self, theta: np.ndarray) -> tuple[Family, np.ndarray]:
+        """The family at the dispersion parameter theta[k:] (if it has one) and its records'
+        log-density constants (kept for the last dispersion asked for: the mode's steps share it)."""
+        if not self.nd:
+            return self.family, self.const
+        phi = float(theta[self.k])
+        if self._at[0] != phi:
+            fam = self.family.at_theta(np.exp(phi))
+            self._at = (phi, fam, fam.log_constant(self.y, self.trials))
+        return self._at[1], self._at[2]
 
     @property
     def control(self):
         return self.random_problem.control
 
     def full_theta(self, theta: np.ndarray) -> np.ndarray:
-        """The random problem's parameters: the random terms', then the residual's, fixed at 1."""
-        return np.concatenate([theta, [1.0]])
+        """The random problem's parameters: the random terms', then the residual's, fixed at 1
+        (a dispersion parameter after the random terms' is the family's, not the problem's)."""
+        return np.concatenate([theta[:self.k], [1.0]])
 
     def _blocks(self, theta: np.ndarray):
         rp = self.random_problem
@@ -135,7 +157,8 @@ class LaplaceProblem:
     def _state(self, theta, eta0, u):
         """eta, the records' derivatives, the penalised log-likelihood, u'G^-1 u and G^-1 u at u."""
         eta = eta0 + self.Z @ u
-        d = self.family.derivatives(self.y, self.trials, eta, self.const)
+        fam, const = self.family_at(theta)
+        d = fam.derivatives(self.y, self.trials, eta, const)
         gu = self._ginv_u(theta, u)
         pen = float(u @ gu)
         return eta, d, float(d.loglik.sum()) - 0.5 * pen, pen, gu
@@ -187,7 +210,7 @@ class LaplaceProblem:
         return Mode(theta.copy(), np.array(beta, dtype=float), u, eta, d, ev, float(loglik), pen, it)
 
     def _where(self, theta) -> str:
-        labels = self.random_problem.params.labels[:self.k]
+        labels = list(self.random_problem.params.labels[:self.k]) + ["log(theta)"] * self.nd
         return "at " + ", ".join(f"{lab} = {v:.4g}" for lab, v in zip(labels, theta))
 
     def _stuck(self, theta) -> str:
@@ -196,12 +219,16 @@ class LaplaceProblem:
 
     # -- derivatives ------------------------------------------------------------------
     def gradient(self, m: Mode) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """dl/dtheta and dl/dbeta at the mode ``m`` (exact), and h_i = z_i'H^-1 z_i."""
+        """dl/dtheta (the dispersion last, if any) and dl/dbeta at the mode ``m`` (exact), and
+        h_i = z_i'H^-1 z_i."""
         rp = self.random_problem
         zc = rp.selected_inverse(m.evaluation)
         h = record_quadratic(self.Z, rp.mme.lower, zc)
         a = rp.factor.solve(self.Z.T @ (m.d.dweight * h))
-        g_theta = np.empty(self.k)
+        g_theta = np.empty(self.kd)
+        if self.nd:
+            dl, ds, dw = self.family_at(m.theta)[0].dispersion_derivatives(self.y, self.trials, m.eta)
+            g_theta[self.k] = dl.sum() - 0.5 * (h @ dw) - 0.5 * (a @ (self.Z.T @ ds))
         for st, th, cols, sl, pos in self._blocks(m.theta):
             uk, ak = m.u[cols], a[cols]
             r, c = st.pattern()
@@ -213,13 +240,14 @@ class LaplaceProblem:
 
     def information(self, m: Mode) -> tuple[np.ndarray, np.ndarray]:
         """Approximate information of theta (the average information of the random-effect
-        equations at the mode's weights) and of beta (X'WX - X'WZ H^-1 Z'WX, the exact
+        equations at the mode's weights; zero row and column for a dispersion) and of beta (X'WX - X'WZ H^-1 Z'WX, the exact
         information of the penalised part with u profiled out)."""
         rp = self.random_problem
         ev = m.evaluation
         if ev.ai is None:
             rp.derivatives(ev, scores=False)
-        ai = ev.ai[:self.k, :self.k]
+        ai = np.zeros((self.kd, self.kd))  # the dispersion's row: laplace_fit differences the gradient
+        ai[:self.k, :self.k] = ev.ai[:self.k, :self.k]
         w = np.maximum(m.d.weight, _TINY_WEIGHT)
         WX = sp.csr_matrix(self.X.multiply(w[:, None]))
         xwx = (self.X.T @ WX).toarray()

@@ -89,9 +89,10 @@ def laplace_fit(lp: LaplaceProblem, theta0: np.ndarray, beta0: np.ndarray, fixed
     ----------
     lp : LaplaceProblem
     theta0, beta0 : ndarray
-        Start values of the random-term parameters (working) and fixed effects.
+        Start values of the random-term parameters (working; the family's dispersion, log theta,
+        last if it has one) and fixed effects.
     fixed : ndarray of bool, optional
-        Random-term parameters held at their start (code F).
+        Parameters of theta0 held at their start (code F).
     tol : float
         Stop when the Newton decrement g'M^-1 g (about twice the log-likelihood still to gain)
         is below it.
@@ -99,26 +100,32 @@ def laplace_fit(lp: LaplaceProblem, theta0: np.ndarray, beta0: np.ndarray, fixed
         Called with each history row.
     """
     rp = lp.random_problem
-    k = lp.k
-    held = np.zeros(k, bool) if fixed is None else np.asarray(fixed, bool)
+    k, kd = lp.k, lp.kd
+    held = np.zeros(kd, bool) if fixed is None else np.asarray(fixed, bool)
     codes = np.where(held, "F", "P").astype(object)
-    bounds = Bounds.from_table(rp.params, lp.full_theta(theta0), np.append(held, True))
+    bounds = Bounds.from_table(rp.params, lp.full_theta(theta0), np.append(held[:k], True))
     t0 = time.perf_counter()
     m = lp.mode(theta0, beta0)
     history, converged, message = [], False, ""
     for it in range(max_iter + 1):
         g_th, g_b, _ = lp.gradient(m)
         ai, S = lp.information(m)
-        _release_boundary(codes, g_th)
+        _release_boundary(codes, g_th, k)
         free = np.concatenate([codes == "P", np.ones(g_b.size, bool)])
         g = np.concatenate([g_th, g_b])
         M = np.zeros((g.size, g.size))
-        M[:k, :k], M[k:, k:] = ai, S
+        M[:kd, :kd], M[kd:, kd:] = ai, S
         idx = np.flatnonzero(free)
+        if lp.nd and codes[k] == "P":  # the dispersion's row of the information: one more mode
+            M[:, k] = M[k, :] = dispersion_column(lp, m, g)
+            _definite_dispersion(M, idx, k, g)
         step = np.zeros(g.size)
         step[idx] = _ascent(M[np.ix_(idx, idx)], g[idx])
+        if lp.nd and abs(step[k]) > MAX_DISPERSION_STEP:  # the whole step shortened: still an ascent
+            step *= MAX_DISPERSION_STEP / abs(step[k])
         dec = float(g[idx] @ step[idx])
         row = {"iteration": it, "loglik": m.loglik, **dict(zip(rp.params.labels[:k], m.theta)),
+               **({"theta": float(np.exp(m.theta[k]))} if lp.nd else {}),
                "decrement": dec, "seconds": time.perf_counter() - t0}
         history.append(row)
         if callback:
@@ -145,33 +152,81 @@ def _ascent(M: np.ndarray, g: np.ndarray) -> np.ndarray:
     return (V @ ((V.T @ (g / scale)) / w)) / scale
 
 
-def _release_boundary(codes, g_th) -> None:
-    """A parameter held on its lower bound whose score points inwards is estimated again."""
-    for j in np.flatnonzero((codes == "B") & (g_th > 0)):
+DISPERSION_STEP = 1e-4  # log theta's difference step (absolute: it is a log)
+MAX_DISPERSION_STEP = 2.0  # log theta moves at most this far per Newton step (theta by e^2)
+
+
+def _definite_dispersion(M: np.ndarray, idx: np.ndarray, k: int, g: np.ndarray) -> None:
+    """Keep the Newton matrix positive definite when the dispersion's differenced row makes it
+    indefinite (far from the optimum, or where l is nearly flat in log theta as theta runs to
+    its bound): the eigenvalue floor of :func:`_ascent` would turn that into a huge step.  Its
+    cross terms are dropped, and a curvature that is not positive gives a unit gradient step."""
+    sub = M[np.ix_(idx, idx)]
+    scale = np.sqrt(np.maximum(np.abs(np.diag(sub)), 1e-300))
+    try:
+        np.linalg.cholesky(sub / np.outer(scale, scale))
+        return
+    except np.linalg.LinAlgError:
+        pass
+    d = M[k, k]
+    M[k, :] = M[:, k] = 0.0
+    M[k, k] = d if d > 0 else max(abs(g[k]), 1e-12)
+
+
+def dispersion_column(lp: LaplaceProblem, m: Mode, g: np.ndarray) -> np.ndarray:
+    """-d(gradient)/d(log theta) at ``m`` (gradient ``g``) by a forward difference: the
+    dispersion's row and column of the information (call it after every use of ``m``'s factor:
+    the mode at the shifted dispersion factorises the equations anew at the same variances)."""
+    k = lp.k
+    th = m.theta.copy()
+    th[k] += DISPERSION_STEP
+    g_th, g_b, _ = lp.gradient(lp.mode(th, m.beta, m.u))
+    return -(np.concatenate([g_th, g_b]) - g) / DISPERSION_STEP
+
+
+def _release_boundary(codes, g_th, k: int) -> None:
+    """A parameter held on its lower bound whose score points inwards is estimated again (the
+    dispersion, held at its upper bound THETA_MAX, when its score is negative)."""
+    for j in np.flatnonzero((codes[:k] == "B") & (g_th[:k] > 0)):
         codes[j] = "P"
+    if codes.size > k and codes[k] == "B" and g_th[k] < 0:
+        codes[k] = "P"
 
 
 def _line_search(lp: LaplaceProblem, m: Mode, step: np.ndarray, codes, bounds: Bounds) -> Mode:
     """The first of t = 1, 1/2, ... whose iterate does not lower the log-likelihood, each trial
     point brought inside the parameters' bounds as AI-REML does (:class:`~sparsereml.reml.bounds.Bounds`:
     a variance or a us() Cholesky diagonal that reaches its bound is held there, code B)."""
-    k = lp.k
+    k, kd = lp.k, lp.kd
     rp = lp.random_problem
     start = lp.full_theta(m.theta)
-    free = np.append(codes == "P", False)
+    free = np.append(codes[:k] == "P", False)
     t = 1.0
     for _ in range(40):
         trial = rp.move(start, np.concatenate([t * step[:k], [0.0]]))
         trial, hit = bounds.clip(trial, start, free)
+        disp, disp_hit = _dispersion_trial(lp, m.theta[k:], t * step[k:kd])
         try:
-            new = lp.mode(trial[:k], m.beta + t * step[k:], m.u)
+            new = lp.mode(np.concatenate([trial[:k], disp]), m.beta + t * step[kd:], m.u)
         except ModelError:
             new = None
         if new is not None and new.loglik >= m.loglik - 1e-10 * abs(m.loglik):
-            codes[hit[:k]] = "B"
+            codes[np.flatnonzero(hit[:k])] = "B"
+            if disp_hit:
+                codes[k] = "B"
             return new
         t *= 0.5
     raise ModelError(_stuck_message(lp, m, codes, bounds))
+
+
+def _dispersion_trial(lp: LaplaceProblem, phi: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, bool]:
+    """log theta moved by ``step``, kept in the family's [log THETA_MIN, log THETA_MAX], and
+    whether it reached a bound."""
+    if not lp.nd:
+        return phi, False
+    lo, hi = np.log(lp.family.THETA_MIN), np.log(lp.family.THETA_MAX)
+    new = phi + step
+    return np.clip(new, lo, hi), bool(np.any((new >= hi) | (new <= lo)))
 
 
 def _stuck_message(lp: LaplaceProblem, m: Mode, codes, bounds: Bounds) -> str:

@@ -21,7 +21,8 @@ def glmm_labels(problem, family: Family) -> list:
     """The parameter labels of a GLMM as functions of its components name them: the random terms',
     then ``latent`` for a threshold model's latent residual (none for Poisson)."""
     labels = list(problem.report_labels)
-    labels[-1] = "latent" if family.latent_variance is not None else "(no latent residual: Poisson)"
+    labels[-1] = "latent" if family.latent_variance is not None else \
+        f"(no latent residual: {'Poisson' if family.name == 'poisson' else family.name})"
     return labels
 
 
@@ -30,7 +31,8 @@ class GLMMFit(FittedModel):
 
     Everything a :class:`~sparsereml.FittedModel` has, on the link scale: ``varcomp`` (variance
     components of the linear predictor; their standard errors from the observed information of
-    the Laplace likelihood, or from PQL's average information), ``fixed`` (standard errors from
+    the Laplace likelihood, or from PQL's average information; a negative binomial's theta is
+    its last row, with its standard error from the same information), ``fixed`` (standard errors from
     the mixed-model equations at the mode's weights, as glmer's ``vcov``), ``blups`` (the random
     effects' conditional modes, with PEVs that include the fixed effects' uncertainty).
 
@@ -44,11 +46,13 @@ class GLMMFit(FittedModel):
         working variate, which is not a likelihood of the data (no LRT, AIC or BIC from it).
     linear_predictor : Series
         eta = X b + Z u + offset per record.
+    dispersion : Dispersion or None
+        The negative binomial's theta (estimate, standard error, code); None for other families.
     """
 
     def __init__(self, problem, result, seconds, control, *, family: Family, method: str, y, trials, offset, eta,
                  pql_rounds: list | None = None, written: str | None = None,
-                 vcov_beta: np.ndarray | None = None, exact_hessian: bool = True):
+                 vcov_beta: np.ndarray | None = None, exact_hessian: bool = True, dispersion=None):
         super().__init__(problem, result, seconds, control)
         self.written = written or self.spec.formulas.get("fixed")
         self.family, self.method = family, method
@@ -57,6 +61,7 @@ class GLMMFit(FittedModel):
         self.pql_rounds = pql_rounds or []
         self._vcov_beta = vcov_beta
         self.exact_hessian = exact_hessian
+        self.dispersion = dispersion
         # the residual slot, held at 1 in the fit, stands for the latent residual of a threshold
         # model in functions of the components (vpredict): "latent" = 1 (probit), pi^2/3 (logit)
         latent = family.latent_variance
@@ -96,9 +101,15 @@ class GLMMFit(FittedModel):
                              f"working variate. Fit with method='laplace'")
 
     @property
+    def n_dispersion(self) -> int:
+        """1 for a negative binomial whose theta was estimated (code P, or B at its bound), else 0."""
+        return int(self.dispersion is not None and self.dispersion.code != "F")
+
+    @property
     def n_estimated(self) -> int:
-        """Estimated parameters: variance parameters (code P) and fixed effects."""
-        return self.n_params + self.rank
+        """Estimated parameters: variance parameters (code P), the negative binomial's theta (as
+        glmmTMB counts it) and fixed effects."""
+        return self.n_params + self.n_dispersion + self.rank
 
     @property
     def aic(self) -> float:
@@ -146,8 +157,16 @@ class GLMMFit(FittedModel):
 
     @cached_property
     def varcomp(self) -> pd.DataFrame:
-        """Variance parameters of the random terms on the link scale (the family fixes the rest)."""
-        return FittedModel.varcomp.func(self).iloc[:self.problem.params.residual_slice.start]
+        """Variance parameters of the random terms on the link scale (the family fixes the rest),
+        and last a negative binomial's ``theta`` (Var(y) = mu + mu^2 / theta)."""
+        vc = FittedModel.varcomp.func(self).iloc[:self.problem.params.residual_slice.start]
+        d = self.dispersion
+        if d is None:
+            return vc
+        pct = 100.0 * (d.theta - d.previous) / d.previous if d.previous else 0.0
+        row = pd.DataFrame({"component": [d.theta], "std.error": [d.std_error], "z.ratio": [d.theta / d.std_error],
+                            "bound": [d.code], "%ch": [np.round(pct, 1) + 0.0]}, index=pd.Index(["theta"], name="term"))
+        return pd.concat([vc, row])
 
     def _head_lines(self) -> list:
         f = self.spec.formulas
@@ -157,14 +176,21 @@ class GLMMFit(FittedModel):
             out.append(f"                      random: {f.get('random')}")
         out.append(self._data_line())
         if self.method == "laplace":
+            disp = f", theta" if self.n_dispersion else ""
             out.append(f"logL = {self.loglik:.4f} (Laplace, constants included)   AIC = {self.aic:.2f}   "
-                       f"BIC = {self.bic:.2f}   ({self.n_params} variance parameters, {self.rank} fixed effects)")
+                       f"BIC = {self.bic:.2f}   ({self.n_params} variance parameters{disp}, {self.rank} fixed effects)")
             steps = f"{self.n_iterations} Newton iterations"
         else:
             out.append(f"REML logL of the working variate = {self.loglik:.4f} (PQL: not a likelihood of the data)")
             steps = f"{self.n_iterations} PQL re-weightings"
         out += self._status_lines(steps)
         out += [self._equations_line(), "variance components and fixed effects on the link scale"]
+        if self.dispersion is not None:
+            d = self.dispersion
+            out.append("theta: the negative binomial's dispersion, Var(y) = mu + mu^2 / theta (glmmTMB's nbinom2)"
+                       + {"F": ", held at the value given", "P": "",
+                          "B": f", at its bound {d.theta:g}: no overdispersion beyond the random effects "
+                               f"(theta -> infinity is the Poisson)"}[d.code])
         if self.method == "laplace" and not self.exact_hessian:
             out.append("standard errors: the fixed effects' information is X'WX - X'WZ H^-1 Z'WX (the Laplace "
                        "log-determinant's curvature in them, O(1/records per level), left out)")
