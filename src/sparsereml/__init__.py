@@ -13,6 +13,7 @@ from .errors import (AliasWarning, ConvergenceWarning, CovariateWarning, DataErr
                      SparseREMLError)
 from .formula import model_spec
 from .genetics import breeding_values, vpredict
+from .plan import MemoryPlan, plan
 from .pedigree import Inverse, Pedigree, PedigreeWarning, dominance, dominance_matrix, grm
 from .reml.optimizer import OptimResult, ai_reml
 from .reml.problem import REMLProblem
@@ -23,7 +24,7 @@ from .results import load_model as load
 
 __version__ = "0.1.0"
 
-__all__ = ["fit", "prepare_fit", "PreparedFit", "Control", "load", "CovariateWarning", "lrt", "LRTResult", "compare", "Comparison", "report", "FitResults", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem", "start_values",
+__all__ = ["fit", "plan", "MemoryPlan", "prepare_fit", "PreparedFit", "Control", "load", "CovariateWarning", "lrt", "LRTResult", "compare", "Comparison", "report", "FitResults", "FittedModel", "model_spec", "build_design", "Design", "REMLProblem", "start_values",
            "ai_reml", "OptimResult", "datasets", "glmm", "plots", "SparseREMLError", "FormulaError", "DataError", "ModelError",
            "AliasWarning", "ConvergenceWarning", "Pedigree", "PedigreeWarning", "Inverse", "grm", "dominance", "dominance_matrix", "vpredict",
            "breeding_values", "__version__"]

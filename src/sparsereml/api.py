@@ -22,6 +22,7 @@ from .control import Control, resolve_control
 from .design import build_design
 from .errors import ConvergenceWarning, FormulaError, ModelError, warn_user
 from .formula.spec import model_spec
+from .plan import Budget, MemoryPlan, check_memory, forecast
 from .progress import FitProgress, iteration_line
 from .reml.optimizer import ai_reml
 from .reml.problem import REMLProblem
@@ -35,7 +36,7 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
         factors=None, na_action: str = "error", start=None, fix: dict | None = None, matrices: dict | None = None,
         control: Control | None = None, backend: str | None = None, max_iter: int | None = None,
         tol: float | None = None, verbose: bool = False, callback=None, family=None, method: str | None = None,
-        weights=None, offset=None, before=None, scheduler=None) -> FittedModel:
+        weights=None, offset=None, before=None, scheduler=None, max_memory=None) -> FittedModel:
     """Fit a linear mixed model by REML, or a generalized linear mixed model (``family=``).
 
     Parameters
@@ -103,6 +104,13 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     scheduler : str or dask.distributed.Client, optional
         Partitioned data only: where the data pass runs ("threads", "processes", "synchronous",
         or a Client); default Dask's (threads on this machine, or the active Client).
+    max_memory : int or str, optional
+        The memory the fit may use: bytes, or text such as ``"4GB"`` or ``"500MB"``.  Default: the
+        memory available when the fit starts (a cgroup limit less its use, or MemAvailable).  The
+        fit's peak is forecast after the data pass and the factor's symbolic analysis
+        (:func:`sparsereml.plan`); a fit that would exceed it is refused (ModelError) before it
+        factorises, with the figures and the options that would fit.  A fit option, not a
+        :class:`Control` field: it is about the machine, not the model.
 
     Returns
     -------
@@ -114,6 +122,9 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     from .glmm.families import resolve_family
     fam = resolve_family(family)
     if fam is not None:
+        if max_memory is not None:
+            raise ModelError("max_memory= is forecast for Gaussian REML fits; a GLMM (family=) has no memory forecast "
+                             "yet: leave max_memory out")
         from .partitioned import is_partitioned
         if is_partitioned(data) or scheduler is not None:
             raise ModelError("generalized linear mixed models (family=) are not fitted to partitioned data (a "
@@ -130,7 +141,7 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
     with FitProgress() if verbose else nullcontext() as progress:
         prepared = prepare_fit(fixed, random, residual, data, factors=factors, na_action=na_action, start=start,
                                fix=fix, matrices=matrices, control=control, backend=backend, max_iter=max_iter,
-                               tol=tol, progress=progress, scheduler=scheduler)
+                               tol=tol, progress=progress, scheduler=scheduler, max_memory=max_memory)
         return prepared.run(callback=callback, progress=progress)
 
 
@@ -146,6 +157,7 @@ class PreparedFit:
     fixed_mask: np.ndarray
     control: Control
     seconds: dict
+    memory: MemoryPlan | None = None  # the forecast the fit was checked against
 
     @property
     def labels(self) -> list:
@@ -195,14 +207,17 @@ class PreparedFit:
 def prepare_fit(fixed: str, random: str | None = None, residual: str | None = None, data=None, *,
                 factors=None, na_action: str = "error", start=None, fix: dict | None = None,
                 matrices: dict | None = None, control: Control | None = None, backend: str | None = None,
-                max_iter: int | None = None, tol: float | None = None, progress=None, scheduler=None) -> PreparedFit:
+                max_iter: int | None = None, tol: float | None = None, progress=None, scheduler=None,
+                max_memory=None) -> PreparedFit:
     """Every stage of :func:`fit` before the iterations (arguments as there).  The command line
     uses it to check what it can (functions of the components, say) before the fit runs.
     ``progress`` (a function of one line of text) hears of each stage as it ends; a
-    :class:`~sparsereml.progress.FitProgress` also hears of each as it begins."""
+    :class:`~sparsereml.progress.FitProgress` also hears of each as it begins.  The memory forecast
+    (:func:`sparsereml.plan`) is checked against ``max_memory`` before anything is factorised."""
     say = progress or (lambda text: None)
     begin = progress.start if isinstance(progress, FitProgress) else (lambda text: None)
     t0 = time.perf_counter()
+    budget = Budget.now(max_memory)  # what was free before this fit allocated anything
     control = resolve_control(control, backend=backend, max_iter=max_iter, tol=tol)
     _check_arguments(fixed, random, residual, data, start, fix, matrices)
     spec = model_spec(fixed, random, residual)
@@ -217,12 +232,14 @@ def prepare_fit(fixed: str, random: str | None = None, residual: str | None = No
         say(f"equations: {problem.mme.N:,} unknowns, {problem.params.n} variance parameters; data pass "
             f"{problem.seconds['data_pass']:.2f} s, analysis {problem.seconds['analyse']:.2f} s "
             f"({problem.factor.method})")
+        memory = forecast(problem, budget)
+        check_memory(problem, memory)  # before the first factorisation (the start values')
         begin("start values")
         t_start = time.perf_counter()
         theta0, fixed_mask = start_values(problem, start, fix)
         t_start = time.perf_counter() - t_start
     return PreparedFit(problem, theta0, fixed_mask, control,
-                       {"design": t1 - t0, **problem.seconds, "start": t_start})
+                       {"design": t1 - t0, **problem.seconds, "start": t_start}, memory)
 
 
 def _design(spec, data, na_action, matrices, factors, backend, scheduler):

@@ -105,6 +105,61 @@ def _read_data(path: str, sep: str | None, decimal: str):
     return read_csv(path, sep=sep or ("\t" if path.lower().endswith(".tsv") else ","), decimal=decimal)
 
 
+def _data_route(args):
+    """(data, scheduler): a directory or a glob of Parquet or CSV files goes to sr.fit as it is (the
+    partitioned route: the data pass on Dask, the records never gathered here); one file is read."""
+    from .partitioned import is_partitioned
+
+    if is_partitioned(args.data):
+        if args.sep is not None or args.decimal != ".":
+            raise SparseREMLError("--sep and --decimal are for one text file read in memory; partitioned CSV files "
+                                  "are read with ',' and '.'")
+        return args.data, _scheduler(args)
+    if args.scheduler is not None:
+        raise SparseREMLError(f"--scheduler is for partitioned data (a directory or a glob such as "
+                              f"'trees/*.parquet'); {args.data!r} is one file, read in memory")
+    return _read_data(args.data, args.sep, args.decimal), None
+
+
+_SCHEDULERS = ("threads", "processes", "synchronous", "sync", "single-threaded")
+
+
+def _scheduler(args):
+    """--scheduler as sr.fit takes it: a Dask scheduler's name, or a dask.distributed Client connected
+    to the address given (closed by :func:`main` when the command ends)."""
+    value = args.scheduler
+    if value is None or value in _SCHEDULERS:
+        return value
+    if "://" not in value and value.rpartition(":")[2].isdigit() is False:
+        raise SparseREMLError(f"--scheduler {value!r}: give threads, processes, synchronous or the address of a "
+                              f"dask.distributed scheduler such as tcp://host:8786")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SparseREMLError(f"--scheduler {value!r} needs dask.distributed: pip install distributed") from None
+    try:
+        args.client = Client(value, timeout="20s")
+    except (OSError, TimeoutError) as exc:
+        raise SparseREMLError(f"--scheduler {value!r}: no dask.distributed scheduler answers there ({exc})") from None
+    return args.client
+
+
+def cmd_plan(args) -> int:
+    """``sparsereml plan DATA --fixed ...``: the memory forecast of that fit, without fitting."""
+    from .plan import plan
+
+    factors = [f.strip() for f in (args.factors or "").split(",") if f.strip()]
+    matrices = {}
+    for spec in args.pedigree or []:
+        matrices.update(_pedigree(spec, args.add_missing))
+    data, scheduler = _data_route(args)
+    forecast = plan(args.fixed, args.random, args.residual, data=data, factors=factors or None,
+                    na_action=args.na_action, matrices=matrices or None, backend=args.backend, scheduler=scheduler,
+                    max_memory=args.max_memory)
+    say(json.dumps(plain(forecast.to_dict()), allow_nan=False) if args.json else str(forecast))
+    return 0 if forecast.fits else 4
+
+
 def cmd_fit(args) -> int:
     from contextlib import nullcontext
 
@@ -125,7 +180,7 @@ def cmd_fit(args) -> int:
     with nullcontext() if quiet else FitProgress(write=say) as prog:
         if prog:
             prog.start(f"reading {args.data}")
-        data = _read_data(args.data, args.sep, args.decimal)
+        data, scheduler = _data_route(args)
 
         def check(labels, design):
             if functions:  # a typo in --function is reported before the fit, not after it
@@ -134,12 +189,16 @@ def cmd_fit(args) -> int:
                 check_classify(design, classify)
 
         if args.family != "gaussian":
+            if scheduler is not None or args.max_memory is not None:
+                raise SparseREMLError("--scheduler, --max-memory and partitioned data (a directory or a glob) are "
+                                      "for Gaussian fits; a GLMM (--family) reads one file into memory")
             model = _fit_glmm(args, data, factors, matrices, check, prog)
         else:
             _gaussian_only(args)
             prepared = prepare_fit(args.fixed, args.random, args.residual, data=data, factors=factors or None,
                                    na_action=args.na_action, backend=args.backend, max_iter=args.max_iter,
-                                   matrices=matrices or None, progress=prog)
+                                   matrices=matrices or None, progress=prog, scheduler=scheduler,
+                                   max_memory=args.max_memory)
             check(prepared.labels, prepared.problem.design)
             model = prepared.run(progress=prog)
     wald = model.wald(args.wald, args.ss) if args.wald else None
@@ -249,11 +308,10 @@ def cmd_demo(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sparsereml", description="REML for large linear mixed models.")
-    sub = p.add_subparsers(dest="command", required=True)
-    f = sub.add_parser("fit", help="fit a model to a CSV or Parquet file")
-    f.add_argument("data", help="CSV or Parquet file")
+def _model_arguments(f: argparse.ArgumentParser) -> None:
+    """The data and model arguments ``fit`` and ``plan`` share."""
+    f.add_argument("data", help="CSV or Parquet file, or a directory or glob of them (\"trees/*.parquet\": the "
+                                "partitioned route, the data pass on Dask)")
     f.add_argument("--fixed", required=True, help='e.g. "dbh ~ Trial"')
     f.add_argument("--random", default=None, help='e.g. "~ Trial:Block + Mother + Trial:Mother"')
     f.add_argument("--residual", default=None,
@@ -263,6 +321,23 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--decimal", default=".", help="decimal mark of a text file (default '.')")
     f.add_argument("--na-action", default="error", choices=["error", "drop"])
     f.add_argument("--backend", default=None, choices=["cholmod", "qdldl", "auto"])
+    f.add_argument("--pedigree", action="append", metavar="NAME=FILE[:id,sire,dam]",
+                   help="a pedigree for vm(x, NAME) terms (columns id, sire, dam unless named)")
+    f.add_argument("--add-missing", action="store_true",
+                   help="ids of the data missing from a pedigree become founders instead of an error")
+    f.add_argument("--scheduler", default=None, metavar="WHERE",
+                   help="partitioned data: where the data pass runs: threads, processes, synchronous or a "
+                        "dask.distributed address such as tcp://host:8786 (default: threads)")
+    f.add_argument("--max-memory", default=None, metavar="SIZE",
+                   help="memory the fit may use, e.g. 4GB or 500MB (default: the memory available); a fit "
+                        "forecast to need more is refused before it factorises")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sparsereml", description="REML for large linear mixed models.")
+    sub = p.add_subparsers(dest="command", required=True)
+    f = sub.add_parser("fit", help="fit a model to a CSV or Parquet file, or to partitioned data")
+    _model_arguments(f)
     f.add_argument("--max-iter", type=int, default=None, help="iteration limit (default 50)")
     f.add_argument("--family", default="gaussian", choices=["gaussian", "binomial", "poisson", "negative.binomial"],
                    help="a GLMM's response distribution (default gaussian: a linear mixed model by REML); "
@@ -275,10 +350,6 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--offset", default=None, metavar="COLUMN", help="GLMM: offset added to the linear predictor")
     f.add_argument("--scale", default=None, choices=["link", "response"],
                    help="GLMM: scale of the --predict tables (default link)")
-    f.add_argument("--pedigree", action="append", metavar="NAME=FILE[:id,sire,dam]",
-                   help="a pedigree for vm(x, NAME) terms (columns id, sire, dam unless named)")
-    f.add_argument("--add-missing", action="store_true",
-                   help="ids of the data missing from a pedigree become founders instead of an error")
     f.add_argument("--function", action="append", metavar="NAME=EXPRESSION",
                    help="a function of the components with its SE, e.g. 'h2=4*Mother/(Mother+units)'")
     f.add_argument("--wald", default=None, choices=["kr", "satterthwaite", "none"],
@@ -298,6 +369,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true",
                    help="print the result as one JSON object on standard output (no progress or summary)")
     f.set_defaults(func=cmd_fit)
+    pl = sub.add_parser("plan", help="print the memory forecast of a fit (no factorisation)")
+    _model_arguments(pl)
+    pl.add_argument("--json", action="store_true", help="print the forecast as one JSON object")
+    pl.set_defaults(func=cmd_plan)
     d = sub.add_parser("demo", help="simulate a progeny-trial network and fit models m2, m2b, m2c")
     # None: the default of sparsereml.datasets.trial_network, the one place the network's size is set
     d.add_argument("--seed", type=int, default=None, help="seed of the simulation")
@@ -334,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # standard output closed (| head): nothing more to say
         _drop_stdout()
         return 0
+    finally:
+        if getattr(args, "client", None) is not None:  # a --scheduler address's client
+            args.client.close()
 
 
 if __name__ == "__main__":  # pragma: no cover
