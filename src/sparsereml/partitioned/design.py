@@ -116,11 +116,11 @@ def _refuse_unsupported(spec: ModelSpec, first: pd.DataFrame, factor_names: list
 
 
 def _refuse_blocks(design: Design) -> None:
+    """Terms whose records' rows of W the cells do not hold: a covariate's value differs within a
+    cell (random regressions, ``lin()``), and an overlay's parts are columns of their own."""
     for rb in design.random:
-        kind = ("a random regression or covariate" if rb.values is not None else
-                "a correlated structure" if rb.cov_levels is not None else
-                "a pedigree or relationship matrix (vm)" if rb.relationship is not None else
-                "an overlay" if np.ndim(rb.record_column) != 1 else None)
+        kind = ("an overlay (and())" if rb.term.overlays else
+                "a random regression or covariate" if rb.values is not None else None)
         if kind:
             raise ModelError(f"random term {rb.label!r} is {kind}, which is not fitted to partitioned data yet; "
                              f"fit it to a pandas DataFrame in memory for now")
@@ -199,6 +199,8 @@ def _check_replicated(design: Design, count: np.ndarray) -> None:
     """The in-memory check that a term's variance can be told from the residual's needs the
     records; here: refuse a term with one record per level (rare in trial networks)."""
     for rb in design.random:
+        if rb.relationship is not None or rb.cov_levels is not None:
+            continue  # told apart from the residual by their covariances, as check_separable has it
         per_level = np.bincount(rb.record_column, weights=count, minlength=rb.size)
         if per_level.max(initial=0) <= 1:
             raise ModelError(f"random term {rb.label!r} has one record per level; such terms are not fitted to "

@@ -67,9 +67,22 @@ class _CellLevelStats:
         return cnt, means, noise
 
 
+def _cell_residuals(problem: REMLProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell: its records, the sum of their OLS residuals e and the sum of e^2 (from the
+    cell's mean and squared deviations, as the records' sums)."""
+    d = problem.design
+    cells = d.partitions.cells
+    n_i, m_i = cells["n"].to_numpy(float), cells["mean"].to_numpy(float)
+    fit = d.partitions.coder.xb if d.p else np.full(n_i.size, np.sum(n_i * m_i) / n_i.sum())
+    dev = m_i - fit
+    return n_i, n_i * dev, cells["m2"].to_numpy(float) + n_i * dev**2
+
+
 def partitioned_start(problem: REMLProblem) -> np.ndarray:
-    """``default_start`` for a design whose records stay in their partitions (plain variance
-    terms and independent residual groups: the models that data pass fits)."""
+    """``default_start`` for a design whose records stay in their partitions (independent
+    residual groups: the models the cells' data pass fits), branch for branch."""
+    from ..reml.start import _correlated_start
+
     d = problem.design
     cp = problem.cp
     ng = cp.counts
@@ -83,29 +96,35 @@ def partitioned_start(problem: REMLProblem) -> np.ndarray:
         grand = float(np.sum(n_i * m_i) / n_i.sum())
         pooled = float((cells["m2"].sum() + np.sum(n_i * (m_i - grand) ** 2)) / n_i.sum()) or 1.0
     s2g = np.where(s2g > 0, s2g, pooled)
-    need_within = bool(d.random) and not ng.size == 1
+    plain = all(rb.values is None and rb.cov_levels is None for rb in d.random)
+    need_within = bool(d.random) and not (plain and ng.size == 1)
     within, df = _within_cells(problem) if need_within else (None, None)
     ok = np.zeros(ng.size, dtype=bool) if within is None else (df >= np.maximum(30, 0.05 * ng)) & (within > 0)
     s2e = None  # per group here (per record in memory)
     if ok.any() and ng[ok].sum() >= 0.8 * d.n:
         s2e = np.where(ok, within, np.median(within[ok]))
     theta = np.empty(problem.params.n)
-    if d.random:
-        if s2e is not None:
-            s2e_mean = float(np.sum(ng * s2e) / d.n)  # the records' mean of s2e
-            rel = s2e / s2e_mean
-            moments, scale = _moment_start(problem, None, pooled, rel, relative=True,
-                                           level_stats=_CellLevelStats(problem, rel))
-        else:
-            moments, scale = _moment_start(problem, None, pooled, None, level_stats=_CellLevelStats(problem, None))
-    else:
+    s2e_mean = float(np.sum(ng * s2e) / d.n) if s2e is not None else np.nan  # the records' mean of s2e
+    if not d.random:
         moments, scale = [], np.nan
-    sound = 0.0 < scale <= pooled
+    elif plain and s2e is not None:
+        moments, scale = _moment_start(problem, None, pooled, s2e / s2e_mean, relative=True,
+                                       level_stats=_CellLevelStats(problem, s2e / s2e_mean))
+    else:
+        moments, scale = _moment_start(problem, None, pooled, s2e, level_stats=_CellLevelStats(problem, s2e))
+    sound = plain and 0.0 < scale <= pooled
     if sound and s2e is not None:
         within = within * (scale / s2e_mean)
     moments = list(np.clip(moments, 0.01 * pooled, pooled))
     per_record = 0.0
-    for st, sl in zip(problem.structures, problem.params.term_slices):
-        theta[sl] = [moments.pop(0) for _ in range(sl.stop - sl.start)]
-        per_record += float(np.mean(theta[sl]))
+    cell_res = _cell_residuals(problem) if not plain else None
+    for rb, st, sl in zip(d.random, problem.structures, problem.params.term_slices):
+        if rb.cov_levels is not None:
+            count, e_sum, e2 = cell_res
+            s2e_cell = s2e[d.residual.record_group] if s2e is not None else None
+            theta[sl] = _correlated_start(rb, st, e_sum, s2e_cell, pooled, count=count, e2=e2)
+            per_record += float(np.mean(np.diag(st.model.sigma(theta[sl]))))
+        else:
+            theta[sl] = [moments.pop(0) for _ in range(sl.stop - sl.start)]
+            per_record += float(np.mean(theta[sl]))
     return finish_start(problem, theta, per_record, pooled, s2g, sound and ng.size == 1, scale, ok, within, None)
