@@ -31,6 +31,12 @@ class RowFilter:
     columns: tuple  # the factor columns
     na_action: str
     as_factors: tuple = ()  # factors=: numeric columns taken as factors (not checked for infinities)
+    covariates: tuple = ()  # numeric columns of the model that are no factor: checked, not a cell's key
+
+    @property
+    def keys(self) -> list:
+        """The factor columns: a cell is one combination of their values."""
+        return [c for c in self.columns if c not in self.covariates]
 
     def apply(self, df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
         """The used rows' factor columns, their response and the rows dropped by reason."""
@@ -91,6 +97,8 @@ class Cells:
 def partition_cells(df: pd.DataFrame, name: str, rows: RowFilter) -> Cells:
     """The cells of one partition (a pandas DataFrame named ``name`` in messages)."""
     cols, y, dropped = rows.apply(df, name)
+    names = [c for c in cols.columns if c not in rows.covariates]
+    cols = cols[names] if names else pd.DataFrame({ONE: np.zeros(len(cols), dtype=np.int64)})
     names = list(cols.columns)
     kinds = {c: (_kind(cols[c]), str(cols[c].dtype), name) for c in names} if len(cols) else {}
     if not len(cols):

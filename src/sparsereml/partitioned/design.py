@@ -27,7 +27,9 @@ from ..design.residual import residual_groups
 from ..errors import DataError, ModelError
 from ..formula.spec import ModelSpec
 from .cells import ONE, Cells, RowFilter, merge_cells, partition_cells
+from .covariates import RecordSource, covariate_columns, record_coder, records_fixed
 from .products import CellCoder, assemble, merge_products, partition_products
+from .records import RecordCoder, RecordStats, merge_records, partition_records
 from .sources import Source, resolve_source, run_pass
 
 __all__ = ["PartitionedDesign", "build_partitioned_design"]
@@ -73,6 +75,8 @@ class PartitionPass:
     coder: CellCoder | None = None
     ols: np.ndarray | None = None
     seconds: dict = field(default_factory=dict)
+    records: "RecordCoder | None" = None  # models with covariates: the pass goes record by record
+    stats: "RecordStats | None" = None  # what the start values need of the records (records route)
 
     def record_part(self, design: PartitionedDesign, extra: list, grids: list):
         """The :class:`~sparsereml.reml.problem.RecordPart` of the design's response, unweighted:
@@ -82,21 +86,27 @@ class PartitionPass:
         if any(g is not None for g in grids):  # pragma: no cover - refused when the design is built
             raise ModelError("structured residuals are not fitted to partitioned data yet")
         columns = list(self.rows.columns) + [self.rows.response]
-        tasks = [_products_task(t, name, self.coder) for t, name in zip(self.source.tasks(columns), self.source.names)]
-        total = run_pass(tasks, merge_products, self.scheduler)
+        if self.records is not None:
+            tasks = [_task(partition_records, t, name, self.records)
+                     for t, name in zip(self.source.tasks(columns), self.source.names)]
+            total, self.stats = run_pass(tasks, merge_records, self.scheduler) or (None, None)
+        else:
+            tasks = [_task(partition_products, t, name, self.coder)
+                     for t, name in zip(self.source.tasks(columns), self.source.names)]
+            total = run_pass(tasks, merge_products, self.scheduler)
         if total is None:  # pragma: no cover - the first pass found records
             raise DataError("no partition holds a record the model can use")
         cp = assemble(total, design.n_columns, extra)
         return RecordPart(None, None, self.ols, None, cp, 0.0)
 
 
-def _products_task(task, name: str, coder: CellCoder):
+def _task(function, task, name: str, *args):
     import dask
 
-    return dask.delayed(partition_products, pure=True)(task, name, coder)
+    return dask.delayed(function, pure=True)(task, name, *args)
 
 
-def _refuse_unsupported(spec: ModelSpec, first: pd.DataFrame, factor_names: list) -> None:
+def _refuse_unsupported(spec: ModelSpec) -> None:
     """What this first slice of the partitioned data pass does not fit, named with the way out."""
     way = "fit it to a pandas DataFrame in memory for now"
     if spec.fixed.multivariate:
@@ -105,25 +115,15 @@ def _refuse_unsupported(spec: ModelSpec, first: pd.DataFrame, factor_names: list
         if sec.dims:
             raise ModelError(f"the residual {sec.label!r} lays records on a grid, which needs whole grids per "
                              f"partition; structured residuals are not fitted to partitioned data yet; {way}")
-    for t in spec.fixed.terms:
-        for v in t:
-            s = first.get(v.name)
-            if v.as_covariate or (s is not None and not v.as_factor and v.name not in factor_names
-                                  and not is_factor_column(s)):
-                raise ModelError(f"column {v.name!r} is a covariate in the fixed formula; the partitioned data pass "
-                                 f"handles factors only so far: write C({v.name}) or pass factors=[{v.name!r}] if it "
-                                 f"is a factor, else {way}")
 
 
 def _refuse_blocks(design: Design) -> None:
-    """Terms whose records' rows of W the cells do not hold: a covariate's value differs within a
-    cell (random regressions, ``lin()``), and an overlay's parts are columns of their own."""
+    """Terms whose records' rows of W the cells do not hold: an overlay's parts are columns of
+    their own (a covariate's value is put in record by record, :mod:`.records`)."""
     for rb in design.random:
-        kind = ("an overlay (and())" if rb.term.overlays else
-                "a random regression or covariate" if rb.values is not None else None)
-        if kind:
-            raise ModelError(f"random term {rb.label!r} is {kind}, which is not fitted to partitioned data yet; "
-                             f"fit it to a pandas DataFrame in memory for now")
+        if rb.term.overlays:
+            raise ModelError(f"random term {rb.label!r} is an overlay (and()), which is not fitted to partitioned "
+                             f"data yet; fit it to a pandas DataFrame in memory for now")
 
 
 def build_partitioned_design(spec: ModelSpec, data, na_action: str = "error", matrices: dict | None = None,
@@ -133,6 +133,7 @@ def build_partitioned_design(spec: ModelSpec, data, na_action: str = "error", ma
     if na_action not in ("error", "drop"):
         raise DataError(f"na_action must be 'error' or 'drop', got {na_action!r}")
     source = resolve_source(data)
+    _refuse_unsupported(spec)  # before any record is read
     names = spec.variables()
     known = source.columns()
     if known is not None:
@@ -140,44 +141,46 @@ def build_partitioned_design(spec: ModelSpec, data, na_action: str = "error", ma
             if name not in known:
                 raise _unknown_column(name, known)
     factor_names = _factor_names(factors, pd.DataFrame(columns=known if known is not None else names))
-    columns = [n for n in names[1:]]
-    rows = RowFilter(names[0], tuple(columns), na_action, tuple(factor_names))
-    tasks = [_cells_task(t, name, rows) for t, name in zip(source.tasks(names), source.names)]
+    covariates = covariate_columns(spec, source.sample(), factor_names)
+    rows = RowFilter(names[0], tuple(names[1:]), na_action, tuple(factor_names), tuple(covariates))
+    tasks = [_task(partition_cells, t, name, rows) for t, name in zip(source.tasks(names), source.names)]
     cells: Cells = run_pass(tasks, merge_cells, scheduler)
     frame = cells.frame
     if frame.empty:
         raise DataError(f"no record of {source.describe()} has a response {names[0]!r} and its predictors")
-    _refuse_unsupported(spec, frame, factor_names)
-    md = _cell_data(spec, cells, factor_names)
+    md = _cell_data(spec, cells, factor_names, covariates)
     prepare(kind_of(spec), backend)
     nc = len(frame)
     colset = ColumnSet(md.columns)
-    fx = fixed_design(spec.fixed, colset, nc, None)
-    blocks = [random_block(t, colset, nc, matrices) for t in spec.random]
-    groups = residual_groups(spec.residual, colset, nc)
     count = frame["n"].to_numpy(dtype=float)
     n = int(count.sum())
+    groups = residual_groups(spec.residual, colset, nc)
+    if covariates:  # X'X and X'y of the records, for the aliasing and the OLS fit
+        fx = records_fixed(spec, colset, nc, n, RecordSource(source, scheduler, rows, frame, groups))
+    else:
+        fx = fixed_design(spec.fixed, colset, nc, None)
+    blocks = [random_block(t, colset, nc, matrices) for t in spec.random]
     design = PartitionedDesign(spec, md, fx, blocks, groups, n_records=n,
                                record_counts=np.bincount(groups.record_group, weights=count,
                                                          minlength=groups.n_groups).astype(np.int64))
     _refuse_blocks(design)
     _check_replicated(design, count)
+    W = Design._build_W(design)  # the cells' rows of [X Z] (covariates at 1)
+    if covariates:
+        coder = CellCoder.build(rows, frame, W, np.zeros(nc), groups.record_group, groups.n_groups)
+        design.partitions = PartitionPass(source, scheduler, rows, frame, coder, fx.ols,
+                                          records=record_coder(design, coder, covariates))
+        return design
     ols = _cell_ols(design, count, frame["mean"].to_numpy(dtype=float))
-    W = Design._build_W(design)  # the cells' rows of [X Z]
     xb = fx.X @ ols if ols.size else np.zeros(nc)
     coder = CellCoder.build(rows, frame, W, xb, groups.record_group, groups.n_groups)
     design.partitions = PartitionPass(source, scheduler, rows, frame, coder, ols)
     return design
 
 
-def _cells_task(task, name: str, rows: RowFilter):
-    import dask
-
-    return dask.delayed(partition_cells, pure=True)(task, name, rows)
-
-
-def _cell_data(spec: ModelSpec, cells: Cells, factor_names: list) -> ModelData:
-    """The cells as the design stage's ModelData (``y``: the cells' means, checked as the response)."""
+def _cell_data(spec: ModelSpec, cells: Cells, factor_names: list, covariates: list) -> ModelData:
+    """The cells as the design stage's ModelData (``y``: the cells' means, checked as the response;
+    every covariate 1, so that W's entries on the cells are those a record multiplies)."""
     frame = cells.frame
     y = frame["mean"].to_numpy(dtype=float)
     n = frame["n"].to_numpy(dtype=float)
@@ -187,6 +190,7 @@ def _cell_data(spec: ModelSpec, cells: Cells, factor_names: list) -> ModelData:
         raise DataError(f"the response {resp!r} is constant (every value is {y[0]:g}); there is nothing to estimate")
     _check_scale(resp, np.repeat(y, np.minimum(n, 2).astype(int)))
     cols = {c: frame[c] for c in frame.columns if c not in ("n", "mean", "m2", ONE)}
+    cols.update({c: pd.Series(np.ones(len(frame))) for c in covariates})
     for name in factor_names:
         if name in cols and not isinstance(cols[name].dtype, pd.CategoricalDtype):
             cols[name] = cols[name].astype("category")
@@ -199,7 +203,7 @@ def _check_replicated(design: Design, count: np.ndarray) -> None:
     """The in-memory check that a term's variance can be told from the residual's needs the
     records; here: refuse a term with one record per level (rare in trial networks)."""
     for rb in design.random:
-        if rb.relationship is not None or rb.cov_levels is not None:
+        if rb.relationship is not None or rb.cov_levels is not None or rb.values is not None:
             continue  # told apart from the residual by their covariances, as check_separable has it
         per_level = np.bincount(rb.record_column, weights=count, minlength=rb.size)
         if per_level.max(initial=0) <= 1:

@@ -60,6 +60,20 @@ class Source:
         """The columns, when known without reading the records (a Dask DataFrame's)."""
         return list(self.frame.columns) if self.frame is not None else None
 
+    def sample(self) -> pd.DataFrame:
+        """The columns' types without their records: a Dask DataFrame's meta, the first Parquet
+        file's schema, the first rows of the first CSV file (what decides a covariate)."""
+        if self.frame is not None:
+            return self.frame._meta
+        path = self.files[0]
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_schema(path).empty_table().to_pandas()
+        from ..data import read_csv
+
+        return read_csv(path, sep="\t" if path.lower().endswith(".tsv") else ",").head(1000)
+
     def tasks(self, columns: list) -> list:
         """One delayed pandas DataFrame per partition, holding ``columns`` (those it has)."""
         dask = _need_dask()

@@ -1,0 +1,71 @@
+"""Models with covariates (numeric columns in the fixed formula, lin(), random regressions)
+fitted to Parquet partitions give the fit of the same records in memory (the reference): the
+data pass goes record by record, each record's row of W its cell's row times its covariates."""
+import pandas as pd
+import pytest
+
+import sparsereml as sr
+
+from .common import assert_same_fit
+
+SIZE = dict(seed=3, trials=7, trees=9000, mothers=80)
+M2 = "~ Trial:Block + Mother + Trial:Mother"
+
+
+@pytest.fixture(scope="module")
+def network(tmp_path_factory):
+    """Three Parquet files of whole trials with a centred covariate x (Row scaled), and the
+    records in memory."""
+    out = tmp_path_factory.mktemp("cov")
+    files, _ = sr.datasets.trial_network(**SIZE, out=out / "raw", partitions=3)
+    parts = []
+    for i, f in enumerate(files):
+        p = pd.read_parquet(f)
+        p["x"] = (p["Row"] - 20.0) / 10.0
+        p.to_parquet(out / f"p{i}.parquet")
+        parts.append(p)
+    return out, pd.concat(parts, ignore_index=True)
+
+
+@pytest.mark.parametrize("fixed, random, residual", [
+    ("dbh ~ Trial + Row", M2, None),
+    ("dbh ~ Trial + Trial:Col + lin(Row)", M2, "~ at(Trial):units"),
+    ("dbh ~ Trial + x", "~ Trial:Block + Mother + Trial:lin(Col)", "~ at(Trial):units"),
+    ("dbh ~ Trial + x", "~ Trial:Block + us(~ 1 + x):Mother", None),
+])
+def test_covariate_models_give_the_in_memory_fit(network, fixed, random, residual):
+    out, df = network
+    ref = sr.fit(fixed, random, residual, data=df)
+    assert_same_fit(ref, sr.fit(fixed, random, residual, data=str(out / "*.parquet")))
+
+
+def test_covariates_on_the_worker_processes(network, cluster):
+    out, df = network
+    fixed, residual = "dbh ~ Trial + Trial:Col + lin(Row)", "~ at(Trial):units"
+    assert_same_fit(sr.fit(fixed, M2, residual, data=df), sr.fit(fixed, M2, residual, data=out / "p*.parquet",
+                                                                 scheduler=cluster))
+
+
+def test_an_aliased_covariate_is_dropped_as_in_memory(network, tmp_path):
+    """x2 = 2 x: the records' X'X finds it aliased, as in memory (the cells, where every
+    covariate stands at 1, would alias x with the intercept too, and keep neither apart)."""
+    out, df = network
+    df = df.assign(x2=2 * df["x"])
+    for i, (_, p) in enumerate(df.groupby("Trial", observed=True)):
+        p.to_parquet(tmp_path / f"t{i}.parquet")
+    with pytest.warns(sr.errors.AliasWarning, match="x2"):
+        ref = sr.fit("dbh ~ Trial + x + x2", M2, data=df)
+    with pytest.warns(sr.errors.AliasWarning, match="x2"):
+        m = sr.fit("dbh ~ Trial + x + x2", M2, data=tmp_path)
+    assert_same_fit(ref, m)
+    assert list(m.fixed.index) == list(ref.fixed.index) and "x" in m.fixed.index
+
+
+def test_a_covariate_written_as_text_in_one_partition_is_refused_by_name(network, tmp_path):
+    _, df = network
+    a, b = df.iloc[:4000].copy(), df.iloc[4000:].copy()
+    b["x"] = b["x"].astype(str)
+    a.to_parquet(tmp_path / "a.parquet")
+    b.to_parquet(tmp_path / "b.parquet")
+    with pytest.raises(sr.DataError, match=r"column 'x' is a covariate .* in .*b\.parquet"):
+        sr.fit("dbh ~ Trial + x", M2, data=tmp_path)
