@@ -6,7 +6,9 @@ cells, and the aliasing of X is the same (X's rows are the cells' rows, each at 
 the codes, level labels, columns and residual groups are those of the records in memory.  The
 record-level parts (the count of records, the OLS coefficients, the records per residual
 group) come from the cells' statistics; the cross-products from the second pass
-(:mod:`.products`)."""
+(:mod:`.products`).  A model with covariates codes its columns on the cells too, and its passes
+go record by record (:mod:`.records`); a structured residual's grid groups are formed in the
+partition that holds each whole (:mod:`.grids`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ import scipy.sparse as sp
 from scipy.linalg import cho_factor, cho_solve
 
 from .._warmup import kind_of, prepare
-from ..data import ModelData, _check_scale, _factor_names, _unknown_column, is_factor_column
+from ..data import ModelData, _check_scale, _factor_names, _unknown_column
 from ..design import Design
 from ..design.alias import sparse_aliased
 from ..design.coding import ColumnSet
@@ -28,6 +30,7 @@ from ..errors import DataError, ModelError
 from ..formula.spec import ModelSpec
 from .cells import ONE, Cells, RowFilter, merge_cells, partition_cells
 from .covariates import RecordSource, covariate_columns, record_coder, records_fixed
+from .grids import GridPlan, check_whole_groups
 from .products import CellCoder, assemble, merge_products, partition_products
 from .records import RecordCoder, RecordStats, merge_records, partition_records
 from .sources import Source, resolve_source, run_pass
@@ -77,26 +80,27 @@ class PartitionPass:
     seconds: dict = field(default_factory=dict)
     records: "RecordCoder | None" = None  # models with covariates: the pass goes record by record
     stats: "RecordStats | None" = None  # what the start values need of the records (records route)
+    group_yty: np.ndarray | None = None  # y_g'y_g per residual group (of the centred y), for the start
 
     def record_part(self, design: PartitionedDesign, extra: list, grids: list):
         """The :class:`~sparsereml.reml.problem.RecordPart` of the design's response, unweighted:
         the cross-products of every partition, summed (no per-record arrays)."""
         from ..reml.problem import RecordPart
 
-        if any(g is not None for g in grids):  # pragma: no cover - refused when the design is built
-            raise ModelError("structured residuals are not fitted to partitioned data yet")
+        plan = GridPlan.build(design, grids, len(self.cells)) if any(g is not None for g in grids) else None
         columns = list(self.rows.columns) + [self.rows.response]
         if self.records is not None:
             tasks = [_task(partition_records, t, name, self.records)
                      for t, name in zip(self.source.tasks(columns), self.source.names)]
             total, self.stats = run_pass(tasks, merge_records, self.scheduler) or (None, None)
         else:
-            tasks = [_task(partition_products, t, name, self.coder)
+            tasks = [_task(partition_products, t, name, self.coder, plan)
                      for t, name in zip(self.source.tasks(columns), self.source.names)]
             total = run_pass(tasks, merge_products, self.scheduler)
         if total is None:  # pragma: no cover - the first pass found records
             raise DataError("no partition holds a record the model can use")
-        cp = assemble(total, design.n_columns, extra)
+        cp = assemble(total, design.n_columns, extra, plan)
+        self.group_yty = cp.yty if plan is None else total.group_yty
         return RecordPart(None, None, self.ols, None, cp, 0.0)
 
 
@@ -111,10 +115,6 @@ def _refuse_unsupported(spec: ModelSpec) -> None:
     way = "fit it to a pandas DataFrame in memory for now"
     if spec.fixed.multivariate:
         raise ModelError(f"multivariate models (cbind) are not fitted to partitioned data yet; {way}")
-    for sec in spec.residual.sections:
-        if sec.dims:
-            raise ModelError(f"the residual {sec.label!r} lays records on a grid, which needs whole grids per "
-                             f"partition; structured residuals are not fitted to partitioned data yet; {way}")
 
 
 def _refuse_blocks(design: Design) -> None:
@@ -142,7 +142,12 @@ def build_partitioned_design(spec: ModelSpec, data, na_action: str = "error", ma
                 raise _unknown_column(name, known)
     factor_names = _factor_names(factors, pd.DataFrame(columns=known if known is not None else names))
     covariates = covariate_columns(spec, source.sample(), factor_names)
-    rows = RowFilter(names[0], tuple(names[1:]), na_action, tuple(factor_names), tuple(covariates))
+    gridded = [sec.label for sec in spec.residual.sections if sec.dims and not sec.independent]
+    if covariates and gridded:
+        raise ModelError(f"covariates ({', '.join(covariates)}) with a structured residual ({gridded[0]}) are not "
+                         f"fitted to partitioned data yet; fit the data in memory, or use C() for a factor")
+    whole = (spec.residual.at.factor if spec.residual.at is not None else ONE) if gridded else None
+    rows = RowFilter(names[0], tuple(names[1:]), na_action, tuple(factor_names), tuple(covariates), whole)
     tasks = [_task(partition_cells, t, name, rows) for t, name in zip(source.tasks(names), source.names)]
     cells: Cells = run_pass(tasks, merge_cells, scheduler)
     frame = cells.frame
@@ -165,6 +170,8 @@ def build_partitioned_design(spec: ModelSpec, data, na_action: str = "error", ma
                                                          minlength=groups.n_groups).astype(np.int64))
     _refuse_blocks(design)
     _check_replicated(design, count)
+    if gridded:
+        check_whole_groups(design, cells.groups_in, count)
     W = Design._build_W(design)  # the cells' rows of [X Z] (covariates at 1)
     if covariates:
         coder = CellCoder.build(rows, frame, W, np.zeros(nc), groups.record_group, groups.n_groups)

@@ -19,7 +19,7 @@ import scipy.sparse as sp
 from ..crossprod import cross_products
 from ..errors import DataError
 from .cells import Cells, merge_cells
-from .products import CellCoder, Products, _pairs, merge_products
+from .products import CellCoder, _pairs, merge_products
 
 __all__ = ["Multipliers", "RecordCoder", "RecordStats", "partition_gram", "partition_records", "merge_records",
            "merge_gram"]

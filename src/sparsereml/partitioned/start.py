@@ -60,11 +60,20 @@ class _CellLevelStats:
         low = cp.lower
         diag = low.indptr[:-1]
         self.cnt = cp.total[diag]
-        self.we = np.asarray(cp.Wty.sum(axis=1)).ravel()
+        grids = bool(cp.cells)  # a grid group's columns of W'W and W'y are its bases' W'B W, W'B y
+        if grids:  # from the cells (then one per record of a grid group): W'e and W'(s2e) directly
+            part = problem.design.partitions
+            W, n_i = part.coder.W, part.cells["n"].to_numpy(float)
+            self.we = W.T @ _cell_residuals(problem)[1]
+        else:
+            self.we = np.asarray(cp.Wty.sum(axis=1)).ravel()
         self.noise_sum = None
-        if s2e_group is not None:
+        if s2e_group is not None and grids:
+            self.noise_sum = W.T @ (n_i * s2e_group[part.coder.group])
+        elif s2e_group is not None:
             per_group = cp.WtW[diag, :].toarray()  # records per level and group
             self.noise_sum = per_group @ s2e_group[cp.group_of]
+        if s2e_group is not None:
             self.constant = np.ptp(s2e_group) == 0
             self.first = float(s2e_group[0])
 
@@ -148,7 +157,7 @@ def partitioned_start(problem: REMLProblem) -> np.ndarray:
     d = problem.design
     cp = problem.cp
     ng = cp.counts
-    ss = cp.yty  # sums of squared OLS residuals per group (the pass centres y on its OLS fit)
+    ss = d.partitions.group_yty  # sums of squared OLS residuals per group (the pass centres y on its OLS fit)
     dof = np.maximum(ng * (d.n - d.p) / d.n, 1.0)
     s2g = ss / dof
     pooled = float(ss.sum() / max(d.n - d.p, 1))

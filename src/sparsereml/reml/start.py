@@ -371,7 +371,10 @@ def _residual_start(problem: REMLProblem, s2: np.ndarray, e: np.ndarray) -> np.n
             out.append([s2[g]])
             continue
         E = np.zeros(grid.n_cells)
-        E[grid.cells] = e[grid.records]
+        if e is None:  # partitioned data: the residuals on the grid came back with the group's products
+            E[:] = problem.cp.cells[g][1]
+        else:
+            E[grid.cells] = e[grid.records]
         present = np.zeros(grid.n_cells, dtype=bool)
         present[grid.cells] = True
         E, present = E.reshape(grid.shape), present.reshape(grid.shape)
