@@ -1,6 +1,7 @@
 """Models with covariates (numeric columns in the fixed formula, lin(), random regressions)
 fitted to Parquet partitions give the fit of the same records in memory (the reference): the
 data pass goes record by record, each record's row of W its cell's row times its covariates."""
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -69,3 +70,36 @@ def test_a_covariate_written_as_text_in_one_partition_is_refused_by_name(network
     b.to_parquet(tmp_path / "b.parquet")
     with pytest.raises(sr.DataError, match=r"column 'x' is a covariate .* in .*b\.parquet"):
         sr.fit("dbh ~ Trial + x", M2, data=tmp_path)
+
+
+def test_csv_files_with_a_level_in_one_file_and_an_empty_one(network, tmp_path):
+    """The record-by-record pass codes a mother seen in one file only, and skips an empty file."""
+    _, df = network
+    df = df.assign(**{c: c[0] + df[c].astype(str) for c in ("Trial", "Block", "Mother")})  # text ids in the files
+    parts = np.array_split(np.arange(len(df)), 3)  # cuts through trials
+    df.loc[df.index[parts[1][-7:]], "Mother"] = "new"
+    for i, idx in enumerate(parts):
+        df.iloc[idx].to_csv(tmp_path / f"p{i}.csv", index=False)
+    df.iloc[:0].to_csv(tmp_path / "a.csv", index=False)  # first: its header alone does not make x a factor
+    fixed, residual = "dbh ~ Trial + x", "~ at(Trial):units"
+    ref = sr.fit(fixed, M2, residual, data=df)
+    assert "new" in ref.blups("Mother").index
+    assert_same_fit(ref, sr.fit(fixed, M2, residual, data=str(tmp_path / "*.csv")))
+
+
+def test_a_file_removed_during_the_fit_is_named(network, tmp_path, monkeypatch):
+    """The first pass saw the file; the next one finds it gone (removed once the first ends)."""
+    import sparsereml.partitioned.design as design
+
+    _, df = network
+    for i, idx in enumerate(np.array_split(np.arange(len(df)), 2)):
+        df.iloc[idx].to_parquet(tmp_path / f"p{i}.parquet")
+    merge = design.merge_cells
+
+    def merge_then_remove(a, b):
+        (tmp_path / "p1.parquet").unlink(missing_ok=True)
+        return merge(a, b)
+
+    monkeypatch.setattr(design, "merge_cells", merge_then_remove)
+    with pytest.raises(sr.DataError, match=r"p1\.parquet' no longer exists"):
+        sr.fit("dbh ~ Trial + x", M2, data=tmp_path, scheduler="synchronous")

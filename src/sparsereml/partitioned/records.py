@@ -56,7 +56,7 @@ def record_rows(df: pd.DataFrame, name: str, cells: CellCoder, mult: Multipliers
     cov = {}
     for c in cells.rows.covariates:
         s = cols[c]
-        if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
+        if len(s) and (pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s)):
             raise DataError(f"column {c!r} is a covariate of the model but holds {s.dtype} values in {name}; write "
                             f"it as numbers in every partition (or make it a factor with C({c}) / factors=)")
         cov[c] = s.to_numpy(dtype=float)

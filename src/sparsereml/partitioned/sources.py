@@ -62,17 +62,20 @@ class Source:
 
     def sample(self) -> pd.DataFrame:
         """The columns' types without their records: a Dask DataFrame's meta, the first Parquet
-        file's schema, the first rows of the first CSV file (what decides a covariate)."""
+        file's schema, the first rows of the first CSV file that has rows (an empty file's
+        columns read as text); what decides a covariate."""
         if self.frame is not None:
             return self.frame._meta
-        path = self.files[0]
         if self.kind == "parquet":
             import pyarrow.parquet as pq
 
-            return pq.read_schema(path).empty_table().to_pandas()
-        from ..data import read_csv
-
-        return read_csv(path, sep="\t" if path.lower().endswith(".tsv") else ",").head(1000)
+            return pq.read_schema(self.files[0]).empty_table().to_pandas()
+        for path in self.files:
+            head = pd.read_csv(path, sep="\t" if path.lower().endswith(".tsv") else ",", nrows=1000,
+                               na_values=["NA", "", "."], keep_default_na=True)
+            if len(head):
+                return head
+        return head
 
     def tasks(self, columns: list) -> list:
         """One delayed pandas DataFrame per partition, holding ``columns`` (those it has)."""
