@@ -13,6 +13,7 @@ from sparsereml.demo import MODELS
 from .common import assert_same_fit
 
 SIZE = dict(seed=3, trials=7, trees=9000, mothers=80)
+THREE = dict(seed=5, trials=3, trees=15000, mothers=150)
 
 
 def _written(out, size: dict, partitions: int = 3):
@@ -26,14 +27,18 @@ def network(tmp_path_factory):
     return _written(tmp_path_factory.mktemp("net"), SIZE)
 
 
-@pytest.fixture(scope="module")
-def ped():
+def _pedigree(size: dict) -> sr.Pedigree:
     """The network's pedigree (mothers related through grandparents), its mothers named as in
     the Mother column ('13', not 'M13')."""
-    _, ped_df, _ = simulate_trees(**SIZE)
+    _, ped_df, _ = simulate_trees(**size)
     for c in ("id", "sire", "dam"):
         ped_df[c] = ped_df[c].astype(str).str.replace(r"^M", "", regex=True)
     return sr.Pedigree(ped_df)
+
+
+@pytest.fixture(scope="module")
+def ped():
+    return _pedigree(SIZE)
 
 
 def test_at_random_terms_m2c_on_both_schedulers(network, scheduler):
@@ -60,7 +65,7 @@ def test_a_pedigree_term_on_both_schedulers(network, ped, scheduler):
 def three(tmp_path_factory):
     """Three trials whose correlations REML puts inside the cone: on its edge (7 trials of the
     small network) the iterations' end depends on the last digits of the start, in memory too."""
-    return _written(tmp_path_factory.mktemp("three"), dict(seed=5, trials=3, trees=15000, mothers=150))
+    return _written(tmp_path_factory.mktemp("three"), THREE)
 
 
 @pytest.mark.parametrize("random", ["~ Trial:Block + Mother + diag(Trial):Mother", "~ Trial:Block + us(Trial):Mother",
@@ -69,3 +74,11 @@ def test_correlated_structures(three, random):
     out, df = three
     ref = sr.fit("dbh ~ Trial", random, "~ at(Trial):units", data=df)
     assert_same_fit(ref, sr.fit("dbh ~ Trial", random, "~ at(Trial):units", data=os.fspath(out)))
+
+
+def test_a_correlated_structure_on_a_pedigree_term(three):
+    out, df = three
+    ped = _pedigree(THREE)
+    random = "~ Trial:Block + us(Trial):vm(Mother, ped)"
+    ref = sr.fit("dbh ~ Trial", random, "~ at(Trial):units", data=df, matrices={"ped": ped})
+    assert_same_fit(ref, sr.fit("dbh ~ Trial", random, "~ at(Trial):units", data=out, matrices={"ped": ped}))
