@@ -103,3 +103,12 @@ def test_a_file_removed_during_the_fit_is_named(network, tmp_path, monkeypatch):
     monkeypatch.setattr(design, "merge_cells", merge_then_remove)
     with pytest.raises(sr.DataError, match=r"p1\.parquet' no longer exists"):
         sr.fit("dbh ~ Trial + x", M2, data=tmp_path, scheduler="synchronous")
+
+
+@pytest.mark.parametrize("fixed, random, match", [
+    ("dbh ~ Trial + Row", "~ Row:Mother", "column 'Row' holds numbers, so the fixed formula"),
+    ("dbh ~ Trial + lin(Row)", "~ Row:Mother", "column 'Row' is a covariate of the model and a factor in 'Row:Mother'"),
+])
+def test_a_column_both_covariate_and_factor_is_refused_by_name(network, fixed, random, match):
+    with pytest.raises((sr.DataError, sr.ModelError), match=match):
+        sr.fit(fixed, random, data=network[0] / "p*.parquet")

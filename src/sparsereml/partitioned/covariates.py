@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from ..data import is_factor_column
+from ..data import _check_roles, _factor_uses, is_factor_column
 from ..design.fixed import DENSE_MAX, FixedDesign, fixed_columns, fixed_from_gram
 from ..errors import ModelError
 from ..formula.spec import ModelSpec
@@ -24,7 +24,11 @@ __all__ = ["covariate_columns", "records_fixed", "record_coder", "RecordSource"]
 def covariate_columns(spec: ModelSpec, sample: pd.DataFrame, factor_names: list) -> list:
     """The model's covariates: numeric columns of the fixed formula that are no factor (not
     ``C(x)``, not in ``factors=``), ``lin(x)`` anywhere, a random regression's columns.  The types
-    come from ``sample`` (the first partition's schema)."""
+    come from ``sample`` (the first partition's schema).  A numeric column that the fixed
+    formula takes as a covariate and another formula as a factor is refused as in memory; one
+    written ``lin(x)`` (or a regression's) and also used as a factor is refused here: the cells
+    would hold it as a factor and the records as a number."""
+    _check_roles(spec, {c: sample[c].iloc[:0] for c in sample.columns})
     out = []
     for t in spec.fixed.terms:
         for v in t:
@@ -36,6 +40,12 @@ def covariate_columns(spec: ModelSpec, sample: pd.DataFrame, factor_names: list)
         out += [f.name for f in term.factors if isinstance(f, Var) and f.as_covariate]
         if term.struct is not None and term.struct.covariates is not None:
             out += [c for c in term.struct.covariates if c != "1"]
+    uses = _factor_uses(spec)
+    both = [c for c in out if c in uses]
+    if both:
+        raise ModelError(f"column {both[0]!r} is a covariate of the model and a factor in {uses[both[0]]!r}; on "
+                         f"partitioned data a column is one or the other so far: write a copy of it under another "
+                         f"name for one of the two uses, or fit the data in memory")
     return list(dict.fromkeys(out))
 
 
