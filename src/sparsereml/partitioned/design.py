@@ -134,25 +134,14 @@ def build_partitioned_design(spec: ModelSpec, data, na_action: str = "error", ma
         raise DataError(f"na_action must be 'error' or 'drop', got {na_action!r}")
     source = resolve_source(data)
     _refuse_unsupported(spec)  # before any record is read
-    names = spec.variables()
-    known = source.columns()
-    if known is not None:
-        for name in names:
-            if name not in known:
-                raise _unknown_column(name, known)
-    factor_names = _factor_names(factors, pd.DataFrame(columns=known if known is not None else names))
-    covariates = covariate_columns(spec, source.sample(), factor_names)
-    gridded = [sec.label for sec in spec.residual.sections if sec.dims and not sec.independent]
-    if covariates and gridded:
-        raise ModelError(f"covariates ({', '.join(covariates)}) with a structured residual ({gridded[0]}) are not "
-                         f"fitted to partitioned data yet; fit the data in memory, or use C() for a factor")
-    whole = (spec.residual.at.factor if spec.residual.at is not None else ONE) if gridded else None
-    rows = RowFilter(names[0], tuple(names[1:]), na_action, tuple(factor_names), tuple(covariates), whole)
+    rows, factor_names, gridded = _row_filter(spec, source, factors, na_action)
+    names = [rows.response, *rows.columns]
     tasks = [_task(partition_cells, t, name, rows) for t, name in zip(source.tasks(names), source.names)]
     cells: Cells = run_pass(tasks, merge_cells, scheduler)
     frame = cells.frame
     if frame.empty:
         raise DataError(f"no record of {source.describe()} has a response {names[0]!r} and its predictors")
+    covariates = list(rows.covariates)
     md = _cell_data(spec, cells, factor_names, covariates)
     prepare(kind_of(spec), backend)
     nc = len(frame)
@@ -172,17 +161,43 @@ def build_partitioned_design(spec: ModelSpec, data, na_action: str = "error", ma
     _check_replicated(design, count)
     if gridded:
         check_whole_groups(design, cells.groups_in, count)
-    W = Design._build_W(design)  # the cells' rows of [X Z] (covariates at 1)
-    if covariates:
-        coder = CellCoder.build(rows, frame, W, np.zeros(nc), groups.record_group, groups.n_groups)
-        design.partitions = PartitionPass(source, scheduler, rows, frame, coder, fx.ols,
-                                          records=record_coder(design, coder, covariates))
-        return design
-    ols = _cell_ols(design, count, frame["mean"].to_numpy(dtype=float))
-    xb = fx.X @ ols if ols.size else np.zeros(nc)
-    coder = CellCoder.build(rows, frame, W, xb, groups.record_group, groups.n_groups)
-    design.partitions = PartitionPass(source, scheduler, rows, frame, coder, ols)
+    design.partitions = _data_pass(design, PartitionPass(source, scheduler, rows, frame), count)
     return design
+
+
+def _row_filter(spec: ModelSpec, source: Source, factors, na_action: str) -> tuple[RowFilter, list, list]:
+    """Which columns the passes read and how (factors, covariates, the at() factor of a grid
+    residual), the ``factors=`` names, and the grid sections; refusals that need no record."""
+    names = spec.variables()
+    known = source.columns()
+    if known is not None:
+        for name in names:
+            if name not in known:
+                raise _unknown_column(name, known)
+    factor_names = _factor_names(factors, pd.DataFrame(columns=known if known is not None else names))
+    covariates = covariate_columns(spec, source.sample(), factor_names)
+    gridded = [sec.label for sec in spec.residual.sections if sec.dims and not sec.independent]
+    if covariates and gridded:
+        raise ModelError(f"covariates ({', '.join(covariates)}) with a structured residual ({gridded[0]}) are not "
+                         f"fitted to partitioned data yet; fit the data in memory, or use C() for a factor")
+    whole = (spec.residual.at.factor if spec.residual.at is not None else ONE) if gridded else None
+    rows = RowFilter(names[0], tuple(names[1:]), na_action, tuple(factor_names), tuple(covariates), whole)
+    return rows, factor_names, gridded
+
+
+def _data_pass(design: PartitionedDesign, part: PartitionPass, count: np.ndarray) -> PartitionPass:
+    """``part`` given what the workers code records with: the cells' rows of W, and either their
+    OLS fit (factors only) or the record-by-record coder (covariates)."""
+    groups, rows, frame = design.residual, part.rows, part.cells
+    W = Design._build_W(design)  # the cells' rows of [X Z] (covariates at 1)
+    if rows.covariates:
+        part.coder = CellCoder.build(rows, frame, W, np.zeros(len(frame)), groups.record_group, groups.n_groups)
+        part.ols, part.records = design.fixed.ols, record_coder(design, part.coder, list(rows.covariates))
+        return part
+    part.ols = _cell_ols(design, count, frame["mean"].to_numpy(dtype=float))
+    xb = design.fixed.X @ part.ols if part.ols.size else np.zeros(len(frame))
+    part.coder = CellCoder.build(rows, frame, W, xb, groups.record_group, groups.n_groups)
+    return part
 
 
 def _cell_data(spec: ModelSpec, cells: Cells, factor_names: list, covariates: list) -> ModelData:
