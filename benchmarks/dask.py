@@ -6,6 +6,7 @@ trial, never held whole).  Each fit runs in a fresh process, whose peak resident
 (getrusage's ru_maxrss) is that of the fit: reading, the passes, the equations, the iterations.
 
     .venv/bin/python benchmarks/dask.py --trees 21500000 --partitions 20 --dir /tmp/net20m --in-memory
+    .venv/bin/python benchmarks/dask.py --trees 3200000 --partitions 8 --dir /tmp/net3m --models m2b,cov --in-memory
 """
 from __future__ import annotations
 
@@ -22,7 +23,10 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 
 MODELS = {"m2": ("dbh ~ Trial", "~ Trial:Block + Mother + Trial:Mother", None),
-          "m2b": ("dbh ~ Trial", "~ Trial:Block + Mother + Trial:Mother", "~ at(Trial):units")}
+          "m2b": ("dbh ~ Trial", "~ Trial:Block + Mother + Trial:Mother", "~ at(Trial):units"),
+          "m2c": ("dbh ~ Trial", "~ at(Trial):Block + Mother + Trial:Mother", "~ at(Trial):units"),
+          # covariates: the record-by-record pass (lin(Row): a trend along the rows of every trial)
+          "cov": ("dbh ~ Trial + lin(Row)", "~ Trial:Block + Mother + Trial:Mother", "~ at(Trial):units")}
 
 
 def child(mode: str, model: str, path: str, scheduler: str) -> None:

@@ -91,8 +91,8 @@ def test_missing_files_and_columns_are_refused_by_name(network, tmp_path):
 
 @pytest.mark.parametrize("kw, match", [
     (dict(residual="~ ar1(Row):ar1(Col)"), "grid"),
-    (dict(fixed="dbh ~ Trial + Row"), "covariate"),
-    (dict(random="~ us(Trial):Mother"), "correlated"),
+    (dict(fixed="cbind(dbh, Row) ~ trait:Trial", random="~ us(trait):Mother"), "multivariate"),
+    (dict(random="~ Mother + and(Father)"), "overlay"),
     (dict(family="binomial", fixed="dbh ~ Trial"), "generalized"),
 ])
 def test_what_this_slice_does_not_fit_is_refused(network, kw, match):

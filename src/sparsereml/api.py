@@ -57,8 +57,9 @@ def fit(fixed: str, random: str | None = None, residual: str | None = None, data
         Only read, never modified.  A directory or glob of Parquet (or CSV) files
         (``"trees/*.parquet"``) or a Dask DataFrame is read partition by partition with Dask:
         the data pass runs over the partitions, the equations and iterations here, with the
-        results of the same data in memory.  So far for models of factors with independent
-        residual groups; per-record outputs (fitted values, residuals) are not kept.
+        results of the same data in memory: any random structure (at(), vm(), us/fa/...),
+        covariates, and residual grids whose groups are whole in one partition (see the README);
+        per-record outputs (fitted values, residuals) are not kept.
     factors : list of str, optional
         Numeric columns to use as factors in every formula (trial or block numbers read from a
         file).  A numeric column that the fixed formula would use as a covariate while the random

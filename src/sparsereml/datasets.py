@@ -15,7 +15,7 @@ import os
 import numpy as np
 import pandas as pd
 
-__all__ = ["simulate_trees", "trial_network", "contemporary_groups"]
+__all__ = ["simulate_trees", "trial_network", "contemporary_groups", "repartition"]
 
 
 def _relationship_cholesky(sire: np.ndarray, dam: np.ndarray) -> np.ndarray:
@@ -372,3 +372,6 @@ def contemporary_groups(trees: pd.DataFrame, n_levels: int) -> pd.Series:
         codes[idx] = start + (np.arange(len(idx)) * k) // len(idx)
         start += k
     return pd.Series(pd.Categorical(codes + 1), index=trees.index, name="CG")
+
+
+from .datasets_parquet import repartition  # noqa: E402  (Parquet partitions with whole groups)

@@ -15,7 +15,7 @@ import pandas as pd
 
 from .errors import DataError
 
-__all__ = ["write_network"]
+__all__ = ["write_network", "repartition"]
 
 
 def _partition_of_trials(trees_per_trial: np.ndarray, k: int) -> np.ndarray:
@@ -72,3 +72,81 @@ def write_network(net, trials: int, out: str, partitions: int) -> list[str]:
             files.append(path)
             held = []
     return files
+
+
+def repartition(src, out, by: str, partitions: int | None = None) -> list[str]:
+    """Write partitioned data again with every group of ``by`` whole in one file, for structured
+    residuals (``at(Trial):ar1(Row):ar1(Col)``: a trial's grid is one residual group, whose records
+    a fit to partitioned data needs together).
+
+    Parameters
+    ----------
+    src : str or path
+        A directory or glob of Parquet (or CSV) files, as ``fit`` takes it.
+    out : str or path
+        A new or empty directory: ``part-00000.parquet``, ... are written there.
+    by : str
+        The column whose groups must not be split (the residual's at() factor, e.g. "Trial").
+    partitions : int, optional
+        Files to write (default: as many as ``src`` has, at most one per group); consecutive
+        groups in sorted order, cut so that the files hold about the same number of records.
+
+    Returns
+    -------
+    list of str
+        The files written.
+
+    Notes
+    -----
+    Memory holds one input file and one output file at a time: each input file is read once to
+    count its records per group, then once per output file for that file's groups.
+    """
+    from .partitioned.sources import _read_file, resolve_source
+
+    source = resolve_source(src)
+    if source.files is None:
+        raise DataError("repartition() reads files (a directory or glob); a Dask DataFrame is regrouped by "
+                        "ddf.shuffle(on=...) and written with ddf.to_parquet")
+    counts = []
+    for path in source.files:
+        col = _read_file(path, source.kind, (by,))
+        if by not in col.columns:
+            raise DataError(f"column {by!r} is not in {path!r}; repartition by a column every file has")
+        counts.append(col[by].astype(str).value_counts())
+    total = pd.concat(counts).groupby(level=0).sum()
+    groups = sorted(total.index, key=_natural)
+    k = min(partitions or len(source.files), len(groups))
+    if k < 1:
+        raise DataError(f"partitions={partitions!r}: give a whole number of files of at least 1")
+    part = _partition_of_trials(total[groups].to_numpy(), k)
+    os.makedirs(out, exist_ok=True)
+    if any(f.endswith((".parquet", ".csv")) for f in os.listdir(out)):
+        raise DataError(f"{os.fspath(out)!r} already holds data files: give an empty or new directory")
+    files = []
+    for j in range(k):
+        want = {g for g, p in zip(groups, part) if p == j}
+        chunk = []
+        for path, c in zip(source.files, counts):
+            if want & set(c.index):  # only the files that hold some of this file's groups
+                df = _read_file(path, source.kind, tuple(_columns(path, source.kind)))
+                chunk.append(df[df[by].astype(str).isin(want).to_numpy()])
+        path = os.path.join(out, f"part-{j:05d}.parquet")
+        pd.concat(chunk, ignore_index=True).to_parquet(path, index=False)
+        files.append(path)
+    return files
+
+
+def _natural(value: str):
+    """Numbers in numeric order before text (so trials 1, 2, ..., 10 stay consecutive)."""
+    try:
+        return (0, float(value), "")
+    except ValueError:
+        return (1, 0.0, value)
+
+
+def _columns(path: str, kind: str) -> list:
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(path).names
+    return list(pd.read_csv(path, nrows=0).columns)

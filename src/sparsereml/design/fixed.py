@@ -14,7 +14,7 @@ from ..formula.terms import Groups
 from .alias import sparse_aliased
 from .coding import Factor, factor_of, is_factor_column
 
-__all__ = ["FixedDesign", "fixed_design", "find_aliased"]
+__all__ = ["FixedDesign", "fixed_design", "fixed_from_gram", "fixed_columns", "find_aliased"]
 
 # up to this many columns X'X is formed dense; wider designs are checked with sparse factors
 DENSE_MAX = 1000
@@ -212,9 +212,15 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = 
     dense = X.shape[1] <= DENSE_MAX
     if dense:
         xtx = _row_gram(X.indptr.astype(np.int64), X.indices.astype(np.int64), X.data.astype(float), X.shape[1])
-        aliased = find_aliased(xtx)
-    else:
-        aliased, ols = sparse_aliased(X, term_of, y)
+        return fixed_from_gram(Xc, names, term_of, n, xtx, None if y is None else X.T @ y, X)
+    aliased, ols = sparse_aliased(X, term_of, y)
+    Xc, X, names, term_of, dropped = _drop_aliased(Xc, X, names, term_of, n, aliased)
+    return FixedDesign(Xc, names, dropped, term_of, X, ols)
+
+
+def _drop_aliased(Xc, X, names: list, term_of: list, n: int, aliased: np.ndarray):
+    """X without its ``aliased`` columns, with the warning that names them (and the checks that
+    something is left and that n - rank(X) > 0)."""
     dropped = [nm for nm, a in zip(names, aliased) if a]
     if aliased.all() and dropped:
         raise DataError("every fixed-effect column is aliased")
@@ -224,19 +230,32 @@ def fixed_design(spec: FixedSpec, columns: dict, n: int, y: np.ndarray | None = 
         warn_user(f"fixed effects are aliased (linear combinations of earlier columns) and were "
                   f"dropped: {shown}", AliasWarning)
         keep = np.flatnonzero(~aliased)
-        if dense:
-            xtx = xtx[np.ix_(keep, keep)]
         Xc = Xc[:, keep]
         X = Xc.tocsr()
         X.sort_indices()
         names = [names[i] for i in keep]
         term_of = [term_of[i] for i in keep]
     Xc.sort_indices()
-    if dense:
-        ols = None
-        if y is not None:
-            try:
-                ols = cho_solve(cho_factor(xtx), X.T @ y)
-            except np.linalg.LinAlgError:  # pragma: no cover - full column rank after the aliasing check
-                ols = np.linalg.lstsq(xtx, X.T @ y, rcond=None)[0]
+    return Xc, X, names, term_of, dropped
+
+
+def fixed_from_gram(Xc: sp.csc_matrix, names: list, term_of: list, n: int, xtx: np.ndarray,
+                    xty: np.ndarray | None, X: sp.csr_matrix | None = None) -> FixedDesign:
+    """The fixed design from X's columns (``Xc``, their ``names`` and terms) and the records'
+    X'X (dense) and X'y: the aliased columns dropped and the OLS coefficients.  ``n`` counts the
+    records; ``Xc`` may have other rows (the cells of partitioned data, whose records' X'X is
+    summed over the partitions); ``X`` is ``Xc`` as CSR with sorted columns when at hand."""
+    aliased = find_aliased(xtx)
+    if X is None:
+        X = Xc.tocsr()
+        X.sort_indices()
+    Xc, X, names, term_of, dropped = _drop_aliased(Xc, X, names, term_of, n, aliased)
+    keep = np.flatnonzero(~aliased)
+    ols = None
+    if xty is not None:
+        xtx, xty = xtx[np.ix_(keep, keep)], xty[keep]
+        try:
+            ols = cho_solve(cho_factor(xtx), xty)
+        except np.linalg.LinAlgError:  # pragma: no cover - full column rank after the aliasing check
+            ols = np.linalg.lstsq(xtx, xty, rcond=None)[0]
     return FixedDesign(Xc, names, dropped, term_of, X, ols)

@@ -31,6 +31,13 @@ class RowFilter:
     columns: tuple  # the factor columns
     na_action: str
     as_factors: tuple = ()  # factors=: numeric columns taken as factors (not checked for infinities)
+    covariates: tuple = ()  # numeric columns of the model that are no factor: checked, not a cell's key
+    whole: str | None = None  # a structured residual's at() factor (or ONE): which partitions hold each group
+
+    @property
+    def keys(self) -> list:
+        """The factor columns: a cell is one combination of their values."""
+        return [c for c in self.columns if c not in self.covariates]
 
     def apply(self, df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
         """The used rows' factor columns, their response and the rows dropped by reason."""
@@ -86,11 +93,14 @@ class Cells:
     n_read: int
     kinds: dict = field(default_factory=dict)
     partitions: int = 1
+    groups_in: dict = field(default_factory=dict)  # RowFilter.whole's value -> the partitions holding it
 
 
 def partition_cells(df: pd.DataFrame, name: str, rows: RowFilter) -> Cells:
     """The cells of one partition (a pandas DataFrame named ``name`` in messages)."""
     cols, y, dropped = rows.apply(df, name)
+    names = [c for c in cols.columns if c not in rows.covariates]
+    cols = cols[names] if names else pd.DataFrame({ONE: np.zeros(len(cols), dtype=np.int64)})
     names = list(cols.columns)
     kinds = {c: (_kind(cols[c]), str(cols[c].dtype), name) for c in names} if len(cols) else {}
     if not len(cols):
@@ -101,7 +111,11 @@ def partition_cells(df: pd.DataFrame, name: str, rows: RowFilter) -> Cells:
     n = stats["count"].to_numpy(dtype=np.int64)
     m2 = np.nan_to_num(stats["var"].to_numpy() * (n - 1))  # one record: no deviation
     frame = stats[names].assign(n=n, mean=stats["mean"].to_numpy(dtype=float), m2=m2)
-    return Cells(frame, dropped, len(df), kinds)
+    where = {}
+    if rows.whole is not None:
+        values = [ONE] if rows.whole == ONE else pd.unique(cols[rows.whole].astype(str))
+        where = {str(v): [name] for v in values}
+    return Cells(frame, dropped, len(df), kinds, groups_in=where)
 
 
 def _check_kinds(a: dict, b: dict) -> dict:
@@ -131,4 +145,5 @@ def merge_cells(a: Cells, b: Cells) -> Cells:
         m2 = np.bincount(key, weights=frame["m2"].to_numpy() + n_i * (mean_i - mean[key]) ** 2)
         first = np.unique(key, return_index=True)[1]
         frame = frame[names].iloc[first].reset_index(drop=True).assign(n=n.astype(np.int64), mean=mean, m2=m2)
-    return Cells(frame, dropped, a.n_read + b.n_read, kinds, a.partitions + b.partitions)
+    where = {k: a.groups_in.get(k, []) + b.groups_in.get(k, []) for k in {**a.groups_in, **b.groups_in}}
+    return Cells(frame, dropped, a.n_read + b.n_read, kinds, a.partitions + b.partitions, where)

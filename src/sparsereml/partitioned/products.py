@@ -9,7 +9,7 @@ equations.  What travels between workers and the node is the size of the equatio
 records."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -103,16 +103,21 @@ class Products:
     wty: tuple
     yty: np.ndarray
     counts: np.ndarray
+    cells: dict = field(default_factory=dict)  # grid group -> (W, y) on its grid (structured residuals)
+    group_yty: np.ndarray | None = None  # with grids (yty is then per component): y_g'y_g per group
 
 
-def partition_products(df: pd.DataFrame, name: str, coder: CellCoder) -> Products | None:
-    """The cross-products of one partition (None when no record of it is used)."""
+def partition_products(df: pd.DataFrame, name: str, coder: CellCoder, grids=None) -> Products | None:
+    """The cross-products of one partition (None when no record of it is used); ``grids``, a
+    :class:`~.grids.GridPlan`, forms those of the structured residual groups it holds."""
     cols, y, _ = coder.rows.apply(df, name)
     if y.size == 0:
         return None
     cell = coder.cells(cols, name)
     W = coder.W[cell]
     W.sort_indices()
+    if grids is not None:
+        return grids.products(W, y - coder.xb[cell], coder.group[cell], cell, name)
     cp = cross_products(W, y - coder.xb[cell], coder.group[cell], coder.n_groups)
     return _pairs(cp, coder.W.shape[1])
 
@@ -140,14 +145,17 @@ def merge_products(a: Products | None, b: Products | None) -> Products | None:
         return a if b is None else b
     both = [_summed(np.concatenate([x[0], y[0]]), np.concatenate([x[1], y[1]]))
             for x, y in ((a.total, b.total), (a.wtw, b.wtw), (a.wty, b.wty))]
-    return Products(*both, a.yty + b.yty, a.counts + b.counts)
+    gy = None if a.group_yty is None else a.group_yty + b.group_yty
+    return Products(*both, a.yty + b.yty, a.counts + b.counts, {**a.cells, **b.cells}, gy)
 
 
-def assemble(p: Products, N: int, extra: list) -> CrossProducts:
+def assemble(p: Products, N: int, extra: list, grids=None) -> CrossProducts:
     """The summed products on the pattern of the equations, as ``cross_products`` lays out those
     of records in memory (W'W's structural lower triangle, its diagonal and the ``extra``
-    entries)."""
+    entries; with ``grids``, a :class:`~.grids.GridPlan`, the grid components' entries too)."""
     K = p.yty.size
+    if grids is not None:
+        N, extra = grids.N, list(extra) + grids.pattern(p.wtw[0])
     key, val = p.total
     gram = sp.csc_matrix((val, (key % N, key // N)), shape=(N, N))
     gram.sum_duplicates()
@@ -166,4 +174,6 @@ def assemble(p: Products, N: int, extra: list) -> CrossProducts:
     WtW = sp.csc_matrix((wval, (pos, wkey % K)), shape=(lower.nnz, K))
     rkey, rval = p.wty
     Wty = sp.csc_matrix((rval, (rkey // K, rkey % K)), shape=(N, K))
-    return CrossProducts(lower, WtW, Wty, p.yty.copy(), p.counts.copy(), total)
+    if grids is None:
+        return CrossProducts(lower, WtW, Wty, p.yty.copy(), p.counts.copy(), total)
+    return CrossProducts(lower, WtW, Wty, p.yty.copy(), p.counts.copy(), total, grids.group_of, dict(p.cells))

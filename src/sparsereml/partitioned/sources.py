@@ -60,6 +60,23 @@ class Source:
         """The columns, when known without reading the records (a Dask DataFrame's)."""
         return list(self.frame.columns) if self.frame is not None else None
 
+    def sample(self) -> pd.DataFrame:
+        """The columns' types without their records: a Dask DataFrame's meta, the first Parquet
+        file's schema, the first rows of the first CSV file that has rows (an empty file's
+        columns read as text); what decides a covariate."""
+        if self.frame is not None:
+            return self.frame._meta
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_schema(self.files[0]).empty_table().to_pandas()
+        for path in self.files:
+            head = pd.read_csv(path, sep="\t" if path.lower().endswith(".tsv") else ",", nrows=1000,
+                               na_values=["NA", "", "."], keep_default_na=True)
+            if len(head):
+                return head
+        return head
+
     def tasks(self, columns: list) -> list:
         """One delayed pandas DataFrame per partition, holding ``columns`` (those it has)."""
         dask = _need_dask()

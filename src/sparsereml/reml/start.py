@@ -197,17 +197,21 @@ def _regression_start(rb, structure, e: np.ndarray, pooled: float) -> np.ndarray
     return structure.model.start(np.diag(v))
 
 
-def _correlated_start(rb, structure, e: np.ndarray, s2e: np.ndarray | None, pooled: float) -> np.ndarray:
+def _correlated_start(rb, structure, e: np.ndarray, s2e: np.ndarray | None, pooled: float,
+                      count: np.ndarray | None = None, e2: np.ndarray | None = None) -> np.ndarray:
     """Start values of a correlated term (us, fa, corh, ...) from a moment estimate of Sigma:
     covariances between levels from the means of e per (unit, level) over units seen at both,
-    variances from their spread less the noise of the means."""
+    variances from their spread less the noise of the means.  Rows of the design may stand for
+    ``count`` records each (the cells of partitioned data): ``e`` is then the sum of e over them,
+    ``e2`` the sum of e^2 and ``s2e`` their residual variance; default one record per row."""
     q, n = rb.units, len(rb.cov_levels)
     ok = rb.record_column >= 0  # (parts x n) for an overlay: each part's entry counts
     codes = rb.record_column[ok]
-    cnt = np.bincount(codes, minlength=q * n).reshape(q, n).astype(float)
+    w = np.broadcast_to(1.0 if count is None else count, rb.record_column.shape)[ok]
+    cnt = np.bincount(codes, weights=w, minlength=q * n).reshape(q, n)
     e_of = np.broadcast_to(e, rb.record_column.shape)
     means = np.bincount(codes, weights=e_of[ok], minlength=q * n).reshape(q, n) / np.maximum(cnt, 1)
-    noise_w = np.broadcast_to(s2e, rb.record_column.shape)[ok] if s2e is not None else np.full(codes.size, pooled)
+    noise_w = (np.broadcast_to(s2e, rb.record_column.shape)[ok] if s2e is not None else pooled) * w
     noise = np.bincount(codes, weights=noise_w, minlength=q * n).reshape(q, n) / np.maximum(cnt, 1) ** 2
     seen = cnt > 0
     S = np.zeros((n, n))
@@ -222,8 +226,9 @@ def _correlated_start(rb, structure, e: np.ndarray, s2e: np.ndarray | None, pool
     # each level against its own scale (levels may be traits in different units): the variance of
     # the OLS residuals of its records bounds it above, 5% of that below
     lev = codes % n
-    cnt_l = np.maximum(np.bincount(lev, minlength=n), 1)
-    var_l = np.bincount(lev, weights=e_of[ok] ** 2, minlength=n) / cnt_l
+    cnt_l = np.maximum(np.bincount(lev, weights=w, minlength=n), 1)
+    e2_of = e_of[ok] ** 2 if e2 is None else np.broadcast_to(e2, rb.record_column.shape)[ok]
+    var_l = np.bincount(lev, weights=e2_of, minlength=n) / cnt_l
     var_l = np.where(var_l > 0, var_l, pooled)
     d = np.maximum(np.diag(S), 0.05 * np.minimum(var_l, max(float(np.mean(np.diag(S))), 0.01 * pooled)))
     R = np.clip(S / np.sqrt(np.outer(d, d)), -1.0, 1.0)
@@ -365,7 +370,10 @@ def _residual_start(problem: REMLProblem, s2: np.ndarray, e: np.ndarray) -> np.n
             out.append([s2[g]])
             continue
         E = np.zeros(grid.n_cells)
-        E[grid.cells] = e[grid.records]
+        if e is None:  # partitioned data: the residuals on the grid came back with the group's products
+            E[:] = problem.cp.cells[g][1]
+        else:
+            E[grid.cells] = e[grid.records]
         present = np.zeros(grid.n_cells, dtype=bool)
         present[grid.cells] = True
         E, present = E.reshape(grid.shape), present.reshape(grid.shape)
