@@ -165,11 +165,11 @@ class Binomial(Family):
         return Derivatives(*_kernels.binomial(self.link, y, n, eta, const))
 
 
-class Poisson(Family):
-    """Poisson counts with the log link."""
+class _Counts(Family):
+    """Counts with the log link: what the Poisson and the negative binomial share."""
 
-    name = "poisson"
     links = ("log",)
+    noun = ""  # as the family is named in messages
 
     def inverse_link(self, eta):
         return np.exp(eta)
@@ -180,7 +180,15 @@ class Poisson(Family):
     def check(self, y, n, response):
         bad = (y < 0) | (np.abs(y - np.round(y)) > 1e-8)
         if bad.any():
-            raise ModelError(f"Poisson response {response!r}: counts must be whole numbers >= 0; {_first_bad(bad, y)}")
+            raise ModelError(f"{self.noun} response {response!r}: counts must be whole numbers >= 0; "
+                             f"{_first_bad(bad, y)}")
+
+
+class Poisson(_Counts):
+    """Poisson counts with the log link."""
+
+    name = "poisson"
+    noun = "Poisson"
 
     def fisher_weight(self, n, eta):
         return n * np.exp(eta)
@@ -200,7 +208,7 @@ class Poisson(Family):
         return Derivatives(ll, n * (y - mu), w, w)
 
 
-class NegativeBinomial(Family):
+class NegativeBinomial(_Counts):
     """Negative binomial counts with the log link, glmmTMB's ``nbinom2``: Var(y) = mu + mu^2 / theta.
 
     Parameters
@@ -219,7 +227,7 @@ class NegativeBinomial(Family):
     """
 
     name = "negative.binomial"
-    links = ("log",)
+    noun = "negative binomial"
     n_dispersion = 1
     THETA_MIN, THETA_MAX = 1e-6, 1e6
 
@@ -256,17 +264,6 @@ class NegativeBinomial(Family):
             raise ModelError("the negative binomial family needs theta here; the fit estimates it")
         return self.theta
 
-    def inverse_link(self, eta):
-        return np.exp(eta)
-
-    def dmu_deta(self, eta):
-        return np.exp(eta)
-
-    def check(self, y, n, response):
-        bad = (y < 0) | (np.abs(y - np.round(y)) > 1e-8)
-        if bad.any():
-            raise ModelError(f"negative binomial response {response!r}: counts must be whole numbers >= 0; "
-                             f"{_first_bad(bad, y)}")
 
     def fisher_weight(self, n, eta):
         th = self._theta()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .ordering import _relax_ok, symbolic_counts
+from .ordering import relaxed_supernode, symbolic_counts
 from .star import StarFactor
 
 __all__ = ["FactorLayout", "predicted_layout"]
@@ -54,23 +54,13 @@ class FactorLayout:
 
 @njit(cache=True, nogil=True)
 def _stored(parent, counts):
-    """Entries of a supernodal factor with CHOLMOD's relaxed amalgamation of chains (the rule of
-    ordering._cost), explicit zeros included."""
+    """Entries of a supernodal factor with CHOLMOD's relaxed amalgamation of chains
+    (:func:`~.ordering.relaxed_supernode`, as the ordering's cost model), explicit zeros included."""
     n = parent.shape[0]
     total = 0.0
     j = 0
     while j < n:
-        f = j
-        stored = float(counts[j])
-        nz = float(counts[j])
-        while j + 1 < n and parent[j] == j + 1:
-            grow = counts[j + 1] + 1 - counts[j]
-            ts = stored + (j + 1 - f) * grow + counts[j + 1]
-            tn = nz + counts[j + 1]
-            if not _relax_ok(j + 2 - f, ts - tn, ts):
-                break
-            stored, nz = ts, tn
-            j += 1
+        j, stored = relaxed_supernode(parent, counts, j)
         total += stored
         j += 1
     return total

@@ -72,6 +72,28 @@ def _relax_ok(width, zeros, total):
 
 
 @njit(cache=True, nogil=True)
+def relaxed_supernode(parent, counts, f):
+    """The supernode that starts at column ``f`` as CHOLMOD's relaxed amalgamation merges the
+    chain of the elimination tree there: (its last column, the entries it stores, explicit zeros
+    included)."""
+    n = parent.shape[0]
+    j = f
+    stored = float(counts[j])  # entries of the trapezoid, explicit zeros included
+    nz = float(counts[j])  # true nonzeros
+    while j + 1 < n and parent[j] == j + 1:
+        # columns f..j+1 stored over struct(j+1): each old column gains the rows struct(j)
+        # lacks, and column j+1 adds counts[j+1]
+        grow = counts[j + 1] + 1 - counts[j]
+        ts = stored + (j + 1 - f) * grow + counts[j + 1]
+        tn = nz + counts[j + 1]
+        if not _relax_ok(j + 2 - f, ts - tn, ts):
+            break
+        stored, nz = ts, tn
+        j += 1
+    return j, stored
+
+
+@njit(cache=True, nogil=True)
 def _cost(parent, counts, blas_rate, scalar_rate, scatter_rate):
     """Predicted time of a supernodal factorisation plus selected inverse.
 
@@ -83,18 +105,7 @@ def _cost(parent, counts, blas_rate, scalar_rate, scatter_rate):
     j = 0
     while j < n:
         f = j
-        stored = float(counts[j])  # entries of the trapezoid, explicit zeros included
-        nz = float(counts[j])  # true nonzeros
-        while j + 1 < n and parent[j] == j + 1:
-            # columns f..j+1 stored over struct(j+1): each old column gains the rows struct(j)
-            # lacks, and column j+1 adds counts[j+1]
-            grow = counts[j + 1] + 1 - counts[j]
-            ts = stored + (j + 1 - f) * grow + counts[j + 1]
-            tn = nz + counts[j + 1]
-            if not _relax_ok(j + 2 - f, ts - tn, ts):
-                break
-            stored, nz = ts, tn
-            j += 1
+        j, _ = relaxed_supernode(parent, counts, f)
         w = j - f + 1
         m = counts[j] - 1
         flops = w * w * w / 3.0 + w * w * m + w * m * m
