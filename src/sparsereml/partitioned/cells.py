@@ -41,6 +41,14 @@ class RowFilter:
 
     def apply(self, df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
         """The used rows' factor columns, their response and the rows dropped by reason."""
+        keep, y, dropped = self.used(df, name)
+        if not self.columns:
+            return pd.DataFrame({ONE: np.zeros(int(keep.sum()), dtype=np.int64)}), y[keep], dropped
+        return df.loc[keep, list(self.columns)], y[keep], dropped
+
+    def used(self, df: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Which rows of ``df`` the model uses (a bool mask), the response of every row and the
+        rows dropped by reason (the per-record outputs need the mask: a record's row number)."""
         for col in (self.response, *self.columns):
             if col not in df.columns:
                 raise DataError(f"column {col!r} is not in {name}; every partition needs the model's columns "
@@ -71,9 +79,7 @@ class RowFilter:
             miss |= m
         keep &= ~miss
         dropped["predictors"] = int(miss.sum())
-        if not self.columns:
-            return pd.DataFrame({ONE: np.zeros(int(keep.sum()), dtype=np.int64)}), y[keep], dropped
-        return df.loc[keep, list(self.columns)], y[keep], dropped
+        return keep, y, dropped
 
 
 def _kind(series: pd.Series) -> str:

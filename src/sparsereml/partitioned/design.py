@@ -40,7 +40,7 @@ __all__ = ["PartitionedDesign", "build_partitioned_design"]
 
 _PER_RECORD = ("per-record values (fitted values, residuals, record tables and plots) of a fit to partitioned data "
                "are not kept on this node: the fit holds the equations, not the records. Fit the data in memory "
-               "(a pandas DataFrame) for them; writing them back per partition is planned")
+               "(a pandas DataFrame) for them, or write them per partition with m.write_records(dir)")
 
 
 @dataclass
