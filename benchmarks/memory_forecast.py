@@ -15,7 +15,8 @@ Cases (default network of sparsereml.datasets.trial_network unless said)
   cg5000          dbh ~ CG (5,000 contemporary groups: a wide fixed factor) + m2's random terms
   vm              dbh ~ Trial, ~ Trial:Block + vm(TreeId, ped), ~ at(Trial):units on 60,000 trees
                   (benchmarks/pedigree.py's tree_data)
-  m2-parquet      m2 on the network written as 8 Parquet partitions (the partitioned route, threads)
+  m2-parquet      m2 on the network written as 8 Parquet partitions (the partitioned route, threads;
+                  PARTITIONS=k in the environment writes k instead)
 
 Run (from the repository root):
   .venv/bin/python benchmarks/memory_forecast.py                    # every case, the default backend
@@ -66,7 +67,8 @@ def _model(case: str, tmp: str):
         return (*model, data, {"matrices": {"ped": sr.Pedigree(ped)}}), \
             (*model, sdata, {"matrices": {"ped": sr.Pedigree(sped)}})
     if case == "m2-parquet":
-        files, _ = sr.datasets.trial_network(out=os.path.join(tmp, "net"), partitions=8)
+        parts = int(os.environ.get("PARTITIONS", "8"))  # the partitions' size: what the pass holds in flight
+        files, _ = sr.datasets.trial_network(out=os.path.join(tmp, "net"), partitions=parts)
         sfiles, _ = sr.datasets.trial_network(**WARMUP, out=os.path.join(tmp, "small"), partitions=2)
         return (*MODELS["m2"], os.path.join(tmp, "net"), {"scheduler": "threads"}), \
             (*MODELS["m2"], os.path.join(tmp, "small"), {"scheduler": "threads"})

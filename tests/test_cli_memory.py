@@ -73,3 +73,24 @@ def test_scheduler_is_refused_for_one_file_and_an_unknown_one_by_name(csv, parqu
     assert main(["plan", str(parquet_dir), *MODEL, "--scheduler", "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert "--scheduler 'tcp://127.0.0.1:9'" in err and "Traceback" not in err
+
+
+def test_records_of_a_partitioned_fit_are_written_per_partition_and_the_report_says_why(parquet_dir, tmp_path,
+                                                                                          capsys):
+    """Reference: the in-memory fit's records.csv (same records, same command line)."""
+    df = pd.concat([pd.read_parquet(f) for f in sorted(parquet_dir.glob("*.parquet"))], ignore_index=True)
+    df.to_csv(tmp_path / "all.csv", index=False)
+    assert main(["fit", str(tmp_path / "all.csv"), *MODEL, "--factors", "Trial,Block,Mother", "--out",
+                 str(tmp_path / "mem"), "--records", "--quiet"]) == 0
+    assert main(["fit", str(parquet_dir), *MODEL, "--out", str(tmp_path / "part"), "--records", "--report",
+                 "--quiet"]) == 0
+    parts = sorted((tmp_path / "part" / "records").glob("part-*.parquet"))
+    assert len(parts) == 2 and not (tmp_path / "part" / "records.csv").exists()
+    got = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    want = pd.read_csv(tmp_path / "mem" / "records.csv", index_col=0)
+    assert len(got) == len(want) == len(df)
+    assert abs(got["fitted"].to_numpy() - want["fitted"].to_numpy()).max() <= 1e-8 * abs(want["fitted"]).max()
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "part"), "--quiet"]) == 0
+    page = (tmp_path / "part" / "report.html").read_text()
+    assert "records stay in their partitions" in page and "write_records" in page

@@ -103,8 +103,10 @@ def test_what_this_slice_does_not_fit_is_refused(network, kw, match):
 
 def test_per_record_values_are_refused_and_scheduler_needs_partitions(network, in_memory):
     m = sr.fit("dbh ~ Trial", RANDOM, data=network[0])
-    with pytest.raises(sr.ModelError, match="per-record values"):
+    with pytest.raises(sr.ModelError, match="per-record values.*m.write_records"):
         m.fitted
+    page = m.report()  # its data and residual sections say why there are no per-record figures
+    assert "records stay in their partitions" in page and "Traceback" not in page
     with pytest.raises(sr.ModelError, match="scheduler= is for partitioned data"):
         sr.fit("dbh ~ Trial", RANDOM, data=network[2], scheduler="threads")
 

@@ -6,6 +6,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
@@ -181,3 +182,29 @@ def test_a_glmm_is_not_forecast(df):
     with pytest.raises(sr.ModelError, match="family"):
         sr.plan(*M2, data=df, family="binomial")
     assert np.isfinite(sr.plan(*M2, data=df).peak)
+
+
+def test_the_partitions_in_flight_are_forecast_from_the_first_pass_sizes(df, tmp_path):
+    """The partitions being read: the largest partition (its rows from the first pass) times the
+    partitions at once (1 synchronous, one per core on threads); the reference is the same
+    records in one file, whose partition is the whole data."""
+    pytest.importorskip("dask")
+    pytest.importorskip("pyarrow")
+    from sparsereml.linalg.threads import usable_cores
+
+    sr.datasets.trial_network(**SIZE, out=tmp_path / "three", partitions=3)
+    parts = [pd.read_parquet(f) for f in sorted((tmp_path / "three").glob("*.parquet"))]
+    (tmp_path / "one").mkdir()
+    pd.concat(parts, ignore_index=True).to_parquet(tmp_path / "one" / "all.parquet")
+    largest, total = max(map(len, parts)), sum(map(len, parts))
+
+    def in_flight(plan):
+        (row,) = [(b, n) for _, item, b, n in plan.items if item.startswith("partitions being read")]
+        return row
+
+    one, note = in_flight(sr.plan(*M2, data=tmp_path / "one", scheduler="synchronous"))
+    three, note3 = in_flight(sr.plan(*M2, data=tmp_path / "three", scheduler="synchronous"))
+    assert f"largest {total:,} records" in note and f"largest {largest:,} records" in note3 and "1 at once" in note
+    assert three == pytest.approx(one * largest / total, rel=0.05)  # bytes per record of the same columns
+    threads, _ = in_flight(sr.plan(*M2, data=tmp_path / "three", scheduler="threads"))
+    assert threads == pytest.approx(usable_cores() * three, abs=usable_cores())

@@ -207,6 +207,9 @@ def cmd_fit(args) -> int:
     if out is not None:  # the files first: a long summary on a closed pipe must not lose them
         files, results = write_outputs(model, out, functions, wald, predictions, args.sed,
                                        records=args.records or args.report)
+        if args.records and getattr(model.design, "partitions", None) is not None:
+            # partitioned data: the records stay partitioned, written by the workers beside the results
+            files += model.write_records(out / "records", overwrite=True)
         if args.report:
             files.append(_write_report([results], [Path(args.out).resolve().name or "fit"], out / "report.html", quiet))
     if args.json:
@@ -362,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", default=None, help="directory for the result files")
     f.add_argument("--records", action="store_true",
                    help="also write records.csv: per record the response, fitted value, residual, residual group and "
-                        "grid position (ASReml's .yht); --report writes it too")
+                        "grid position (ASReml's .yht); --report writes it too. Partitioned data: records/, one "
+                        "Parquet file per input partition (part-00000.parquet ...), written where the data pass runs")
     f.add_argument("--report", action="store_true",
                    help="also write report.html (plots, tables, diagnostics) beside the result files of --out")
     f.add_argument("--quiet", action="store_true", help="no progress lines")

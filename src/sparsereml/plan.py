@@ -175,8 +175,37 @@ def _records_items(problem) -> list:
         cp = problem.cp
         one = _nbytes(cp.WtW, cp.Wty, cp.total)
         items.append(("data pass", "partition products in flight (workers + 1 merge)", (workers + 1) * one,
-                       f"{workers} worker thread(s); the partitions being read come on top"))
+                       f"{workers} worker thread(s)"))
+        items.append(_partitions_in_flight(partitions, problem.design))
     return items
+
+
+# Bytes a partition costs while the pass reads and codes it, measured 2026-12-08 (benchmarks/RESULTS.md,
+# the m2-parquet section) with tracemalloc and pyarrow's pool on the default network's m2: the arrow
+# table 32 B per record, 2.6 times the pandas frame as read (12.3 B) -> _READ_COPIES frames; and the
+# pass's arrays (cell keys, the records' rows of W, cross_products' pairs) 290-330 B per record for
+# rows of 5 entries -> _BYTES_PER_ENTRY per entry of a record's row of W.
+_READ_COPIES = 3.0
+_BYTES_PER_ENTRY = 64
+
+
+def _partitions_in_flight(partitions, design) -> tuple:
+    """The partitions the pass holds at once on this machine (one per worker thread or process;
+    none for a dask.distributed cluster, whose workers hold them) times the largest one's cost."""
+    sched = partitions.scheduler
+    if sched is not None and hasattr(sched, "gather"):
+        return ("data pass", "partitions being read (on the dask.distributed workers)", 0,
+                "held by the workers, not this process")
+    from .linalg.threads import usable_cores
+
+    at_once = 1 if sched in ("synchronous", "sync", "single-threaded") else max(1, usable_cores())
+    W = partitions.coder.W  # one row per cell: a record has its cell's entries
+    counts = partitions.cells["n"].to_numpy(dtype=float)
+    per_row = float(np.diff(W.indptr) @ counts / max(counts.sum(), 1.0))
+    largest = max((_READ_COPIES * b + _BYTES_PER_ENTRY * per_row * r for _, r, b in partitions.sizes), default=0.0)
+    rows = max((r for _, r, _ in partitions.sizes), default=0)
+    return ("data pass", "partitions being read and coded (at once x the largest)", int(at_once * largest),
+            f"{at_once} at once; largest {rows:,} records, {per_row:.1f} entries of W each")
 
 
 def _equation_items(problem) -> list:

@@ -19,6 +19,8 @@ from .fitresults import FitResults, GridInfo
 __all__ = ["record_table", "records_of", "level_codes", "grid_infos", "grids_of", "structured_names", "grid_array"]
 
 _NO_RECORDS = "records.csv"
+PARTITIONED_WHY = ("the fit was to partitioned data, whose records stay in their partitions (no per-record values "
+                   "on this node): m.write_records(dir) writes them per partition (command line: --records)")
 
 
 def factor_levels(factor: pd.Series) -> tuple[np.ndarray, list]:
@@ -65,8 +67,10 @@ def record_table(model) -> tuple[pd.DataFrame | None, dict]:
     if spec.multivariate:
         return None, {"why": "residual and overview plots draw one response; this model has several "
                              f"({', '.join(spec.responses)}): call overview(data, response, by) per trait"}
-    by, why = _overview_factor(model)
     res = model.design.residual
+    if getattr(model.design, "partitions", None) is not None:  # the records stayed in their partitions
+        return None, {"why": PARTITIONED_WHY, "groups": list(res.labels)}
+    by, why = _overview_factor(model)
     n = model.nobs
     fitted = model.fitted.to_numpy(dtype=float)
     frame = pd.DataFrame({"response": model.design.y, "fitted": fitted, "residual": model.design.y - fitted},

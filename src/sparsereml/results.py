@@ -321,6 +321,17 @@ class FittedModel(FixedEffectsInference):
     def residuals(self) -> pd.Series:
         return pd.Series(self._problem.y - self.fitted.to_numpy(), index=self.fitted.index, name="residual")
 
+    def write_records(self, path, format: str | None = None, columns: list | None = None, overwrite: bool = False,
+                      data: pd.DataFrame | None = None) -> list:
+        """Write per record: the model's columns, ``columns=``, ``row``, ``fitted``, ``residual``,
+        ``group`` and grid position; for a fit to partitioned data one Parquet file per partition
+        in directory ``path``, by the workers (the records are not gathered here); in memory one
+        file (.parquet or .csv).  Records not used are left out.  Returns the files written; see
+        :func:`sparsereml.partitioned.write.write_records` for the parameters."""
+        from .partitioned.write import write_records
+
+        return write_records(self, path, format=format, columns=columns, overwrite=overwrite, data=data)
+
     # -- iterations and report ---------------------------------------------------------
     @cached_property
     def iterations(self) -> pd.DataFrame:

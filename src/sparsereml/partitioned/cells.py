@@ -41,6 +41,14 @@ class RowFilter:
 
     def apply(self, df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
         """The used rows' factor columns, their response and the rows dropped by reason."""
+        keep, y, dropped = self.used(df, name)
+        if not self.columns:
+            return pd.DataFrame({ONE: np.zeros(int(keep.sum()), dtype=np.int64)}), y[keep], dropped
+        return df.loc[keep, list(self.columns)], y[keep], dropped
+
+    def used(self, df: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray, dict]:
+        """Which rows of ``df`` the model uses (a bool mask), the response of every row and the
+        rows dropped by reason (the per-record outputs need the mask: a record's row number)."""
         for col in (self.response, *self.columns):
             if col not in df.columns:
                 raise DataError(f"column {col!r} is not in {name}; every partition needs the model's columns "
@@ -71,9 +79,7 @@ class RowFilter:
             miss |= m
         keep &= ~miss
         dropped["predictors"] = int(miss.sum())
-        if not self.columns:
-            return pd.DataFrame({ONE: np.zeros(int(keep.sum()), dtype=np.int64)}), y[keep], dropped
-        return df.loc[keep, list(self.columns)], y[keep], dropped
+        return keep, y, dropped
 
 
 def _kind(series: pd.Series) -> str:
@@ -94,6 +100,12 @@ class Cells:
     kinds: dict = field(default_factory=dict)
     partitions: int = 1
     groups_in: dict = field(default_factory=dict)  # RowFilter.whole's value -> the partitions holding it
+    sizes: list = field(default_factory=list)  # per partition (name, rows, bytes of its frame as read): the forecast
+
+
+def _size(df: pd.DataFrame, name: str) -> list:
+    """The partition's rows and its frame's bytes (shallow: no pass over text values)."""
+    return [(name, len(df), int(df.memory_usage(index=False, deep=False).sum()))]
 
 
 def partition_cells(df: pd.DataFrame, name: str, rows: RowFilter) -> Cells:
@@ -105,7 +117,7 @@ def partition_cells(df: pd.DataFrame, name: str, rows: RowFilter) -> Cells:
     kinds = {c: (_kind(cols[c]), str(cols[c].dtype), name) for c in names} if len(cols) else {}
     if not len(cols):
         frame = cols.iloc[:0].assign(n=np.zeros(0, np.int64), mean=np.zeros(0), m2=np.zeros(0))
-        return Cells(frame, dropped, len(df), kinds)
+        return Cells(frame, dropped, len(df), kinds, sizes=_size(df, name))
     g = cols.assign(__y=y).groupby(names, observed=True, sort=False, dropna=False)["__y"]
     stats = g.agg(["count", "mean", "var"]).reset_index()
     n = stats["count"].to_numpy(dtype=np.int64)
@@ -115,7 +127,7 @@ def partition_cells(df: pd.DataFrame, name: str, rows: RowFilter) -> Cells:
     if rows.whole is not None:
         values = [ONE] if rows.whole == ONE else pd.unique(cols[rows.whole].astype(str))
         where = {str(v): [name] for v in values}
-    return Cells(frame, dropped, len(df), kinds, groups_in=where)
+    return Cells(frame, dropped, len(df), kinds, groups_in=where, sizes=_size(df, name))
 
 
 def _check_kinds(a: dict, b: dict) -> dict:
@@ -146,4 +158,4 @@ def merge_cells(a: Cells, b: Cells) -> Cells:
         first = np.unique(key, return_index=True)[1]
         frame = frame[names].iloc[first].reset_index(drop=True).assign(n=n.astype(np.int64), mean=mean, m2=m2)
     where = {k: a.groups_in.get(k, []) + b.groups_in.get(k, []) for k in {**a.groups_in, **b.groups_in}}
-    return Cells(frame, dropped, a.n_read + b.n_read, kinds, a.partitions + b.partitions, where)
+    return Cells(frame, dropped, a.n_read + b.n_read, kinds, a.partitions + b.partitions, where, a.sizes + b.sizes)

@@ -40,7 +40,7 @@ __all__ = ["PartitionedDesign", "build_partitioned_design"]
 
 _PER_RECORD = ("per-record values (fitted values, residuals, record tables and plots) of a fit to partitioned data "
                "are not kept on this node: the fit holds the equations, not the records. Fit the data in memory "
-               "(a pandas DataFrame) for them; writing them back per partition is planned")
+               "(a pandas DataFrame) for them, or write them per partition with m.write_records(dir)")
 
 
 @dataclass
@@ -82,6 +82,7 @@ class PartitionPass:
     records: "RecordCoder | None" = None  # models with covariates: the pass goes record by record
     stats: "RecordStats | None" = None  # what the start values need of the records (records route)
     group_yty: np.ndarray | None = None  # y_g'y_g per residual group (of the centred y), for the start
+    sizes: list = field(default_factory=list)  # per partition (name, rows, bytes as read), from the first pass
 
     def record_part(self, design: PartitionedDesign, extra: list, grids: list):
         """The :class:`~sparsereml.reml.problem.RecordPart` of the design's response, unweighted:
@@ -166,7 +167,7 @@ def build_partitioned_design(spec: ModelSpec, data, na_action: str = "error", ma
     _check_replicated(design, count)
     if gridded:
         check_whole_groups(design, cells.groups_in, count)
-    design.partitions = _data_pass(design, PartitionPass(source, scheduler, rows, frame), count)
+    design.partitions = _data_pass(design, PartitionPass(source, scheduler, rows, frame, sizes=cells.sizes), count)
     return design
 
 
