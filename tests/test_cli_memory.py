@@ -69,8 +69,11 @@ def test_scheduler_is_refused_for_one_file_and_an_unknown_one_by_name(csv, parqu
     assert "--scheduler is for partitioned data" in capsys.readouterr().err
     assert main(["fit", str(parquet_dir), *MODEL, "--scheduler", "nowhere", "--quiet"]) == 2
     assert "--scheduler 'nowhere'" in capsys.readouterr().err
-    # an address where no scheduler listens: refused by name, no traceback
-    assert main(["plan", str(parquet_dir), *MODEL, "--scheduler", "tcp://127.0.0.1:9"]) == 2
+    # an address where no scheduler listens: refused by name, no traceback, after Dask's connect time-out
+    import dask
+
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        assert main(["plan", str(parquet_dir), *MODEL, "--scheduler", "tcp://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err
     assert "--scheduler 'tcp://127.0.0.1:9'" in err and "Traceback" not in err
 

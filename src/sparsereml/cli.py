@@ -138,7 +138,7 @@ def _scheduler(args):
     except ImportError:
         raise SparseREMLError(f"--scheduler {value!r} needs dask.distributed: pip install distributed") from None
     try:
-        args.client = Client(value, timeout="20s")
+        args.client = Client(value)  # waits Dask's connect time-out (distributed.comm.timeouts.connect)
     except (OSError, TimeoutError) as exc:
         raise SparseREMLError(f"--scheduler {value!r}: no dask.distributed scheduler answers there ({exc})") from None
     return args.client
