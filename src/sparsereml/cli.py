@@ -149,9 +149,7 @@ def cmd_plan(args) -> int:
     from .plan import plan
 
     factors = [f.strip() for f in (args.factors or "").split(",") if f.strip()]
-    matrices = {}
-    for spec in args.pedigree or []:
-        matrices.update(_pedigree(spec, args.add_missing))
+    matrices = _pedigrees(args)
     data, scheduler = _data_route(args)
     forecast = plan(args.fixed, args.random, args.residual, data=data, factors=factors or None,
                     na_action=args.na_action, matrices=matrices or None, backend=args.backend, scheduler=scheduler,
@@ -173,9 +171,7 @@ def cmd_fit(args) -> int:
     out = _output_dir(args.out) if args.out else None
     factors = [f.strip() for f in (args.factors or "").split(",") if f.strip()]
     functions = dict(_function(f) for f in args.function or [])
-    matrices = {}
-    for spec in args.pedigree or []:
-        matrices.update(_pedigree(spec, args.add_missing))
+    matrices = _pedigrees(args)
     quiet = args.quiet or args.json  # standard output carries the JSON alone
     with nullcontext() if quiet else FitProgress(write=say) as prog:
         if prog:
@@ -277,8 +273,9 @@ def cmd_report(args) -> int:
     return 0
 
 
-def _pedigree(spec: str, add_missing: bool = False) -> dict:
-    """--pedigree NAME=FILE[:id,sire,dam] -> {NAME: Pedigree}."""
+def _pedigree(spec: str, add_missing: bool = False, groups: dict | None = None) -> dict:
+    """--pedigree NAME=FILE[:id,sire,dam] -> {NAME: Pedigree}, with the genetic groups
+    ``groups[NAME]`` (from --groups) when given."""
     from .pedigree import Pedigree
 
     name, sep, rest = spec.partition("=")
@@ -289,7 +286,27 @@ def _pedigree(spec: str, add_missing: bool = False) -> dict:
     if colon and tail.count(",") == 2 and not Path(rest).exists():
         path, cols = head, tail
     names = [c.strip() for c in cols.split(",")] if cols else ["id", "sire", "dam"]
-    return {name: Pedigree(path, *names, add_missing=add_missing)}
+    return {name: Pedigree(path, *names, add_missing=add_missing, groups=(groups or {}).get(name))}
+
+
+def _pedigrees(args) -> dict:
+    """Every --pedigree, each with its --groups NAME=G1,G2,... (the names written for unknown
+    parents of each origin); a --groups naming no --pedigree is refused."""
+    groups = {}
+    for spec in args.groups or []:
+        name, sep, rest = spec.partition("=")
+        listed = [g.strip() for g in rest.split(",") if g.strip()]
+        if not sep or not name.strip() or not listed:
+            raise SparseREMLError(f"--groups wants NAME=GROUP1,GROUP2,... (the pedigree's name as in --pedigree), "
+                                  f"got {spec!r}")
+        groups[name.strip()] = listed
+    matrices = {}
+    for spec in args.pedigree or []:
+        matrices.update(_pedigree(spec, args.add_missing, groups))
+    unknown = sorted(set(groups) - set(matrices))
+    if unknown:
+        raise SparseREMLError(f"--groups {unknown[0]}=...: no --pedigree {unknown[0]}=FILE to give them to")
+    return matrices
 
 
 def _function(spec: str) -> tuple[str, str]:
@@ -326,6 +343,9 @@ def _model_arguments(f: argparse.ArgumentParser) -> None:
     f.add_argument("--backend", default=None, choices=["cholmod", "qdldl", "auto"])
     f.add_argument("--pedigree", action="append", metavar="NAME=FILE[:id,sire,dam]",
                    help="a pedigree for vm(x, NAME) terms (columns id, sire, dam unless named)")
+    f.add_argument("--groups", action="append", metavar="NAME=G1,G2,...",
+                   help="genetic groups of pedigree NAME: the names written for unknown parents of each origin "
+                        "(fit them with groups(x, NAME) in --fixed or --random)")
     f.add_argument("--add-missing", action="store_true",
                    help="ids of the data missing from a pedigree become founders instead of an error")
     f.add_argument("--scheduler", default=None, metavar="WHERE",

@@ -238,3 +238,28 @@ def test_groups_with_the_additive_variance_match_dense_reml(backend):
     assert list(bv.index[-3:]) == GROUPS  # the groups' own effects g after the individuals' Q g + a
     with pytest.raises(sr.ModelError, match="offset must be positive"):
         sr.pedigree.groups.groups_inverse(ped, offset=0.0)
+
+
+def test_command_line_fits_groups_of_a_pedigree_file(tmp_path, capsys):
+    """Reference: sr.fit of the same model in Python (--groups gives the pedigree its groups)."""
+    import json
+
+    from sparsereml.cli import main
+
+    data, ped, *_ = _case()
+    rows = _pedigree(3, 220, 30)[0]
+    rows.to_csv(tmp_path / "ped.csv", index=False)
+    data.to_csv(tmp_path / "trees.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", AliasWarning)
+        ref = sr.fit("y ~ groups(Tree, ped)", "~ vm(Tree, ped)", data=data, matrices={"ped": ped})
+        args = ["fit", str(tmp_path / "trees.csv"), "--fixed", "y ~ groups(Tree, ped)", "--random", "~ vm(Tree, ped)",
+                "--pedigree", f"ped={tmp_path / 'ped.csv'}", "--json"]
+        assert main(args + ["--groups", "ped=" + ",".join(GROUPS)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert abs(out["loglik"] - ref.loglik) <= 1e-9 * abs(ref.loglik)
+    # without --groups the group names are unknown ids; a --groups for no pedigree is refused by name
+    assert main(args + ["--groups", "other=N,S"]) == 2
+    assert "--groups other=...: no --pedigree other=FILE" in capsys.readouterr().err
+    assert main(args + ["--groups", "ped="]) == 2
+    assert "--groups wants NAME=GROUP1,GROUP2" in capsys.readouterr().err
