@@ -1,6 +1,5 @@
 """The staged API (model_spec -> build_design -> REMLProblem -> start_values -> ai_reml ->
 FittedModel, as lme4's parse -> objective -> optimize -> wrap) gives the fit sr.fit gives."""
-import numpy as np
 import pandas as pd
 import pytest
 

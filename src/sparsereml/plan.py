@@ -209,7 +209,7 @@ def _partitions_in_flight(partitions, design) -> tuple:
 
 
 def _equation_items(problem) -> list:
-    cp, mme, nnz_c = problem.cp, problem.mme, problem.mme.lower.nnz
+    cp, nnz_c = problem.cp, problem.mme.lower.nnz
     n_e = cp.WtW.nnz
     return [("equations", "cross-products per residual group (W'W, W'y)",
              _nbytes(cp.lower, cp.WtW, cp.Wty, cp.total), f"{cp.n_components} component(s)"),

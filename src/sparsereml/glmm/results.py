@@ -176,7 +176,7 @@ class GLMMFit(FittedModel):
             out.append(f"                      random: {f.get('random')}")
         out.append(self._data_line())
         if self.method == "laplace":
-            disp = f", theta" if self.n_dispersion else ""
+            disp = ", theta" if self.n_dispersion else ""
             out.append(f"logL = {self.loglik:.4f} (Laplace, constants included)   AIC = {self.aic:.2f}   "
                        f"BIC = {self.bic:.2f}   ({self.n_params} variance parameters{disp}, {self.rank} fixed effects)")
             steps = f"{self.n_iterations} Newton iterations"
