@@ -32,17 +32,16 @@ Run (from the repository root):
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
-import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from run_header import print_header
 
 HERE = Path(__file__).resolve().parent
 MODELS = {
@@ -108,16 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also save the numbers to this file")
     args = ap.parse_args(argv)
 
-    import numpy
-    import sparsereml as sr
-
-    command = shlex.join(getattr(sys, "orig_argv", [sys.executable] + sys.argv))
-    date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    print(f"sparsereml families benchmark (issue 17), {date}\ncommand: {command}")
-    print(f"machine: {cpu}, {os.cpu_count()} cores, {platform.platform()}; Python {platform.python_version()}, "
-          f"numpy {numpy.__version__}, sparsereml {sr.__version__}")
-    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    date, command = print_header("sparsereml families benchmark (issue 17)")
 
     data = load(args.trials)
     scope = f"first {args.trials} trials" if args.trials else "all 31 trials"

@@ -59,12 +59,9 @@ Options: --models mother,vm  --links probit,logit  --peer-tools glmer,glmerb,glm
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
-import shlex
 import shutil
 import signal
 import subprocess
@@ -72,6 +69,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from run_header import print_header
 
 HERE = Path(__file__).resolve().parent
 FIXED = "survival ~ Trial"
@@ -233,13 +232,7 @@ def main(argv=None) -> int:
     import numpy as np
     import sparsereml as sr
 
-    command = shlex.join(getattr(sys, "orig_argv", [sys.executable] + sys.argv))
-    date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    cpu = next((ln.split(":", 1)[1].strip() for ln in open("/proc/cpuinfo") if ln.startswith("model name")), "?")
-    print(f"sparsereml GLMM benchmark (issue 18), {date}\ncommand: {command}")
-    print(f"machine: {cpu}, {os.cpu_count()} cores, {platform.platform()}; Python {platform.python_version()}, "
-          f"numpy {np.__version__}, sparsereml {sr.__version__}")
-    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    date, command = print_header("sparsereml GLMM benchmark (issue 18)")
 
     # the first fits of a fresh process: with an empty numba cache (before anything else), and with
     # the cache filled (after this process's warm-up fits, which fill it)
