@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..reml.problem import REMLProblem
-from ..reml.start import _moment_start, _row_hashes, finish_start
+from ..reml.start import _moment_start, _row_hashes, finish_start, term_starts
 
 __all__ = ["partitioned_start"]
 
@@ -187,15 +187,6 @@ def partitioned_start(problem: REMLProblem) -> np.ndarray:
     if sound and s2e is not None:
         within = within * (scale / s2e_mean)
     moments = list(np.clip(moments, 0.01 * pooled, pooled))
-    per_record = 0.0
-    for rb, st, sl in zip(d.random, problem.structures, problem.params.term_slices):
-        if rb.regression:
-            theta[sl], mean_a2 = _regression(problem, rb, st, pooled)
-            per_record += float(np.mean(np.diag(st.model.sigma(theta[sl])) * mean_a2))
-        elif rb.cov_levels is not None:
-            theta[sl] = _correlated(problem, rb, st, s2e, pooled)
-            per_record += float(np.mean(np.diag(st.model.sigma(theta[sl]))))
-        else:
-            theta[sl] = [moments.pop(0) for _ in range(sl.stop - sl.start)]
-            per_record += float(np.mean(theta[sl]))
+    per_record = term_starts(problem, theta, moments, lambda rb, st: _regression(problem, rb, st, pooled),
+                             lambda rb, st: _correlated(problem, rb, st, s2e, pooled))
     return finish_start(problem, theta, per_record, pooled, s2g, sound and ng.size == 1, scale, ok, within, None)

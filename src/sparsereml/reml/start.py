@@ -294,18 +294,29 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     if sound and s2e is not None:  # the within-cell ratios at the moments' scale
         within = within * (scale / s2e.mean())
     moments = list(np.clip(moments, 0.01 * pooled, pooled))
+    per_record = term_starts(problem, theta, moments,
+                             lambda rb, st: (_regression_start(rb, st, e, pooled), np.mean(rb.values**2, axis=1)),
+                             lambda rb, st: _correlated_start(rb, st, e, s2e, pooled))
+    return finish_start(problem, theta, per_record, pooled, s2g, sound and ng.size == 1, scale, ok, within, e)
+
+
+def term_starts(problem: REMLProblem, theta: np.ndarray, moments: list, regression, correlated) -> float:
+    """Fill each random term's slice of ``theta``: a random regression's from ``regression(rb,
+    st)`` -> (its parameters, the mean square of each of its covariates), a correlated
+    structure's from ``correlated(rb, st)``, a plain term's from ``moments`` in order.  Returns the
+    variance the terms add to a record on average (for the residual's start)."""
     per_record = 0.0
-    for rb, st, sl in zip(d.random, problem.structures, problem.params.term_slices):
+    for rb, st, sl in zip(problem.design.random, problem.structures, problem.params.term_slices):
         if rb.regression:
-            theta[sl] = _regression_start(rb, st, e, pooled)
-            per_record += float(np.mean(np.diag(st.model.sigma(theta[sl])) * np.mean(rb.values**2, axis=1)))
+            theta[sl], mean_a2 = regression(rb, st)
+            per_record += float(np.mean(np.diag(st.model.sigma(theta[sl])) * mean_a2))
         elif rb.cov_levels is not None:
-            theta[sl] = _correlated_start(rb, st, e, s2e, pooled)
+            theta[sl] = correlated(rb, st)
             per_record += float(np.mean(np.diag(st.model.sigma(theta[sl]))))
         else:
             theta[sl] = [moments.pop(0) for _ in range(sl.stop - sl.start)]
             per_record += float(np.mean(theta[sl]))
-    return finish_start(problem, theta, per_record, pooled, s2g, sound and ng.size == 1, scale, ok, within, e)
+    return per_record
 
 
 def finish_start(problem: REMLProblem, theta: np.ndarray, per_record: float, pooled: float, s2g, one_sound: bool,
