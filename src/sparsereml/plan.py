@@ -23,6 +23,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .errors import ModelError
+from .linalg.factor import _DENSE_COPY_MAX, SINGLE_DENSE_MIN
 from .linalg.footprint import FactorLayout, predicted_layout
 from . import memory
 from .memory import format_bytes, parse_memory
@@ -31,8 +32,6 @@ __all__ = ["MemoryPlan", "plan", "forecast", "check_memory", "Budget"]
 
 _PARTS = ("records", "data pass", "equations", "factor", "selected inverse", "AI-REML")
 _KEPT_EVALUATIONS = 2  # the iterations hold the current and the trial evaluation (C, H, C^-1 on C's pattern)
-_SINGLE_DENSE_MIN = 512  # as SINGLE_DENSE_MIN in linalg/factor.py: a float32 copy of a wider dense block
-_DENSE_COPY_MAX = 4096  # as in linalg/factor.py: wider star blocks are inverted in place
 
 
 def _nbytes(*arrays) -> int:
@@ -101,7 +100,6 @@ class MemoryPlan:
     peak: int
     budget: Budget
     facts: dict
-    layout: FactorLayout | None = None
     alternatives: list = field(default_factory=list)
 
     @property
@@ -148,9 +146,9 @@ def _records_items(problem) -> list:
     and the products in flight (partitioned data, whose records stay in their partitions)."""
     design = problem.design
     partitions = getattr(design, "partitions", None)
-    W = design.W() if partitions is None else None
     items = []
     if partitions is None:
+        W = design.W()
         codes = [rb.record_column for rb in design.random]
         items.append(("records", "design W = [X Z] (one row per record)", _nbytes(W), f"{W.nnz:,} entries"))
         items.append(("records", "per-record vectors (response, codes, groups)",
@@ -237,8 +235,8 @@ def _factor_items(f, single_precision: bool, layout: FactorLayout) -> list:
     w = layout.dense
     if w:
         if backend == "star":  # the Schur complement, the inverse's buffer, a float32 copy for rough scores
-            nbuf = 1 + (w <= _DENSE_COPY_MAX)
-            single = single_precision and w >= _SINGLE_DENSE_MIN
+            nbuf = 1 + (w <= _DENSE_COPY_MAX)  # wider star blocks are inverted in place
+            single = single_precision and w >= SINGLE_DENSE_MIN  # a float32 copy of a wider block
             items.append(("factor", "dense block (LAPACK)", nbuf * w * w * 8 + single * w * w * 4, f"{w:,} columns"))
         else:  # the gathered block and the inverse's buffer
             items.append(("factor", "dense block (LAPACK)", 2 * w * w * 8, f"{w:,} columns"))
@@ -265,20 +263,23 @@ def forecast(problem, budget: Budget | None = None) -> MemoryPlan:
     items = (_records_items(problem) + _equation_items(problem)
              + _factor_items(problem.factor, problem.control.single_precision, layout)
              + _inverse_items(problem.mme.N, problem.mme.lower.nnz, layout) + _ai_items(problem))
-    held = sum(b for p, _, b, _ in items if p == "records")
-    passing = sum(b for p, _, b, _ in items if p == "data pass")
-    rest = sum(b for p, _, b, _ in items if p not in ("records", "data pass"))
     design = problem.design
     facts = {"records": int(design.n), "unknowns": int(problem.mme.N), "nnz_C": int(problem.mme.lower.nnz),
              "nnz_L": int(layout.nnz), "nnz_L_exact": layout.exact, "dense_block": int(layout.dense),
              "method": problem.factor.method, "ordering": problem.factor.ordering,
              "route": "partitioned" if getattr(design, "partitions", None) is not None else "in memory"}
-    return MemoryPlan(items, held + max(passing, rest), budget, facts, layout)
+    held, passing, rest = _sum(items, _PARTS[:1]), _sum(items, _PARTS[1:2]), _sum(items, _PARTS[2:])
+    return MemoryPlan(items, held + max(passing, rest), budget, facts)
+
+
+def _sum(items: list, parts) -> int:
+    """Bytes of the items of these parts."""
+    return sum(b for p, _, b, _ in items if p in parts)
 
 
 def _other_factors(problem) -> list:
-    """(label, Control changes, FactorLayout) of the other factorisations the analysis could use:
-    the star switched, the other backend."""
+    """(label, SparseLDL) of the other factorisations the analysis could use: the star switched,
+    the other backend."""
     from .linalg import SparseLDL, available_backends
     from .reml.problem import fixed_groups
 
@@ -303,7 +304,7 @@ def _alternatives(problem, plan: MemoryPlan) -> list:
     limit = plan.budget.bytes
     out = []
     if plan.facts["route"] == "in memory":
-        eq = plan.peak - plan.part("records") - plan.part("data pass")
+        eq = sum(plan.part(p) for p in _PARTS[2:])  # what the iterations hold: all but the records' parts
         if eq <= limit:
             out.append(f"the partitioned data route (data='dir/*.parquet' or a Dask DataFrame: the records stay in "
                        f"their partitions) needs about {format_bytes(eq)} plus a few partitions")

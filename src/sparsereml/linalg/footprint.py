@@ -16,12 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from .factor import _LAPACK_WIDTH
 from .ordering import relaxed_supernode, symbolic_counts
 from .star import StarFactor
 
 __all__ = ["FactorLayout", "predicted_layout"]
 
-_LAPACK_WIDTH = 48  # as in factor.py: a trailing dense supernode at least this wide is the dense block
 
 
 @dataclass(frozen=True)
