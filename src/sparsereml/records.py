@@ -16,7 +16,7 @@ import pandas as pd
 from .errors import ModelError
 from .fitresults import FitResults, GridInfo
 
-__all__ = ["record_table", "records_of", "level_codes", "grid_infos", "grids_of", "structured_names", "grid_array"]
+__all__ = ["record_table", "records_of", "level_codes", "grid_infos", "grid_positions", "grids_of", "structured_names", "grid_array"]
 
 _NO_RECORDS = "records.csv"
 PARTITIONED_WHY = ("the fit was to partitioned data, whose records stay in their partitions (no per-record values "
@@ -83,14 +83,20 @@ def record_table(model) -> tuple[pd.DataFrame | None, dict]:
         frame.insert(1, "by", pd.Categorical.from_codes(codes, categories=pd.Index(by_levels, dtype=object)))
     frame["group"] = pd.Categorical.from_codes(np.asarray(res.record_group),
                                                categories=pd.Index(list(res.labels), dtype=object))
+    frame["grid_row"], frame["grid_col"] = grid_positions(res.grids, n)
+    return frame, {"response": spec.response, "by": by, "why_no_by": why, "by_levels": by_levels,
+                   "groups": list(res.labels)}
+
+
+def grid_positions(grids, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each of ``n`` records' (row, column) in its residual group's two-dimensional grid, -1 off
+    one (``grids``: the residual's, None for a group without a grid)."""
     rows, cols = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
-    for g in res.grids:
+    for g in grids:
         if g is not None and len(g.shape) == 2:
             r, c = np.unravel_index(g.cells, g.shape)
             rows[g.records], cols[g.records] = r, c
-    frame["grid_row"], frame["grid_col"] = rows, cols
-    return frame, {"response": spec.response, "by": by, "why_no_by": why, "by_levels": by_levels,
-                   "groups": list(res.labels)}
+    return rows, cols
 
 
 def records_and_names(obj) -> tuple[pd.DataFrame | None, dict]:

@@ -65,7 +65,7 @@ class RecordWriter:
             fitted = W @ self.solution
         else:
             cols, yk, _ = self.rows.apply(df, name)
-            cell = self.coder.cells(cols[self.rows.keys] if self.rows.keys else cols, name)
+            cell = self.coder.cells(cols, name)  # factors only here: cols are the cells' keys
             fitted, group = self.cell_fitted[cell], self.coder.group[cell]
         names = [self.rows.response, *self.rows.columns]
         out = df.loc[keep, list(dict.fromkeys(names + list(self.carry)))].reset_index(drop=True)
@@ -127,14 +127,9 @@ def _grids(design) -> list:
 
 def _grid_positions(design, n: int) -> tuple | None:
     """Per cell (partitioned; a grid group's cell is one record): position in its group's grid."""
-    grids = _grids(design)
-    if not grids:
-        return None
-    rows, cols = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
-    for g in grids:
-        r, c = np.unravel_index(g.cells, g.shape)
-        rows[g.records], cols[g.records] = r, c
-    return rows, cols
+    from ..records import grid_positions
+
+    return grid_positions(design.residual.grids, n) if _grids(design) else None
 
 
 def _prepare_directory(out: Path, overwrite: bool) -> None:
