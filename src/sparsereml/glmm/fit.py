@@ -67,7 +67,7 @@ def fit_glmm(fixed: str, random, residual, data, *, family: Family, method: str 
         res_slice = full.params.residual_slice
         X = full.design.fixed.X.tocsr()
         # the negative binomial starts from a moment estimate of theta (laplace_fit estimates it)
-        theta_nb = start_theta(family, X, y, trials, off, glm_start) if family.n_dispersion else None
+        theta_nb = start_theta(family, X, y, trials, off) if family.n_dispersion else None
         fam0 = family.at_theta(theta_nb) if family.n_dispersion else family
         beta0 = glm_start(fam0, X, y, trials, off)
         eta0 = design.fixed.X @ beta0 + off
@@ -123,8 +123,8 @@ def _laplace(full, family, y, trials, off, theta0, fixed_mask, beta0, control, s
     result = OptimResult(theta, codes, ev, res.converged, res.message, res.history, previous)
     dispersion = None
     if lp.nd:
-        prev_phi = np.log(res.history[-2]["theta"]) if len(res.history) > 1 else None
-        dispersion = dispersion_result(family, m.theta[k], res.codes[k], cov_theta[k, k], prev_phi)
+        prev = res.history[-2]["theta"] if len(res.history) > 1 else None
+        dispersion = dispersion_result(m.theta[k], res.codes[k], cov_theta[k, k], prev)
         family = lp.family_at(m.theta)[0]  # a copy at the estimate: the family the user passed is not changed
         if dispersion.code == "B":
             warn_user(boundary_message(family), ConvergenceWarning)

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .families import Family, NegativeBinomial, Poisson
+from .optimize import glm_start
 
 __all__ = ["Dispersion", "start_theta", "dispersion_result", "boundary_message"]
 
@@ -42,8 +43,7 @@ class Dispersion:
     previous: float | None = None
 
 
-def start_theta(family: Family, X: sp.csr_matrix, y: np.ndarray, trials: np.ndarray, offset: np.ndarray,
-                glm_start) -> float:
+def start_theta(family: Family, X: sp.csr_matrix, y: np.ndarray, trials: np.ndarray, offset: np.ndarray) -> float:
     """theta to start from: the user's, or the moment estimate sum mu^2 / sum((y - mu)^2 - mu)
     around the Poisson GLM's means (it counts the random effects' variation as overdispersion,
     so it errs low; the Laplace fit moves it), kept within [0.01, 1e4]."""
@@ -55,13 +55,12 @@ def start_theta(family: Family, X: sp.csr_matrix, y: np.ndarray, trials: np.ndar
     return float(np.clip(np.sum(mu * mu) / excess, 0.01, 1e4)) if excess > 0 else 1e4
 
 
-def dispersion_result(family: NegativeBinomial, phi: float, code: str, var_phi: float,
-                      previous_phi: float | None) -> Dispersion:
-    """:class:`Dispersion` from log theta, its code and its variance (delta method for theta)."""
+def dispersion_result(phi: float, code: str, var_phi: float, previous: float | None) -> Dispersion:
+    """:class:`Dispersion` from log theta, its code and its variance (delta method for theta), and
+    the previous iterate's theta."""
     theta = float(np.exp(phi))
     se = theta * np.sqrt(var_phi) if code == "P" and var_phi > 0 else np.nan
-    prev = float(np.exp(previous_phi)) if previous_phi is not None else None
-    return Dispersion(theta, float(se), code, prev)
+    return Dispersion(theta, float(se), code, None if previous is None else float(previous))
 
 
 def boundary_message(family: NegativeBinomial) -> str:
