@@ -51,13 +51,15 @@ def check_whole_groups(design, groups_in: dict, count: np.ndarray) -> None:
 
 @dataclass
 class GridPlan:
-    """What a worker needs to form the grid groups' products: per grid group its records' place
-    in the grid by cell (``position``, -1 off the group), the grid's size and missing cells, the
+    """What a worker needs to form the grid groups' products: each cell's place in its grid group's
+    grid (``position``, -1 off every grid: groups share no cell, so one array serves them all), per
+    grid group its records (``n_records``), the grid's size and missing cells, the
     residual's basis matrices and the first unknown of its missing cells; and the layout of the
     components (plain groups first, then each grid group's bases, as ``cross_products``)."""
 
     groups: list
-    position: dict
+    position: np.ndarray
+    n_records: dict
     n_cells: dict
     missing: dict
     basis: dict
@@ -71,7 +73,8 @@ class GridPlan:
     def build(cls, design, grids: list, n_cells_data: int) -> "GridPlan":
         K = design.residual.n_groups
         first = design.n_columns
-        plan = cls([], {}, {}, {}, {}, {}, 0, np.full(K, -1, dtype=np.int64), {}, 0)
+        plan = cls([], np.full(n_cells_data, -1, dtype=np.int64), {}, {}, {}, {}, {}, 0,
+                   np.full(K, -1, dtype=np.int64), {}, 0)
         plain = [g for g in range(K) if grids[g] is None]
         plan.comp_of_group[plain] = np.arange(len(plain))
         c = len(plain)
@@ -79,10 +82,9 @@ class GridPlan:
             if spec is None:
                 continue
             lay, basis = spec
-            pos = np.full(n_cells_data, -1, dtype=np.int64)
-            pos[lay.records] = lay.cells
+            plan.position[lay.records] = lay.cells
             plan.groups.append(g)
-            plan.position[g], plan.n_cells[g], plan.missing[g] = pos, lay.n_cells, lay.missing
+            plan.n_records[g], plan.n_cells[g], plan.missing[g] = lay.records.size, lay.n_cells, lay.missing
             plan.basis[g], plan.first[g], plan.comp_start[g] = basis, first, c
             first += lay.missing.size
             c += len(basis)
@@ -112,12 +114,13 @@ class GridPlan:
         plain = self.comp_of_group >= 0
         yty[self.comp_of_group[plain]] = pr.yty[plain]
         cells = {}
+        present = set(np.unique(group).tolist())
         for g in self.groups:
-            idx = np.flatnonzero(group == g)
-            if idx.size == 0:
+            if g not in present:
                 continue
-            pos = self.position[g][cell[idx]]
-            if idx.size != np.count_nonzero(self.position[g] >= 0):  # pragma: no cover - refused by the design
+            idx = np.flatnonzero(group == g)
+            pos = self.position[cell[idx]]
+            if idx.size != self.n_records[g]:  # pragma: no cover - refused by the design
                 raise DataError(f"{name} holds part of a grid group only; was the partition changed during the fit?")
             order = np.argsort(pos, kind="stable")
             layout = SimpleNamespace(n_cells=self.n_cells[g], cells=pos[order], records=idx[order],
