@@ -98,7 +98,6 @@ class Cells:
     dropped: dict
     n_read: int
     kinds: dict = field(default_factory=dict)
-    partitions: int = 1
     groups_in: dict = field(default_factory=dict)  # RowFilter.whole's value -> the partitions holding it
     sizes: list = field(default_factory=list)  # per partition (name, rows, bytes of its frame as read): the forecast
 
@@ -158,4 +157,4 @@ def merge_cells(a: Cells, b: Cells) -> Cells:
         first = np.unique(key, return_index=True)[1]
         frame = frame[names].iloc[first].reset_index(drop=True).assign(n=n.astype(np.int64), mean=mean, m2=m2)
     where = {k: a.groups_in.get(k, []) + b.groups_in.get(k, []) for k in {**a.groups_in, **b.groups_in}}
-    return Cells(frame, dropped, a.n_read + b.n_read, kinds, a.partitions + b.partitions, where, a.sizes + b.sizes)
+    return Cells(frame, dropped, a.n_read + b.n_read, kinds, where, a.sizes + b.sizes)

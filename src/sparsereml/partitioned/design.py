@@ -78,7 +78,6 @@ class PartitionPass:
     cells: pd.DataFrame
     coder: CellCoder | None = None
     ols: np.ndarray | None = None
-    seconds: dict = field(default_factory=dict)
     records: "RecordCoder | None" = None  # models with covariates: the pass goes record by record
     stats: "RecordStats | None" = None  # what the start values need of the records (records route)
     group_yty: np.ndarray | None = None  # y_g'y_g per residual group (of the centred y), for the start
