@@ -82,11 +82,10 @@ def random_group_block(term, factor: Groups, columns: dict, matrices: dict | Non
     if len(names) < 2:
         raise ModelError(f"{term.label}: one group only; its variance cannot be estimated: fit it in the fixed "
                          f"formula instead")
-    n, k = rows.shape
-    on = rows > 0
-    codes = np.where(on, np.arange(k)[None, :], -1).T.copy()  # groups in increasing order, as W needs
+    k = rows.shape[1]
+    codes = np.where(rows > 0, np.arange(k)[None, :], -1).T  # groups in increasing order, as W needs
     return RandomBlock(term, np.ascontiguousarray(codes, dtype=np.int64), tuple(names),
-                       [ColumnBlock(term.label, 0, k)], values=np.ascontiguousarray(np.where(on, rows, 0.0).T))
+                       [ColumnBlock(term.label, 0, k)], values=np.ascontiguousarray(rows.T))  # Q >= 0: 0 off
 
 
 def groups_of(spec) -> list[tuple[Groups, str]]:
