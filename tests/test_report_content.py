@@ -28,3 +28,25 @@ def test_html_escapes_text_and_renders_missing_values_as_na():
     page = rep.to_html()
     assert "<h4>a &lt;b&gt; &amp; c</h4>" in page and "<div class=\"line\">x &lt; y</div>" in page
     assert re.search(r"<td>NA</td>", page) and "a <b> & c\nx < y" in rep.to_text()
+
+
+def test_png_bytes_decode_to_the_pixels_given():
+    """png_bytes against an outside decoder (Pillow): opaque images as RGB, others as RGBA."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from sparsereml.report_content import png_bytes
+
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, size=(37, 53, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    rgba[5:20, 7:40, :3] = 255  # a run of one colour, as plots have
+    opaque = Image.open(io.BytesIO(png_bytes(rgba)))
+    assert opaque.mode == "RGB" and opaque.size == (53, 37)
+    np.testing.assert_array_equal(np.asarray(opaque), rgba[..., :3])
+    rgba[3, 4, 3] = 17
+    clear = Image.open(io.BytesIO(png_bytes(rgba, level=6)))
+    assert clear.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(clear), rgba)

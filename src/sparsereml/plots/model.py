@@ -3,8 +3,9 @@
 Every function draws on ``ax`` when given (and returns its figure), else on a new
 :class:`matplotlib.figure.Figure` that belongs to no pyplot window, so nothing is shown or kept
 alive by pyplot: save it with ``fig.savefig(path)`` or display it in a notebook.  Large sets of
-points are drawn by one ``scatter`` call with ``rasterized=True``, so that a vector file (PDF,
-SVG) of two million trees stays a few megabytes.  What cannot be drawn is refused with a
+points are one rasterized :class:`~sparsereml.plots.points.PointCloud` (a scatter's
+``PathCollection`` painted as one image), so that a vector file (PDF, SVG) of two million trees
+stays a few megabytes and draws in a fraction of the time of a marker per point.  What cannot be drawn is refused with a
 :class:`~sparsereml.errors.ModelError` that names the column or term.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..errors import ModelError, UnknownName
 from ..records import factor_levels, level_codes
+from .points import point_cloud
 
 __all__ = ["overview", "caterpillar", "caterpillars", "ranking", "residuals", "trace"]
 
@@ -131,8 +133,7 @@ def overview(data, response: str | None = None, by: str | None = None, *, jitter
         means = np.bincount(codes, weights=y, minlength=len(labels)) / counts
     fig, ax = _axes(ax)
     a = _auto_alpha(pc.size) if alpha is None else float(alpha)
-    pts = ax.scatter(x, py, s=4, alpha=a, linewidths=0, color="tab:blue", rasterized=True)
-    pts.set_gid(POINTS)
+    point_cloud(ax, x, py, s=4, alpha=a, color="tab:blue", gid=POINTS)
     (mk,) = ax.plot(np.arange(len(labels)), means, linestyle="none", marker="_", markersize=24,
                     markeredgewidth=2.5, color="black", label="mean", zorder=3)
     mk.set_gid(MEANS)
@@ -354,9 +355,8 @@ def residuals(model, *, ax: Axes | None = None) -> Figure:
     for k, lab in enumerate(labels):
         on = rg == k
         one = len(labels) == 1
-        pc = ax.scatter(fitted[on], res[on], s=4, alpha=a, linewidths=0, rasterized=True,
-                        color="tab:blue" if one else cmap(k % cmap.N), label=str(lab))
-        pc.set_gid(POINTS)
+        point_cloud(ax, fitted[on], res[on], s=4, alpha=a, color="tab:blue" if one else cmap(k % cmap.N),
+                    label=str(lab), gid=POINTS)
     ax.axhline(0.0, color="black", linewidth=0.8)
     ax.set_xlabel("fitted value")
     ax.set_ylabel("residual")
