@@ -198,3 +198,39 @@ def test_report_figures_leave_room_for_their_labels(data):
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     assert drawn_to_the_edge(canvas)
+
+
+def test_drawing_shares_the_figures_and_stops_its_workers_on_an_error(fits):
+    """This process and a forked worker both draw (each figure once, the same pictures as drawn
+    here alone); an error in the caller's work meanwhile stops the worker."""
+    import multiprocessing
+    import os
+
+    from sparsereml import report_figures
+    from sparsereml.report_figures import Drawing, FigureTask
+
+    results = [FitResults.from_model(m) for m in fits]
+    tasks = [FigureTask(k, kind, args, kind) for k in (0, 1) for kind, args in
+             [("trace", ()), ("residuals", ()), ("caterpillar", ("Mother",)), ("caterpillar", ("Trial:Block",))]]
+    alone = Drawing(tasks, results, processes=1)
+    with alone:
+        expected = [p.png for p in alone.result()]
+    drawers = []
+    original = report_figures.draw
+
+    def noted(task, res):
+        drawers.append(os.getpid())  # in this process' list only when drawn here
+        return original(task, res)
+
+    report_figures.draw = noted
+    try:
+        with Drawing(tasks, results, processes=2) as drawing:
+            got = [p.png for p in drawing.result()]
+    finally:
+        report_figures.draw = original
+    assert got == expected
+    assert 0 < len(drawers) < len(tasks)  # some drawn here, the others by the worker
+    with pytest.raises(ZeroDivisionError):
+        with Drawing(tasks, results, processes=2):
+            1 / 0
+    assert not multiprocessing.active_children()

@@ -1,13 +1,15 @@
 """The report's figures, drawn after its sections are laid out and, on a machine with idle cores,
 in several processes at once (drawing is most of a report's time, and matplotlib draws in one
-thread).  Worker processes are forked, so they see the results without copying them; where fork is
-not available the figures are drawn one after another in this process, with the same pictures.
+thread): this process and forked workers, which see the results without copying them.  Where
+fork is not available the figures are drawn one after another in this process, with the same
+pictures.
 """
 from __future__ import annotations
 
 import gc
 import multiprocessing
 import threading
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from .errors import ModelError
 from .report_content import Plot
 
-__all__ = ["FigureTask", "render", "usable_processes", "preload"]
+__all__ = ["FigureTask", "Drawing", "render", "usable_processes", "preload"]
 
 #: at most this many drawing processes
 MAX_PROCESSES = 4
@@ -112,34 +114,102 @@ def usable_processes() -> int:
     return max(1, min(choose_threads(usable_cores(), min(busy)), MAX_PROCESSES))
 
 
-def render(tasks: list[FigureTask], results: list, processes: int | None = None) -> list:
-    """Draw every task (Plot, or a note for a figure the fit cannot have), in order.
+class Drawing:
+    """Figures being drawn: :meth:`start` forks the worker processes (one less than the drawing
+    processes: this process draws too), which begin at once with the costliest figures, so that
+    the caller can do other work before :meth:`result`; there this process draws the cheapest
+    figures not yet taken, until every figure is drawn.  A worker is given its next figure when it
+    has drawn one, so that no figure waits in a busy worker's queue while another process is idle.
+    Use it as a context manager: leaving it stops the workers, also on an error.
 
     Parameters
     ----------
     tasks : list of FigureTask
-    results : list of FitResults
-        What ``task.source`` indexes.
+    results : list of FitResults or fitted models
+        What ``task.source`` indexes (the workers see them as they are at :meth:`start`).
     processes : int, optional
-        Drawing processes (default: :func:`usable_processes`); 1 draws here, one after another.
+        Drawing processes, this one included (default: :func:`usable_processes`); 1 draws every
+        figure in :meth:`result`, one after another.
     """
-    n = min(len(tasks), usable_processes() if processes is None else int(processes))
-    with _frozen_heap():
-        if n <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-            return [draw(t, results) for t in tasks]
+
+    def __init__(self, tasks: list[FigureTask], results: list, processes: int | None = None):
+        self.tasks, self._results = list(tasks), results
+        self._processes = min(len(self.tasks), usable_processes() if processes is None else int(processes))
+        # the tasks not taken yet, costliest first: workers take from the front, this process
+        # from the back, so that the last figures to finish are short ones
+        self._todo = deque(sorted(range(len(self.tasks)), key=lambda i: -_cost(self.tasks[i])))
+        self._lock = threading.Lock()
+        self._futures: dict = {}
+        self._pool = self._heap = None
+
+    def start(self) -> "Drawing":
+        self._heap = _frozen_heap()
+        self._heap.__enter__()
+        if self._processes <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            return self
         global _INHERITED
-        _INHERITED = results
-        # the costliest first, so that the last ones to finish are short
-        order = sorted(range(len(tasks)), key=lambda i: -_cost(tasks[i]))
-        try:
-            with ProcessPoolExecutor(n, mp_context=multiprocessing.get_context("fork")) as pool:
-                drawn = list(pool.map(_draw_inherited, [tasks[i] for i in order], chunksize=1))
+        _INHERITED = self._results
+        try:  # every worker is forked at the first submission
+            self._pool = ProcessPoolExecutor(self._processes - 1, mp_context=multiprocessing.get_context("fork"))
+            for _ in range(self._processes - 1):
+                self._feed()
+        except BaseException:
+            self.close()
+            raise
         finally:
             _INHERITED = []
-        out: list = [None] * len(tasks)
-        for i, d in zip(order, drawn):
-            out[i] = d
+        return self
+
+    def _feed(self, _done=None) -> None:
+        """Give a worker the costliest task not taken (called again when that one is drawn)."""
+        with self._lock:
+            if self._pool is None or not self._todo:
+                return
+            i = self._todo.popleft()
+            future = self._futures[i] = self._pool.submit(_draw_inherited, self.tasks[i])
+        future.add_done_callback(self._feed)
+
+    def _take(self) -> int | None:
+        with self._lock:
+            return self._todo.pop() if self._todo else None
+
+    def result(self) -> list:
+        """Every task's Plot, or the note for a figure the fit cannot have, in the tasks' order."""
+        try:
+            out: list = [None] * len(self.tasks)
+            while (i := self._take()) is not None:
+                out[i] = draw(self.tasks[i], self._results)
+            for i, future in list(self._futures.items()):
+                out[i] = future.result()
+        except BaseException:
+            self.close()
+            raise
+        self.close(wait=False)  # the idle workers exit on their own; the executor reaps them
         return out
+
+    def close(self, wait: bool = True) -> None:
+        """Stop the workers (a figure not yet started is dropped; with ``wait``, once they have
+        exited) and let the garbage collector see this process' objects again."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=wait, cancel_futures=True)
+        if self._heap is not None:
+            self._heap.__exit__(None, None, None)
+            self._heap = None
+
+    def __enter__(self) -> "Drawing":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def render(tasks: list[FigureTask], results: list, processes: int | None = None) -> list:
+    """Draw every task (Plot, or a note for a figure the fit cannot have), in order: a
+    :class:`Drawing` waited for."""
+    with Drawing(tasks, results, processes) as drawing:
+        return drawing.result()
 
 
 def _cost(task: FigureTask) -> float:

@@ -8,6 +8,7 @@ import html
 from datetime import datetime, timezone
 
 from .report_content import Report, block_html
+from .report_figures import FigureTask
 
 __all__ = ["render_page"]
 
@@ -94,8 +95,27 @@ def _section_id(part: str, k: int) -> str:
     return f"{part}-s{k}"
 
 
+#: where a figure still being drawn goes in a page (:func:`fill_figures`); no text of the page can
+#: be it, as text is escaped
+FIGURE_MARK = "<!--sparsereml-figure-->"
+
+
+def fill_figures(page: str, figures: list) -> str:
+    """The page with its figure marks replaced, in order, by ``figures`` (Plot, or the note
+    saying why the fit cannot have the figure)."""
+    pieces = page.split(FIGURE_MARK)
+    if len(pieces) != len(figures) + 1:  # pragma: no cover - the figures are those of the page
+        raise RuntimeError(f"{len(figures)} figures for a page with {len(pieces) - 1} places")
+    out = [pieces[0]]
+    for fig, piece in zip(figures, pieces[1:]):
+        out += [block_html(fig), piece]
+    return "".join(out)
+
+
 def render_page(title: str, parts: list[tuple[str, str, Report]], sortable_from: int = 12) -> str:
     """The page: a heading, contents, then each part (heading, anchor, content) with its sections.
+    A figure not drawn yet (a :class:`~sparsereml.report_figures.FigureTask`) is a mark for
+    :func:`fill_figures`.
 
     Parameters
     ----------
@@ -117,7 +137,7 @@ def render_page(title: str, parts: list[tuple[str, str, Report]], sortable_from:
         for k, sec in enumerate(rep.sections):
             if sec.title:
                 main.append(f'<h3 id="{_section_id(anchor, k)}">{html.escape(sec.title)}</h3>')
-            main.extend(block_html(b, sortable_from) for b in sec.blocks)
+            main.extend(FIGURE_MARK if isinstance(b, FigureTask) else block_html(b, sortable_from) for b in sec.blocks)
         main.append("</section>")
     nav.append("</ul></nav>")
     main.append("</main>")

@@ -16,7 +16,7 @@ import pandas as pd
 from .errors import ModelError, SparseREMLError
 from .fitresults import FitResults
 from .report_content import Report
-from .report_figures import FigureTask, render
+from .report_figures import Drawing, FigureTask, render
 
 __all__ = ["report", "fit_report", "data_report", "results_of"]
 
@@ -53,14 +53,22 @@ def _figure(sec, source: int, kind: str, args: tuple, caption: str, **kwargs) ->
     sec.blocks.append(FigureTask(source, kind, args, caption, kwargs))
 
 
+def _figure_slots(reports: list) -> list:
+    """(section, block number) of every figure task in ``reports``, in order."""
+    return [(sec, i) for rep in reports for sec in rep.sections
+            for i, b in enumerate(sec.blocks) if isinstance(b, FigureTask)]
+
+
+def _place_drawn(slots: list, drawn: list) -> None:
+    for (sec, i), out in zip(slots, drawn):
+        sec.blocks[i] = out
+
+
 def draw_figures(reports: list, results: list, processes: int | None = None) -> None:
     """Replace every figure task in ``reports`` by its figure, or by the note saying why the fit
     cannot have it (a variogram of a fit without a grid, say)."""
-    slots = [(sec, i) for rep in reports for sec in rep.sections
-             for i, b in enumerate(sec.blocks) if isinstance(b, FigureTask)]
-    drawn = render([sec.blocks[i] for sec, i in slots], results, processes)
-    for (sec, i), out in zip(slots, drawn):
-        sec.blocks[i] = out
+    slots = _figure_slots(reports)
+    _place_drawn(slots, render([sec.blocks[i] for sec, i in slots], results, processes))
 
 
 def data_report(res: FitResults, source: int = 0) -> Report:
@@ -240,7 +248,7 @@ def report(models, path=None, names=None, *, title: str | None = None, wald: str
         The file written, or the page.
     """
     from .compare import compare
-    from .report_page import render_page
+    from .report_page import fill_figures, render_page
 
     models, names = _models(models, names)
     if path is not None:
@@ -267,8 +275,10 @@ def report(models, path=None, names=None, *, title: str | None = None, wald: str
         parts.append((name if table is not None else "Fit", _anchor(name),
                       fit_report(res, data=table is None, source=k, blup_figures=table is None)))
     loading.join()  # before the drawing processes are forked
-    draw_figures([rep for _, _, rep in parts], results, processes)
-    page = render_page(title or _default_title(results, names), parts)
+    slots = _figure_slots([rep for _, _, rep in parts])
+    with Drawing([sec.blocks[i] for sec, i in slots], results, processes) as drawing:
+        page = render_page(title or _default_title(results, names), parts)  # while the workers draw
+        page = fill_figures(page, drawing.result())
     if path is None:
         return page
     try:
