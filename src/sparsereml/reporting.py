@@ -40,12 +40,13 @@ def results_of(obj, **inference) -> FitResults:
     if not isinstance(obj, FittedModel):
         raise ModelError(f"a report is made of fitted models (sr.fit(...)) or of results read with "
                          f"FitResults.read(dir); got {type(obj).__name__}")
-    wald = obj.wald(inference["wald"]) if inference.get("wald") else None
-    predictions = [obj.predict(c, sed=False) for c in inference.get("predict") or []]
-    functions = inference.get("functions")
-    if callable(functions):  # per model: functions(model) -> dict of expressions or a vpredict table
-        functions = functions(obj)
-    return FitResults.from_model(obj, wald=wald, predictions=predictions, functions=functions)
+    with obj.control.threading():  # set once for every table (each would set and restore it)
+        wald = obj.wald(inference["wald"]) if inference.get("wald") else None
+        predictions = [obj.predict(c, sed=False) for c in inference.get("predict") or []]
+        functions = inference.get("functions")
+        if callable(functions):  # per model: functions(model) -> dict of expressions or a vpredict table
+            functions = functions(obj)
+        return FitResults.from_model(obj, wald=wald, predictions=predictions, functions=functions)
 
 
 def _figure(sec, source: int, kind: str, args: tuple, caption: str, **kwargs) -> None:

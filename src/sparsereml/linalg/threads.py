@@ -292,9 +292,13 @@ def single_threaded(threads: int | None = None, dense_threads: int | None = None
         threads = threads if threads is not None else count_from_env("SPARSEREML_THREADS")
         dense_threads = dense_threads if dense_threads is not None else count_from_env("SPARSEREML_DENSE_THREADS")
     fixed = threads
+    me = threading.get_ident()
+    if _FIT["set"] and _FIT.get("owner") == me and (_FIT["threads"], _FIT["dense"]) == (fixed, dense_threads):
+        yield  # inside the same setting already, in this thread: nothing to set, nothing to restore
+        return
     with _LOCK, _controller().limit(limits=1):
         before = (dict(_FIT), numba.get_num_threads())
-        _FIT.update(set=True, threads=fixed, dense=dense_threads)
+        _FIT.update(set=True, threads=fixed, dense=dense_threads, owner=me)
         numba.set_num_threads(max(1, min(fixed or usable_cores(), numba.config.NUMBA_NUM_THREADS)))
         try:
             for path in {lapack_library(), cholmod_library()}:
