@@ -234,3 +234,21 @@ def test_drawing_shares_the_figures_and_stops_its_workers_on_an_error(fits):
         with Drawing(tasks, results, processes=2):
             1 / 0
     assert not multiprocessing.active_children()
+
+
+def test_drawing_processes_follow_the_idle_cores(monkeypatch):
+    """The least of a few samples of other processes' runnable threads (one sample when it is 0)."""
+    from sparsereml.linalg import threads
+    from sparsereml.report_figures import usable_processes
+
+    monkeypatch.delenv("SPARSEREML_THREADS", raising=False)
+    monkeypatch.setattr(threads, "usable_cores", lambda: 4)
+    for samples, expected, reads in [([0.0, 3.0, 3.0], 4, 1), ([3.0, 1.0, 2.0], 3, 3), ([3.0, 3.0, 2.6], 1, 3)]:
+        seen = []
+
+        def sample(samples=samples, seen=seen):
+            seen.append(samples[len(seen)])
+            return seen[-1]
+
+        monkeypatch.setattr(threads, "runnable_elsewhere", sample)
+        assert usable_processes() == expected and len(seen) == reads

@@ -107,11 +107,13 @@ def usable_processes() -> int:
     fixed = fixed_threads()
     if fixed is not None:
         return max(1, min(int(fixed), MAX_PROCESSES))
-    busy = []
-    for _ in range(3):
-        busy.append(runnable_elsewhere())
+    busy = runnable_elsewhere()
+    for _ in range(2):
+        if busy == 0:  # nobody else running: no sample can be lower
+            break
         time.sleep(0.005)
-    return max(1, min(choose_threads(usable_cores(), min(busy)), MAX_PROCESSES))
+        busy = min(busy, runnable_elsewhere())
+    return max(1, min(choose_threads(usable_cores(), busy), MAX_PROCESSES))
 
 
 class Drawing:
