@@ -83,8 +83,11 @@ def test_comparison_report_tests_the_models_and_shows_each(fits, tmp_path):
     for term in ("Trial:Block", "Mother"):
         assert f"BLUPs of {term} with 95% prediction intervals: m1, m2" in comparison
         assert page.count(f"the BLUPs of {term} are drawn beside the other models") == 2
-    assert len(_images(comparison)) == 3  # overview and two caterpillars
-    assert len(_images(page)) == 3 + 2 * 2  # and each model's residuals and iterations
+    for what in ("residuals against fitted values", "iteration trace"):
+        assert page.count(f"the {what} is drawn beside" if what == "iteration trace" else
+                          f"the {what} are drawn beside") == 2
+    # overview, two caterpillars, the residuals and the traces of both models
+    assert len(_images(comparison)) == len(_images(page)) == 5
     drawn_twice = sr.report({"m1": fits[0], "m2": fits[1]}, processes=2)
     assert STAMP.sub("", drawn_twice) == STAMP.sub("", page)  # forked drawing gives the same pictures
 
@@ -252,3 +255,19 @@ def test_drawing_processes_follow_the_idle_cores(monkeypatch):
 
         monkeypatch.setattr(threads, "runnable_elsewhere", sample)
         assert usable_processes() == expected and len(seen) == reads
+
+
+def test_measured_layout_keeps_the_titles_look():
+    """place_axes fixes the titles' position without resetting their font or colour."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from sparsereml.report_layout import place_axes
+
+    fig = Figure(figsize=(6, 3))
+    a, b = fig.subplots(1, 2)
+    a.set_title("small red", fontsize=7, color="red", fontweight="bold")
+    b.set_title("default")
+    place_axes(fig, FigureCanvasAgg(fig).get_renderer())
+    assert (a.title.get_fontsize(), a.title.get_color(), a.title.get_fontweight()) == (7, "red", "bold")
+    assert b.title.get_fontsize() == Figure().add_subplot().title.get_fontsize()

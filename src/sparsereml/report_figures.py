@@ -24,10 +24,11 @@ MAX_PROCESSES = 4
 
 
 def _draw_functions() -> dict:
-    from .plots import model, spatial
+    from .plots import compared, model, spatial
 
-    return {"overview": model.overview, "caterpillar": model.caterpillar, "caterpillars": model.caterpillars,
+    return {"overview": model.overview, "caterpillar": model.caterpillar, "caterpillars": compared.caterpillars,
             "ranking": model.ranking, "residuals": model.residuals, "trace": model.trace,
+            "compared_residuals": compared.compared_residuals, "compared_traces": compared.compared_traces,
             "variogram": spatial.variogram, "residual_map": spatial.residual_map,
             "correlation_heatmap": spatial.correlation_heatmap, "fa_biplot": spatial.fa_biplot}
 
@@ -62,7 +63,8 @@ class FigureTask:
 
 #: kinds of report figure laid out by :func:`~sparsereml.report_layout.place_axes` (grids of
 #: subplots whose outside texts it measures) rather than by their own layout engine
-MEASURED_LAYOUT = {"overview", "caterpillar", "caterpillars", "residuals", "trace"}
+MEASURED_LAYOUT = {"overview", "caterpillar", "caterpillars", "residuals", "trace", "compared_residuals",
+                   "compared_traces"}
 
 
 def draw(task: FigureTask, results: list) -> Plot | str:
@@ -183,19 +185,18 @@ class Drawing:
                 out[i] = draw(self.tasks[i], self._results)
             for i, future in list(self._futures.items()):
                 out[i] = future.result()
-        except BaseException:
+        finally:
             self.close()
-            raise
-        self.close(wait=False)  # the idle workers exit on their own; the executor reaps them
         return out
 
-    def close(self, wait: bool = True) -> None:
-        """Stop the workers (a figure not yet started is dropped; with ``wait``, once they have
-        exited) and let the garbage collector see this process' objects again."""
+    def close(self) -> None:
+        """Stop the workers (a figure not yet started is dropped), once they have exited (not
+        waiting races the executor's own clean-up at the interpreter's exit), and let the garbage
+        collector see this process' objects again."""
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
-            pool.shutdown(wait=wait, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)
         if self._heap is not None:
             self._heap.__exit__(None, None, None)
             self._heap = None
@@ -217,7 +218,8 @@ def render(tasks: list[FigureTask], results: list, processes: int | None = None)
 def _cost(task: FigureTask) -> float:
     """A figure's drawing time relative to a plain one: by its number of axes and its records."""
     panels = 1 if isinstance(task.source, int) else len(task.source)
-    return {"overview": 1.3, "residuals": 1.5, "trace": 1.4, "caterpillars": 0.5 * panels + 0.2}.get(task.kind, 1.0)
+    return {"overview": 1.3, "residuals": 1.5, "trace": 1.4, "caterpillars": 0.5 * panels + 0.2,
+            "compared_residuals": 0.9 * panels, "compared_traces": 0.8 * panels}.get(task.kind, 1.0)
 
 
 @contextmanager

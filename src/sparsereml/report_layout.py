@@ -97,9 +97,11 @@ def _fix_titles(ax) -> None:
     if ax.xaxis.get_major_ticks(1)[0].label2.get_visible() or ax.xaxis.get_label_position() == "top" or (
             hasattr(formatter, "get_offset") and formatter.get_offset()):
         return
-    for loc in ("center", "left", "right"):
-        if ax.get_title(loc):
-            ax.set_title(ax.get_title(loc), loc=loc, y=1.0)
+    if any(ax.get_title(loc) for loc in ("center", "left", "right")):
+        # a position given to one title fixes them all; the centre one is given its own font and
+        # colour again, as set_title would reset them
+        font = ax.title.get_fontproperties().copy()  # a copy: set_title resets the title's own
+        ax.set_title(ax.title.get_text(), loc="center", y=1.0, fontproperties=font, color=ax.title.get_color())
 
 
 def _legend_reach(ax, renderer) -> float:

@@ -112,7 +112,7 @@ def _has_correlations(v: dict) -> bool:
     return R.shape[0] > 1 and not np.allclose(np.nan_to_num(R[~np.eye(R.shape[0], dtype=bool)]), 0)
 
 
-def _random_sections(rep: Report, res: FitResults, source: int, blup_figures: bool = True) -> None:
+def _random_sections(rep: Report, res: FitResults, source: int, alone: bool = True) -> None:
     for name, v in res.covariances.items():
         if not _has_correlations(v):
             continue
@@ -125,7 +125,7 @@ def _random_sections(rep: Report, res: FitResults, source: int, blup_figures: bo
     for term in res.random_terms:
         sec = rep.add(f"Random effects: {term}")
         n = len(res.blups(term))
-        if blup_figures:
+        if alone:
             _figure(sec, source, "caterpillar", (term,), f"BLUPs of {term} with 95% prediction intervals")
         else:
             sec.line(f"the BLUPs of {term} are drawn beside the other models' under the comparison")
@@ -136,9 +136,12 @@ def _random_sections(rep: Report, res: FitResults, source: int, blup_figures: bo
             sec.table(ranked.head(MAX_RANKED))
 
 
-def _residual_sections(rep: Report, res: FitResults, source: int) -> None:
+def _residual_sections(rep: Report, res: FitResults, source: int, alone: bool = True) -> None:
     sec = rep.add("Residuals")
-    _figure(sec, source, "residuals", (), "residuals against fitted values")
+    if alone:
+        _figure(sec, source, "residuals", (), "residuals against fitted values")
+    else:
+        sec.line("the residuals against fitted values are drawn beside the other models' under the comparison")
     flat = [g for g in res.grids.values() if not g.covariance and len(g.shape) == 2]
     for g in flat[:MAX_GRIDS]:
         _figure(sec, source, "residual_map", (g.label,), f"residuals on the field grid, {g.label}")
@@ -149,12 +152,13 @@ def _residual_sections(rep: Report, res: FitResults, source: int) -> None:
 
 
 def fit_report(res: FitResults, *, data: bool = True, source: int = 0, max_rows: int = MAX_ROWS,
-               blup_figures: bool = True) -> Report:
+               alone: bool = True) -> Report:
     """A fit's report: the summary (model, likelihood, variance components with 95% Wald intervals,
     covariance models, fixed effects), Wald tests, predictions and functions of the components
-    when the results hold them, the data, random effects (without their caterpillars when not
-    ``blup_figures``: a comparison draws them side by side), residuals and the iterations; tables
-    cut at ``max_rows`` rows (the files hold every row).  Figures
+    when the results hold them, the data, random effects, residuals and the iterations; tables
+    cut at ``max_rows`` rows (the files hold every row).  Not ``alone`` (one of several fits
+    compared), it leaves out the caterpillars, the residuals against fitted values and the
+    iteration trace: the comparison draws those of every model side by side.  Figures
     are :class:`~sparsereml.report_figures.FigureTask` of results number ``source`` until
     :func:`draw_figures` draws them."""
     rep = Report()
@@ -173,10 +177,14 @@ def fit_report(res: FitResults, *, data: bool = True, source: int = 0, max_rows:
             sec.line(f"SED: min {sed['min']:.6g}  mean {sed['mean']:.6g}  max {sed['max']:.6g}")
     if data:
         rep.sections += data_report(res, source).sections
-    _random_sections(rep, res, source, blup_figures)
-    _residual_sections(rep, res, source)
+    _random_sections(rep, res, source, alone)
+    _residual_sections(rep, res, source, alone)
     sec = rep.add("Iterations")
-    _figure(sec, source, "trace", (), f"{getattr(res, 'likelihood', 'REML')} log-likelihood and parameters by iteration")
+    if alone:
+        _figure(sec, source, "trace", (), f"{getattr(res, 'likelihood', 'REML')} log-likelihood and parameters "
+                "by iteration")
+    else:
+        sec.line("the iteration trace is drawn beside the other models' under the comparison")
     it = res.iterations
     change = it["loglik"].diff()
     sec.table(pd.DataFrame({  # logL as the summary prints it: 6 significant digits would hide the changes
@@ -270,11 +278,11 @@ def report(models, path=None, names=None, *, title: str | None = None, wald: str
         intro = Report()
         intro.add("Models compared").table(table)
         intro.sections += data_report(results[0]).sections
-        _compared_blups(intro, results, names)
+        _compared_figures(intro, results, names)
         parts.append(("Comparison", "comparison", intro))
     for k, (name, res) in enumerate(zip(names, results)):
         parts.append((name if table is not None else "Fit", _anchor(name),
-                      fit_report(res, data=table is None, source=k, blup_figures=table is None)))
+                      fit_report(res, data=table is None, source=k, alone=table is None)))
     loading.join()  # before the drawing processes are forked
     slots = _figure_slots([rep for _, _, rep in parts])
     with Drawing([sec.blocks[i] for sec, i in slots], results, processes) as drawing:
@@ -289,9 +297,10 @@ def report(models, path=None, names=None, *, title: str | None = None, wald: str
     return path
 
 
-def _compared_blups(rep: Report, results: list, names: list) -> None:
-    """One figure per random term: its caterpillar in every model that has it, side by side (one
-    figure, not one per model and term: each figure costs its drawing's fixed part)."""
+def _compared_figures(rep: Report, results: list, names: list) -> None:
+    """The figures of the models side by side: one per random term (its caterpillar in every
+    model that has it), the residuals and the iteration traces (one figure each, not one per
+    model: each figure costs its drawing's fixed part)."""
     terms = list(dict.fromkeys(t for res in results for t in res.random_terms))
     for term in terms:
         which = tuple(k for k, res in enumerate(results) if term in res.random_terms)
@@ -299,6 +308,11 @@ def _compared_blups(rep: Report, results: list, names: list) -> None:
         sec = rep.add(f"Random effects: {term}")
         _figure(sec, which, "caterpillars", (term,), f"BLUPs of {term} with 95% prediction intervals: "
                 f"{', '.join(shown)}", names=shown)
+    every = tuple(range(len(results)))  # fits compared all have their records (sr.compare checks them)
+    _figure(rep.add("Residuals"), every, "compared_residuals", (), "residuals against fitted values: "
+            + ", ".join(names), names=list(names))
+    _figure(rep.add("Iterations"), every, "compared_traces", (), "log-likelihood and parameters by iteration: "
+            + ", ".join(names), names=list(names))
 
 
 def _anchor(name: str) -> str:

@@ -194,6 +194,36 @@ def test_caterpillars_put_each_models_caterpillar_side_by_side(network, backend,
     _png(fig)
 
 
+def test_compared_residuals_and_traces_draw_each_model_as_alone(network, backend, m):
+    """Panel k of the side-by-side figures holds what residuals() and trace() draw for model k."""
+    m1 = sr.fit("dbh ~ Trial", random="~ Trial:Block + Mother", data=network, backend=backend)
+    fig = plots.compared_residuals([m, m1], names=["full", "small"])
+    assert len(fig.axes) == 2 and fig.axes[0].get_shared_y_axes().joined(*fig.axes)
+    for ax, model, name in zip(fig.axes, [m, m1], ["full", "small"]):
+        alone = plots.residuals(model).axes[0]
+        pcs, ref = _by_gid(ax, "points"), _by_gid(alone, "points")
+        assert len(pcs) == len(ref) == len(model.design.residual.labels)
+        for pc, r in zip(pcs, ref):
+            np.testing.assert_array_equal(pc.get_offsets(), r.get_offsets())
+        assert ax.get_title().startswith(name)
+    assert fig.axes[0].get_title() == "full (4 residual groups)" and fig.axes[1].get_title() == "small"
+    fig = plots.compared_traces([m, m1], names=["full", "small"])
+    assert len(fig.axes) == 4
+    for k, (model, name) in enumerate(zip([m, m1], ["full", "small"])):
+        top, bottom = fig.axes[2 * k], fig.axes[2 * k + 1]
+        np.testing.assert_allclose(top.lines[0].get_ydata(), model.iterations["loglik"].to_numpy())
+        assert {ln.get_label() for ln in bottom.lines if not ln.get_label().startswith("_")} == set(model.labels)
+        assert top.get_title().startswith(f"{name}: REML iterations")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    leg = fig.axes[1].get_legend()  # inside its axes, not over the next column
+    assert leg is not None and leg.get_window_extent().x1 <= fig.axes[1].bbox.x1
+    with pytest.raises(ModelError, match="1 names for 2 models"):
+        plots.compared_traces([m, m1], names=["a"])
+    _png(fig)
+
+
 def test_ranking_bars_are_the_top_blups_with_their_accuracy(m):
     b = m.blups("Mother").sort_values("BLUP", ascending=False).iloc[:12]
     s2 = m.varcomp.loc["Mother", "component"]

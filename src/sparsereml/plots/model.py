@@ -24,7 +24,7 @@ from ..errors import ModelError, UnknownName
 from ..records import factor_levels, level_codes
 from .points import point_cloud
 
-__all__ = ["overview", "caterpillar", "caterpillars", "ranking", "residuals", "trace"]
+__all__ = ["overview", "caterpillar", "ranking", "residuals", "trace"]
 
 #: matplotlib ``gid`` of the artists a test or a caller may want to find again.
 POINTS, MEANS, INTERVALS, BLUPS = "points", "means", "intervals", "blups"
@@ -228,42 +228,6 @@ def caterpillar(model, term: str, *, top: int | None = None, level: float = 0.95
     return fig
 
 
-def caterpillars(models: list, term: str, names: list | None = None, *, level: float = 0.95) -> Figure:
-    """The caterpillars of one random term in several models side by side, on one BLUP axis.
-
-    Parameters
-    ----------
-    models : list of FittedModel or FitResults
-        Models that all have the random term ``term``.
-    term : str
-    names : list of str, optional
-        The models' names, as the panels' titles (default "model 1", ...).
-    level : float
-        Coverage of the intervals, as :func:`caterpillar`.
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-        ``fig.axes[k]`` is the caterpillar of ``models[k]`` (as :func:`caterpillar` draws it on
-        ``ax``) titled with its name and number of levels; the first holds the legend.
-    """
-    if not models:
-        raise ModelError(f"caterpillars needs at least one model with the term {term!r}")
-    names = [f"model {k + 1}" for k in range(len(models))] if names is None else [str(n) for n in names]
-    if len(names) != len(models):
-        raise ModelError(f"caterpillars: {len(names)} names for {len(models)} models; give one name per model")
-    n = len(models)
-    fig = Figure(figsize=(8.0 if n <= 2 else 11.0, 4.8), layout="constrained")
-    axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
-    for k, (model, name, ax) in enumerate(zip(models, names, axes)):
-        caterpillar(model, term, level=level, ax=ax)
-        ax.set_title(f"{name} ({len(ax.get_lines()[0].get_xdata()):,} levels)")
-        if k:  # one legend and one BLUP label for the row
-            ax.get_legend().remove()
-            ax.set_ylabel("")
-    return fig
-
-
 def ranked_blups(model, term: str) -> tuple[pd.DataFrame, float]:
     """The BLUPs of a term with one variance sigma2, largest first, with ``accuracy`` =
     sqrt(1 - PEV / sigma2); and sigma2.  ModelError for a term with several variances or a zero one."""
@@ -335,6 +299,7 @@ def residuals(model, *, ax: Axes | None = None) -> Figure:
     ----------
     model : FittedModel
     ax : matplotlib Axes, optional
+        Draw here (the legend of up to 20 residual groups then goes inside it, not on its right).
 
     Returns
     -------
@@ -349,6 +314,7 @@ def residuals(model, *, ax: Axes | None = None) -> Figure:
     res = rec["residual"].to_numpy(dtype=float)
     labels = grids_of(model)[0]
     rg = level_codes(rec["group"], labels)
+    own = ax is None
     fig, ax = _axes(ax)
     a = _auto_alpha(fitted.size)
     cmap = matplotlib.colormaps["tab20" if len(labels) > 10 else "tab10"]
@@ -363,14 +329,14 @@ def residuals(model, *, ax: Axes | None = None) -> Figure:
     ax.set_title(f"Residuals against fitted values ({fitted.size:,} records"
                  + (f", {len(labels)} residual groups)" if len(labels) > 1 else ")"))
     if 1 < len(labels) <= 20:
-        leg = ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7, markerscale=3,
-                        title="residual group")
+        where = dict(loc="upper left", bbox_to_anchor=(1.0, 1.0)) if own else dict(loc="upper right")
+        leg = ax.legend(**where, fontsize=7, markerscale=3, title="residual group")
         for h in leg.legend_handles:
             h.set_alpha(1.0)
     return fig
 
 
-def trace(model) -> Figure:
+def trace(model, *, axes: tuple[Axes, Axes] | None = None) -> Figure:
     """The iterations (REML's; a GLMM's Laplace or PQL ones): logL by iteration (top) and every variance parameter relative to its
     final value (bottom, 1 at convergence), from ``model.iterations``.
 
@@ -379,6 +345,9 @@ def trace(model) -> Figure:
     Parameters
     ----------
     model : FittedModel
+    axes : (Axes, Axes), optional
+        Draw on these (top, bottom) instead of a new figure; the parameters' legend then goes
+        inside the bottom axes.
 
     Returns
     -------
@@ -390,8 +359,12 @@ def trace(model) -> Figure:
     if "loglik" not in it.columns or it.empty:
         raise ModelError("this model has no iteration history to draw (m.iterations has no loglik)")
     params = [lab for lab in model.labels if lab in it.columns]
-    fig = Figure(figsize=(8.0, 7.0), layout="constrained")
-    top, bottom = fig.subplots(2, 1, sharex=True)
+    if axes is None:
+        fig = Figure(figsize=(8.0, 7.0), layout="constrained")
+        top, bottom = fig.subplots(2, 1, sharex=True)
+    else:
+        top, bottom = axes
+        fig = top.figure
     x = it.index.to_numpy()
     top.plot(x, it["loglik"].to_numpy(dtype=float), marker="o", color="black")
     kind = getattr(model, "likelihood", "REML")  # a GLMM's: Laplace, or PQL's working-variate REML
@@ -414,5 +387,8 @@ def trace(model) -> Figure:
     bottom.set_title("variance parameters relative to their final value"
                      + (f" ({len(skipped)} with final value 0 left out)" if skipped else ""))
     if 0 < len(params) - len(skipped) <= 12:
-        bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        if axes is None:
+            bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+        else:
+            bottom.legend(loc="best", fontsize=7)  # a few points per line: 'best' is cheap here
     return fig
