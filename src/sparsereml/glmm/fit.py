@@ -100,7 +100,8 @@ def _laplace(full, family, y, trials, off, theta0, fixed_mask, beta0, control, s
         res = laplace_fit(lp, th0, beta0, fixed=fixed0, max_iter=control.max_iter * 2, callback=callback)
         t2 = time.perf_counter()
         m = res.mode
-        info, exact = laplace_information(lp, m, res.codes, res.gradient, res.schur)
+        known = {lp.k: res.dispersion_column} if res.dispersion_column is not None else {}
+        info, exact = laplace_information(lp, m, res.codes, res.gradient, res.schur, known=known)
         theta_info, vcov_beta, cov_theta = split_information(info, kd, res.codes)
         if lp.nd:  # the variances' information with log theta profiled out, as their covariance has it
             theta_info = np.zeros((k, k))
@@ -141,7 +142,7 @@ EXACT_HESSIAN_MAX = 10  # parameters (variance + fixed) up to which the beta blo
 
 
 def laplace_information(lp: LaplaceProblem, m, codes, gradient: np.ndarray, schur: np.ndarray,
-                        exact_beta: bool | None = None) -> tuple[np.ndarray, bool]:
+                        exact_beta: bool | None = None, known: dict | None = None) -> tuple[np.ndarray, bool]:
     """Observed information of (theta, beta) at the optimum ``m`` (where the exact gradient is
     ``gradient`` and X'WX - X'WZ H^-1 Z'WX is ``schur``), over the estimated parameters.
 
@@ -150,8 +151,10 @@ def laplace_information(lp: LaplaceProblem, m, codes, gradient: np.ndarray, schu
     differences when ``exact_beta`` (a forward one leans on the optimum's own mode, which its stop
     leaves a little short: with a step of 1e-5 of a coefficient near 0 that moved SEs by 3%) (default: at most EXACT_HESSIAN_MAX parameters in all), else X'WX - X'WZ
     H^-1 Z'WX, which leaves out the log-determinant's curvature in beta (relative size about 1 /
-    records per random-effect level).  Returns the matrix (zero rows and columns for parameters
-    not estimated) and whether beta's block is exact."""
+    records per random-effect level).  ``known`` maps a parameter's position to its column of
+    the information already formed at ``m`` by the same difference (the dispersion's, which
+    :func:`~sparsereml.glmm.optimize.laplace_fit` forms at every iterate).  Returns the matrix
+    (zero rows and columns for parameters not estimated) and whether beta's block is exact."""
     k, p = lp.kd, m.beta.size  # theta: the random terms' parameters and the family's dispersion
     free = np.flatnonzero(np.asarray(codes[:k]) == "P")
     if exact_beta is None:
@@ -159,7 +162,11 @@ def laplace_information(lp: LaplaceProblem, m, codes, gradient: np.ndarray, schu
     x = np.concatenate([m.theta, m.beta])
     cols = list(free) + (list(range(k, k + p)) if exact_beta else [])
     H = np.zeros((k + p, k + p))
+    known = known or {}
     for j in cols:
+        if j in known:
+            H[:, j] = -known[j]
+            continue
         h = 1e-4 * max(abs(x[j]), 1e-6) if j < k else 1e-5 * max(abs(x[j]), 1e-2)
         if lp.nd and j == lp.k:  # log theta: an absolute step
             h = DISPERSION_STEP

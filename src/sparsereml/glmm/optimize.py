@@ -45,6 +45,9 @@ class LaplaceResult:
         (theta, beta) gradient at the last iterate.
     schur : ndarray
         X'WX - X'WZ H^-1 Z'WX at the last iterate (the fixed effects' approximate information).
+    dispersion_column : ndarray or None
+        The dispersion's column of the information at the last iterate (:func:`dispersion_column`),
+        when it was estimated there; None otherwise.
     """
 
     mode: Mode
@@ -54,6 +57,7 @@ class LaplaceResult:
     history: list = field(default_factory=list)
     gradient: np.ndarray | None = None
     schur: np.ndarray | None = None
+    dispersion_column: np.ndarray | None = None
 
 
 def working_response(family: Family, y, trials, eta, offset) -> tuple[np.ndarray, np.ndarray]:
@@ -116,8 +120,10 @@ def laplace_fit(lp: LaplaceProblem, theta0: np.ndarray, beta0: np.ndarray, fixed
         M = np.zeros((g.size, g.size))
         M[:kd, :kd], M[kd:, kd:] = ai, S
         idx = np.flatnonzero(free)
+        column = None
         if lp.nd and codes[k] == "P":  # the dispersion's row of the information: one more mode
-            M[:, k] = M[k, :] = dispersion_column(lp, m, g)
+            column = dispersion_column(lp, m, g)
+            M[:, k] = M[k, :] = column
             _definite_dispersion(M, idx, k, g)
         step = np.zeros(g.size)
         step[idx] = _ascent(M[np.ix_(idx, idx)], g[idx])
@@ -138,7 +144,7 @@ def laplace_fit(lp: LaplaceProblem, theta0: np.ndarray, beta0: np.ndarray, fixed
             break
         m = _line_search(lp, m, step, codes, bounds)
         t0 = time.perf_counter()
-    return LaplaceResult(m, list(codes), converged, message, history, np.concatenate([g_th, g_b]), S)
+    return LaplaceResult(m, list(codes), converged, message, history, np.concatenate([g_th, g_b]), S, column)
 
 
 def _ascent(M: np.ndarray, g: np.ndarray) -> np.ndarray:
