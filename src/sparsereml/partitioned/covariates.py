@@ -13,6 +13,7 @@ from ..design.fixed import DENSE_MAX, FixedDesign, fixed_columns, fixed_from_gra
 from ..errors import ModelError
 from ..formula.spec import ModelSpec
 from ..formula.terms import Units, Var
+from ..reml.start import needs_within_cells
 from .cells import RowFilter
 from .products import CellCoder
 from .records import Multipliers, RecordCoder, merge_gram, partition_gram
@@ -136,7 +137,5 @@ def record_coder(design, cells: CellCoder, covariates: list) -> RecordCoder:
         sets += cols
         if rb.values is not None or rb.cov_levels is not None:
             terms.append((t, rb.record_column, rb.size))
-    plain = all(rb.values is None and rb.cov_levels is None for rb in design.random)
-    within = bool(design.random) and not (plain and design.residual.n_groups == 1)
     return RecordCoder(cells, _multipliers(sets, design.p), design.fixed.ols, tuple(terms), tuple(regressions),
-                       within)
+                       needs_within_cells(design))

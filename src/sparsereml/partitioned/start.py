@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from ..reml.problem import REMLProblem
-from ..reml.start import _moment_start, _row_hashes, finish_start, term_starts
+from ..reml.start import (_moment_start, _row_hashes, finish_start, needs_within_cells, plain_random,
+                          term_starts, within_cell_start)
 
 __all__ = ["partitioned_start"]
 
@@ -167,13 +168,9 @@ def partitioned_start(problem: REMLProblem) -> np.ndarray:
         grand = float(np.sum(n_i * m_i) / n_i.sum())
         pooled = float((cells["m2"].sum() + np.sum(n_i * (m_i - grand) ** 2)) / n_i.sum()) or 1.0
     s2g = np.where(s2g > 0, s2g, pooled)
-    plain = all(rb.values is None and rb.cov_levels is None for rb in d.random)
-    need_within = bool(d.random) and not (plain and ng.size == 1)
-    within, df = _within_cells(problem) if need_within else (None, None)
-    ok = np.zeros(ng.size, dtype=bool) if within is None else (df >= np.maximum(30, 0.05 * ng)) & (within > 0)
-    s2e = None  # per group here (per record in memory)
-    if ok.any() and ng[ok].sum() >= 0.8 * d.n:
-        s2e = np.where(ok, within, np.median(within[ok]))
+    plain = plain_random(d)
+    within, df = _within_cells(problem) if needs_within_cells(d) else (None, None)
+    ok, s2e = within_cell_start(within, df, ng, d.n)  # s2e per group here (per record in memory)
     theta = np.empty(problem.params.n)
     s2e_mean = float(np.sum(ng * s2e) / d.n) if s2e is not None else np.nan  # the records' mean of s2e
     if not d.random:

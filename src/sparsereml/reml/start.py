@@ -155,6 +155,38 @@ def _hash_range(Wp, Wi, Wbits, groups, r0, r1, out):
         out[i] = h
 
 
+def plain_random(design) -> bool:
+    """Whether every random term is a plain variance (no covariate values, no covariance between
+    its levels)."""
+    return all(rb.values is None and rb.cov_levels is None for rb in design.random)
+
+
+def needs_within_cells(design) -> bool:
+    """Whether the start uses the variance of y within cells (records sharing every fixed and
+    random level).  With only plain variance terms the moment system covers every random term and
+    estimates the residual scale itself; within-cell variances then give only the ratios between
+    residual groups, and with one residual group they are not needed at all.  Their level is off
+    when the model is: one residual variance fitted to trials that differ weighs the trials by
+    their replicates within cells, not as REML does, and a residual scale taken from them pushes
+    the moment start of a term such as Trial:Mother well above REML's.  (The in-memory start, the
+    partitioned one and the workers' record pass all ask this.)"""
+    return bool(design.random) and not (plain_random(design) and design.residual.n_groups == 1)
+
+
+def within_cell_start(within, df, counts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Which residual groups' within-cell variances (``within`` on ``df`` degrees of freedom, or
+    None) are usable: on at least max(30, 5% of the group's ``counts``) degrees of freedom (fewer
+    are too noisy to start from: sd ~ sqrt(2/df)) and positive; and, when the usable groups hold
+    80% of the ``n`` records, each group's residual variance for the moment system (the usable
+    ones' median elsewhere), else None."""
+    if within is None:
+        return np.zeros(counts.size, dtype=bool), None
+    ok = (df >= np.maximum(30, 0.05 * counts)) & (within > 0)
+    if ok.any() and counts[ok].sum() >= 0.8 * n:
+        return ok, np.where(ok, within, np.median(within[ok]))
+    return ok, None
+
+
 def _within_cell_variance(W, y: np.ndarray, groups: np.ndarray, n_groups: int):
     """Pooled variance of y within cells of records with identical rows of W (same fixed and
     random levels), per residual group, and its degrees of freedom.  Within a cell only the
@@ -270,21 +302,10 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     if not pooled > 0:
         pooled = float(np.var(y)) or 1.0
     s2g = np.where(s2g > 0, s2g, pooled)
-    # With only plain variance terms the moment system covers every random term and estimates the
-    # residual scale itself; within-cell variances then give only the ratios between residual
-    # groups, and with one residual group they are not needed at all.  Their level is off when
-    # the model is: one residual variance fitted to trials that differ weighs the trials by their
-    # replicates within cells, not as REML does, and a residual scale taken from them pushes the
-    # moment start of a term such as Trial:Mother well above REML's.
-    plain = all(rb.values is None and rb.cov_levels is None for rb in d.random)
-    need_within = bool(d.random) and not (plain and ng.size == 1)
-    within, df = _within_cell_variance(problem.design.W(), y, g, ng.size) if need_within else (None, None)
-    # a within-cell estimate on few degrees of freedom is too noisy to start from (sd ~ sqrt(2/df))
-    ok = np.zeros(ng.size, dtype=bool) if within is None else (df >= np.maximum(30, 0.05 * ng)) & (within > 0)
-    # per-record residual variances for the moment system when most records have replicates
-    s2e = None
-    if ok.any() and ng[ok].sum() >= 0.8 * d.n:
-        s2e = np.where(ok, within, np.median(within[ok]))[g]
+    plain = plain_random(d)
+    within, df = _within_cell_variance(problem.design.W(), y, g, ng.size) if needs_within_cells(d) else (None, None)
+    ok, s2e = within_cell_start(within, df, ng, d.n)
+    s2e = s2e[g] if s2e is not None else None  # per record
     theta = np.empty(problem.params.n)
     moments, scale = (_moment_start(problem, e, pooled, s2e / s2e.mean(), relative=True) if plain and s2e is not None
                       else _moment_start(problem, e, pooled, s2e)) if d.random else ([], np.nan)
