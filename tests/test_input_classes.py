@@ -67,6 +67,17 @@ def test_a_slope_beside_random_effects_of_the_same_column_is_lin(trials, backend
     assert m.fixed.index.tolist() == ["(Intercept)", "Block"]
 
 
+def test_a_fixed_slope_beside_random_slopes_of_the_same_column_is_a_covariate_in_both(trials, backend):
+    """dbh ~ Trial + x with ~ Mother + Mother:lin(x) (a slope and a slope per mother) is the model
+    with lin(x) written in the fixed formula: x is no factor of Mother:lin(x) (it was refused)."""
+    df = trials.assign(Trial=trials.Trial.astype(str), Mother=trials.Mother.astype(str),
+                       x=np.random.default_rng(1).normal(size=len(trials)))
+    m = fit_unchanged(df, "dbh ~ Trial + x", "~ Mother + Mother:lin(x)", backend=backend)
+    ref = sr.fit("dbh ~ Trial + lin(x)", "~ Mother + Mother:lin(x)", data=df, backend=backend)
+    assert m.loglik == pytest.approx(ref.loglik, abs=1e-8) and "x" in m.fixed.index
+    np.testing.assert_allclose(m.varcomp["component"], ref.varcomp["component"], rtol=1e-8)
+
+
 @pytest.mark.parametrize("residual", ["~ Mother", "~ Trial", "~ at(Trial):Block"])
 def test_residual_formulas_that_mean_nothing_are_refused(trials, residual):
     with pytest.raises(FormulaError, match="has no meaning: a lone factor"):

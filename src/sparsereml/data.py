@@ -129,13 +129,14 @@ def _factor_names(factors, df: pd.DataFrame) -> list[str]:
 
 
 def _factor_uses(spec: ModelSpec) -> dict:
-    """Columns that the random and residual formulas use as factors, with the term that does."""
+    """Columns that the random and residual formulas use as factors, with the term that does
+    (not the x of ``Mother:lin(x)``: a covariate there)."""
     uses: dict = {}
     for r in spec.random:
         names = [r.at.factor] if r.at else []
         if r.struct is not None and r.struct.covariates is None:
             names.append(r.struct.factor)
-        names += [f.name for f in r.factors if not isinstance(f, Units)]
+        names += [f.name for f in r.factors if not isinstance(f, Units) and not getattr(f, "as_covariate", False)]
         for name in names:
             uses.setdefault(name, r.label)
     for sec in spec.residual.sections:

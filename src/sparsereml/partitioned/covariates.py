@@ -12,7 +12,7 @@ from ..data import _check_roles, _factor_uses, is_factor_column
 from ..design.fixed import DENSE_MAX, FixedDesign, fixed_columns, fixed_from_gram
 from ..errors import ModelError
 from ..formula.spec import ModelSpec
-from ..formula.terms import Units, Var
+from ..formula.terms import Var
 from ..reml.start import needs_within_cells
 from .cells import RowFilter
 from .products import CellCoder
@@ -41,29 +41,13 @@ def covariate_columns(spec: ModelSpec, sample: pd.DataFrame, factor_names: list)
         out += [f.name for f in term.factors if isinstance(f, Var) and f.as_covariate]
         if term.struct is not None and term.struct.covariates is not None:
             out += [c for c in term.struct.covariates if c != "1"]
-    uses = _used_as_factor(spec)
+    uses = _factor_uses(spec)
     both = [c for c in out if c in uses]
     if both:
         raise ModelError(f"column {both[0]!r} is a covariate of the model and a factor in {uses[both[0]]!r}; on "
                          f"partitioned data a column is one or the other so far: write a copy of it under another "
                          f"name for one of the two uses, or fit the data in memory")
     return list(dict.fromkeys(out))
-
-
-def _used_as_factor(spec: ModelSpec) -> dict:
-    """Columns the random and residual formulas code as factors (``data._factor_uses`` without
-    the ``lin(x)`` of ``comb:lin(x)``, which is a covariate), with the term that does."""
-    uses = {}
-    for r in spec.random:
-        names = ([r.at.factor] if r.at else []) + ([r.struct.factor] if r.struct and r.struct.covariates is None
-                                                   else [])
-        names += [f.name for f in r.factors if not isinstance(f, Units) and not getattr(f, "as_covariate", False)]
-        for name in names:
-            uses.setdefault(name, r.label)
-    for name, label in _factor_uses(spec).items():
-        if label.startswith("residual "):
-            uses.setdefault(name, label)
-    return uses
 
 
 @dataclass
