@@ -201,7 +201,7 @@ def _with_groups(fit, k: int, rb, out: pd.DataFrame) -> pd.DataFrame:
     """``out`` (the breeding values a of vm term k) with Q g, Q g + a and the standard error of
     Q g + a added, the groups fitted fixed or random by a groups() term on the same pedigree."""
     from .design.groups import groups_of
-    from .pedigree.groups import group_contributions
+    from .pedigree.groups import group_fractions
 
     vm = rb.term.factors[0]
     found = [(f, how) for f, how in groups_of(fit.spec) if (f.column, f.matrix) == (vm.column, vm.matrix)]
@@ -213,7 +213,7 @@ def _with_groups(fit, k: int, rb, out: pd.DataFrame) -> pd.DataFrame:
                          f"models only so far; a GLMM's a is m.blups({rb.label!r}) and its groups are in m.fixed or "
                          f"m.blups({f.label!r})")
     ped, rel, design = rb.relationship.pedigree, rb.relationship, fit.design
-    Q = group_contributions(ped).reindex(list(rel.ids)).fillna(0.0).to_numpy()  # added founders: no group
+    Q = group_fractions(ped, rel.ids)
     if how == "random":
         off = design.offsets[fit.random_terms.index(f.label)]
         pos = {g: off + j for j, g in enumerate(ped.groups)}

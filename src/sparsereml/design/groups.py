@@ -41,15 +41,13 @@ def group_rows(term: Groups, columns: dict, matrices: dict | None) -> tuple[np.n
     as vm() matches them; individuals added as founders (``add_missing``) have no group (a row
     of zeros).  A group none of whose descendants has a record is refused: its effect would
     have no data."""
-    from ..pedigree.groups import group_contributions
+    from ..pedigree.groups import group_fractions
     from ..pedigree.relationship import as_relationship
 
     ped = _pedigree(term, matrices)
     rel = as_relationship(ped, term.matrix)
     codes, rel = rel.codes(columns[term.column], term.label, add_missing=ped.add_missing)
-    Q = group_contributions(ped).to_numpy()
-    Q = np.vstack([Q, np.zeros((len(rel.ids) - Q.shape[0], Q.shape[1]))])  # added founders: no group
-    rows = Q[codes]
+    rows = group_fractions(ped, rel.ids)[codes]
     empty = [g for g, used in zip(ped.groups, (rows > 0).any(axis=0)) if not used]
     if empty:
         raise ModelError(f"{term.label}: group {empty[0]!r} has no descendant among the records, so its effect "

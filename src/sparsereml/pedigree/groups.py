@@ -52,6 +52,13 @@ def group_contributions(ped: Pedigree, ids=None) -> pd.DataFrame:
     return out if ids is None else out.loc[[str(i) for i in ids]]
 
 
+def group_fractions(ped: Pedigree, ids) -> np.ndarray:
+    """Q's rows (:func:`group_contributions`) for ``ids`` in their order, as an array: a
+    relationship's ids, where a founder added for an id the pedigree does not hold has no group
+    (a row of zeros)."""
+    return group_contributions(ped).reindex([str(i) for i in ids]).fillna(0.0).to_numpy()
+
+
 def ainverse_with_groups(ped: Pedigree, offset: float = 0.0) -> sp.csc_matrix:
     """A*^-1 of size (n + groups): A^-1 by Henderson's rules with each unknown parent's group in
     its place (Quaas 1988); rows and columns ``ped.ids`` then ``ped.groups``.  The groups count as
