@@ -281,12 +281,8 @@ def _other_factors(problem) -> list:
     """(label, SparseLDL) of the other factorisations the analysis could use: the star switched,
     the other backend."""
     from .linalg import SparseLDL, available_backends
-    from .reml.problem import fixed_groups
 
-    f, design = problem.factor, problem.design
-    groups = fixed_groups(design, len(problem.structures), problem.mme.N)
-    for k, (off, st) in enumerate(zip(design.offsets, problem.structures)):
-        groups[off: off + st.size] = k
+    f, groups = problem.factor, problem.column_groups
     star = f.method.startswith("leaves")
     options = [(f"star={not star}", f.backend, not star)]
     options += [(f"backend={b!r}", b, problem.control.star) for b in available_backends() if b != f.backend]

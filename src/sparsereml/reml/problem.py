@@ -232,6 +232,7 @@ class REMLProblem:
         groups = fixed_groups(design, len(self.structures), self.mme.N)
         for k, (off, st) in enumerate(zip(design.offsets, self.structures)):
             groups[off: off + st.size] = k
+        self.column_groups = groups  # each equation's term: what the ordering keeps together
         self.factor = SparseLDL(self.mme.lower, self.control.backend, groups=groups, star=self.control.star)
         self._factored_at = None  # theta of the factorisation the factor holds
         self.seconds = {"data_pass": t1 - t0, "analyse": time.perf_counter() - t1}
