@@ -14,7 +14,7 @@ from ..formula.terms import Groups
 from .alias import sparse_aliased
 from .coding import Factor, factor_of, is_factor_column
 
-__all__ = ["FixedDesign", "fixed_design", "fixed_from_gram", "fixed_columns", "find_aliased"]
+__all__ = ["FixedDesign", "fixed_design", "fixed_from_gram", "fixed_columns", "find_aliased", "ols_from_gram"]
 
 # up to this many columns X'X is formed dense; wider designs are checked with sparse factors
 DENSE_MAX = 1000
@@ -253,9 +253,13 @@ def fixed_from_gram(Xc: sp.csc_matrix, names: list, term_of: list, n: int, xtx: 
     keep = np.flatnonzero(~aliased)
     ols = None
     if xty is not None:
-        xtx, xty = xtx[np.ix_(keep, keep)], xty[keep]
-        try:
-            ols = cho_solve(cho_factor(xtx), xty)
-        except np.linalg.LinAlgError:  # pragma: no cover - full column rank after the aliasing check
-            ols = np.linalg.lstsq(xtx, xty, rcond=None)[0]
+        ols = ols_from_gram(xtx[np.ix_(keep, keep)], xty[keep])
     return FixedDesign(Xc, names, dropped, term_of, X, ols)
+
+
+def ols_from_gram(xtx: np.ndarray, xty: np.ndarray) -> np.ndarray:
+    """OLS coefficients from X'X (dense, full column rank: the aliased columns dropped) and X'y."""
+    try:
+        return cho_solve(cho_factor(xtx), xty)
+    except np.linalg.LinAlgError:  # pragma: no cover - full column rank after the aliasing check
+        return np.linalg.lstsq(xtx, xty, rcond=None)[0]

@@ -17,7 +17,7 @@ from ..reml.start import needs_within_cells
 from .cells import RowFilter
 from .products import CellCoder
 from .records import Multipliers, RecordCoder, merge_gram, partition_gram
-from .sources import Source, run_pass
+from .sources import Source, per_partition, run_pass
 
 __all__ = ["covariate_columns", "records_fixed", "record_coder", "RecordSource"]
 
@@ -92,16 +92,10 @@ def records_fixed(spec: ModelSpec, colset, nc: int, n: int, where: RecordSource)
     cells = CellCoder.build(where.rows, where.frame, X, np.zeros(nc), where.groups.record_group,
                             where.groups.n_groups)
     columns = list(where.rows.columns) + [where.rows.response]
-    tasks = [_delayed(partition_gram, t, name, cells, mult)
+    tasks = [per_partition(partition_gram, t, name, cells, mult)
              for t, name in zip(where.source.tasks(columns), where.source.names)]
     xtx, xty = run_pass(tasks, merge_gram, where.scheduler)
     return fixed_from_gram(Xc, names, term_of, n, xtx, xty, X)
-
-
-def _delayed(function, *args):
-    import dask
-
-    return dask.delayed(function, pure=True)(*args)
 
 
 def record_coder(design, cells: CellCoder, covariates: list) -> RecordCoder:

@@ -16,14 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.linalg import cho_factor, cho_solve
 
 from .._warmup import kind_of, prepare
 from ..data import ModelData, _check_scale, _factor_names, _unknown_column
 from ..design import Design
 from ..design.alias import sparse_aliased
 from ..design.coding import ColumnSet
-from ..design.fixed import DENSE_MAX, fixed_design
+from ..design.fixed import DENSE_MAX, fixed_design, ols_from_gram
 from ..design.random import random_block
 from ..design.residual import residual_groups
 from ..errors import DataError, ModelError
@@ -34,7 +33,7 @@ from .covariates import RecordSource, covariate_columns, record_coder, records_f
 from .grids import GridPlan, check_whole_groups
 from .products import CellCoder, assemble, merge_products, partition_products
 from .records import RecordCoder, RecordStats, merge_records, partition_records
-from .sources import Source, resolve_source, run_pass
+from .sources import Source, per_partition, resolve_source, run_pass
 
 __all__ = ["PartitionedDesign", "build_partitioned_design"]
 
@@ -91,11 +90,11 @@ class PartitionPass:
         plan = GridPlan.build(design, grids, len(self.cells)) if any(g is not None for g in grids) else None
         columns = list(self.rows.columns) + [self.rows.response]
         if self.records is not None:
-            tasks = [_task(partition_records, t, name, self.records)
+            tasks = [per_partition(partition_records, t, name, self.records)
                      for t, name in zip(self.source.tasks(columns), self.source.names)]
             total, self.stats = run_pass(tasks, merge_records, self.scheduler) or (None, None)
         else:
-            tasks = [_task(partition_products, t, name, self.coder, plan)
+            tasks = [per_partition(partition_products, t, name, self.coder, plan)
                      for t, name in zip(self.source.tasks(columns), self.source.names)]
             total = run_pass(tasks, merge_products, self.scheduler)
         if total is None:  # pragma: no cover - the first pass found records
@@ -103,12 +102,6 @@ class PartitionPass:
         cp = assemble(total, design.n_columns, extra, plan)
         self.group_yty = cp.yty if plan is None else total.group_yty
         return RecordPart(None, None, self.ols, None, cp, 0.0)
-
-
-def _task(function, task, name: str, *args):
-    import dask
-
-    return dask.delayed(function, pure=True)(task, name, *args)
 
 
 def _refuse_unsupported(spec: ModelSpec) -> None:
@@ -141,7 +134,7 @@ def build_partitioned_design(spec: ModelSpec, data, na_action: str = "error", ma
     _refuse_unsupported(spec)  # before any record is read
     rows, factor_names, gridded = _row_filter(spec, source, factors, na_action)
     names = [rows.response, *rows.columns]
-    tasks = [_task(partition_cells, t, name, rows) for t, name in zip(source.tasks(names), source.names)]
+    tasks = [per_partition(partition_cells, t, name, rows) for t, name in zip(source.tasks(names), source.names)]
     cells: Cells = run_pass(tasks, merge_cells, scheduler)
     frame = cells.frame
     if frame.empty:
@@ -246,9 +239,4 @@ def _cell_ols(design: Design, count: np.ndarray, mean: np.ndarray) -> np.ndarray
     if X.shape[1] > DENSE_MAX:
         root = np.sqrt(count)
         return sparse_aliased(sp.csr_matrix(sp.diags(root) @ X), design.fixed.term_of, root * mean)[1]
-    xtx = (X.T @ sp.diags(count) @ X).toarray()
-    xty = X.T @ (count * mean)
-    try:
-        return cho_solve(cho_factor(xtx), xty)
-    except np.linalg.LinAlgError:  # pragma: no cover - full column rank after the aliasing check
-        return np.linalg.lstsq(xtx, xty, rcond=None)[0]
+    return ols_from_gram((X.T @ sp.diags(count) @ X).toarray(), X.T @ (count * mean))

@@ -15,7 +15,7 @@ import pandas as pd
 
 from ..errors import DataError
 
-__all__ = ["Source", "is_partitioned", "resolve_source", "run_pass"]
+__all__ = ["Source", "is_partitioned", "resolve_source", "run_pass", "per_partition"]
 
 _GLOB = ("*", "?", "[")
 _PARQUET = (".parquet", ".pq")
@@ -129,6 +129,14 @@ def resolve_source(data) -> Source:
     if len(kinds) > 1:
         raise DataError(f"{path!r} matches both Parquet and CSV files; give one kind (e.g. '*.parquet')")
     return Source(files, files=files, kind=kinds.pop())
+
+
+def per_partition(function, *args):
+    """``function(*args)`` as a delayed task (pure: the same partition and arguments give the
+    same result), one per partition of a pass."""
+    import dask
+
+    return dask.delayed(function, pure=True)(*args)
 
 
 def run_pass(tasks: list, merge, scheduler=None):
