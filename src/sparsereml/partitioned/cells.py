@@ -39,9 +39,10 @@ class RowFilter:
         """The factor columns: a cell is one combination of their values."""
         return [c for c in self.columns if c not in self.covariates]
 
-    def apply(self, df: pd.DataFrame, name: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
-        """The used rows' factor columns, their response and the rows dropped by reason."""
-        keep, y, dropped = self.used(df, name)
+    def apply(self, df: pd.DataFrame, name: str, used: tuple | None = None) -> tuple[pd.DataFrame, np.ndarray, dict]:
+        """The used rows' factor columns, their response and the rows dropped by reason (from
+        ``used``, :meth:`used`'s answer for ``df``, when the caller has it already)."""
+        keep, y, dropped = self.used(df, name) if used is None else used
         if not self.columns:
             return pd.DataFrame({ONE: np.zeros(int(keep.sum()), dtype=np.int64)}), y[keep], dropped
         return df.loc[keep, list(self.columns)], y[keep], dropped

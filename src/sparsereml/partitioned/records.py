@@ -49,10 +49,10 @@ class RecordCoder:
     within: bool = False  # gather the records' cells of identical rows of W (within-cell variance)
 
 
-def record_rows(df: pd.DataFrame, name: str, cells: CellCoder, mult: Multipliers):
+def record_rows(df: pd.DataFrame, name: str, cells: CellCoder, mult: Multipliers, used: tuple | None = None):
     """The used records' rows of W (CSR, sorted columns), their response, residual group and
-    cell, and their covariate columns."""
-    cols, y, _ = cells.rows.apply(df, name)
+    cell, and their covariate columns (``used`` as :meth:`RowFilter.apply` takes it)."""
+    cols, y, _ = cells.rows.apply(df, name, used)
     cov = {}
     for c in cells.rows.covariates:
         s = cols[c]

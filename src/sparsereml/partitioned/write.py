@@ -59,12 +59,13 @@ class RecordWriter:
         if missing:
             raise DataError(f"column {missing[0]!r} (columns=) is not in {name}; every partition needs the columns "
                             f"to carry, or leave it out of columns=")
-        keep, y, _ = self.rows.used(df, name)
+        used = self.rows.used(df, name)  # once: the row filter is a pass over every column
+        keep = used[0]
         if self.records is not None:  # the record's own row of W, as the fit's pass formed it
-            W, yk, group, cell, _ = record_rows(df, name, self.records.cells, self.records.mult)
+            W, yk, group, cell, _ = record_rows(df, name, self.records.cells, self.records.mult, used)
             fitted = W @ self.solution
         else:
-            cols, yk, _ = self.rows.apply(df, name)
+            cols, yk, _ = self.rows.apply(df, name, used)
             cell = self.coder.cells(cols, name)  # factors only here: cols are the cells' keys
             fitted, group = self.cell_fitted[cell], self.coder.group[cell]
         names = [self.rows.response, *self.rows.columns]
