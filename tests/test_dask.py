@@ -119,3 +119,31 @@ def test_a_local_cluster_of_worker_processes_gives_the_in_memory_fit(network, in
                                       dashboard_address=None) as cluster, distributed.Client(cluster) as client:
             m = sr.fit("dbh ~ Trial", RANDOM, MODELS["m2b"], data=network[0], scheduler=client)
     assert_same_fit(in_memory["m2b"], m)
+
+
+def test_fits_to_partitioned_data_are_compared_as_in_memory(network, in_memory, tmp_path):
+    """sr.compare and the comparison report of two fits whose records stay in partitions: the same
+    LRT as the in-memory fits (the records' identity checked by n, sum y and sum y^2 from the
+    cells), also from written results; other records are refused."""
+    part = {name: sr.fit("dbh ~ Trial", RANDOM, res, data=network[0]) for name, res in MODELS.items()}
+    ref = sr.compare(*in_memory.values(), names=list(MODELS)).table
+    got = sr.compare(*part.values(), names=list(MODELS)).table
+    np.testing.assert_allclose(got["statistic"].to_numpy(float)[1:], ref["statistic"].to_numpy(float)[1:], rtol=1e-6)
+    assert got["df"].tolist() == ref["df"].tolist()
+    y = network[2]["dbh"].to_numpy()
+    np.testing.assert_allclose(part["m2"].response_summary, [y.size, y.sum(), y @ y], rtol=1e-12)
+    sr.compare(in_memory["m2"], part["m2b"])  # one of each: by the summaries
+    for name, m in part.items():
+        sr.FitResults.from_model(m).write(tmp_path / name)
+    read = [sr.FitResults.read(tmp_path / name) for name in MODELS]
+    assert not read[0].holds_records
+    np.testing.assert_allclose(sr.compare(*read).table["statistic"].to_numpy(float)[1:],
+                               ref["statistic"].to_numpy(float)[1:], rtol=1e-6)
+    page = sr.report({"memory": in_memory["m2"], **dict(zip(MODELS, read))})
+    assert "Models compared" in page and "residuals against fitted values: memory</figcaption>" in page
+    for name in MODELS:  # each partitioned fit says why it has no residual plot
+        mine = page[page.index(f'id="m-{name}"'):]
+        assert "records stay in their partitions" in mine[:mine.index("Iterations")]
+    other = sr.fit("dbh ~ Trial", RANDOM, data=network[2].assign(dbh=network[2]["dbh"] * 1.001))
+    with pytest.raises(sr.ModelError, match="do not use the same records"):
+        sr.compare(part["m2"], other)

@@ -63,12 +63,28 @@ def check_comparable(a: FittedModel, b: FittedModel, name_a: str = "the first mo
     if ka == "PQL":
         raise ModelError("PQL fits have no likelihood of the data (their logL is the REML log-likelihood of the "
                          "working variate, which changes with the fit); compare fits made with method='laplace'")
-    if a.nobs != b.nobs or not np.allclose(a.response, b.response):
+    if a.nobs != b.nobs or not _same_response(a, b, name_a, name_b):
         raise ModelError(f"{name_a} and {name_b} do not use the same records ({a.nobs} and {b.nobs} records, "
                          "or another response): REML likelihoods are not comparable")
     if a.fixed_names != b.fixed_names:
         raise ModelError(f"REML likelihood-ratio tests need the same fixed effects in both models; {name_a} has "
                          f"{a.formulas.get('fixed')!r} and {name_b} {b.formulas.get('fixed')!r}")
+
+
+def _same_response(a, b, name_a: str, name_b: str) -> bool:
+    """Whether two fits used the same response: record by record when both have their records at
+    hand, else by (values, sum of y, sum of y^2) of each (a fit to partitioned data keeps those
+    from its cells), equal to 1e-9 (the sum relative to its bound sqrt(n sum y^2))."""
+    if getattr(a, "holds_records", True) and getattr(b, "holds_records", True):
+        return np.allclose(a.response, b.response)
+    for m, name in ((a, name_a), (b, name_b)):
+        if getattr(m, "response_summary", None) is None:
+            raise ModelError(f"{name} has neither its records nor a summary of its response (results written "
+                             f"by an earlier version without records.csv): fit it again with --out, or with "
+                             f"--records, to compare it")
+    (na, sa, qa), (nb, sb, qb) = a.response_summary, b.response_summary
+    scale = np.sqrt(max(na, 1.0) * max(qa, qb))  # |sum y| <= sqrt(n sum y^2): a centred y sums to ~0
+    return bool(na == nb and np.isclose(qa, qb, rtol=1e-9, atol=0.0) and abs(sa - sb) <= 1e-9 * scale)
 
 
 def _is_fit(m) -> bool:

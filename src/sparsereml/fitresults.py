@@ -66,6 +66,7 @@ def fit_info(model) -> dict:
         "converged": model.converged, "message": model.message,
         "backend": model.backend, "control": model.control.to_dict(), "seconds": model.seconds,
         "iterations": model.iterations.reset_index().to_dict(orient="records"),
+        "response_summary": [float(v) for v in model.response_summary],
     }
     if kind != "REML":  # the family sets the residual variance
         out.update(residual=model.family.label, family=model.family.name, link=model.family.link,
@@ -156,6 +157,21 @@ class FitResults:
         if self.records is None:
             raise ModelError("these results have no records.csv: the response of each record is not known")
         return self.records["response"].to_numpy(dtype=float)
+
+    @property
+    def holds_records(self) -> bool:
+        return self.records is not None
+
+    @property
+    def response_summary(self) -> np.ndarray | None:
+        """(values, sum of y, sum of y^2) of the response, as the fit wrote it (None from results
+        written before it was kept, and without records.csv)."""
+        if self.info.get("response_summary") is not None:
+            return np.asarray(self.info["response_summary"], dtype=float)
+        if self.records is None:
+            return None
+        y = self.response
+        return np.array([y.size, y.sum(), y @ y])
 
     @property
     def iterations(self) -> pd.DataFrame:

@@ -138,7 +138,7 @@ def _random_sections(rep: Report, res: FitResults, source: int, alone: bool = Tr
 
 def _residual_sections(rep: Report, res: FitResults, source: int, alone: bool = True) -> None:
     sec = rep.add("Residuals")
-    if alone:
+    if alone or res.records is None:  # without records the figure is the note that says why
         _figure(sec, source, "residuals", (), "residuals against fitted values")
     else:
         sec.line("the residuals against fitted values are drawn beside the other models' under the comparison")
@@ -308,11 +308,13 @@ def _compared_figures(rep: Report, results: list, names: list) -> None:
         sec = rep.add(f"Random effects: {term}")
         _figure(sec, which, "caterpillars", (term,), f"BLUPs of {term} with 95% prediction intervals: "
                 f"{', '.join(shown)}", names=shown)
-    every = tuple(range(len(results)))  # fits compared all have their records (sr.compare checks them)
-    _figure(rep.add("Residuals"), every, "compared_residuals", (), "residuals against fitted values: "
-            + ", ".join(names), names=list(names))
-    _figure(rep.add("Iterations"), every, "compared_traces", (), "log-likelihood and parameters by iteration: "
-            + ", ".join(names), names=list(names))
+    drawn = tuple(k for k, res in enumerate(results) if res.records is not None)  # the others say why
+    if drawn:
+        shown = [names[k] for k in drawn]
+        _figure(rep.add("Residuals"), drawn, "compared_residuals", (), "residuals against fitted values: "
+                + ", ".join(shown), names=shown)
+    _figure(rep.add("Iterations"), tuple(range(len(results))), "compared_traces", (),
+            "log-likelihood and parameters by iteration: " + ", ".join(names), names=list(names))
 
 
 def _anchor(name: str) -> str:

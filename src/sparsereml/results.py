@@ -196,6 +196,18 @@ class FittedModel(FixedEffectsInference, SummaryMethods):
         return self.design.y
 
     @property
+    def holds_records(self) -> bool:
+        """Whether the records are in this process (False for a fit to partitioned data)."""
+        return self.design.holds_records
+
+    @cached_property
+    def response_summary(self) -> np.ndarray:
+        """(values, sum of y, sum of y^2) of the response used: how :func:`sparsereml.compare`
+        tells that fits without their records at hand (partitioned data, results read without
+        records.csv) used the same records."""
+        return self.design.response_summary()
+
+    @property
     def fixed_names(self) -> list[str]:
         """Names of the fixed effects estimated (aliased ones dropped), as ``fixed``'s index."""
         return list(self.design.fixed.names)

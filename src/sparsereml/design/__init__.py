@@ -71,6 +71,15 @@ class Design:
         """Records per residual group."""
         return np.bincount(self.residual.record_group, minlength=self.residual.n_groups)
 
+    #: whether the records are in this process (a partitioned design's stay in their partitions)
+    holds_records = True
+
+    def response_summary(self) -> np.ndarray:
+        """(values, sum of y, sum of y^2) of the response used: what two fits to the same records
+        share, also when the records stay in partitions (where the whole response is not at hand)."""
+        y = np.asarray(self.y, dtype=float).ravel()
+        return np.array([y.size, y.sum(), y @ y])
+
     def W(self) -> sp.csr_matrix:
         """W = [X Z] as a CSR matrix with sorted column indices (one row per record), built once."""
         if self._W is None:

@@ -66,6 +66,15 @@ class PartitionedDesign(Design):
     def group_counts(self) -> np.ndarray:
         return self.record_counts
 
+    holds_records = False
+
+    def response_summary(self) -> np.ndarray:
+        """(records, sum of y, sum of y^2) from the cells' counts, means and sums of squared
+        deviations."""
+        cells = self.partitions.cells
+        n, mean = cells["n"].to_numpy(float), cells["mean"].to_numpy(float)
+        return np.array([n.sum(), n @ mean, cells["m2"].to_numpy(float).sum() + n @ (mean * mean)])
+
 
 @dataclass
 class PartitionPass:
