@@ -108,12 +108,12 @@ def record_coder(design, cells: CellCoder, covariates: list) -> RecordCoder:
             covs = rb.term.struct.covariates
             k = len(covs)
             cols = [() if covs[c % k] == "1" else (covs[c % k],) for c in range(rb.size)]
-            regressions.append((t, k, tuple(covs), rb.units))
+            regressions.append((t, k, tuple(covs), rb.units, np.atleast_2d(rb.record_column)[0]))
         elif rb.values is not None:  # comb:lin(x)
             lin = next(f.name for f in rb.term.factors if isinstance(f, Var) and f.as_covariate)
             cols = [(lin,)] * rb.size
         sets += cols
-        if rb.values is not None or rb.cov_levels is not None:
+        if not rb.regression and (rb.values is not None or rb.cov_levels is not None):  # their starts' sums
             terms.append((t, rb.record_column, rb.size))
     return RecordCoder(cells, _multipliers(sets, design.p), design.fixed.ols, tuple(terms), tuple(regressions),
                        needs_within_cells(design))

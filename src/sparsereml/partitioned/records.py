@@ -45,7 +45,7 @@ class RecordCoder:
     mult: Multipliers
     ols: np.ndarray
     terms: tuple = ()  # per random term needing record statistics: (index, codes per cell (k x cells), columns)
-    regressions: tuple = ()  # per random regression: (index, k, covariate names or "1", units)
+    regressions: tuple = ()  # per random regression: (index, k, covariate names or "1", units, column per cell)
     within: bool = False  # gather the records' cells of identical rows of W (within-cell variance)
 
 
@@ -130,9 +130,8 @@ def partition_records(df: pd.DataFrame, name: str, coder: RecordCoder):
         stats.terms[t] = (np.bincount(c, minlength=size).astype(float), np.bincount(c, ee, minlength=size),
                           np.bincount(c, ee * ee, minlength=size),
                           np.bincount(c * K + np.broadcast_to(group, rc.shape)[ok], minlength=size * K))
-    first = {t: np.atleast_2d(codes)[0] for t, codes, _ in coder.terms}
-    for t, k, names, q in coder.regressions:
-        stats.regressions[t] = _regression_sums(first[t][cell] // k, q, names, cov, e)
+    for t, k, names, q, column in coder.regressions:
+        stats.regressions[t] = _regression_sums(column[cell] // k, q, names, cov, e)
     if coder.within:
         from ..reml.start import _row_hashes
 
