@@ -75,12 +75,13 @@ def _multipliers(sets: list, p: int) -> Multipliers:
     return Multipliers(tuple(kinds), tuple(sets_arr == i for i in range(len(kinds))), p)
 
 
-def records_fixed(spec: ModelSpec, colset, nc: int, n: int, where: RecordSource) -> FixedDesign:
+def records_fixed(spec: ModelSpec, colset, nc: int, n: int, where: RecordSource) -> tuple[FixedDesign, CellCoder | None]:
     """X of a model with covariates: its columns coded on the cells, their aliasing and the OLS
-    fit from the records' X'X and X'y (a pass over the partitions)."""
+    fit from the records' X'X and X'y (a pass over the partitions); and the cells' coder that pass
+    used (None without fixed columns), for the next pass to reuse its keys."""
     blocks, names, term_of = fixed_columns(spec.fixed, colset, nc)
     if not blocks:
-        return FixedDesign(sp.csc_matrix((nc, 0)), [], [], [])
+        return FixedDesign(sp.csc_matrix((nc, 0)), [], [], []), None
     if len(names) > DENSE_MAX:
         raise ModelError(f"the fixed part has {len(names):,} columns; with covariates the partitioned data pass "
                          f"forms X'X dense, up to {DENSE_MAX:,} columns: fit the widest fixed factor as a random "
@@ -95,7 +96,7 @@ def records_fixed(spec: ModelSpec, colset, nc: int, n: int, where: RecordSource)
     tasks = [per_partition(partition_gram, t, name, cells, mult)
              for t, name in zip(where.source.tasks(columns), where.source.names)]
     xtx, xty = run_pass(tasks, merge_gram, where.scheduler)
-    return fixed_from_gram(Xc, names, term_of, n, xtx, xty, X)
+    return fixed_from_gram(Xc, names, term_of, n, xtx, xty, X), cells
 
 
 def record_coder(design, cells: CellCoder, covariates: list) -> RecordCoder:

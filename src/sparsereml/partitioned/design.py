@@ -156,8 +156,9 @@ def build_partitioned_design(spec: ModelSpec, data, na_action: str = "error", ma
     count = frame["n"].to_numpy(dtype=float)
     n = int(count.sum())
     groups = residual_groups(spec.residual, colset, nc)
+    keyed = None  # the cells' coder of the X'X pass, whose keys the products pass reuses
     if covariates:  # X'X and X'y of the records, for the aliasing and the OLS fit
-        fx = records_fixed(spec, colset, nc, n, RecordSource(source, scheduler, rows, frame, groups))
+        fx, keyed = records_fixed(spec, colset, nc, n, RecordSource(source, scheduler, rows, frame, groups))
     else:
         fx = fixed_design(spec.fixed, colset, nc, None)
     blocks = [random_block(t, colset, nc, matrices) for t in spec.random]
@@ -168,7 +169,8 @@ def build_partitioned_design(spec: ModelSpec, data, na_action: str = "error", ma
     _check_replicated(design, count)
     if gridded:
         check_whole_groups(design, cells.groups_in, count)
-    design.partitions = _data_pass(design, PartitionPass(source, scheduler, rows, frame, sizes=cells.sizes), count)
+    design.partitions = _data_pass(design, PartitionPass(source, scheduler, rows, frame, sizes=cells.sizes), count,
+                                   keyed)
     return design
 
 
@@ -192,13 +194,17 @@ def _row_filter(spec: ModelSpec, source: Source, factors, na_action: str) -> tup
     return rows, factor_names, gridded
 
 
-def _data_pass(design: PartitionedDesign, part: PartitionPass, count: np.ndarray) -> PartitionPass:
+def _data_pass(design: PartitionedDesign, part: PartitionPass, count: np.ndarray,
+               keyed: CellCoder | None = None) -> PartitionPass:
     """``part`` given what the workers code records with: the cells' rows of W, and either their
-    OLS fit (factors only) or the record-by-record coder (covariates)."""
+    OLS fit (factors only) or the record-by-record coder (covariates; ``keyed``: the cells' coder
+    of the X'X pass, if there was one)."""
     groups, rows, frame = design.residual, part.rows, part.cells
     W = Design._build_W(design)  # the cells' rows of [X Z] (covariates at 1)
     if rows.covariates:
-        part.coder = CellCoder.build(rows, frame, W, np.zeros(len(frame)), groups.record_group, groups.n_groups)
+        zero = np.zeros(len(frame))
+        part.coder = keyed.with_rows(W, zero) if keyed is not None else \
+            CellCoder.build(rows, frame, W, zero, groups.record_group, groups.n_groups)
         part.ols, part.records = design.fixed.ols, record_coder(design, part.coder, list(rows.covariates))
         return part
     part.ols = _cell_ols(design, count, frame["mean"].to_numpy(dtype=float))

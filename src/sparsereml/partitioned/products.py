@@ -9,7 +9,7 @@ equations.  What travels between workers and the node is the size of the equatio
 records."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -54,6 +54,11 @@ class CellCoder:
         order = np.argsort(keys, kind="stable")
         coder.sorted_keys, coder.cell_of_key = keys[order], order
         return coder
+
+    def with_rows(self, W: sp.csr_matrix, xb: np.ndarray) -> "CellCoder":
+        """The same cells' keys with other rows of W and X b per cell (no second pass over the
+        cells' levels)."""
+        return replace(self, W=W, xb=xb)
 
     def keys(self, cols: pd.DataFrame, name: str) -> np.ndarray:
         key = np.zeros(len(cols), dtype=np.int64)
