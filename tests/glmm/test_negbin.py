@@ -2,8 +2,9 @@
 
 References: tests/reference/glmm_negbin.json, made by tests/reference/glmm_negbin.R (glmmTMB
 nbinom2 polished to its optimum; SEs from TMB's sdreport): Owls with an offset and a simulated
-crossed trial (its truth recorded there); and glmm.json's grouseticks_nbinom2 (glmm.R, glmmTMB
-polished).
+crossed trial (its truth recorded there); glmm.json's grouseticks_nbinom2 (glmm.R, glmmTMB
+polished); and tests/reference/glmm_negbin_more.json (glmm_negbin_more.R, glmmTMB polished): prior
+weights, and a correlated random intercept and slope.
 """
 from __future__ import annotations
 
@@ -189,3 +190,39 @@ def test_written_results_show_theta(fits, tmp_path):
     assert back.varcomp.loc["theta", "component"] == pytest.approx(m.varcomp.loc["theta", "component"], rel=1e-12)
     m.report(tmp_path / "owls.html")
     assert "negative.binomial(log, theta" in (tmp_path / "owls.html").read_text()
+
+
+MORE = reference("glmm_negbin_more.json")
+
+
+def test_prior_weights_equal_glmmtmb(backend):
+    """weights= counts each record's log density w times, as glmmTMB's weights (glmm_negbin_more.json)."""
+    ref = MORE["weighted"]
+    df = pd.read_csv(REFERENCE / "glmm_negbin_weighted.csv")
+    m = sr.fit("count ~ Trial", "~ TrialBlock + Mother", data=df, family="negative.binomial", weights="w",
+               backend=backend)
+    assert m.converged and m.loglik == pytest.approx(ref["logLik"], abs=1e-4)
+    np.testing.assert_allclose(m.fixed["estimate"], list(ref["fixef"].values()), rtol=REL, atol=1e-6)
+    np.testing.assert_allclose(m.fixed["std.error"], list(ref["fixef_se"].values()), rtol=SE_REL)
+    np.testing.assert_allclose(m.varcomp.loc[list(ref["variances"]), "component"], list(ref["variances"].values()),
+                               rtol=REL)
+    assert m.varcomp.loc["theta", "component"] == pytest.approx(ref["theta"], rel=REL)
+
+
+def test_correlated_intercept_and_slope_equal_glmmtmb(backend):
+    """us(~ 1 + x):Mother is glmmTMB's (1 + x | Mother) (glmm_negbin_more.json); the simulated
+    covariance within 3 SE of the truth."""
+    ref = MORE["slopes"]
+    df = pd.read_csv(REFERENCE / "glmm_negbin_slopes.csv")
+    m = sr.fit("count ~ x", "~ us(~ 1 + x):Mother", data=df, family="negative.binomial", backend=backend)
+    assert m.converged and m.loglik == pytest.approx(ref["logLik"], abs=1e-4)
+    np.testing.assert_allclose(m.fixed["estimate"], list(ref["fixef"].values()), rtol=REL, atol=1e-6)
+    np.testing.assert_allclose(m.fixed["std.error"], list(ref["fixef_se"].values()), rtol=SE_REL)
+    v = m.vcov(m.random_terms[0])
+    G, se = v["covariance"].to_numpy(), v["covariance_se"].to_numpy()
+    c = ref["covariance"]
+    np.testing.assert_allclose([G[0, 0], G[0, 1], G[1, 1]], [c["intercept"], c["covariance"], c["slope"]], rtol=REL)
+    assert m.varcomp.loc["theta", "component"] == pytest.approx(ref["theta"], rel=REL)
+    t = ref["truth"]["covariance"]
+    assert np.all(np.abs(np.array([G[0, 0], G[0, 1], G[1, 1]]) - [t["intercept"], t["covariance"], t["slope"]])
+                  < 3 * np.array([se[0, 0], se[0, 1], se[1, 1]]))
