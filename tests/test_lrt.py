@@ -38,3 +38,11 @@ def test_different_fixed_effects_are_refused(fits):
         sr.lrt(fits["other_fixed"], fits["m2"])
     with pytest.raises(ModelError, match="more variance parameters"):
         sr.lrt(fits["m2b"], fits["m2"])
+
+
+def test_printed_p_value_is_never_zero():
+    """A p-value below double precision's reach prints as compare's table shows it, not as 0."""
+    from sparsereml.compare import LRTResult
+
+    assert "p < 2.2e-16 (chi2(30))" in repr(LRTResult(10530.05, 30, 0.0, False))
+    assert "p = 0.0123 " in repr(LRTResult(5.0, 1, 0.0123, True))

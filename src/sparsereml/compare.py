@@ -34,7 +34,8 @@ class LRTResult:
 
     def __repr__(self) -> str:
         kind = "50:50 mixture of chi2(0) and chi2(1)" if self.mixture else f"chi2({self.df})"
-        return f"LRT statistic = {self.statistic:.4f}, df = {self.df}, p = {self.p_value:.4g} ({kind})"
+        p = "p < 2.2e-16" if self.p_value < 2.2e-16 else f"p = {self.p_value:.4g}"  # as compare's table: not 0
+        return f"LRT statistic = {self.statistic:.4f}, df = {self.df}, {p} ({kind})"
 
 
 def n_variance_parameters(m: FittedModel) -> int:
