@@ -50,3 +50,16 @@ def test_png_bytes_decode_to_the_pixels_given():
     clear = Image.open(io.BytesIO(png_bytes(rgba, level=6)))
     assert clear.mode == "RGBA"
     np.testing.assert_array_equal(np.asarray(clear), rgba)
+
+
+def test_p_values_below_double_precision_print_as_such():
+    """A p-value column (Wald's Pr, anova's Pr(>F), pairs' p.value) prints 0.0 (chi2.sf's
+    underflow) as "<2.2e-16", as R's format.pval, in text and HTML; other columns print 0."""
+    from sparsereml.report_content import table_text
+
+    t = pd.DataFrame({"F.inc": [1520.78, 0.5], "Pr": [0.0, 0.48], "other": [0.0, 1.0]}, index=["Trial", "x"])
+    rep = Report()
+    rep.add("Wald").table(t)
+    text, page = rep.to_text(), rep.to_html()
+    assert "<2.2e-16" in table_text(t) and "<2.2e-16" in text and "&lt;2.2e-16" in page
+    assert "0.48" in text and text.count("<2.2e-16") == 1 and "<td>0</td>" in page

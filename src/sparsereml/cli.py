@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .errors import SparseREMLError
 from .fitresults import FitResults, blup_file_name, fit_info, plain, safe_name
+from .report_content import table_text
 
 __all__ = ["main", "fit_info"]
 
@@ -46,7 +47,7 @@ def write_outputs(model, out: Path, functions: dict | None = None, wald=None, pr
             written.append(path)
     summary = model.summary(n_fixed=10**9)
     if wald is not None:
-        summary += "\n\nWald tests of the fixed effects\n" + wald.to_string()
+        summary += "\n\nWald tests of the fixed effects\n" + table_text(wald)
     for pred in predictions or []:
         summary += f"\n\nPredictions of {pred.classify} (predictions_{safe_name(pred.classify)}.csv)\n{_sed_line(pred)}"
         if sed and pred.has_vcov:
@@ -218,7 +219,7 @@ def cmd_fit(args) -> int:
         say(model.vpredict(functions).to_string())
     if wald is not None:
         say(f"\nWald tests of the fixed effects (denominator df: {args.wald})")
-        say(wald.to_string())
+        say(table_text(wald))
     for pred in predictions:
         say(f"\nPredictions of {pred.classify}")
         say(pred.table.to_string(index=False, max_rows=30))

@@ -16,7 +16,26 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Section", "Report", "Plot", "format_value", "png_bytes"]
+__all__ = ["Section", "Report", "Plot", "format_value", "format_cell", "table_text", "png_bytes"]
+
+
+#: columns of p-values (Wald tests, anova, pairwise differences, comparisons): printed as R's
+#: format.pval does below the precision of a double (chi2.sf underflows to 0 for large statistics)
+P_VALUE_COLUMNS = frozenset({"Pr", "Pr(>F)", "p.value", "p_value"})
+P_FLOOR = 2.2e-16
+
+
+def format_cell(v, column) -> str:
+    """A table cell as :func:`format_value` prints it, and a p-value below 2.2e-16 as "<2.2e-16"
+    (not 0)."""
+    if column in P_VALUE_COLUMNS and isinstance(v, (float, np.floating)) and np.isfinite(v) and v < P_FLOOR:
+        return f"<{P_FLOOR:g}"
+    return format_value(v)
+
+
+def table_text(df: pd.DataFrame) -> str:
+    """A table as text with its cells as :func:`format_cell` prints them."""
+    return df.to_string(formatters={c: (lambda v, c=c: format_cell(v, c)) for c in df.columns})
 
 
 def format_value(v) -> str:
@@ -117,7 +136,7 @@ class Report:
             lines = [s.title] if s.title else []
             for b in s.blocks:
                 if isinstance(b, pd.DataFrame):
-                    lines.append(b.to_string(formatters={c: format_value for c in b.columns}))
+                    lines.append(table_text(b))
                 elif isinstance(b, str):
                     lines.append(b)
             parts.append("\n".join(lines))
@@ -161,7 +180,7 @@ def table_html(df: pd.DataFrame, classes: str = "dataframe") -> str:
     (pandas' to_html takes 15 ms for a table of 500 rows; this a tenth of that)."""
     esc = html.escape
     head = "".join(f"<th>{esc(str(c))}</th>" for c in df.columns)
-    cols = [[esc(format_value(v)) for v in df[c].tolist()] for c in df.columns]
+    cols = [[esc(format_cell(v, c)) for v in df[c].tolist()] for c in df.columns]
     rows = ["<tr>" + "".join(f"<td>{col[i]}</td>" for col in cols) + "</tr>" for i in range(len(df))]
     return (f'<table class="{classes}">\n<thead><tr>{head}</tr></thead>\n<tbody>\n'
             + "\n".join(rows) + "\n</tbody>\n</table>")
