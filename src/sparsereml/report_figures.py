@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from .errors import ModelError
 from .report_content import Plot
 
-__all__ = ["FigureTask", "Drawing", "render", "usable_processes", "preload"]
+__all__ = ["FigureTask", "Drawing", "usable_processes", "preload"]
 
 #: at most this many drawing processes
 MAX_PROCESSES = 4
@@ -206,13 +206,6 @@ class Drawing:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def render(tasks: list[FigureTask], results: list, processes: int | None = None) -> list:
-    """Draw every task (Plot, or a note for a figure the fit cannot have), in order: a
-    :class:`Drawing` waited for."""
-    with Drawing(tasks, results, processes) as drawing:
-        return drawing.result()
 
 
 def _cost(task: FigureTask) -> float:

@@ -16,7 +16,7 @@ import pandas as pd
 from .errors import ModelError, SparseREMLError
 from .fitresults import FitResults
 from .report_content import Report
-from .report_figures import Drawing, FigureTask, render
+from .report_figures import Drawing, FigureTask
 
 __all__ = ["report", "fit_report", "data_report", "results_of"]
 
@@ -50,26 +50,13 @@ def results_of(obj, **inference) -> FitResults:
 
 
 def _figure(sec, source: int, kind: str, args: tuple, caption: str, **kwargs) -> None:
-    """Reserve the place of a figure: it is drawn with the others (:func:`draw_figures`)."""
+    """Reserve the place of a figure: it is drawn with the others (a :class:`~sparsereml.report_figures.Drawing`)."""
     sec.blocks.append(FigureTask(source, kind, args, caption, kwargs))
 
 
-def _figure_slots(reports: list) -> list:
-    """(section, block number) of every figure task in ``reports``, in order."""
-    return [(sec, i) for rep in reports for sec in rep.sections
-            for i, b in enumerate(sec.blocks) if isinstance(b, FigureTask)]
-
-
-def _place_drawn(slots: list, drawn: list) -> None:
-    for (sec, i), out in zip(slots, drawn):
-        sec.blocks[i] = out
-
-
-def draw_figures(reports: list, results: list, processes: int | None = None) -> None:
-    """Replace every figure task in ``reports`` by its figure, or by the note saying why the fit
-    cannot have it (a variogram of a fit without a grid, say)."""
-    slots = _figure_slots(reports)
-    _place_drawn(slots, render([sec.blocks[i] for sec, i in slots], results, processes))
+def _figure_tasks(reports: list) -> list:
+    """Every figure task in ``reports``, in their order (the page's)."""
+    return [b for rep in reports for sec in rep.sections for b in sec.blocks if isinstance(b, FigureTask)]
 
 
 def data_report(res: FitResults, source: int = 0) -> Report:
@@ -159,8 +146,8 @@ def fit_report(res: FitResults, *, data: bool = True, source: int = 0, max_rows:
     cut at ``max_rows`` rows (the files hold every row).  Not ``alone`` (one of several fits
     compared), it leaves out the caterpillars, the residuals against fitted values and the
     iteration trace: the comparison draws those of every model side by side.  Figures
-    are :class:`~sparsereml.report_figures.FigureTask` of results number ``source`` until
-    :func:`draw_figures` draws them."""
+    are :class:`~sparsereml.report_figures.FigureTask` of results number ``source`` until a
+    :class:`~sparsereml.report_figures.Drawing` draws them."""
     rep = Report()
     for s in res.content.sections:
         rep.sections.append(s)
@@ -284,8 +271,7 @@ def report(models, path=None, names=None, *, title: str | None = None, wald: str
         parts.append((name if table is not None else "Fit", _anchor(name),
                       fit_report(res, data=table is None, source=k, alone=table is None)))
     loading.join()  # before the drawing processes are forked
-    slots = _figure_slots([rep for _, _, rep in parts])
-    with Drawing([sec.blocks[i] for sec, i in slots], results, processes) as drawing:
+    with Drawing(_figure_tasks([rep for _, _, rep in parts]), results, processes) as drawing:
         page = render_page(title or _default_title(results, names), parts)  # while the workers draw
         page = fill_figures(page, drawing.result())
     if path is None:
