@@ -76,9 +76,12 @@ def _evaluate(node, values: dict, names: dict, n: int, expr: str) -> _Dual:
     if isinstance(node, ast.Name):
         label = names.get(node.id, node.id)
         if label not in values:
-            shown = ", ".join(f"`{k}`" if not k.isidentifier() else k for k in values)
-            raise ModelError(f"{label!r} in {expr!r} is not a variance component (components: {shown}; quote "
-                             f"labels that are not plain names with backticks)")
+            # a GLMM without a latent residual has a placeholder in the residual's place: not offered
+            shown = ", ".join(f"`{k}`" if not k.isidentifier() else k for k in values if not k.startswith("("))
+            extra = (" (a negative binomial's theta is its family's dispersion, not a variance component: "
+                     "m.varcomp has it with its standard error)") if label == "theta" else ""
+            raise ModelError(f"{label!r} in {expr!r} is not a variance component{extra} (components: {shown}; "
+                             f"quote labels that are not plain names with backticks)")
         return values[label]
     if isinstance(node, ast.BinOp):
         a, b = _evaluate(node.left, values, names, n, expr), _evaluate(node.right, values, names, n, expr)

@@ -226,3 +226,15 @@ def test_correlated_intercept_and_slope_equal_glmmtmb(backend):
     t = ref["truth"]["covariance"]
     assert np.all(np.abs(np.array([G[0, 0], G[0, 1], G[1, 1]]) - [t["intercept"], t["covariance"], t["slope"]])
                   < 3 * np.array([se[0, 0], se[0, 1], se[1, 1]]))
+
+
+def test_vpredict_names_theta_as_the_dispersion(fits):
+    """Functions of the components take the variance components; theta is refused with the reason,
+    and the residual's placeholder of a family without a latent residual is not offered."""
+    m = fits["sim_crossed"]
+    h = m.vpredict({"h": "Mother / (Mother + TrialBlock)"})
+    assert h.loc["h", "estimate"] == pytest.approx(m.varcomp.loc["Mother", "component"] / m.varcomp.loc[
+        ["Mother", "TrialBlock"], "component"].sum())
+    with pytest.raises(ModelError, match=r"theta is its family's dispersion.*components: TrialBlock, Mother;") as exc:
+        m.vpredict({"x": "Mother / theta"})
+    assert "no latent residual" not in str(exc.value)
