@@ -204,7 +204,7 @@ def cmd_fit(args) -> int:
     if out is not None:  # the files first: a long summary on a closed pipe must not lose them
         files, results = write_outputs(model, out, functions, wald, predictions, args.sed,
                                        records=args.records or args.report)
-        if args.records and getattr(model.design, "partitions", None) is not None:
+        if args.records and not model.holds_records:
             # partitioned data: the records stay partitioned, written by the workers beside the results
             files += model.write_records(out / "records", overwrite=True)
         if args.report:

@@ -76,10 +76,10 @@ def _same_response(a, b, name_a: str, name_b: str) -> bool:
     """Whether two fits used the same response: record by record when both have their records at
     hand, else by (values, sum of y, sum of y^2) of each (a fit to partitioned data keeps those
     from its cells), equal to 1e-9 (the sum relative to its bound sqrt(n sum y^2))."""
-    if getattr(a, "holds_records", True) and getattr(b, "holds_records", True):
+    if a.holds_records and b.holds_records:
         return np.allclose(a.response, b.response)
     for m, name in ((a, name_a), (b, name_b)):
-        if getattr(m, "response_summary", None) is None:
+        if m.response_summary is None:
             raise ModelError(f"{name} has neither its records nor a summary of its response (results written "
                              f"by an earlier version without records.csv): fit it again with --out, or with "
                              f"--records, to compare it")

@@ -170,8 +170,9 @@ class FitResults:
             return np.asarray(self.info["response_summary"], dtype=float)
         if self.records is None:
             return None
-        y = self.response
-        return np.array([y.size, y.sum(), y @ y])
+        from .design import response_summary
+
+        return response_summary(self.response)
 
     @property
     def iterations(self) -> pd.DataFrame:

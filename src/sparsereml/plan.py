@@ -267,7 +267,7 @@ def forecast(problem, budget: Budget | None = None) -> MemoryPlan:
     facts = {"records": int(design.n), "unknowns": int(problem.mme.N), "nnz_C": int(problem.mme.lower.nnz),
              "nnz_L": int(layout.nnz), "nnz_L_exact": layout.exact, "dense_block": int(layout.dense),
              "method": problem.factor.method, "ordering": problem.factor.ordering,
-             "route": "partitioned" if getattr(design, "partitions", None) is not None else "in memory"}
+             "route": "in memory" if design.holds_records else "partitioned"}
     held, passing, rest = _sum(items, _PARTS[:1]), _sum(items, _PARTS[1:2]), _sum(items, _PARTS[2:])
     return MemoryPlan(items, held + max(passing, rest), budget, facts)
 

@@ -68,7 +68,7 @@ def record_table(model) -> tuple[pd.DataFrame | None, dict]:
         return None, {"why": "residual and overview plots draw one response; this model has several "
                              f"({', '.join(spec.responses)}): call overview(data, response, by) per trait"}
     res = model.design.residual
-    if getattr(model.design, "partitions", None) is not None:  # the records stayed in their partitions
+    if not model.design.holds_records:  # the records stayed in their partitions
         return None, {"why": PARTITIONED_WHY, "groups": list(res.labels)}
     by, why = _overview_factor(model)
     n = model.nobs

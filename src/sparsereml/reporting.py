@@ -125,7 +125,7 @@ def _random_sections(rep: Report, res: FitResults, source: int, alone: bool = Tr
 
 def _residual_sections(rep: Report, res: FitResults, source: int, alone: bool = True) -> None:
     sec = rep.add("Residuals")
-    if alone or res.records is None:  # without records the figure is the note that says why
+    if alone or not res.holds_records:  # without records the figure is the note that says why
         _figure(sec, source, "residuals", (), "residuals against fitted values")
     else:
         sec.line("the residuals against fitted values are drawn beside the other models' under the comparison")
@@ -294,7 +294,7 @@ def _compared_figures(rep: Report, results: list, names: list) -> None:
         sec = rep.add(f"Random effects: {term}")
         _figure(sec, which, "caterpillars", (term,), f"BLUPs of {term} with 95% prediction intervals: "
                 f"{', '.join(shown)}", names=shown)
-    drawn = tuple(k for k, res in enumerate(results) if res.records is not None)  # the others say why
+    drawn = tuple(k for k, res in enumerate(results) if res.holds_records)  # the others say why
     if drawn:
         shown = [names[k] for k in drawn]
         _figure(rep.add("Residuals"), drawn, "compared_residuals", (), "residuals against fitted values: "

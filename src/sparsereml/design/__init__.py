@@ -21,8 +21,14 @@ from .groups import check_groups
 from .random import ColumnBlock, RandomBlock, check_separable, random_block
 from .residual import GridLayout, ResidualGroups, residual_groups
 
-__all__ = ["Design", "build_design", "Factor", "encode", "combine", "find_aliased", "RandomBlock", "ColumnBlock",
-           "ResidualGroups", "GridLayout", "FixedDesign"]
+__all__ = ["Design", "response_summary", "build_design", "Factor", "encode", "combine", "find_aliased",
+           "RandomBlock", "ColumnBlock", "ResidualGroups", "GridLayout", "FixedDesign"]
+
+
+def response_summary(y) -> np.ndarray:
+    """(values, sum of y, sum of y^2) of a response: what fits to the same records share."""
+    y = np.asarray(y, dtype=float).ravel()
+    return np.array([y.size, y.sum(), y @ y])
 
 
 @dataclass
@@ -77,8 +83,7 @@ class Design:
     def response_summary(self) -> np.ndarray:
         """(values, sum of y, sum of y^2) of the response used: what two fits to the same records
         share, also when the records stay in partitions (where the whole response is not at hand)."""
-        y = np.asarray(self.y, dtype=float).ravel()
-        return np.array([y.size, y.sum(), y @ y])
+        return response_summary(self.y)
 
     def W(self) -> sp.csr_matrix:
         """W = [X Z] as a CSR matrix with sorted column indices (one row per record), built once."""

@@ -169,7 +169,7 @@ def write_records(model, path, format: str | None = None, columns: list | None =
         fit keeps the model's columns only).
     """
     carry = [columns] if isinstance(columns, str) else list(columns or [])
-    if getattr(model.design, "partitions", None) is not None:
+    if not model.holds_records:
         if data is not None:
             raise ModelError("data= is for fits in memory; a fit to partitioned data reads columns= from its partitions")
         return _write_partitioned(model, Path(path), format, carry, overwrite)

@@ -287,7 +287,7 @@ def default_start(problem: REMLProblem) -> np.ndarray:
     variance, so the start is always positive definite.  With ``problem.control.start_method``
     ``"equal"`` the plain variances are instead equal shares of the OLS residual variance
     (:func:`_equal_split`)."""
-    if getattr(problem.design, "partitions", None) is not None:  # records kept in their partitions
+    if not problem.design.holds_records:  # records kept in their partitions
         from ..partitioned.start import partitioned_start
         return partitioned_start(problem)
     d = problem.design
