@@ -221,6 +221,10 @@ def test_compared_residuals_and_traces_draw_each_model_as_alone(network, backend
     assert leg is not None and leg.get_window_extent().x1 <= fig.axes[1].bbox.x1
     with pytest.raises(ModelError, match="1 names for 2 models"):
         plots.compared_traces([m, m1], names=["a"])
+    with pytest.raises(ModelError, match="takes a list of fitted models.*not a FittedModel"):
+        plots.compared_residuals(m)
+    with pytest.raises(ModelError, match="model 2 is a str"):
+        plots.compared_traces([m, "m1"])
     _png(fig)
 
 

@@ -6,14 +6,22 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from ..errors import ModelError
-from .model import caterpillar, residuals, trace
+from .model import _is_model, caterpillar, residuals, trace
 
 __all__ = ["caterpillars", "compared_residuals", "compared_traces"]
 
 
 def _names(models: list, names: list | None, what: str) -> list[str]:
+    """The panels' names, after checking that ``models`` is a list of fitted models or results."""
+    if not isinstance(models, (list, tuple)):
+        raise ModelError(f"{what} takes a list of fitted models, side by side, not a {type(models).__name__}; "
+                         f"for one model call its single-model plot (caterpillar, residuals, trace)")
     if not models:
         raise ModelError(f"{what} needs at least one model")
+    for k, m in enumerate(models):
+        if not _is_model(m):
+            raise ModelError(f"{what}: model {k + 1} is a {type(m).__name__}, not a fitted model (sr.fit(...)) "
+                             f"or results read with FitResults.read(dir)")
     names = [f"model {k + 1}" for k in range(len(models))] if names is None else [str(n) for n in names]
     if len(names) != len(models):
         raise ModelError(f"{what}: {len(names)} names for {len(models)} models; give one name per model")
